@@ -1,0 +1,21 @@
+{
+  "targets": [
+    {
+      "target_name": "tsproxy",
+      "sources": [
+        "native/addon.cc",
+        "native/netlink/message.cc",
+        "native/netlink/socket.cc",
+        "native/netlink/codec.cc",
+        "native/netlink/genl.cc",
+        "native/netlink/binding.cc",
+        "native/ipvs/ipvs.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
+    }
+  ]
+}

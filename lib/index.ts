@@ -1,0 +1,24 @@
+// tsproxy's library: typed, async access to the kernel's load-balancing and
+// filtering state, through one native netlink core.
+export { NetlinkError, ValidationError, errnoCode } from './errors.js'
+export type { NetlinkErrorInit } from './errors.js'
+export { Ipvs, SCHEDULERS, keyOf } from './ipvs.js'
+export type {
+  DestinationKey,
+  DestinationRecord,
+  DestinationSpec,
+  Family,
+  ForwardMethod,
+  IpvsInfo,
+  IpvsOp,
+  IpvsProtocol,
+  IpvsStats,
+  IpvsTimeouts,
+  Outcome,
+  ServiceFlag,
+  ServiceKey,
+  ServiceRecord,
+  ServiceSpec,
+  TunnelFlag,
+  TunnelType,
+} from './ipvs.js'

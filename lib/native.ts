@@ -1,0 +1,62 @@
+// Exactly what the native addon exports (native/addon.cc). Everything a user
+// touches is built on these few verbs in lib/.
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** One request's outcome, as the netlink core reports it. */
+export interface NativeResult<R = NativeRecord> {
+  /** 0, or a positive errno from the kernel or the socket. */
+  error: number
+  /** The kernel's extended ACK text. */
+  extack?: string
+  extackOffset?: number
+  /** A dump stayed inconsistent (NLM_F_DUMP_INTR) after every retry. */
+  interrupted?: boolean
+  /** Decoded reply messages. */
+  records: R[]
+}
+
+/** A decoded reply message; each family's module narrows it. */
+export interface NativeRecord {
+  kind: string
+  [field: string]: unknown
+}
+
+/** A wire-level operation: already validated and normalized by lib/. */
+export interface NativeOp {
+  cmd: string
+  [field: string]: unknown
+}
+
+export interface NativeSocket {
+  readonly portId: number
+  execute<R = NativeRecord>(codec: string, family: number, ops: NativeOp[]): Promise<NativeResult<R>[]>
+  close(): Promise<void>
+}
+
+export interface CollectOutcome {
+  complete: boolean
+  results: NativeResult[]
+  retries: { index: number; reason: 'busy' | 'interrupted' }[]
+}
+
+export interface NativeAddon {
+  NetlinkSocket: new (protocol: number) => NativeSocket
+  /** The bytes a batch would send (sequence numbers from firstSeq). */
+  encode(codec: string, family: number, ops: NativeOp[], firstSeq?: number): Buffer
+  /** Records of every data message in a buffer of replies. */
+  decode(codec: string, replies: Buffer): NativeRecord[]
+  /** The receive loop's matching of recorded datagrams to requests. */
+  collect(codec: string, dumps: boolean[], portId: number, firstSeq: number, datagrams: Buffer[]): CollectOutcome
+}
+
+const require = createRequire(import.meta.url)
+const load = require('node-gyp-build') as (dir: string) => unknown
+
+/** The package root: dist/native.js lives one level below it. */
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+export const native = load(packageRoot) as NativeAddon
+
+export const NETLINK_GENERIC = 16

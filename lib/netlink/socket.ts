@@ -1,0 +1,81 @@
+// A netlink socket as the families in lib/ use it: batches in, one result per
+// operation out, kernel errors as NetlinkError.
+import { NetlinkError } from '../errors.js'
+import { native, type NativeOp, type NativeRecord, type NativeResult, type NativeSocket } from '../native.js'
+
+export type Outcome = { ok: true } | { ok: false; error: NetlinkError }
+
+export class NetlinkSocket {
+  readonly #socket: NativeSocket
+  #closed = false
+
+  private constructor(socket: NativeSocket) {
+    this.#socket = socket
+  }
+
+  static open(protocol: number, op: string): NetlinkSocket {
+    try {
+      return new NetlinkSocket(new native.NetlinkSocket(protocol))
+    } catch (e) {
+      const errno = (e as { errno?: number }).errno ?? 0
+      throw new NetlinkError({ errno, op, message: (e as Error).message })
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Runs a batch; results line up with `ops`. */
+  async execute<R = NativeRecord>(codec: string, family: number, ops: NativeOp[], op: string): Promise<NativeResult<R>[]> {
+    if (this.#closed) throw new NetlinkError({ errno: 9, op, message: 'EBADF: the socket is closed' })
+    return this.#socket.execute<R>(codec, family, ops)
+  }
+
+  /** Runs one operation and returns its records; a kernel error throws. */
+  async request<R = NativeRecord>(codec: string, family: number, wire: NativeOp, op: string): Promise<R[]> {
+    const [result] = await this.execute<R>(codec, family, [wire], op)
+    throwIfFailed(result!, op)
+    return result!.records
+  }
+
+  /** Work already queued still completes; later calls fail with EBADF. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#socket.close()
+  }
+}
+
+export function throwIfFailed(result: NativeResult<unknown>, op: string, index?: number): void {
+  if (result.error !== 0) throw toError(result, op, index)
+}
+
+export function toError(result: NativeResult<unknown>, op: string, index?: number): NetlinkError {
+  return new NetlinkError({
+    errno: result.error,
+    op,
+    ...(result.extack ? { extack: result.extack } : {}),
+    ...(index === undefined ? {} : { index }),
+  })
+}
+
+export function toOutcome(result: NativeResult<unknown>, op: string, index: number): Outcome {
+  return result.error === 0 ? { ok: true } : { ok: false, error: toError(result, op, index) }
+}
+
+interface GenlFamily {
+  kind: string
+  id: number
+  name: string
+  version: number
+  maxAttr: number
+}
+
+/** Generic netlink: the id the kernel gave a family, or undefined when it has none. */
+export async function resolveGenlFamily(socket: NetlinkSocket, name: string, op: string): Promise<GenlFamily | undefined> {
+  const [result] = await socket.execute<GenlFamily>('genl', 0x10, [{ cmd: 'getFamily', name }], op)
+  if (result!.error === 2 /* ENOENT */) return undefined
+  throwIfFailed(result!, op)
+  return result!.records[0]
+}

@@ -1,0 +1,26 @@
+// tsproxy's native addon: one netlink core (native/netlink) and the families
+// that speak through it. libiptc (iptables) is loaded separately, on demand.
+#include <napi.h>
+
+#include "netlink/binding.h"
+#include "netlink/codec.h"
+
+namespace nl {
+
+const Codec* genlCodec();
+const Codec* ipvsCodec();
+
+const Codec* findCodec(const std::string& name) {
+  if (name == "genl") return genlCodec();
+  if (name == "ipvs") return ipvsCodec();
+  return nullptr;
+}
+
+}  // namespace nl
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  nl::initBinding(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(tsproxy, Init)

@@ -1,0 +1,50 @@
+// What a netlink family plugs into the core: how one JavaScript operation becomes
+// one request message, and how one reply message becomes a JavaScript record.
+// Families name their header and attributes here and nothing else: building,
+// sending, matching replies and errors are the core's.
+#pragma once
+
+#include <linux/netlink.h>
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+
+#include "message.h"
+#include "socket.h"
+
+namespace nl {
+
+class Codec {
+ public:
+  virtual ~Codec() = default;
+  // Appends the request for `op` to `b`, and says whether it is a dump.
+  // Throws Napi::Error on an operation the TypeScript layer should never have
+  // let through; nothing of the batch is sent then.
+  virtual void encode(const Napi::Object& op, uint16_t family, Builder& b, Request& req) const = 0;
+  // Decodes one data message of a reply (undefined to leave it out).
+  virtual Napi::Value decode(Napi::Env env, const nlmsghdr* h) const = 0;
+};
+
+// The codecs the addon knows, by name ("genl", "ipvs", ...).
+const Codec* findCodec(const std::string& name);
+
+// Reading operation fields: a wrong type names the field.
+namespace field {
+bool has(const Napi::Object& o, const char* key);
+uint32_t u32(const Napi::Object& o, const char* key);
+uint32_t u32(const Napi::Object& o, const char* key, uint32_t dflt);
+std::string str(const Napi::Object& o, const char* key);
+Napi::Object obj(const Napi::Object& o, const char* key);
+bool flag(const Napi::Object& o, const char* key);
+}  // namespace field
+
+// Addresses as the kernel holds them: 4 or 16 bytes (union nf_inet_addr).
+namespace inet {
+// Parses `text` of family `af` (AF_INET / AF_INET6) into `out` (16 bytes, zero
+// padded); throws Napi::Error naming `what` when it is not one.
+void parse(Napi::Env env, const std::string& text, int af, uint8_t out[16], const char* what);
+std::string format(int af, const void* addr);
+}  // namespace inet
+
+}  // namespace nl

@@ -1,0 +1,293 @@
+#include "socket.h"
+
+#include <errno.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "message.h"
+
+namespace nl {
+
+namespace {
+
+constexpr int kMaxInterruptedRetries = 8;
+constexpr size_t kRxBufferBytes = 256 * 1024;
+// Kernel-side cost of one queued ACK (skb truesize), used to size chunks so the
+// ACKs of one chunk always fit the receive buffer: a dropped ACK would leave an
+// operation's outcome unknown.
+constexpr size_t kAckTruesize = 1024;
+constexpr int kRecvTimeoutSeconds = 15;
+
+// Extended ACK TLVs follow an NLMSG_ERROR / NLMSG_DONE payload when the kernel
+// sets NLM_F_ACK_TLVS.
+void readExtack(const uint8_t* tlv, size_t len, Result& r) {
+  Attrs a(tlv, len, NLMSGERR_ATTR_MAX);
+  r.extack = a.str(NLMSGERR_ATTR_MSG);
+  r.extackOffset = a.u32(NLMSGERR_ATTR_OFFS);
+}
+
+}  // namespace
+
+Collector::Collector(uint32_t portId, uint32_t firstSeq, std::vector<size_t> slots,
+                     const std::vector<Request>& reqs, std::vector<Result>& results)
+    : port_(portId),
+      first_(firstSeq),
+      slots_(std::move(slots)),
+      done_(slots_.size(), 0),
+      intr_(slots_.size(), 0),
+      pending_(slots_.size()),
+      reqs_(reqs),
+      results_(results) {}
+
+void Collector::finish(size_t slot) {
+  done_[slot] = 1;
+  pending_--;
+}
+
+void Collector::failPending(int err) {
+  for (size_t s = 0; s < slots_.size(); s++) {
+    if (done_[s]) continue;
+    results_[slots_[s]].error = err;
+    finish(s);
+  }
+}
+
+void Collector::feed(const uint8_t* data, size_t len) {
+  while (len >= NLMSG_HDRLEN) {
+    auto h = reinterpret_cast<const nlmsghdr*>(data);
+    if (h->nlmsg_len < NLMSG_HDRLEN || h->nlmsg_len > len) return;  // truncated: ignore the rest
+    size_t step = std::min<size_t>(NLMSG_ALIGN(h->nlmsg_len), len);
+    data += step;
+    len -= step;
+
+    // Not ours (another port, a stale sequence from an abandoned chunk) or already answered.
+    if (port_ != 0 && h->nlmsg_pid != port_) continue;
+    uint32_t slot = h->nlmsg_seq - first_;
+    if (slot >= slots_.size() || done_[slot]) continue;
+    size_t index = slots_[slot];
+    const Request& req = reqs_[index];
+    Result& r = results_[index];
+    auto body = reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN;
+    size_t bodyLen = h->nlmsg_len - NLMSG_HDRLEN;
+
+    if (h->nlmsg_flags & NLM_F_DUMP_INTR) intr_[slot] = 1;
+
+    if (h->nlmsg_type == NLMSG_ERROR) {
+      if (bodyLen < sizeof(nlmsgerr)) {
+        r.error = EBADMSG;
+        finish(slot);
+        continue;
+      }
+      auto e = reinterpret_cast<const nlmsgerr*>(body);
+      int err = -e->error;
+      if (req.dump && err == EBUSY) {
+        // Another dump of ours was still running when this one arrived in the
+        // same burst; it is sent again on its own.
+        retries_.emplace_back(index, Retry::Busy);
+        r.replies.clear();
+        finish(slot);
+        continue;
+      }
+      r.error = err;
+      if (h->nlmsg_flags & NLM_F_ACK_TLVS) {
+        // With NLM_F_CAPPED only the original header is echoed, else the whole request.
+        size_t echoed = (h->nlmsg_flags & NLM_F_CAPPED) ? NLMSG_HDRLEN : NLMSG_ALIGN(e->msg.nlmsg_len);
+        size_t tlvOff = sizeof(int) + echoed;
+        if (tlvOff < bodyLen) readExtack(body + tlvOff, bodyLen - tlvOff, r);
+      }
+      finish(slot);
+      continue;
+    }
+
+    if (h->nlmsg_type == NLMSG_DONE) {
+      if (!req.dump) continue;  // only dumps end this way
+      int err = 0;
+      if (bodyLen >= sizeof(int)) std::memcpy(&err, body, sizeof(int));
+      if (intr_[slot]) {
+        retries_.emplace_back(index, Retry::Interrupted);
+        r.replies.clear();
+        finish(slot);
+        continue;
+      }
+      r.error = -err;
+      if ((h->nlmsg_flags & NLM_F_ACK_TLVS) && bodyLen > sizeof(int))
+        readExtack(body + sizeof(int), bodyLen - sizeof(int), r);
+      finish(slot);
+      continue;
+    }
+
+    if (h->nlmsg_type == NLMSG_NOOP || h->nlmsg_type == NLMSG_OVERRUN) continue;
+
+    // A data message: keep it whole (header included) for the family's decoder.
+    r.replies.insert(r.replies.end(), reinterpret_cast<const uint8_t*>(h),
+                     reinterpret_cast<const uint8_t*>(h) + NLMSG_ALIGN(h->nlmsg_len));
+  }
+}
+
+Socket::Socket(int protocol) {
+  fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+  if (fd_ < 0) throw SysError{errno, "socket"};
+
+  // Large buffers so one burst of requests and all of their ACKs fit; FORCE
+  // works as root (the daemon), plain SO_*BUF is the fallback for the rest.
+  int big = 8 * 1024 * 1024;
+  if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) < 0)
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  int snd = 1024 * 1024;
+  if (setsockopt(fd_, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd) < 0)
+    setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+  int one = 1;
+  // ACKs carry only the request's header (not the whole request), plus the
+  // kernel's error text.
+  setsockopt(fd_, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  setsockopt(fd_, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  timeval tv{kRecvTimeoutSeconds, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+    int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    throw SysError{err, "bind"};
+  }
+  socklen_t salen = sizeof sa;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &salen);
+  port_ = sa.nl_pid;
+
+  int rcv = 0, sndActual = 0;
+  socklen_t ol = sizeof rcv;
+  getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcv, &ol);
+  ol = sizeof sndActual;
+  getsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &sndActual, &ol);
+  // The kernel refuses a sendmsg longer than sk_sndbuf - 32.
+  maxChunkBytes_ = std::max<size_t>(4096, std::min<size_t>(512 * 1024, sndActual / 2));
+  maxChunkMsgs_ = std::clamp<size_t>(static_cast<size_t>(rcv) / 2 / kAckTruesize, 16, UIO_MAXIOV);
+
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  seq_ = static_cast<uint32_t>(ts.tv_nsec ^ ts.tv_sec);
+  rx_.resize(kRxBufferBytes);
+}
+
+Socket::~Socket() { close(); }
+
+void Socket::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+void Socket::transact(std::vector<uint8_t>& buf, const std::vector<Request>& reqs,
+                      std::vector<Result>& results) {
+  results.assign(reqs.size(), Result{});
+  std::vector<size_t> queue(reqs.size());
+  for (size_t i = 0; i < reqs.size(); i++) queue[i] = i;
+
+  std::vector<std::pair<size_t, Collector::Retry>> retries;
+  std::vector<size_t> chunk;
+  size_t next = 0;
+  while (next < queue.size()) {
+    // Fill a chunk up to the socket's limits. A retried request goes alone, so
+    // a dump that met another dump of ours (EBUSY) cannot meet one again.
+    chunk.clear();
+    size_t bytes = 0;
+    while (next < queue.size() && chunk.size() < maxChunkMsgs_) {
+      size_t i = queue[next];
+      bool retried = results[i].attempts > 0;
+      if (!chunk.empty() && (retried || bytes + reqs[i].length > maxChunkBytes_)) break;
+      chunk.push_back(i);
+      bytes += reqs[i].length;
+      next++;
+      if (retried) break;
+    }
+    retries.clear();
+    if (int err = runChunk(buf, chunk, reqs, results, retries)) {
+      // The rest is not sent: its outcome would be as unknown as the failed chunk's.
+      for (; next < queue.size(); next++) results[queue[next]].error = err;
+      for (auto& rt : retries) results[rt.first].error = err;
+      return;
+    }
+    for (auto& [i, why] : retries) {
+      Result& r = results[i];
+      if (why == Collector::Retry::Interrupted && r.attempts >= kMaxInterruptedRetries) {
+        r.error = EINTR;
+        r.interrupted = true;
+        continue;
+      }
+      queue.push_back(i);
+    }
+  }
+}
+
+int Socket::runChunk(std::vector<uint8_t>& buf, const std::vector<size_t>& chunk,
+                      const std::vector<Request>& reqs, std::vector<Result>& results,
+                      std::vector<std::pair<size_t, Collector::Retry>>& retries) {
+  uint32_t first = seq_;
+  seq_ += static_cast<uint32_t>(chunk.size());
+  std::vector<iovec> iov(chunk.size());
+  for (size_t s = 0; s < chunk.size(); s++) {
+    const Request& q = reqs[chunk[s]];
+    auto h = reinterpret_cast<nlmsghdr*>(buf.data() + q.offset);
+    h->nlmsg_seq = first + static_cast<uint32_t>(s);
+    h->nlmsg_pid = 0;
+    iov[s] = iovec{buf.data() + q.offset, q.length};
+    results[chunk[s]].attempts++;
+  }
+
+  Collector c(port_, first, chunk, reqs, results);
+  if (fd_ < 0) {
+    c.failPending(EBADF);
+    return EBADF;
+  }
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  msghdr m{};
+  m.msg_name = &kernel;
+  m.msg_namelen = sizeof kernel;
+  m.msg_iov = iov.data();
+  m.msg_iovlen = iov.size();
+  ssize_t sent;
+  do sent = ::sendmsg(fd_, &m, 0);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    // Nothing of this chunk reached the kernel (netlink sends are all or nothing).
+    c.failPending(errno);
+    return 0;
+  }
+
+  while (!c.complete()) {
+    iovec riov{rx_.data(), rx_.size()};
+    msghdr rm{};
+    sockaddr_nl from{};
+    rm.msg_name = &from;
+    rm.msg_namelen = sizeof from;
+    rm.msg_iov = &riov;
+    rm.msg_iovlen = 1;
+    ssize_t n = ::recvmsg(fd_, &rm, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // ENOBUFS: the kernel dropped replies; EAGAIN: nothing came in time. The
+      // outcome of what is still pending is unknown: say so per request.
+      int err = errno == EAGAIN ? ETIMEDOUT : errno;
+      c.failPending(err);
+      return err;
+    }
+    if (from.nl_pid != 0) continue;  // only the kernel speaks to us
+    if (rm.msg_flags & MSG_TRUNC) {
+      c.failPending(EMSGSIZE);
+      return EMSGSIZE;
+    }
+    c.feed(rx_.data(), static_cast<size_t>(n));
+  }
+  retries = c.retries();
+  return 0;
+}
+
+}  // namespace nl
