@@ -2,7 +2,7 @@
 // filtering state, through one native netlink core.
 export { NetlinkError, ValidationError, errnoCode } from './errors.js'
 export type { NetlinkErrorInit } from './errors.js'
-export { Ipvs, SCHEDULERS, keyOf } from './ipvs.js'
+export { Ipvs, SCHEDULERS, keyOf, toWire as ipvsWire } from './ipvs.js'
 export type {
   DestinationKey,
   DestinationRecord,

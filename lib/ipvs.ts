@@ -41,7 +41,7 @@ export type ServiceSpec = ServiceKey & {
   scheduler?: string
   /** Same client, same real server for `timeout` seconds. */
   persistent?: boolean
-  /** Persistence timeout in seconds; 300 when persistent and not given, as ipvsadm. */
+  /** Persistence timeout in seconds; 360 when persistent and not given, as ipvsadm 1.31. */
   timeout?: number
   /** Persistence granularity as a prefix length (32 / 128 by default). */
   netmask?: number
@@ -214,7 +214,7 @@ function serviceSpec(at: Where, value: unknown): WireService {
   if (s.persistent === false) flags &= ~F_PERSISTENT
   flags &= ~F_HASHED // the kernel's own bookkeeping, never ours to set
   const persistent = (flags & F_PERSISTENT) !== 0
-  const timeout = s.timeout === undefined ? (persistent ? 300 : 0) : v.integer(at, 'service.timeout', s.timeout, 0, U32_MAX)
+  const timeout = s.timeout === undefined ? (persistent ? 360 : 0) : v.integer(at, 'service.timeout', s.timeout, 0, U32_MAX)
   const maxPrefix = key.family === 'inet' ? 32 : 128
   const netmask = s.netmask === undefined ? maxPrefix : v.integer(at, 'service.netmask', s.netmask, 1, maxPrefix)
   if (key.port === 0 && !persistent) v.fail(at, 'service.port', 0, 'may be 0 only in a persistent service')
@@ -267,7 +267,15 @@ function stripFamily(s: WireService & { family?: Family }): WireService {
   return rest
 }
 
-/** The wire operation for one API operation; throws ValidationError naming the field. */
+/**
+ * The wire operation for one API operation, as native/ipvs encodes it; throws
+ * ValidationError naming the field. Exported so input checks are testable
+ * without a kernel.
+ */
+export function toWire(op: IpvsOp, index?: number): NativeOp {
+  return wireOp({ op: `ipvs.${(op as { op?: string })?.op ?? 'batch'}`, ...(index === undefined ? {} : { index }) }, op)
+}
+
 function wireOp(at: Where, op: IpvsOp): NativeOp {
   switch (op.op) {
     case 'addService':
@@ -486,7 +494,7 @@ export class Ipvs {
    */
   async batch(ops: IpvsOp[]): Promise<Outcome[]> {
     if (!Array.isArray(ops)) v.fail({ op: 'ipvs.batch' }, 'ops', ops, 'must be an array')
-    const wires = ops.map((op, index) => wireOp({ op: `ipvs.${(op as { op?: string })?.op ?? 'batch'}`, index }, op))
+    const wires = ops.map((op, index) => toWire(op, index))
     if (wires.length === 0) return []
     const results = await this.#sock.execute('ipvs', this.#family, wires, 'ipvs.batch')
     return results.map((r, i) => toOutcome(r, `ipvs.${ops[i]!.op}`, i))
