@@ -243,8 +243,9 @@ function destination(at: Where, svc: WireService & { family: Family }, value: un
   const port = v.port(at, 'destination.port', d.port, svc.fwmark === undefined ? 1 : 0)
   const wire: WireDest = { af: v.familyOf(family), address: d.address as string, port }
   const forward = !full || d.forward === undefined ? 'masq' : v.oneOf(at, 'destination.forward', d.forward, FORWARDS)
-  // The kernel mixes families only when the packet is encapsulated anyway.
-  if (family !== svc.family && !(full && forward === 'tunnel'))
+  // The kernel mixes families only when the packet is encapsulated anyway (and
+  // does not check on delete, so neither do we: such a destination must be deletable).
+  if (full && family !== svc.family && forward !== 'tunnel')
     v.fail(at, 'destination.address', d.address, `is ${family === 'inet' ? 'IPv4' : 'IPv6'} in an ${svc.family === 'inet' ? 'IPv4' : 'IPv6'} service (only tunnel forwarding may mix families)`)
   if (!full) return wire
   wire.forward = FORWARDS.indexOf(forward)
@@ -277,6 +278,7 @@ export function toWire(op: IpvsOp, index?: number): NativeOp {
 }
 
 function wireOp(at: Where, op: IpvsOp): NativeOp {
+  v.object(at, 'op', op)
   switch (op.op) {
     case 'addService':
       return { cmd: 'newService', service: serviceSpec(at, op.service) }
@@ -340,7 +342,8 @@ interface RawDest {
 function flagNames(bits: number, scheduler: string): ServiceFlag[] {
   const out: ServiceFlag[] = []
   if (bits & F_PERSISTENT) out.push('persistent')
-  if (bits & F_HASHED) out.push('hashed')
+  // F_HASHED is left out: the kernel sets it on every service in its table, so
+  // it says nothing, and records read back then equal the spec that made them.
   if (bits & F_ONEPACKET) out.push('one-packet')
   const prefix = scheduler === 'sh' || scheduler === 'mh' ? scheduler : undefined
   if (bits & F_SCHED1) out.push(prefix ? (`${prefix}-fallback` as ServiceFlag) : 'flag-1')

@@ -32,12 +32,12 @@ const Command kCommands[] = {
 
 // IPv4 netmasks travel as the mask itself in network order, IPv6 ones as a
 // prefix length; the API speaks prefix lengths for both.
-uint32_t prefixToMask(uint32_t prefix) { return prefix == 0 ? 0 : 0xffffffffu << (32 - prefix); }
+uint32_t prefixToMask(uint32_t prefix) { return prefix == 0 ? 0 : prefix >= 32 ? 0xffffffffu : 0xffffffffu << (32 - prefix); }
 uint32_t maskToPrefix(uint32_t mask) { return static_cast<uint32_t>(__builtin_popcount(mask)); }
 
 void putService(const Napi::Object& svc, Builder& b, bool full) {
   Napi::Env env = svc.Env();
-  uint16_t af = static_cast<uint16_t>(field::u32(svc, "af"));
+  uint16_t af = static_cast<uint16_t>(field::uint(svc, "af", 0xffff));
   size_t nest = b.nestStart(IPVS_CMD_ATTR_SERVICE);
   b.putU16(IPVS_SVC_ATTR_AF, af);
   if (field::has(svc, "fwmark")) {
@@ -45,9 +45,9 @@ void putService(const Napi::Object& svc, Builder& b, bool full) {
   } else {
     uint8_t addr[16];
     inet::parse(env, field::str(svc, "address"), af, addr, "service.address");
-    b.putU16(IPVS_SVC_ATTR_PROTOCOL, static_cast<uint16_t>(field::u32(svc, "protocol")));
+    b.putU16(IPVS_SVC_ATTR_PROTOCOL, static_cast<uint16_t>(field::uint(svc, "protocol", 0xffff)));
     b.put(IPVS_SVC_ATTR_ADDR, addr, sizeof addr);
-    b.putBe16(IPVS_SVC_ATTR_PORT, static_cast<uint16_t>(field::u32(svc, "port")));
+    b.putBe16(IPVS_SVC_ATTR_PORT, static_cast<uint16_t>(field::uint(svc, "port", 0xffff)));
   }
   if (full) {
     // The kernel wants all four on add and edit: an edit replaces them whole.
@@ -56,7 +56,7 @@ void putService(const Napi::Object& svc, Builder& b, bool full) {
     ip_vs_flags flags{field::u32(svc, "flags", 0), 0xffffffffu};
     b.put(IPVS_SVC_ATTR_FLAGS, &flags, sizeof flags);
     b.putU32(IPVS_SVC_ATTR_TIMEOUT, field::u32(svc, "timeout", 0));
-    uint32_t prefix = field::u32(svc, "netmask", af == AF_INET ? 32 : 128);
+    uint32_t prefix = field::uint(svc, "netmask", af == AF_INET ? 32 : 128, af == AF_INET ? 32 : 128);
     if (af == AF_INET)
       b.putBe32(IPVS_SVC_ATTR_NETMASK, prefixToMask(prefix));
     else
@@ -67,21 +67,21 @@ void putService(const Napi::Object& svc, Builder& b, bool full) {
 
 void putDest(const Napi::Object& dst, Builder& b, bool full) {
   Napi::Env env = dst.Env();
-  uint16_t af = static_cast<uint16_t>(field::u32(dst, "af"));
+  uint16_t af = static_cast<uint16_t>(field::uint(dst, "af", 0xffff));
   uint8_t addr[16];
   inet::parse(env, field::str(dst, "address"), af, addr, "destination.address");
   size_t nest = b.nestStart(IPVS_CMD_ATTR_DEST);
   b.put(IPVS_DEST_ATTR_ADDR, addr, sizeof addr);
-  b.putBe16(IPVS_DEST_ATTR_PORT, static_cast<uint16_t>(field::u32(dst, "port")));
+  b.putBe16(IPVS_DEST_ATTR_PORT, static_cast<uint16_t>(field::uint(dst, "port", 0xffff)));
   b.putU16(IPVS_DEST_ATTR_ADDR_FAMILY, af);
   if (full) {
     b.putU32(IPVS_DEST_ATTR_FWD_METHOD, field::u32(dst, "forward", IP_VS_CONN_F_MASQ));
     b.putU32(IPVS_DEST_ATTR_WEIGHT, field::u32(dst, "weight", 1));
     b.putU32(IPVS_DEST_ATTR_U_THRESH, field::u32(dst, "upperThreshold", 0));
     b.putU32(IPVS_DEST_ATTR_L_THRESH, field::u32(dst, "lowerThreshold", 0));
-    if (field::has(dst, "tunType")) b.putU8(IPVS_DEST_ATTR_TUN_TYPE, static_cast<uint8_t>(field::u32(dst, "tunType")));
-    if (field::has(dst, "tunPort")) b.putBe16(IPVS_DEST_ATTR_TUN_PORT, static_cast<uint16_t>(field::u32(dst, "tunPort")));
-    if (field::has(dst, "tunFlags")) b.putU16(IPVS_DEST_ATTR_TUN_FLAGS, static_cast<uint16_t>(field::u32(dst, "tunFlags")));
+    if (field::has(dst, "tunType")) b.putU8(IPVS_DEST_ATTR_TUN_TYPE, static_cast<uint8_t>(field::uint(dst, "tunType", 0xff)));
+    if (field::has(dst, "tunPort")) b.putBe16(IPVS_DEST_ATTR_TUN_PORT, static_cast<uint16_t>(field::uint(dst, "tunPort", 0xffff)));
+    if (field::has(dst, "tunFlags")) b.putU16(IPVS_DEST_ATTR_TUN_FLAGS, static_cast<uint16_t>(field::uint(dst, "tunFlags", 0xffff)));
   }
   b.nestEnd(nest);
 }

@@ -44,7 +44,11 @@ void encodeAll(const Napi::CallbackInfo& info, const Codec* codec, uint16_t fami
     Napi::Value v = ops.Get(i);
     if (!v.IsObject()) throw Napi::TypeError::New(info.Env(), "operation " + std::to_string(i) + " is not an object");
     size_t start = b.size();
-    codec->encode(v.As<Napi::Object>(), family, b, reqs[i]);
+    try {
+      codec->encode(v.As<Napi::Object>(), family, b, reqs[i]);
+    } catch (const EncodeError& e) {
+      throw Napi::RangeError::New(info.Env(), "operation " + std::to_string(i) + ": " + e.what());
+    }
     reqs[i].offset = start;
     reqs[i].length = b.size() - start;
   }

@@ -30,6 +30,16 @@ uint32_t u32(const Napi::Object& o, const char* key) {
 
 uint32_t u32(const Napi::Object& o, const char* key, uint32_t dflt) { return has(o, key) ? u32(o, key) : dflt; }
 
+uint32_t uint(const Napi::Object& o, const char* key, uint32_t max) {
+  uint32_t v = u32(o, key);
+  if (v > max) throw Napi::RangeError::New(o.Env(), std::string("field out of range: ") + key);
+  return v;
+}
+
+uint32_t uint(const Napi::Object& o, const char* key, uint32_t max, uint32_t dflt) {
+  return has(o, key) ? uint(o, key, max) : dflt;
+}
+
 std::string str(const Napi::Object& o, const char* key) {
   Napi::Value v = need(o, key);
   if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string("field is not a string: ") + key);

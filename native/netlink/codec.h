@@ -34,6 +34,9 @@ namespace field {
 bool has(const Napi::Object& o, const char* key);
 uint32_t u32(const Napi::Object& o, const char* key);
 uint32_t u32(const Napi::Object& o, const char* key, uint32_t dflt);
+// Narrower fields refuse values that would not fit rather than truncate them.
+uint32_t uint(const Napi::Object& o, const char* key, uint32_t max);
+uint32_t uint(const Napi::Object& o, const char* key, uint32_t max, uint32_t dflt);
 std::string str(const Napi::Object& o, const char* key);
 Napi::Object obj(const Napi::Object& o, const char* key);
 bool flag(const Napi::Object& o, const char* key);

@@ -125,8 +125,9 @@ void Collector::feed(const uint8_t* data, size_t len) {
     if (h->nlmsg_type == NLMSG_NOOP || h->nlmsg_type == NLMSG_OVERRUN) continue;
 
     // A data message: keep it whole (header included) for the family's decoder.
-    r.replies.insert(r.replies.end(), reinterpret_cast<const uint8_t*>(h),
-                     reinterpret_cast<const uint8_t*>(h) + NLMSG_ALIGN(h->nlmsg_len));
+    // (step, not the aligned length: an unpadded last message must not be read past.)
+    r.replies.insert(r.replies.end(), reinterpret_cast<const uint8_t*>(h), reinterpret_cast<const uint8_t*>(h) + step);
+    r.replies.resize(NLMSG_ALIGN(r.replies.size()), 0);
   }
 }
 
