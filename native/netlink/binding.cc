@@ -78,6 +78,10 @@ Napi::Object resultObject(Napi::Env env, const Codec* codec, const Result& r) {
   if (r.extackOffset) o.Set("extackOffset", r.extackOffset);
   if (r.interrupted) o.Set("interrupted", true);
   o.Set("records", decodeReplies(env, codec, r.replies.data(), r.replies.size()));
+  if (r.echo.size() >= NLMSG_HDRLEN) {
+    Napi::Value echo = codec->decodeEcho(env, reinterpret_cast<const nlmsghdr*>(r.echo.data()));
+    if (!echo.IsUndefined()) o.Set("echo", echo);
+  }
   return o;
 }
 

@@ -40,6 +40,15 @@ uint32_t uint(const Napi::Object& o, const char* key, uint32_t max, uint32_t dfl
   return has(o, key) ? uint(o, key, max) : dflt;
 }
 
+uint64_t u64(const Napi::Object& o, const char* key) {
+  Napi::Value v = need(o, key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("field is not a number: ") + key);
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<uint64_t>(d)))
+    throw Napi::RangeError::New(o.Env(), std::string("field is not a safe unsigned integer: ") + key);
+  return static_cast<uint64_t>(d);
+}
+
 std::string str(const Napi::Object& o, const char* key) {
   Napi::Value v = need(o, key);
   if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string("field is not a string: ") + key);

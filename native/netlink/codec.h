@@ -24,6 +24,9 @@ class Codec {
   virtual void encode(const Napi::Object& op, uint16_t family, Builder& b, Request& req) const = 0;
   // Decodes one data message of a reply (undefined to leave it out).
   virtual Napi::Value decode(Napi::Env env, const nlmsghdr* h) const = 0;
+  // Reads the request the kernel echoed whole with an error (Result::echo):
+  // what the family learns from it, or undefined (the default).
+  virtual Napi::Value decodeEcho(Napi::Env env, const nlmsghdr* echoed) const { return env.Undefined(); }
 };
 
 // The codecs the addon knows, by name ("genl", "ipvs", ...).
@@ -37,6 +40,8 @@ uint32_t u32(const Napi::Object& o, const char* key, uint32_t dflt);
 // Narrower fields refuse values that would not fit rather than truncate them.
 uint32_t uint(const Napi::Object& o, const char* key, uint32_t max);
 uint32_t uint(const Napi::Object& o, const char* key, uint32_t max, uint32_t dflt);
+// An integer up to 2^53 - 1 (a JavaScript number), for 64-bit counters.
+uint64_t u64(const Napi::Object& o, const char* key);
 std::string str(const Napi::Object& o, const char* key);
 Napi::Object obj(const Napi::Object& o, const char* key);
 bool flag(const Napi::Object& o, const char* key);

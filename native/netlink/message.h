@@ -41,6 +41,11 @@ class Builder {
   void putBe16(uint16_t type, uint16_t v);
   void putBe32(uint16_t type, uint32_t v);
   void putBe64(uint16_t type, uint64_t v);
+  // Network byte order values flagged NLA_F_NET_BYTEORDER in the type, as
+  // nfnetlink families (ipset, conntrack) require of their big-endian attributes.
+  void putNet16(uint16_t type, uint16_t v) { putBe16(static_cast<uint16_t>(type | NLA_F_NET_BYTEORDER), v); }
+  void putNet32(uint16_t type, uint32_t v) { putBe32(static_cast<uint16_t>(type | NLA_F_NET_BYTEORDER), v); }
+  void putNet64(uint16_t type, uint64_t v) { putBe64(static_cast<uint16_t>(type | NLA_F_NET_BYTEORDER), v); }
   // A NUL-terminated string, as the kernel's NLA_NUL_STRING / NLA_STRING want.
   void putString(uint16_t type, const std::string& s);
 

@@ -95,6 +95,11 @@ void Collector::feed(const uint8_t* data, size_t len) {
         continue;
       }
       r.error = err;
+      if (err != 0 && !(h->nlmsg_flags & NLM_F_CAPPED) && e->msg.nlmsg_len > NLMSG_HDRLEN &&
+          sizeof(int) + e->msg.nlmsg_len <= bodyLen) {
+        auto echoed = reinterpret_cast<const uint8_t*>(&e->msg);
+        r.echo.assign(echoed, echoed + e->msg.nlmsg_len);
+      }
       if (h->nlmsg_flags & NLM_F_ACK_TLVS) {
         // With NLM_F_CAPPED only the original header is echoed, else the whole request.
         size_t echoed = (h->nlmsg_flags & NLM_F_CAPPED) ? NLMSG_HDRLEN : NLMSG_ALIGN(e->msg.nlmsg_len);

@@ -29,6 +29,10 @@ struct Result {
   std::string extack;       // the kernel's extended ACK message, if any
   uint32_t extackOffset = 0;  // NLMSGERR_ATTR_OFFS: byte offset of the bad attribute
   std::vector<uint8_t> replies;  // the data messages answering it, back to back
+  // The request as the kernel echoed it in an error, when it echoed more than
+  // the header (not NLM_F_CAPPED): families that rewrite their request in the
+  // error (ipset: the failing line of a batch) are read from here.
+  std::vector<uint8_t> echo;
   int attempts = 0;
   bool interrupted = false;  // a dump saw NLM_F_DUMP_INTR (retried; set if it stayed so)
 };
