@@ -9,7 +9,8 @@
         "native/netlink/codec.cc",
         "native/netlink/genl.cc",
         "native/netlink/binding.cc",
-        "native/ipvs/ipvs.cc"
+        "native/ipvs/ipvs.cc",
+        "native/ipset/ipset.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

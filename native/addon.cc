@@ -9,10 +9,12 @@ namespace nl {
 
 const Codec* genlCodec();
 const Codec* ipvsCodec();
+const Codec* ipsetCodec();
 
 const Codec* findCodec(const std::string& name) {
   if (name == "genl") return genlCodec();
   if (name == "ipvs") return ipvsCodec();
+  if (name == "ipset") return ipsetCodec();
   return nullptr;
 }
 
