@@ -22,3 +22,16 @@ export type {
   TunnelFlag,
   TunnelType,
 } from './ipvs.js'
+export { IpSet, SET_TYPES, ENTRY_PROTOCOLS, entryWire as ipsetEntryWire, entryKey as ipsetEntryKey, entryColumns as ipsetEntryColumns, ipsetErrorText } from './ipset.js'
+export type {
+  CreateSpec,
+  EntryOptions,
+  EntryProtocol,
+  IpSetEntry,
+  IpSetOp,
+  IpSetRecord,
+  SetInfo,
+  SetType,
+  SyncResult,
+  WireEntry,
+} from './ipset.js'

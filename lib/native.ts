@@ -15,6 +15,11 @@ export interface NativeResult<R = NativeRecord> {
   interrupted?: boolean
   /** Decoded reply messages. */
   records: R[]
+  /**
+   * What the family's codec read from the request the kernel echoed whole with
+   * its error (ipset: `{ line }`, the entry of a batch message that failed).
+   */
+  echo?: { [field: string]: unknown }
 }
 
 /** A decoded reply message; each family's module narrows it. */
@@ -60,3 +65,4 @@ export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const native = load(packageRoot) as NativeAddon
 
 export const NETLINK_GENERIC = 16
+export const NETLINK_NETFILTER = 12

@@ -1,0 +1,48 @@
+// IP addresses as the kernel compares them: bytes, not text. Two spellings of
+// one address ('fd00::1' and 'fd00:0::1'), or two addresses inside one network
+// ('10.0.0.1/24' and '10.0.0.0/24'), are one key here.
+import { isIPv4, isIPv6 } from 'node:net'
+
+/** The 4 or 16 bytes of an IPv4 / IPv6 address; undefined when `text` is neither. */
+export function addressBytes(text: string): Uint8Array | undefined {
+  if (isIPv4(text)) return Uint8Array.from(text.split('.').map(Number))
+  if (!isIPv6(text) || text.includes('%')) return undefined
+  // An embedded IPv4 tail ('::ffff:10.0.0.1') becomes two groups.
+  let s = text
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s)
+  if (v4) {
+    const b = v4[1]!.split('.').map(Number)
+    s = s.slice(0, v4.index) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`
+  }
+  const [head, tail] = s.split('::') as [string, string | undefined]
+  const groups = (part: string | undefined): string[] => (part ? part.split(':') : [])
+  const h = groups(head)
+  const t = groups(tail)
+  const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t]
+  const out = new Uint8Array(16)
+  all.forEach((g, i) => {
+    const n = parseInt(g, 16)
+    out[i * 2] = n >> 8
+    out[i * 2 + 1] = n & 0xff
+  })
+  return out
+}
+
+/** The address with every bit past `prefix` cleared, as the kernel stores a network. */
+export function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
+  const out = Uint8Array.from(bytes)
+  for (let i = 0; i < out.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8))
+    out[i]! &= (0xff00 >> keep) & 0xff
+  }
+  return out
+}
+
+/** One comparable string per address (and network, with `prefix`). */
+export function addressKey(text: string, prefix?: number): string {
+  let b = addressBytes(text)
+  if (!b) return `?${text}`
+  if (prefix !== undefined) b = maskBytes(b, prefix)
+  const hex = Buffer.from(b).toString('hex')
+  return prefix === undefined ? hex : `${hex}/${prefix}`
+}
