@@ -307,7 +307,13 @@ function network(at: Where, field: string, value: unknown, family: Family | unde
   if (typeof value !== 'string') v.fail(at, field, value, "must be a network string 'address/prefix'")
   const slash = value.indexOf('/')
   const address = slash < 0 ? value : value.slice(0, slash)
-  const f = v.address(at, field, address, family)
+  let f: Family
+  try {
+    f = v.address(at, field, address, family)
+  } catch (e) {
+    // The same refusal, naming the whole network as given.
+    v.fail(at, field, value, (e as Error).message.replace(/^.*?: \S+ (.*) \(got .*\)$/s, '$1'))
+  }
   const max = f === 'inet' ? 32 : 128
   if (slash < 0) return { address, prefix: max }
   const p = value.slice(slash + 1)

@@ -210,19 +210,19 @@ int entryFamily(const Napi::Object& o) {
 }
 
 // The type-specific part of create: only what the caller gave (the kernel
-// fills in its defaults).
+// fills in its defaults), in the order the ipset tool writes it.
 void putCreateData(const Napi::Object& d, Builder& b) {
   size_t nest = b.nestStart(IPSET_ATTR_DATA);
+  if (field::has(d, "portFrom")) b.putNet16(IPSET_ATTR_PORT, u16field(d, "portFrom"));
+  if (field::has(d, "portTo")) b.putNet16(IPSET_ATTR_PORT_TO, u16field(d, "portTo"));
+  if (field::has(d, "timeout")) b.putNet32(IPSET_ATTR_TIMEOUT, field::u32(d, "timeout"));
+  if (field::has(d, "flags")) b.putNet32(IPSET_ATTR_CADT_FLAGS, field::u32(d, "flags"));
   if (field::has(d, "hashsize")) b.putNet32(IPSET_ATTR_HASHSIZE, field::u32(d, "hashsize"));
   if (field::has(d, "maxelem")) b.putNet32(IPSET_ATTR_MAXELEM, field::u32(d, "maxelem"));
   if (field::has(d, "netmask")) b.putU8(IPSET_ATTR_NETMASK, u8field(d, "netmask"));
   if (field::has(d, "bucketsize")) b.putU8(IPSET_ATTR_BUCKETSIZE, u8field(d, "bucketsize"));
   if (field::has(d, "initval")) b.putNet32(IPSET_ATTR_INITVAL, field::u32(d, "initval"));
-  if (field::has(d, "portFrom")) b.putNet16(IPSET_ATTR_PORT, u16field(d, "portFrom"));
-  if (field::has(d, "portTo")) b.putNet16(IPSET_ATTR_PORT_TO, u16field(d, "portTo"));
   if (field::has(d, "size")) b.putNet32(IPSET_ATTR_SIZE, field::u32(d, "size"));
-  if (field::has(d, "timeout")) b.putNet32(IPSET_ATTR_TIMEOUT, field::u32(d, "timeout"));
-  if (field::has(d, "flags")) b.putNet32(IPSET_ATTR_CADT_FLAGS, field::u32(d, "flags"));
   b.nestEnd(nest);
 }
 
