@@ -38,8 +38,18 @@ export function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
   return out
 }
 
-/** One comparable string per address (and network, with `prefix`). */
+/**
+ * One comparable string per address (and network, with `prefix`). Dotted IPv4
+ * as node:net validates it has one spelling only (no leading zeros), so a host
+ * is its own key and a network costs a little arithmetic.
+ */
 export function addressKey(text: string, prefix?: number): string {
+  if (!text.includes(':') && isIPv4(text)) {
+    if (prefix === undefined || prefix >= 32) return text
+    const p = text.split('.')
+    const n = ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0
+    return `${prefix <= 0 ? 0 : (n & (0xffffffff << (32 - prefix))) >>> 0}/${prefix}`
+  }
   let b = addressBytes(text)
   if (!b) return `?${text}`
   if (prefix !== undefined) b = maskBytes(b, prefix)

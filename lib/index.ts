@@ -22,7 +22,7 @@ export type {
   TunnelFlag,
   TunnelType,
 } from './ipvs.js'
-export { IpSet, SET_TYPES, ENTRY_PROTOCOLS, entryWire as ipsetEntryWire, entryKey as ipsetEntryKey, entryColumns as ipsetEntryColumns, ipsetErrorText } from './ipset.js'
+export { IpSet, SET_TYPES, ENTRY_PROTOCOLS, entryWire as ipsetEntryWire, entryKey as ipsetEntryKey, ipsetErrorText } from './ipset.js'
 export type {
   CreateSpec,
   EntryOptions,

@@ -3,6 +3,7 @@
 // Input is validated here (errors name the field); native/ipset only names the
 // kernel's attributes.
 import { randomBytes } from 'node:crypto'
+import { isIPv4 } from 'node:net'
 import { addressKey } from './address.js'
 import { NetlinkError } from './errors.js'
 import type { NativeOp, NativeResult } from './native.js'
@@ -327,38 +328,61 @@ function ip(at: Where, field: string, value: unknown, family: Family | undefined
   return value as string
 }
 
+const ADD_ONLY: readonly string[] = [...EXTENSIONS, 'nomatch']
+/** Per type and command: the fields an entry may have (built once per type). */
+const ALLOWED = new WeakMap<TypeInfo, { add: Set<string>; other: Set<string> }>()
+function allowedFields(t: TypeInfo, cmd: string): Set<string> {
+  let sets = ALLOWED.get(t)
+  if (!sets) {
+    const add = new Set<string>([...t.fields, ...EXTENSIONS, ...(t.net ? ['nomatch'] : [])])
+    sets = { add, other: new Set<string>(t.fields) }
+    ALLOWED.set(t, sets)
+  }
+  return cmd === 'add' ? sets.add : sets.other
+}
+
+/** An address of the set's family (the common IPv4 case checked with one test). */
+function ipOf(at: Where, field: string, name: string, value: unknown, family: Family | undefined): string {
+  if (typeof value === 'string' && family !== 'inet6' && isIPv4(value)) return value
+  return ip(at, `${field}.${name}`, value, family)
+}
+
 /**
  * The wire form of one entry of a set described by `info`; throws
  * ValidationError naming the field. Exported so input checks are testable
- * without a kernel.
+ * without a kernel. (On the path of every batched entry: kept lean, no string
+ * is built unless something is refused.)
  */
 export function entryWire(at: Where, info: SetInfo, value: unknown, cmd: 'add' | 'del' | 'test' = 'add', field = 'entry'): WireEntry {
   const t = typeInfo(at, 'set', info.type)
-  const e = v.object(at, field, value)
-  const allowed = new Set<string>([...t.fields, ...(cmd === 'add' ? EXTENSIONS : [])])
-  if (t.net && cmd === 'add') allowed.add('nomatch')
-  for (const k of Object.keys(e)) {
-    if (e[k] === undefined || allowed.has(k)) continue
-    const why = (EXTENSIONS as readonly string[]).includes(k) || k === 'nomatch'
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) v.object(at, field, value)
+  const e = value as Record<string, unknown>
+  const allowed = allowedFields(t, cmd)
+  for (const k in e) {
+    if (allowed.has(k) || e[k] === undefined) continue
+    const why = ADD_ONLY.includes(k)
       ? cmd === 'add' ? `is not available in ${info.type} sets` : `applies only to add`
       : `is not a field of ${info.type} entries (they have ${t.fields.join(', ')})`
     v.fail(at, `${field}.${k}`, e[k], why)
   }
-  for (const k of t.fields) if (e[k] === undefined && k !== 'protocol') v.fail(at, `${field}.${k}`, undefined, `is required in ${info.type} entries`)
 
   const family = info.family
   const w: WireEntry = { af: family === 'inet6' ? NFPROTO.inet6 : NFPROTO.inet }
-  for (const k of t.fields) {
+  const fields = t.fields
+  for (let i = 0; i < fields.length; i++) {
+    const k = fields[i]!
+    const x = e[k]
+    if (x === undefined && k !== 'protocol') v.fail(at, `${field}.${k}`, undefined, `is required in ${info.type} entries`)
     switch (k) {
       case 'ip':
-        w.ip = ip(at, `${field}.ip`, e.ip, family)
+        w.ip = ipOf(at, field, 'ip', x, family)
         break
       case 'ip2':
-        w.ip2 = ip(at, `${field}.ip2`, e.ip2, family)
+        w.ip2 = ipOf(at, field, 'ip2', x, family)
         break
       case 'net': {
-        const n = network(at, `${field}.net`, e.net, family)
-        if ((n.address as string).includes('%')) v.fail(at, `${field}.net`, e.net, 'must not carry a zone index')
+        const n = network(at, `${field}.net`, x, family)
+        if (n.address.includes('%')) v.fail(at, `${field}.net`, x, 'must not carry a zone index')
         if (t.net === 'ip') {
           w.ip = n.address
           w.cidr = n.prefix
@@ -369,22 +393,34 @@ export function entryWire(at: Where, info: SetInfo, value: unknown, cmd: 'add' |
         break
       }
       case 'protocol': {
-        const p = e.protocol === undefined ? 'tcp' : v.oneOf(at, `${field}.protocol`, e.protocol, ENTRY_PROTOCOLS)
+        const p = x === undefined ? 'tcp' : x
+        const n = p === 'tcp' ? 6 : p === 'udp' ? 17 : typeof p === 'string' && (ENTRY_PROTOCOLS as readonly string[]).includes(p) ? PROTO_NUMBERS[p] : undefined
+        if (n === undefined) v.oneOf(at, `${field}.protocol`, p, ENTRY_PROTOCOLS)
         if ((p === 'icmp' && family === 'inet6') || (p === 'icmpv6' && family !== 'inet6'))
-          v.fail(at, `${field}.protocol`, e.protocol, `does not belong to an ${family ?? 'inet'} set`)
-        w.proto = PROTO_NUMBERS[p]!
+          v.fail(at, `${field}.protocol`, x, `does not belong to an ${family ?? 'inet'} set`)
+        w.proto = n
         break
       }
-      case 'port':
-        w.port = v.port(at, `${field}.port`, e.port, 0)
-        if (info.range && (w.port < info.range[0] || w.port > info.range[1]))
-          v.fail(at, `${field}.port`, e.port, `is outside the set's range ${info.range[0]}-${info.range[1]}`)
+      case 'port': {
+        if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > 65535) v.port(at, `${field}.port`, x, 0)
+        const port = x as number
+        if (info.range && (port < info.range[0] || port > info.range[1]))
+          v.fail(at, `${field}.port`, x, `is outside the set's range ${info.range[0]}-${info.range[1]}`)
+        w.port = port
         break
+      }
       case 'set':
-        w.name = setName(at, `${field}.set`, e.set)
+        w.name = setName(at, `${field}.set`, x)
         break
     }
   }
+  if (cmd === 'add' && (e.timeout !== undefined || e.comment !== undefined || e.packets !== undefined || e.bytes !== undefined || e.skbmark !== undefined ||
+    e.skbmarkmask !== undefined || e.skbprio !== undefined || e.skbqueue !== undefined || e.nomatch !== undefined)) extensions(at, info, e, w, field)
+  return w
+}
+
+/** The per-entry extensions of an add: each needs the set to have it. */
+function extensions(at: Where, info: SetInfo, e: Record<string, unknown>, w: WireEntry, field: string): void {
   const need = (k: string, ok: boolean, what: string): void => {
     if (!ok) v.fail(at, `${field}.${k}`, e[k], `needs a set created with ${what}`)
   }
@@ -399,45 +435,48 @@ export function entryWire(at: Where, info: SetInfo, value: unknown, cmd: 'add' |
     if (e.comment.includes('\0')) v.fail(at, `${field}.comment`, e.comment, 'must not contain NUL')
     w.comment = e.comment
   }
-  for (const k of ['packets', 'bytes'] as const) {
-    if (e[k] === undefined) continue
-    need(k, info.counters, 'counters')
-    w[k] = v.integer(at, `${field}.${k}`, e[k], 0, Number.MAX_SAFE_INTEGER)
+  if (e.packets !== undefined || e.bytes !== undefined) {
+    for (const k of ['packets', 'bytes'] as const) {
+      if (e[k] === undefined) continue
+      need(k, info.counters, 'counters')
+      w[k] = v.integer(at, `${field}.${k}`, e[k], 0, Number.MAX_SAFE_INTEGER)
+    }
   }
-  if (e.skbmarkmask !== undefined && e.skbmark === undefined)
-    v.fail(at, `${field}.skbmarkmask`, e.skbmarkmask, 'needs skbmark')
-  for (const [k, max] of [['skbmark', U32_MAX], ['skbmarkmask', U32_MAX], ['skbprio', U32_MAX], ['skbqueue', 0xffff]] as const) {
-    if (e[k] === undefined) continue
-    need(k, info.skbinfo, 'skbinfo')
-    w[k] = v.integer(at, `${field}.${k}`, e[k], 0, max)
+  if (e.skbmark !== undefined || e.skbmarkmask !== undefined || e.skbprio !== undefined || e.skbqueue !== undefined) {
+    if (e.skbmarkmask !== undefined && e.skbmark === undefined) v.fail(at, `${field}.skbmarkmask`, e.skbmarkmask, 'needs skbmark')
+    for (const [k, max] of [['skbmark', U32_MAX], ['skbmarkmask', U32_MAX], ['skbprio', U32_MAX], ['skbqueue', 0xffff]] as const) {
+      if (e[k] === undefined) continue
+      need(k, info.skbinfo, 'skbinfo')
+      w[k] = v.integer(at, `${field}.${k}`, e[k], 0, max)
+    }
   }
   if (e.nomatch !== undefined && v.boolean(at, `${field}.nomatch`, e.nomatch)) w.flags = CADT_NOMATCH
-  return w
 }
 
 /** The identity of an entry inside its set, as the kernel compares entries. */
 export function entryKey(w: WireEntry): string {
-  return [
-    w.ip === undefined ? '' : addressKey(w.ip, w.cidr),
-    w.port ?? '',
-    w.proto ?? '',
-    w.ip2 === undefined ? '' : addressKey(w.ip2, w.cidr2),
-    w.name ?? '',
-  ].join('|')
+  return `${w.ip === undefined ? '' : addressKey(w.ip, w.cidr)}|${w.port ?? ''}|${w.proto ?? ''}|${w.ip2 === undefined ? '' : addressKey(w.ip2, w.cidr2)}|${w.name ?? ''}`
 }
 
 const attrSize = (payload: number): number => 4 + ((payload + 3) & ~3)
 
 /** Bytes an entry takes inside IPSET_ATTR_ADT (DATA nest, LINENO included). */
 function wireSize(w: WireEntry): number {
-  const addr = w.af === NFPROTO.inet6 ? 16 : 4
-  let n = 4 + attrSize(4) // DATA, LINENO
-  if (w.ip !== undefined) n += 4 + attrSize(addr)
-  if (w.ip2 !== undefined) n += 4 + attrSize(addr)
-  for (const k of ['cidr', 'port', 'proto', 'cidr2', 'timeout', 'skbprio', 'skbqueue', 'flags'] as const) if (w[k] !== undefined) n += 8
-  for (const k of ['packets', 'bytes', 'skbmark'] as const) if (w[k] !== undefined) n += 12
-  if (w.name !== undefined) n += attrSize(Buffer.byteLength(w.name) + 1)
-  if (w.comment !== undefined) n += attrSize(Buffer.byteLength(w.comment) + 1)
+  const addr = w.af === NFPROTO.inet6 ? 24 + 4 : 12
+  let n = 12 // DATA header, LINENO
+  if (w.ip !== undefined) n += addr
+  if (w.ip2 !== undefined) n += addr
+  if (w.cidr !== undefined) n += 8
+  if (w.port !== undefined) n += 8
+  if (w.proto !== undefined) n += 8
+  if (w.cidr2 !== undefined) n += 8
+  if (w.timeout !== undefined || w.packets !== undefined || w.bytes !== undefined || w.comment !== undefined || w.name !== undefined ||
+    w.skbmark !== undefined || w.skbprio !== undefined || w.skbqueue !== undefined || w.flags !== undefined) {
+    for (const k of ['timeout', 'skbprio', 'skbqueue', 'flags'] as const) if (w[k] !== undefined) n += 8
+    for (const k of ['packets', 'bytes', 'skbmark'] as const) if (w[k] !== undefined) n += 12
+    if (w.name !== undefined) n += attrSize(Buffer.byteLength(w.name) + 1)
+    if (w.comment !== undefined) n += attrSize(Buffer.byteLength(w.comment) + 1)
+  }
   return n
 }
 
@@ -446,24 +485,6 @@ const ADT_BUDGET = 32 * 1024
 
 const WIRE_FIELDS = ['ip', 'cidr', 'port', 'proto', 'ip2', 'cidr2', 'name', 'timeout', 'packets', 'bytes', 'comment', 'skbmark', 'skbmarkmask', 'skbprio', 'skbqueue', 'flags'] as const
 const TEXT_FIELDS = new Set(['ip', 'ip2', 'name', 'comment'])
-
-/** Many entries as native/ipset takes them in one ADT message: a column per field. */
-export function entryColumns(entries: WireEntry[]): Record<string, unknown> {
-  const cols: Record<string, unknown> = { count: entries.length, af: entries[0]?.af ?? NFPROTO.inet }
-  for (const f of WIRE_FIELDS) {
-    let present = 0
-    for (const e of entries) if (e[f] !== undefined) present++
-    if (present === 0) continue
-    if (TEXT_FIELDS.has(f) || present < entries.length) {
-      cols[f] = entries.map((e) => e[f])
-    } else {
-      const a = new Float64Array(entries.length)
-      entries.forEach((e, i) => (a[i] = e[f] as number))
-      cols[f] = a
-    }
-  }
-  return cols
-}
 
 function createWire(at: Where, spec: CreateSpec): { wire: NativeOp & { name: string; family: number }; info: SetInfo } {
   const s = v.object(at, 'spec', spec)
@@ -671,20 +692,134 @@ function membersOf(type: string, c: RawColumns, out: IpSetEntry[]): void {
 
 // ---- the handle ------------------------------------------------------------------------
 
-interface Item {
-  index: number
-  cmd: 'add' | 'del'
-  set: string
-  exist: boolean
-  wire: WireEntry
-  kind: TypeInfo['kind']
-  size: number
+/** FNV-1a over a string, then a separator. */
+function fnv(h: number, x: string): number {
+  for (let i = 0; i < x.length; i++) h = Math.imul(h ^ x.charCodeAt(i), 0x01000193)
+  return Math.imul(h ^ 0x7c, 0x01000193)
 }
 
-interface Message {
-  items: Item[]
-  /** One DATA (no line numbers) rather than an ADT batch. */
-  single: boolean
+/**
+ * A 30-bit hash of an entry's identity (what entryKey says), for spotting
+ * repeated entries in a batch without keeping 100k strings: equal entries hash
+ * equal; a collision only splits a batch once more.
+ */
+function keyHash(w: WireEntry): number {
+  let h = 0x811c9dc5
+  // IPv4 hosts have one spelling; anything else goes through its canonical key.
+  if (w.ip !== undefined) h = fnv(h, w.cidr === undefined && !w.ip.includes(':') ? w.ip : addressKey(w.ip, w.cidr))
+  if (w.ip2 !== undefined) h = fnv(h, w.cidr2 === undefined && !w.ip2.includes(':') ? w.ip2 : addressKey(w.ip2, w.cidr2))
+  if (w.name !== undefined) h = fnv(h, w.name)
+  h = Math.imul(h ^ ((w.port ?? 0x10000) | ((w.proto ?? 0x100) << 17)), 0x01000193)
+  return (h >>> 2) & 0x3fffffff
+}
+
+/**
+ * One request's worth of entries of one command on one set: the entries as
+ * columns (what native/ipset reads), and which operation each came from. Built
+ * entry by entry as a batch is validated, so no per-entry object outlives
+ * validation.
+ */
+class Message {
+  readonly indices: number[] = []
+  readonly cols: Partial<Record<(typeof WIRE_FIELDS)[number], (string | number | undefined)[]>> = {}
+  bytes = 0
+  /** Columns so far (an entry with fewer fields leaves holes in the others). */
+  private width = 0
+  constructor(
+    readonly cmd: 'add' | 'del',
+    readonly set: string,
+    readonly exist: boolean,
+    readonly af: number,
+    readonly kind: TypeInfo['kind'],
+    /** One DATA (no line numbers) rather than an ADT batch. */
+    readonly single = false,
+  ) {}
+
+  get count(): number {
+    return this.indices.length
+  }
+
+  fits(cmd: string, set: string, exist: boolean, af: number, size: number): boolean {
+    return this.cmd === cmd && this.set === set && this.exist === exist && this.af === af && this.bytes + size <= ADT_BUDGET
+  }
+
+  push(index: number, w: WireEntry, size: number): void {
+    const n = this.indices.length
+    const e = w as unknown as Record<string, string | number | undefined>
+    let added = 0
+    for (const f in e) {
+      if (f === 'af') continue
+      let col = this.cols[f as (typeof WIRE_FIELDS)[number]]
+      if (!col) {
+        col = this.cols[f as (typeof WIRE_FIELDS)[number]] = new Array<undefined>(n).fill(undefined)
+        this.width++
+      }
+      col.push(e[f])
+      added++
+    }
+    this.indices.push(index)
+    // A field this entry lacks: a hole (undefined) in its column.
+    if (added !== this.width) {
+      for (const f in this.cols) {
+        const col = this.cols[f as (typeof WIRE_FIELDS)[number]]!
+        if (col.length === n) col.push(undefined)
+      }
+    }
+    this.bytes += size
+  }
+
+  /** Entry i as a wire entry again (for sending it alone). */
+  entry(i: number): WireEntry {
+    const w: WireEntry = { af: this.af }
+    for (const f in this.cols) {
+      const x = this.cols[f as (typeof WIRE_FIELDS)[number]]![i]
+      if (x !== undefined) (w as unknown as Record<string, unknown>)[f] = x
+    }
+    return w
+  }
+
+  /** Entries from..end as a message of their own. */
+  tail(from: number): Message {
+    const m = new Message(this.cmd, this.set, this.exist, this.af, this.kind)
+    m.indices.push(...this.indices.slice(from))
+    for (const f in this.cols) m.cols[f as (typeof WIRE_FIELDS)[number]] = this.cols[f as (typeof WIRE_FIELDS)[number]]!.slice(from)
+    return m
+  }
+
+  singles(from: number): Message[] {
+    const out: Message[] = []
+    for (let i = from; i < this.indices.length; i++) {
+      const m = new Message(this.cmd, this.set, this.exist, this.af, this.kind, true)
+      m.push(this.indices[i]!, this.entry(i), 0)
+      out.push(m)
+    }
+    return out
+  }
+
+  wire(): NativeOp {
+    const base: NativeOp = { cmd: this.cmd, name: this.set, ...(this.exist ? { exist: true } : {}) }
+    if (this.single) return { ...base, entry: this.entry(0) }
+    const entries: Record<string, unknown> = { count: this.count, af: this.af }
+    for (const f in this.cols) {
+      const col = this.cols[f as (typeof WIRE_FIELDS)[number]]!
+      // Every entry has it: numbers as a typed array, addresses joined by
+      // newlines (read natively without an N-API call per value).
+      const complete = !col.includes(undefined)
+      entries[f] = !complete ? col : !TEXT_FIELDS.has(f) ? Float64Array.from(col as number[]) : f === 'ip' || f === 'ip2' ? col.join('\n') : col
+    }
+    return { ...base, entries }
+  }
+}
+
+/** Messages per execute() in a batch's first round (~5000 entries). */
+const PIPELINE = 8
+
+/** Adds to the last message while the entry fits, else starts one. */
+function append(msgs: Message[], cmd: 'add' | 'del', set: string, exist: boolean, kind: TypeInfo['kind'], index: number, w: WireEntry): void {
+  const size = wireSize(w)
+  let m = msgs[msgs.length - 1]
+  if (!m || !m.fits(cmd, set, exist, w.af, size)) msgs.push((m = new Message(cmd, set, exist, w.af, kind)))
+  m.push(index, w, size)
 }
 
 const ok: Outcome = { ok: true }
@@ -955,102 +1090,85 @@ export class IpSet {
     const op = 'ipset.batch'
     if (!Array.isArray(ops)) v.fail({ op }, 'ops', ops, 'must be an array')
     const names = new Set<string>()
-    ops.forEach((o, index) => {
+    for (let index = 0; index < ops.length; index++) {
+      const o = ops[index]!
+      if (typeof o === 'object' && o !== null && (o.op === 'add' || o.op === 'del') && names.has(o.set) && (o.exist === undefined || typeof o.exist === 'boolean')) continue
       const at = { op: `ipset.${(o as { op?: string })?.op ?? 'batch'}`, index }
       v.object(at, 'op', o)
       v.oneOf(at, 'op', o.op, ['add', 'del'] as const)
       names.add(setName(at, 'set', o.set))
       if (o.exist !== undefined) v.boolean(at, 'exist', o.exist)
-    })
+    }
     if (ops.length === 0) return []
     const infos = await this.#infos(names, op)
     const outcomes: Outcome[] = new Array(ops.length)
-    const items: Item[] = []
-    ops.forEach((o, index) => {
-      const at = { op: `ipset.${o.op}`, index }
-      const info = infos.get(o.set)
-      if (!info) {
-        // Validated as far as it can be without the set's type; the kernel's answer, without asking.
-        v.object(at, 'entry', o.entry)
-        return
-      }
-      const wire = entryWire(at, info, o.entry, o.op)
-      items.push({ index, cmd: o.op, set: o.set, exist: o.exist === true, wire, kind: TYPES[info.type as SetType]!.kind, size: wireSize(wire) })
-    })
-    ops.forEach((o, index) => {
-      if (!infos.get(o.set)) outcomes[index] = { ok: false, error: ipsetError({ error: ENOENT, records: [] }, `ipset.${o.op}`, o.op, undefined, index) }
-    })
     // The kernel may apply the entries of one burst out of order (a message's
     // tail goes again after later messages): harmless while no entry appears
     // twice. A repeated entry starts a new segment, sent after the previous
     // one has fully completed.
-    let segment: Item[] = []
-    const seen = new Set<string>()
-    for (const it of items) {
-      const key = `${it.set}\0${entryKey(it.wire)}`
-      if (seen.has(key)) {
-        await this.#runItems(segment, outcomes)
-        segment = []
-        seen.clear()
+    const segments: Message[][] = [[]]
+    let seen = new Set<number>()
+    const at: Where & { index: number } = { op: 'ipset.add', index: 0 } // one object, refilled: errors copy what they need
+    for (let index = 0; index < ops.length; index++) {
+      const o = ops[index]!
+      at.op = o.op === 'add' ? 'ipset.add' : 'ipset.del'
+      at.index = index
+      const info = infos.get(o.set)
+      if (!info) {
+        // Validated as far as it can be without the set's type; the kernel's answer, without asking.
+        v.object(at, 'entry', o.entry)
+        outcomes[index] = { ok: false, error: ipsetError({ error: ENOENT, records: [] }, at.op, o.op, undefined, index) }
+        continue
       }
-      seen.add(key)
-      segment.push(it)
+      const w = entryWire(at, info, o.entry, o.op)
+      const h = names.size === 1 ? keyHash(w) : (keyHash(w) ^ Math.imul(keyHash({ af: 0, name: o.set }), 31)) & 0x3fffffff
+      if (seen.has(h)) {
+        segments.push([])
+        seen = new Set<number>()
+      }
+      seen.add(h)
+      append(segments[segments.length - 1]!, o.op, o.set, o.exist === true, TYPES[info.type as SetType]!.kind, index, w)
     }
-    await this.#runItems(segment, outcomes)
+    for (const msgs of segments) await this.#runMessages(msgs, outcomes)
     return outcomes
   }
 
-  /** Consecutive items of one command, set and exist flag, in messages of at most ADT_BUDGET bytes. */
-  #pack(items: Item[]): Message[] {
-    const out: Message[] = []
-    let cur: Message | undefined
-    let bytes = 0
-    for (const it of items) {
-      const head = cur?.items[0]
-      if (!cur || !head || head.cmd !== it.cmd || head.set !== it.set || head.exist !== it.exist || head.wire.af !== it.wire.af || bytes + it.size > ADT_BUDGET) {
-        cur = { items: [], single: false }
-        bytes = 0
-        out.push(cur)
-      }
-      cur.items.push(it)
-      bytes += it.size
-    }
-    return out
-  }
-
-  async #runItems(items: Item[], outcomes: Outcome[]): Promise<void> {
-    let queue = this.#pack(items)
+  /**
+   * Sends messages in one burst; a message the kernel stopped at entry L has
+   * that entry's outcome set to the error and its rest sent again: twice as a
+   * batch, then one message per entry (so many failures in one message cannot
+   * cost a round each).
+   */
+  async #runMessages(msgs: Message[], outcomes: Outcome[]): Promise<void> {
+    let queue = msgs.filter((m) => m.count > 0)
     for (let round = 0; queue.length; round++) {
-      const wires: NativeOp[] = queue.map((m) => {
-        const head = m.items[0]!
-        const base = { cmd: head.cmd, name: head.set, ...(head.exist ? { exist: true } : {}) }
-        return m.single ? { ...base, entry: head.wire } : { ...base, entries: entryColumns(m.items.map((it) => it.wire)) }
-      })
-      const results = await this.#run(wires, 'ipset.batch')
+      // In slices of PIPELINE messages, each handed over as soon as it is
+      // encoded: the kernel works on one slice (off the event loop) while the
+      // next is encoded. Results come back in order.
+      const pending: Promise<NativeResult<RawSet>[]>[] = []
+      for (let i = 0; i < queue.length; i += PIPELINE) pending.push(this.#run(queue.slice(i, i + PIPELINE).map((m) => m.wire()), 'ipset.batch'))
+      const results = (await Promise.all(pending)).flat()
       const next: Message[] = []
       results.forEach((r, i) => {
         const m = queue[i]!
         if (!r.error) {
-          for (const it of m.items) outcomes[it.index] = ok
+          for (const index of m.indices) outcomes[index] = ok
           return
         }
-        const fail = (it: Item): void => {
-          outcomes[it.index] = { ok: false, error: this.#fail(r, `ipset.${it.cmd}`, it.cmd, it.set, it.index) }
+        const fail = (index: number): void => {
+          outcomes[index] = { ok: false, error: this.#fail(r, `ipset.${m.cmd}`, m.cmd, m.set, index) }
         }
         const line = m.single ? 0 : Number((r.echo as { line?: number } | undefined)?.line ?? 0)
-        if (line < 1 || line > m.items.length) {
+        if (line < 1 || line > m.count) {
           // No line: the whole message was refused (no such set, a socket error).
-          m.items.forEach(fail)
+          m.indices.forEach(fail)
           return
         }
-        m.items.slice(0, line - 1).forEach((it) => (outcomes[it.index] = ok))
-        fail(m.items[line - 1]!)
-        const rest = m.items.slice(line)
-        if (!rest.length) return
-        // Twice as a batch; after that one message per entry, so many failures
-        // in one message cannot cost a round each.
-        if (round === 0) next.push(...this.#pack(rest))
-        else next.push(...rest.map((it) => ({ items: [it], single: true })))
+        for (let k = 0; k < line - 1; k++) outcomes[m.indices[k]!] = ok
+        fail(m.indices[line - 1]!)
+        if (line === m.count) return
+        if (round === 0) next.push(m.tail(line))
+        else next.push(...m.singles(line))
       })
       queue = next
     }
@@ -1115,22 +1233,31 @@ export class IpSet {
       const w = memberWire(current.type, current.family, m)
       have.set(entryKey(w), w)
     }
-    const items: Item[] = []
-    const item = (cmd: 'add' | 'del', wire: WireEntry): Item => ({ index: items.length, cmd, set: n, exist: true, wire, kind, size: wireSize(wire) })
-    for (const [k, w] of have) if (!desired.has(k)) items.push(item('del', w))
+    const msgs: Message[] = []
+    const cmds: ('add' | 'del')[] = []
+    for (const [k, w] of have) {
+      if (desired.has(k)) continue
+      append(msgs, 'del', n, true, kind, cmds.length, w)
+      cmds.push('del')
+    }
     let unchanged = 0
     for (const [k, w] of desired) {
-      if (have.has(k)) unchanged++
-      else items.push(item('add', w))
+      if (have.has(k)) {
+        unchanged++
+        continue
+      }
+      append(msgs, 'add', n, true, kind, cmds.length, w)
+      cmds.push('add')
     }
-    const outcomes: Outcome[] = new Array(items.length)
-    await this.#runItems(items, outcomes)
+    // Keys are unique on each side, and an entry is either deleted or added: one segment.
+    const outcomes: Outcome[] = new Array(cmds.length)
+    await this.#runMessages(msgs, outcomes)
     const errors: NetlinkError[] = []
     let added = 0
     let deleted = 0
     outcomes.forEach((o, i) => {
       if (!o.ok) errors.push(o.error)
-      else if (items[i]!.cmd === 'add') added++
+      else if (cmds[i] === 'add') added++
       else deleted++
     })
     return { added, deleted, unchanged, errors }

@@ -11,6 +11,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "../netlink/codec.h"
 
@@ -86,7 +89,8 @@ class ObjectEntry {
 // Many entries given as columns, one array per field, read by index: a batch
 // of 100k entries then costs a few N-API calls per entry instead of one
 // property lookup per possible field. A column is an Array (undefined where an
-// entry lacks the field) or, for numbers, a typed array (every entry has it).
+// entry lacks the field); for numbers a typed array, for text one string joined
+// with '\n' (both: every entry has it).
 class ColumnEntries {
  public:
   ColumnEntries(const Napi::Object& cols) : env_(cols.Env()) {
@@ -94,7 +98,21 @@ class ColumnEntries {
     for (int f = 0; f < F_COUNT; f++) {
       if (!field::has(cols, kFieldNames[f])) continue;
       Napi::Value v = cols.Get(kFieldNames[f]);
-      if (v.IsTypedArray()) {
+      if (v.IsString()) {
+        // A text column joined with '\n' (addresses: one N-API call per
+        // message instead of several per entry); every entry has it.
+        joined_[f] = v.As<Napi::String>().Utf8Value();
+        std::vector<std::pair<size_t, size_t>>& at = spans_[f];
+        size_t start = 0;
+        const std::string& text = joined_[f];
+        for (size_t i = 0; i <= text.size(); i++) {
+          if (i == text.size() || text[i] == '\n') {
+            at.emplace_back(start, i - start);
+            start = i + 1;
+          }
+        }
+        if (at.size() < count_) throw Napi::RangeError::New(env_, std::string("ipset: column too short: ") + kFieldNames[f]);
+      } else if (v.IsTypedArray()) {
         Napi::TypedArray ta = v.As<Napi::TypedArray>();
         if (ta.ElementLength() < count_) throw Napi::RangeError::New(env_, std::string("ipset: column too short: ") + kFieldNames[f]);
         typed_[f].type = ta.TypedArrayType();
@@ -121,10 +139,11 @@ class ColumnEntries {
     }
   }
   bool has(Field f) const {
-    if (typed_[f].data) return true;
+    if (typed_[f].data || !spans_[f].empty()) return true;
     return !array_[f].IsEmpty() && curType_[f] != napi_undefined && curType_[f] != napi_null;
   }
   std::string str(Field f) const {
+    if (!spans_[f].empty()) return joined_[f].substr(spans_[f][i_].first, spans_[f][i_].second);
     if (curType_[f] != napi_string) throw Napi::TypeError::New(env_, where(f) + " is not a string");
     // Addresses, names and comments are short: no heap string for them.
     char buf[512];
@@ -152,6 +171,7 @@ class ColumnEntries {
     napi_typedarray_type type = napi_uint8_array;
   };
   double number(Field f) const {
+    if (!spans_[f].empty()) throw Napi::TypeError::New(env_, where(f) + " is not a number");
     if (const uint8_t* base = typed_[f].data) {
       switch (typed_[f].type) {
         case napi_uint8_array: return base[i_];
@@ -171,6 +191,8 @@ class ColumnEntries {
   uint32_t count_ = 0;
   uint32_t i_ = 0;
   Typed typed_[F_COUNT];
+  std::string joined_[F_COUNT];
+  std::vector<std::pair<size_t, size_t>> spans_[F_COUNT];
   Napi::Array array_[F_COUNT];
   napi_value cur_[F_COUNT] = {};
   napi_valuetype curType_[F_COUNT] = {};

@@ -535,6 +535,13 @@ t.test('add, many entries: IPSET_ATTR_ADT of numbered DATA nests, from columns',
   encodes(t, { cmd: 'add', name: 'X', entries: { count: 4, af: 2, ip: fourIps } }, adtAddX)
 })
 
+t.test('ADT columns: an address column joined by newlines encodes as the array', async (t) => {
+  const joined = native.encode('ipset', AF_INET, [{ cmd: 'add', name: 'X', entries: { count: 4, af: 2, ip: fourIps.join('\n') } }], 1)
+  t.strictSame(rows(joined), rows(adtAddX))
+  t.throws(() => native.encode('ipset', AF_INET, [{ cmd: 'add', name: 'X', entries: { count: 5, af: 2, ip: fourIps.join('\n') } }], 1), /column too short: ip/)
+  t.throws(() => native.encode('ipset', AF_INET, [{ cmd: 'add', name: 'X', entries: { count: 2, af: 2, ip: '10.0.0.1\n10.0.0.x' } }], 1), /not an IPv4 address in entry\.ip: 10\.0\.0\.x/)
+})
+
 t.test('ADT columns: typed arrays and plain arrays encode alike; holes leave a field out', async (t) => {
   const typed = native.encode('ipset', AF_INET, [{ cmd: 'add', name: 'P', entries: { count: 2, port: new Uint16Array([80, 443]) } }], 1)
   const arrays = native.encode('ipset', AF_INET, [{ cmd: 'add', name: 'P', entries: { count: 2, port: [80, 443] } }], 1)
