@@ -218,9 +218,8 @@ function serviceSpec(at: Where, value: unknown): WireService {
   const maxPrefix = key.family === 'inet' ? 32 : 128
   const netmask = s.netmask === undefined ? maxPrefix : v.integer(at, 'service.netmask', s.netmask, 1, maxPrefix)
   if (key.port === 0 && !persistent) v.fail(at, 'service.port', 0, 'may be 0 only in a persistent service')
-  const wire: WireService = { ...key, scheduler, flags, timeout, netmask }
+  const wire: WireService = { ...stripFamily(key), scheduler, flags, timeout, netmask }
   if (s.pe !== undefined) wire.peName = v.name(at, 'service.pe', s.pe, PE_NAME_SIZE)
-  delete (wire as { family?: Family }).family
   return wire
 }
 
@@ -456,12 +455,14 @@ export class Ipvs {
     return raw && serviceRecord(raw)
   }
 
-  /** Every service; with `destinations: true` each carries its destinations (one burst for all). */
+  /** Every service; with `destinations: true` each carries its destinations (one call for all). */
   async listServices(options: { destinations?: boolean } = {}): Promise<ServiceRecord[]> {
     const op = 'ipvs.listServices'
-    const raws = await this.#one<RawService>('listServices', { cmd: 'listServices' })
-    const services = raws.filter((r) => r.kind === 'service').map(serviceRecord)
+    const raws = (await this.#one<RawService>('listServices', { cmd: 'listServices' })).filter((r) => r.kind === 'service')
+    const services = raws.map(serviceRecord)
     if (!options.destinations || services.length === 0) return services
+    // One request per service (the kernel lists destinations of one service at
+    // a time), all handed to the socket at once: no round trip through JS between them.
     const wires = raws.map((r) => ({ cmd: 'listDests', service: rawKey(r) }))
     const results = await this.#sock.execute<RawDest>('ipvs', this.#family, wires, op)
     results.forEach((res, i) => {

@@ -53,7 +53,8 @@ export interface NativeAddon {
   /** Records of every data message in a buffer of replies. */
   decode(codec: string, replies: Buffer): NativeRecord[]
   /** The receive loop's matching of recorded datagrams to requests. */
-  collect(codec: string, dumps: boolean[], portId: number, firstSeq: number, datagrams: Buffer[]): CollectOutcome
+  /** With ackSlot, only that request asked for an ACK, as a burst is sent. */
+  collect(codec: string, dumps: boolean[], portId: number, firstSeq: number, datagrams: Buffer[], ackSlot?: number): CollectOutcome
 }
 
 const require = createRequire(import.meta.url)

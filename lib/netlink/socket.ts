@@ -60,8 +60,11 @@ export function toError(result: NativeResult<unknown>, op: string, index?: numbe
   })
 }
 
+/** The one success outcome, shared: a large batch allocates nothing for the operations that worked. */
+export const OK: Outcome = Object.freeze({ ok: true as const })
+
 export function toOutcome(result: NativeResult<unknown>, op: string, index: number): Outcome {
-  return result.error === 0 ? { ok: true } : { ok: false, error: toError(result, op, index) }
+  return result.error === 0 ? OK : { ok: false, error: toError(result, op, index) }
 }
 
 interface GenlFamily {

@@ -71,6 +71,22 @@ Napi::Array decodeReplies(Napi::Env env, const Codec* codec, const uint8_t* p, s
   return out;
 }
 
+bool plainSuccess(const Result& r) {
+  return r.error == 0 && r.extack.empty() && !r.interrupted && r.replies.empty() && r.echo.empty();
+}
+
+// One frozen { error: 0, records: [] } stands for every plain success of a
+// batch: most results are that, and a large batch should not allocate per op.
+Napi::Object sharedSuccess(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("error", 0);
+  Napi::Array none = Napi::Array::New(env);
+  o.Set("records", none);
+  o.Freeze();
+  none.Freeze();
+  return o;
+}
+
 Napi::Object resultObject(Napi::Env env, const Codec* codec, const Result& r) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("error", r.error);
@@ -145,8 +161,9 @@ class SocketHandle : public Napi::ObjectWrap<SocketHandle> {
       Napi::Env env = Env();
       Napi::HandleScope scope(env);
       Napi::Array out = Napi::Array::New(env, job_->results.size());
+      Napi::Object ok = sharedSuccess(env);
       for (size_t i = 0; i < job_->results.size(); i++)
-        out.Set(static_cast<uint32_t>(i), resultObject(env, job_->codec, job_->results[i]));
+        out.Set(static_cast<uint32_t>(i), plainSuccess(job_->results[i]) ? ok : resultObject(env, job_->codec, job_->results[i]));
       job_->deferred.Resolve(out);
       owner_->Done();
     }
@@ -209,8 +226,9 @@ Napi::Value DecodeFn(const Napi::CallbackInfo& info) {
   return decodeReplies(info.Env(), codec, buf.Data(), buf.Length());
 }
 
-// collect(codec, dumps[], portId, firstSeq, datagrams[]) -> { complete, results, retries }:
-// the receive loop's matching logic over recorded datagrams.
+// collect(codec, dumps[], portId, firstSeq, datagrams[], ackSlot?) -> { complete, results, retries }:
+// the receive loop's matching logic over recorded datagrams. With ackSlot, only
+// that request asked for an ACK (as Socket::runChunk sends a burst).
 Napi::Value CollectFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Codec* codec = codecArg(info, 0);
@@ -222,8 +240,9 @@ Napi::Value CollectFn(const Napi::CallbackInfo& info) {
     slots[i] = i;
   }
   std::vector<Result> results(reqs.size());
+  size_t ackSlot = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().Uint32Value() : SIZE_MAX;
   Collector c(info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Number>().Uint32Value(), slots, reqs,
-              results);
+              results, ackSlot);
   Napi::Array grams = info[4].As<Napi::Array>();
   for (uint32_t i = 0; i < grams.Length(); i++) {
     auto g = grams.Get(i).As<Napi::Buffer<uint8_t>>();

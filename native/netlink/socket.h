@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <climits>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -43,8 +45,11 @@ class Collector {
  public:
   enum class Retry { None, Busy, Interrupted };
 
+  // `ackSlot`: the one request of the chunk that asked for an ACK, when the
+  // others did not (see Socket::runChunk); its ACK then also completes every
+  // earlier non-dump request that got no error. SIZE_MAX: each asked for its own.
   Collector(uint32_t portId, uint32_t firstSeq, std::vector<size_t> slots,
-            const std::vector<Request>& reqs, std::vector<Result>& results);
+            const std::vector<Request>& reqs, std::vector<Result>& results, size_t ackSlot = SIZE_MAX);
   // Consumes one received datagram.
   void feed(const uint8_t* data, size_t len);
   // Every request of the chunk has its final answer (or a retry verdict).
@@ -65,6 +70,7 @@ class Collector {
   const std::vector<Request>& reqs_;
   std::vector<Result>& results_;
   std::vector<std::pair<size_t, Retry>> retries_;
+  size_t ackSlot_;
 };
 
 class Socket {

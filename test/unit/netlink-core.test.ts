@@ -467,3 +467,31 @@ t.test('an unknown IPVS command in a reply is not a record', async (t) => {
   const out = collect([false], [get, ack(FIRST, 0)])
   t.strictSame(out.results, [{ error: 0, records: [] }])
 })
+
+// ---- a burst where only the last request asks for an ACK (how Socket sends batches) ---------
+
+t.test('burst: the last request\'s ACK completes the earlier ones that got no error', async (t) => {
+  const first = native.collect('ipvs', [false, false, false, false], PORT, FIRST, [ack(FIRST + 1, -EEXIST)], 3)
+  t.equal(first.complete, false, 'an error alone does not end the burst')
+  t.equal(first.results[1]!.error, EEXIST, 'the failed request has its error at once')
+  const r = native.collect('ipvs', [false, false, false, false], PORT, FIRST, [ack(FIRST + 1, -EEXIST), ack(FIRST + 3)], 3)
+  t.equal(r.complete, true)
+  t.same(r.results.map((x) => x.error), [0, EEXIST, 0, 0], 'silent requests before the ACK succeeded')
+})
+
+t.test('burst: a get\'s reply before the final ACK is kept; a dump is not completed by it', async (t) => {
+  const r = native.collect('ipvs', [false, true, false], PORT, FIRST, [service(FIRST, 80, 0), ack(FIRST + 2)], 2)
+  t.equal(r.complete, false, 'the dump still waits for its NLMSG_DONE')
+  t.same(r.results[0]!.records, [serviceRecord(80)], 'the get kept its reply')
+  t.equal(r.results[2]!.error, 0)
+  const done2 = native.collect('ipvs', [false, true, false], PORT, FIRST, [service(FIRST, 80, 0), ack(FIRST + 2), service(FIRST + 1, 81), done(FIRST + 1)], 2)
+  t.equal(done2.complete, true)
+  t.same(done2.results[1]!.records, [serviceRecord(81)])
+})
+
+t.test('burst: without its ACK nothing silent counts as done', async (t) => {
+  const r = native.collect('ipvs', [false, false, false], PORT, FIRST, [], 2)
+  t.equal(r.complete, false)
+  const other = native.collect('ipvs', [false, false, false], PORT, FIRST, [ack(FIRST + 1)], 2)
+  t.equal(other.complete, false, 'an ACK of another slot does not end the burst')
+})
