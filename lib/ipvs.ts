@@ -4,7 +4,7 @@
 import type { NativeOp } from './native.js'
 import { NETLINK_GENERIC } from './native.js'
 import { NetlinkError } from './errors.js'
-import { NetlinkSocket, resolveGenlFamily, toError, toOutcome, type Outcome } from './netlink/socket.js'
+import { NetlinkSocket, SLICE, resolveGenlFamily, toError, toOutcome, yieldToLoop, type Outcome } from './netlink/socket.js'
 import * as v from './validate.js'
 import type { Family, Where } from './validate.js'
 
@@ -498,7 +498,12 @@ export class Ipvs {
    */
   async batch(ops: IpvsOp[]): Promise<Outcome[]> {
     if (!Array.isArray(ops)) v.fail({ op: 'ipvs.batch' }, 'ops', ops, 'must be an array')
-    const wires = ops.map((op, index) => toWire(op, index))
+    // Everything is checked before anything is sent, a slice per turn of the loop.
+    const wires: NativeOp[] = new Array(ops.length)
+    for (let i = 0; i < ops.length; i++) {
+      wires[i] = toWire(ops[i]!, i)
+      if (i % SLICE === SLICE - 1) await yieldToLoop()
+    }
     if (wires.length === 0) return []
     const results = await this.#sock.execute('ipvs', this.#family, wires, 'ipvs.batch')
     return results.map((r, i) => toOutcome(r, `ipvs.${ops[i]!.op}`, i))

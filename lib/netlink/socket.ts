@@ -5,6 +5,14 @@ import { native, type NativeOp, type NativeRecord, type NativeResult, type Nativ
 
 export type Outcome = { ok: true } | { ok: false; error: NetlinkError }
 
+/** Operations encoded per turn of the event loop in a large batch. */
+export const SLICE = 2048
+
+/** Lets timers and I/O run before going on with CPU work. */
+export function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
+
 export class NetlinkSocket {
   readonly #socket: NativeSocket
   #closed = false
@@ -27,9 +35,21 @@ export class NetlinkSocket {
   }
 
   /** Runs a batch; results line up with `ops`. */
+  /**
+   * Runs a batch; results line up with `ops`. A large batch is encoded and
+   * handed to the kernel in slices, with the event loop let through between
+   * them: the kernel works on one slice while the next is encoded, and timers
+   * and sockets keep running during a cold sync of 100k operations.
+   */
   async execute<R = NativeRecord>(codec: string, family: number, ops: NativeOp[], op: string): Promise<NativeResult<R>[]> {
     if (this.#closed) throw new NetlinkError({ errno: 9, op, message: 'EBADF: the socket is closed' })
-    return this.#socket.execute<R>(codec, family, ops)
+    if (ops.length <= SLICE) return this.#socket.execute<R>(codec, family, ops)
+    const pending: Promise<NativeResult<R>[]>[] = []
+    for (let i = 0; i < ops.length; i += SLICE) {
+      if (i > 0) await yieldToLoop()
+      pending.push(this.#socket.execute<R>(codec, family, ops.slice(i, i + SLICE)))
+    }
+    return (await Promise.all(pending)).flat()
   }
 
   /** Runs one operation and returns its records; a kernel error throws. */
