@@ -731,7 +731,7 @@ class Message {
     readonly exist: boolean,
     readonly af: number,
     readonly kind: TypeInfo['kind'],
-    /** One DATA (no line numbers) rather than an ADT batch. */
+    /** A fallback message of one entry (its error needs no line number). */
     readonly single = false,
   ) {}
 
@@ -798,7 +798,6 @@ class Message {
 
   wire(): NativeOp {
     const base: NativeOp = { cmd: this.cmd, name: this.set, ...(this.exist ? { exist: true } : {}) }
-    if (this.single) return { ...base, entry: this.entry(0) }
     const entries: Record<string, unknown> = { count: this.count, af: this.af }
     for (const f in this.cols) {
       const col = this.cols[f as (typeof WIRE_FIELDS)[number]]!
@@ -1149,29 +1148,39 @@ export class IpSet {
       for (let i = 0; i < queue.length; i += PIPELINE) pending.push(this.#run(queue.slice(i, i + PIPELINE).map((m) => m.wire()), 'ipset.batch'))
       const results = (await Promise.all(pending)).flat()
       const next: Message[] = []
-      results.forEach((r, i) => {
-        const m = queue[i]!
-        if (!r.error) {
-          for (const index of m.indices) outcomes[index] = ok
-          return
-        }
-        const fail = (index: number): void => {
-          outcomes[index] = { ok: false, error: this.#fail(r, `ipset.${m.cmd}`, m.cmd, m.set, index) }
-        }
-        const line = m.single ? 0 : Number((r.echo as { line?: number } | undefined)?.line ?? 0)
-        if (line < 1 || line > m.count) {
-          // No line: the whole message was refused (no such set, a socket error).
-          m.indices.forEach(fail)
-          return
-        }
-        for (let k = 0; k < line - 1; k++) outcomes[m.indices[k]!] = ok
-        fail(m.indices[line - 1]!)
-        if (line === m.count) return
-        if (round === 0) next.push(m.tail(line))
-        else next.push(...m.singles(line))
-      })
+      // Outcome errors are made by the thousand here, and a stack trace of
+      // this loop says nothing about the entry: none is captured.
+      const limit = Error.stackTraceLimit
+      Error.stackTraceLimit = 0
+      try {
+        results.forEach((r, i) => this.#settle(r, queue[i]!, round, outcomes, next))
+      } finally {
+        Error.stackTraceLimit = limit
+      }
       queue = next
     }
+  }
+
+  /** One message's result: outcomes for its entries, and what must go again. */
+  #settle(r: NativeResult<RawSet>, m: Message, round: number, outcomes: Outcome[], next: Message[]): void {
+    if (!r.error) {
+      for (const index of m.indices) outcomes[index] = ok
+      return
+    }
+    const fail = (index: number): void => {
+      outcomes[index] = { ok: false, error: this.#fail(r, `ipset.${m.cmd}`, m.cmd, m.set, index) }
+    }
+    const line = m.single ? 0 : Number((r.echo as { line?: number } | undefined)?.line ?? 0)
+    if (line < 1 || line > m.count) {
+      // No line: the whole message was refused (no such set, a socket error).
+      m.indices.forEach(fail)
+      return
+    }
+    for (let k = 0; k < line - 1; k++) outcomes[m.indices[k]!] = ok
+    fail(m.indices[line - 1]!)
+    if (line === m.count) return
+    if (round === 0) next.push(m.tail(line))
+    else next.push(...m.singles(line))
   }
 
   /**
