@@ -3,6 +3,35 @@
 // ('10.0.0.1/24' and '10.0.0.0/24'), are one key here.
 import { isIPv4, isIPv6 } from 'node:net'
 
+/**
+ * Whether `text` is a dotted IPv4 address exactly as node:net's isIPv4 has it
+ * (four decimal octets up to 255, no leading zeros), without its regular
+ * expression: this runs twice per entry of a 100k batch.
+ */
+export function isIPv4Text(text: string): boolean {
+  const n = text.length
+  if (n < 7 || n > 15) return false
+  let dots = 0
+  let value = 0
+  let digits = 0
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? text.charCodeAt(i) : 46
+    if (c === 46) {
+      if (digits === 0 || value > 255) return false
+      if (i < n && ++dots > 3) return false
+      value = 0
+      digits = 0
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && value === 0) return false // a leading zero
+      value = value * 10 + (c - 48)
+      if (++digits > 3) return false
+    } else {
+      return false
+    }
+  }
+  return dots === 3
+}
+
 /** The 4 or 16 bytes of an IPv4 / IPv6 address; undefined when `text` is neither. */
 export function addressBytes(text: string): Uint8Array | undefined {
   if (isIPv4(text)) return Uint8Array.from(text.split('.').map(Number))
@@ -44,7 +73,7 @@ export function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
  * is its own key and a network costs a little arithmetic.
  */
 export function addressKey(text: string, prefix?: number): string {
-  if (!text.includes(':') && isIPv4(text)) {
+  if (isIPv4Text(text)) {
     if (prefix === undefined || prefix >= 32) return text
     const p = text.split('.')
     const n = ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0

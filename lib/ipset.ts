@@ -3,12 +3,11 @@
 // Input is validated here (errors name the field); native/ipset only names the
 // kernel's attributes.
 import { randomBytes } from 'node:crypto'
-import { isIPv4 } from 'node:net'
-import { addressKey } from './address.js'
+import { addressKey, isIPv4Text } from './address.js'
 import { NetlinkError } from './errors.js'
 import type { NativeOp, NativeResult } from './native.js'
 import { NETLINK_NETFILTER } from './native.js'
-import { NetlinkSocket, type Outcome } from './netlink/socket.js'
+import { NetlinkSocket, SLICE, yieldToLoop, type Outcome } from './netlink/socket.js'
 import * as v from './validate.js'
 import type { Family, Where } from './validate.js'
 
@@ -343,7 +342,7 @@ function allowedFields(t: TypeInfo, cmd: string): Set<string> {
 
 /** An address of the set's family (the common IPv4 case checked with one test). */
 function ipOf(at: Where, field: string, name: string, value: unknown, family: Family | undefined): string {
-  if (typeof value === 'string' && family !== 'inet6' && isIPv4(value)) return value
+  if (typeof value === 'string' && family !== 'inet6' && isIPv4Text(value)) return value
   return ip(at, `${field}.${name}`, value, family)
 }
 
@@ -692,25 +691,87 @@ function membersOf(type: string, c: RawColumns, out: IpSetEntry[]): void {
 
 // ---- the handle ------------------------------------------------------------------------
 
-/** FNV-1a over a string, then a separator. */
-function fnv(h: number, x: string): number {
-  for (let i = 0; i < x.length; i++) h = Math.imul(h ^ x.charCodeAt(i), 0x01000193)
-  return Math.imul(h ^ 0x7c, 0x01000193)
+/** Two independent 32-bit hashes of a string, folded into (h1, h2), then a separator. */
+let h1 = 0
+let h2 = 0
+function mixIn(x: string): void {
+  for (let i = 0; i < x.length; i++) {
+    const c = x.charCodeAt(i)
+    h1 = Math.imul(h1 ^ c, 0x01000193) // FNV-1a
+    h2 = Math.imul(h2 + c, 0x5bd1e995) ^ (h2 >>> 15) // a murmur-style step
+  }
+  h1 = Math.imul(h1 ^ 0x7c, 0x01000193)
+  h2 = Math.imul(h2 + 0x7c, 0x5bd1e995) ^ (h2 >>> 15)
 }
 
 /**
- * A 30-bit hash of an entry's identity (what entryKey says), for spotting
- * repeated entries in a batch without keeping 100k strings: equal entries hash
- * equal; a collision only splits a batch once more.
+ * Hashes an entry's identity (what entryKey says) into h1, h2: equal entries
+ * hash equal; two different entries agree on all 64 bits about never (and if
+ * they did, a batch would only be split once more).
  */
-function keyHash(w: WireEntry): number {
-  let h = 0x811c9dc5
+function keyHash(w: WireEntry, set: string | undefined): void {
+  h1 = 0x811c9dc5
+  h2 = 0x2545f491
   // IPv4 hosts have one spelling; anything else goes through its canonical key.
-  if (w.ip !== undefined) h = fnv(h, w.cidr === undefined && !w.ip.includes(':') ? w.ip : addressKey(w.ip, w.cidr))
-  if (w.ip2 !== undefined) h = fnv(h, w.cidr2 === undefined && !w.ip2.includes(':') ? w.ip2 : addressKey(w.ip2, w.cidr2))
-  if (w.name !== undefined) h = fnv(h, w.name)
-  h = Math.imul(h ^ ((w.port ?? 0x10000) | ((w.proto ?? 0x100) << 17)), 0x01000193)
-  return (h >>> 2) & 0x3fffffff
+  if (w.ip !== undefined) mixIn(w.cidr === undefined && !w.ip.includes(':') ? w.ip : addressKey(w.ip, w.cidr))
+  if (w.ip2 !== undefined) mixIn(w.cidr2 === undefined && !w.ip2.includes(':') ? w.ip2 : addressKey(w.ip2, w.cidr2))
+  if (w.name !== undefined) mixIn(w.name)
+  if (set !== undefined) mixIn(set)
+  const pp = (w.port ?? 0x10000) | ((w.proto ?? 0x100) << 17)
+  h1 = Math.imul(h1 ^ pp, 0x01000193)
+  h2 = Math.imul(h2 + pp, 0x5bd1e995) ^ (h2 >>> 13)
+}
+
+/**
+ * The entries of a batch seen so far, by their two hashes: open addressing in
+ * typed arrays (a JavaScript Set of 100k numbers cost more than validating).
+ */
+class SeenEntries {
+  #a = new Int32Array(0)
+  #b = new Int32Array(0)
+  #used = new Uint8Array(0)
+  #mask = 0
+  #count = 0
+
+  constructor(expected: number) {
+    let size = 1024
+    while (size < expected * 2) size *= 2
+    this.#alloc(size)
+  }
+
+  #alloc(size: number): void {
+    this.#a = new Int32Array(size)
+    this.#b = new Int32Array(size)
+    this.#used = new Uint8Array(size)
+    this.#mask = size - 1
+    this.#count = 0
+  }
+
+  /** Adds (h1, h2); true when it was there already. */
+  add(x: number, y: number): boolean {
+    if (this.#count * 2 >= this.#mask) this.#grow()
+    let i = (x ^ (y >>> 16)) & this.#mask
+    while (this.#used[i]) {
+      if (this.#a[i] === x && this.#b[i] === y) return true
+      i = (i + 1) & this.#mask
+    }
+    this.#used[i] = 1
+    this.#a[i] = x
+    this.#b[i] = y
+    this.#count++
+    return false
+  }
+
+  clear(): void {
+    this.#used.fill(0)
+    this.#count = 0
+  }
+
+  #grow(): void {
+    const [a, b, used] = [this.#a, this.#b, this.#used]
+    this.#alloc(used.length * 2)
+    for (let i = 0; i < used.length; i++) if (used[i]) this.add(a[i]!, b[i]!)
+  }
 }
 
 /**
@@ -1106,7 +1167,7 @@ export class IpSet {
     // twice. A repeated entry starts a new segment, sent after the previous
     // one has fully completed.
     const segments: Message[][] = [[]]
-    let seen = new Set<number>()
+    const seen = new SeenEntries(ops.length)
     const at: Where & { index: number } = { op: 'ipset.add', index: 0 } // one object, refilled: errors copy what they need
     for (let index = 0; index < ops.length; index++) {
       const o = ops[index]!
@@ -1119,13 +1180,15 @@ export class IpSet {
         outcomes[index] = { ok: false, error: ipsetError({ error: ENOENT, records: [] }, at.op, o.op, undefined, index) }
         continue
       }
+      // Everything is checked before anything is sent, a slice per turn of the event loop.
+      if (index % SLICE === SLICE - 1) await yieldToLoop()
       const w = entryWire(at, info, o.entry, o.op)
-      const h = names.size === 1 ? keyHash(w) : (keyHash(w) ^ Math.imul(keyHash({ af: 0, name: o.set }), 31)) & 0x3fffffff
-      if (seen.has(h)) {
+      keyHash(w, names.size === 1 ? undefined : o.set)
+      if (seen.add(h1 | 0, h2 | 0)) {
         segments.push([])
-        seen = new Set<number>()
+        seen.clear()
+        seen.add(h1 | 0, h2 | 0)
       }
-      seen.add(h)
       append(segments[segments.length - 1]!, o.op, o.set, o.exist === true, TYPES[info.type as SetType]!.kind, index, w)
     }
     for (const msgs of segments) await this.#runMessages(msgs, outcomes)
@@ -1143,9 +1206,13 @@ export class IpSet {
     for (let round = 0; queue.length; round++) {
       // In slices of PIPELINE messages, each handed over as soon as it is
       // encoded: the kernel works on one slice (off the event loop) while the
-      // next is encoded. Results come back in order.
+      // next is encoded, and timers and I/O run between slices. Results come
+      // back in order.
       const pending: Promise<NativeResult<RawSet>[]>[] = []
-      for (let i = 0; i < queue.length; i += PIPELINE) pending.push(this.#run(queue.slice(i, i + PIPELINE).map((m) => m.wire()), 'ipset.batch'))
+      for (let i = 0; i < queue.length; i += PIPELINE) {
+        if (i > 0) await yieldToLoop()
+        pending.push(this.#run(queue.slice(i, i + PIPELINE).map((m) => m.wire()), 'ipset.batch'))
+      }
       const results = (await Promise.all(pending)).flat()
       const next: Message[] = []
       // Outcome errors are made by the thousand here, and a stack trace of

@@ -552,3 +552,19 @@ t.test('close: later calls reject with EBADF', async (t) => {
   await ipset.close()
   t.match(await rejection(ipset.add('S', entry(1))), { name: 'NetlinkError', errno: 9 })
 })
+
+t.test('the hand-written IPv4 check agrees with node:net isIPv4', async (t) => {
+  const { isIPv4 } = await import('node:net')
+  const { isIPv4Text } = await import('../../dist/address.js')
+  const cases = ['0.0.0.0', '255.255.255.255', '256.0.0.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.04', '1..2.3', '.1.2.3', '1.2.3.',
+    'a.b.c.d', '10.0.0.1', '1.2.3.4 ', '1.2.3.-4', '0.00.0.0', '1.2.3.4/32', '', '1234.1.1.1', '::1', '１.2.3.4']
+  for (const c of cases) t.equal(isIPv4Text(c), isIPv4(c), JSON.stringify(c))
+  let seed = 42
+  const rnd = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n)
+  let disagree = 0
+  for (let i = 0; i < 50000; i++) {
+    const s = [0, 1, 2, 3].map(() => (rnd(10) === 0 ? `0${rnd(99)}` : String(rnd(10) === 0 ? rnd(400) : rnd(256)))).join(rnd(50) === 0 ? '..' : '.')
+    if (isIPv4Text(s) !== isIPv4(s)) disagree++
+  }
+  t.equal(disagree, 0, '50000 generated addresses')
+})
