@@ -10,7 +10,10 @@
         "native/netlink/genl.cc",
         "native/netlink/binding.cc",
         "native/ipvs/ipvs.cc",
-        "native/ipset/ipset.cc"
+        "native/ipset/ipset.cc",
+        "native/iptc/libiptc.cc",
+        "native/iptc/table.cc",
+        "native/iptc/binding.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -55,6 +55,58 @@ export interface NativeAddon {
   /** The receive loop's matching of recorded datagrams to requests. */
   /** With ackSlot, only that request asked for an ACK, as a burst is sent. */
   collect(codec: string, dumps: boolean[], portId: number, firstSeq: number, datagrams: Buffer[], ackSlot?: number): CollectOutcome
+  /** native/iptc: libiptc transactions; libip4tc / libip6tc are dlopen()ed on first use. */
+  iptc: NativeIptc
+}
+
+/** A chain as native/iptc dumps it. */
+export interface NativeChain {
+  name: string
+  builtin: boolean
+  policy?: string
+  packets?: number
+  bytes?: number
+  references: number
+  rules: number
+}
+
+export interface NativeDump {
+  chains: NativeChain[]
+  /** RuleHeader + entry per rule, chain after chain (native/iptc/table.h). */
+  rules: Buffer
+  /** ipset index -> name, for the set matches in `rules`. */
+  sets: Record<string, string>
+}
+
+export interface NativeCommitInfo {
+  snapshotReused: boolean
+  replayed: boolean
+  lockMs: number
+  loadMs: number
+  applyMs: number
+  commitMs: number
+  entries: number
+  bytes: number
+}
+
+/** One table transaction; every method runs on the thread pool. Failures reject with { errno, index, kind, detail }. */
+export interface NativeIptcTransaction {
+  apply(ops: Buffer | null): Promise<void>
+  dump(chain: string | null, rules: boolean): Promise<NativeDump>
+  commit(ops: Buffer | null): Promise<NativeCommitInfo>
+  release(): Promise<void>
+}
+
+export interface NativeIptc {
+  Transaction: new (family: 4 | 6, table: string, options: { reuseSnapshots: boolean; lockTimeoutMs: number }) => NativeIptcTransaction
+  load(family: 4 | 6): { ok: true; path: string } | { ok: false; error: string }
+  prefetch(family: 4 | 6, table: string): Promise<void>
+  dropSnapshot(family: 4 | 6, table: string): Promise<void>
+  tableInfo(family: 4 | 6, table: string):
+    | { entries: number; size: number; validHooks: number; hookEntry: number[]; underflow: number[] }
+    | { errno: number }
+  /** sizeof / offsetof from the kernel headers, for the layout tests. */
+  layout(): Record<string, number>
 }
 
 const require = createRequire(import.meta.url)

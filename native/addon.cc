@@ -2,6 +2,7 @@
 // that speak through it. libiptc (iptables) is loaded separately, on demand.
 #include <napi.h>
 
+#include "iptc/binding.h"
 #include "netlink/binding.h"
 #include "netlink/codec.h"
 
@@ -22,6 +23,7 @@ const Codec* findCodec(const std::string& name) {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nl::initBinding(env, exports);
+  iptc::initBinding(env, exports);  // libiptc itself is dlopen()ed on first use
   return exports;
 }
 

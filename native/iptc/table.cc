@@ -1,0 +1,776 @@
+// Transactions over libiptc, the xtables lock, and the snapshot cache.
+//
+// libiptc reads a whole table (IPT_SO_GET_ENTRIES, then parses every entry into
+// its own lists) and writes a whole table (IPT_SO_SET_REPLACE, then
+// SO_SET_ADD_COUNTERS). A handle cannot be committed twice (it keeps the
+// counter layout of the table it read), so each transaction needs a fresh
+// snapshot. We read the next one right after a commit (prefetch), off the
+// critical path, and hand it to the next transaction if nothing changed since:
+// no commit of ours, no other process opening the xtables lock file (every
+// iptables, iptables-restore and ip6tables command does), and the kernel's
+// summary of the table (size, entry count, hook offsets) the same.
+//
+// libiptc has process-wide state (a static in create_chain, the error
+// context), so every call into one library runs under that library's mutex.
+#include "table.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <linux/netfilter_ipv4/ip_tables.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+#include <linux/netfilter/ipset/ip_set.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/xt_addrtype.h>
+#include <linux/netfilter/xt_comment.h>
+#include <linux/netfilter/xt_conntrack.h>
+#include <linux/netfilter/xt_LOG.h>
+#include <linux/netfilter/xt_mark.h>
+#include <linux/netfilter/xt_multiport.h>
+#include <linux/netfilter/xt_physdev.h>
+#include <linux/netfilter/xt_recent.h>
+#include <linux/netfilter/xt_set.h>
+#include <linux/netfilter/xt_statistic.h>
+#include <linux/netfilter/xt_tcpudp.h>
+#include <linux/netfilter_ipv4/ipt_REJECT.h>
+#include <linux/netfilter_ipv6/ip6t_REJECT.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace iptc {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+// ---- the kernel's summary of a table --------------------------------------------
+
+// GET_INFO minus the name: what must be unchanged for a snapshot to be reused.
+std::vector<uint8_t> infoBytes(int family, const std::string& table, int* err) {
+  ipt_getinfo info;  // ip6t_getinfo has the same layout
+  static_assert(sizeof(ipt_getinfo) == sizeof(ip6t_getinfo), "getinfo layouts");
+  memset(&info, 0, sizeof info);
+  strncpy(info.name, table.c_str(), sizeof info.name - 1);
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) {
+    *err = errno;
+    return {};
+  }
+  socklen_t len = sizeof info;
+  int rc = getsockopt(fd, family == 6 ? IPPROTO_IPV6 : IPPROTO_IP, family == 6 ? IP6T_SO_GET_INFO : IPT_SO_GET_INFO,
+                      &info, &len);
+  *err = rc < 0 ? errno : 0;
+  close(fd);
+  if (rc < 0) return {};
+  auto p = reinterpret_cast<const uint8_t*>(&info) + sizeof info.name;
+  return std::vector<uint8_t>(p, p + sizeof info - sizeof info.name);
+}
+
+// ---- the xtables lock (/run/xtables.lock), as iptables takes it ---------------------
+
+// Epochs of different watches never compare equal; without a watch every call
+// returns a new epoch, so nothing is ever reused.
+class XtLock {
+ public:
+  static XtLock& get() {
+    static XtLock* lock = new XtLock();  // never destroyed: pool threads may outlive exit handlers
+    return *lock;
+  }
+
+  Epoch epoch() {
+    std::lock_guard<std::mutex> g(evMu_);
+    if (ino_ < 0) watch();
+    if (ino_ < 0) return Epoch{++watches_, 0};
+    drain();
+    if (ino_ < 0) return Epoch{++watches_, 0};
+    return Epoch{watchId_, opens_ - ours_};
+  }
+
+  // Takes the lock within `timeoutMs`: 0 and the fd, or an errno (ETIMEDOUT).
+  // Our own threads take turns on mu_ (flock does not exclude them: it locks
+  // per open file, and they would share ours).
+  int acquire(int timeoutMs, int* fdOut) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+    std::unique_lock<std::mutex> own(mu_, std::defer_lock);
+    while (!own.try_lock()) {
+      if (Clock::now() >= deadline) return ETIMEDOUT;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    int fd;
+    {
+      std::lock_guard<std::mutex> g(evMu_);
+      ours_++;  // counted before the open, so a drain never sees our event as another's
+      fd = open(path().c_str(), O_CREAT | O_RDONLY | O_CLOEXEC, 0600);
+      if (fd < 0) {
+        int e = errno;
+        return e;
+      }
+    }
+    int sleepMs = 1;
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK && errno != EINTR) {
+        int e = errno;
+        close(fd);
+        return e;
+      }
+      if (Clock::now() >= deadline) {
+        close(fd);
+        return ETIMEDOUT;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(sleepMs));
+      sleepMs = std::min(sleepMs * 2, 20);
+    }
+    own.release();  // mu_ stays held until release()
+    *fdOut = fd;
+    return 0;
+  }
+
+  void release(int fd) {
+    close(fd);  // drops the flock
+    mu_.unlock();
+  }
+
+  const std::string& path() {
+    if (path_.empty()) {
+      const char* env = getenv("XTABLES_LOCKFILE");  // as iptables
+      path_ = env && *env ? env : "/run/xtables.lock";
+    }
+    return path_;
+  }
+
+ private:
+  XtLock() = default;
+
+  void watch() {
+    // Create the file first (as iptables would), then watch it: this open of
+    // ours happens before the watch and is not counted.
+    int fd = open(path().c_str(), O_CREAT | O_RDONLY | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    close(fd);
+    int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ino < 0) return;
+    if (inotify_add_watch(ino, path().c_str(), IN_OPEN | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+      close(ino);
+      return;
+    }
+    ino_ = ino;
+    watchId_ = ++watches_;
+    opens_ = ours_ = 0;
+  }
+
+  void drain() {
+    alignas(inotify_event) char buf[4096];
+    for (;;) {
+      ssize_t n = read(ino_, buf, sizeof buf);
+      if (n <= 0) return;
+      for (char* p = buf; p < buf + n;) {
+        auto ev = reinterpret_cast<inotify_event*>(p);
+        if (ev->mask & IN_OPEN) opens_++;
+        if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+          close(ino_);  // the file we watched is gone: start over on the next call
+          ino_ = -1;
+          return;
+        }
+        p += sizeof(inotify_event) + ev->len;
+      }
+    }
+  }
+
+  std::mutex mu_;    // held while we hold the flock
+  std::mutex evMu_;  // the counters below
+  std::string path_;
+  int ino_ = -1;
+  uint64_t watchId_ = 0, watches_ = 0;
+  int64_t opens_ = 0, ours_ = 0;
+};
+
+// ---- per table state: the snapshot cache -------------------------------------------
+
+struct Snapshot {
+  xtc_handle* h = nullptr;
+  uint64_t generation = 0;
+  Epoch epoch;
+  std::vector<uint8_t> info;
+};
+
+struct TableState {
+  uint64_t generation = 0;  // our commits to this table
+  Snapshot cached;
+  std::vector<xtc_handle*> garbage;  // committed handles, freed by the next prefetch
+};
+
+// One mutex per library (libiptc is not thread-safe), held by every call into it.
+std::mutex& libraryMutex(int family) {
+  static std::mutex m[2];
+  return m[family == 6 ? 1 : 0];
+}
+
+TableState& state(int family, const std::string& table) {
+  // Only called with libraryMutex(family) held.
+  static std::map<std::string, std::unique_ptr<TableState>>* tables = new std::map<std::string, std::unique_ptr<TableState>>();
+  auto& slot = (*tables)[std::to_string(family) + ":" + table];
+  if (!slot) slot = std::make_unique<TableState>();
+  return *slot;
+}
+
+// Whether the kernel still holds the table a snapshot was read from.
+bool fresh(int family, const std::string& table, const TableState& st, uint64_t generation, const Epoch& epoch,
+           const std::vector<uint8_t>& info) {
+  if (generation != st.generation) return false;
+  if (!(XtLock::get().epoch() == epoch)) return false;
+  int err = 0;
+  return infoBytes(family, table, &err) == info && err == 0;
+}
+
+bool fresh(int family, const std::string& table, const TableState& st, const Snapshot& s) {
+  return fresh(family, table, st, s.generation, s.epoch, s.info);
+}
+
+// Reads a table: the epoch and summary first, so a change racing the read
+// shows as a stale snapshot later, never as a fresh one.
+xtc_handle* loadSnapshot(const Api* api, const std::string& table, const TableState& st, Snapshot* meta, int* err) {
+  meta->generation = st.generation;
+  meta->epoch = XtLock::get().epoch();
+  int infoErr = 0;
+  meta->info = infoBytes(api->family, table, &infoErr);
+  errno = 0;
+  xtc_handle* h = api->init(table.c_str());
+  if (!h) *err = errno ? errno : EINVAL;
+  return h;
+}
+
+void freeGarbage(const Api* api, TableState& st) {
+  for (xtc_handle* h : st.garbage) api->free(h);
+  st.garbage.clear();
+}
+
+// ---- entries -----------------------------------------------------------------------
+
+struct EntryLayout {
+  size_t elems, targetOffset, nextOffset, counters;
+};
+
+EntryLayout entryLayout(int family) {
+  if (family == 6)
+    return {sizeof(ip6t_entry), offsetof(ip6t_entry, target_offset), offsetof(ip6t_entry, next_offset),
+            offsetof(ip6t_entry, counters)};
+  return {sizeof(ipt_entry), offsetof(ipt_entry, target_offset), offsetof(ipt_entry, next_offset),
+          offsetof(ipt_entry, counters)};
+}
+
+uint16_t u16at(const uint8_t* p) {
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return v;
+}
+
+// ipset names <-> indexes, as iptables' set extension asks the kernel.
+class IpsetLookup {
+ public:
+  ~IpsetLookup() {
+    if (fd_ >= 0) close(fd_);
+  }
+  // 0 and the index, or an errno (ENOENT: no such set; EAFNOSUPPORT: wrong family).
+  int index(const char* name, int family, uint16_t* out) {
+    int e = open();
+    if (e) return e;
+    ip_set_req_get_set_family req;
+    memset(&req, 0, sizeof req);
+    req.op = IP_SET_OP_GET_FNAME;
+    req.version = version_;
+    memcpy(req.set.name, name, strnlen(name, IPSET_MAXNAMELEN - 1));
+    socklen_t len = sizeof req;
+    if (getsockopt(fd_, SOL_IP, SO_IP_SET, &req, &len) != 0) return errno;
+    if (req.set.index == IPSET_INVALID_ID) return ENOENT;
+    int want = family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+    if (req.family != static_cast<unsigned>(want) && req.family != NFPROTO_UNSPEC) return EAFNOSUPPORT;
+    *out = req.set.index;
+    return 0;
+  }
+  std::string name(uint16_t index) {
+    if (open()) return "";
+    ip_set_req_get_set req;
+    memset(&req, 0, sizeof req);
+    req.op = IP_SET_OP_GET_BYINDEX;
+    req.version = version_;
+    req.set.index = index;
+    socklen_t len = sizeof req;
+    if (getsockopt(fd_, SOL_IP, SO_IP_SET, &req, &len) != 0) return "";
+    req.set.name[IPSET_MAXNAMELEN - 1] = '\0';
+    return req.set.name;
+  }
+
+ private:
+  int open() {
+    if (fd_ >= 0) return 0;
+    fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (fd_ < 0) return errno;
+    ip_set_req_version v;
+    memset(&v, 0, sizeof v);
+    v.op = IP_SET_OP_VERSION;
+    socklen_t len = sizeof v;
+    if (getsockopt(fd_, SOL_IP, SO_IP_SET, &v, &len) != 0) {
+      int e = errno;
+      close(fd_);
+      fd_ = -1;
+      return e;
+    }
+    version_ = v.version;
+    return 0;
+  }
+  int fd_ = -1;
+  unsigned version_ = 0;
+};
+
+}  // namespace
+
+// ---- Tx ----------------------------------------------------------------------------
+
+Tx::Tx(const Api* api, std::string table, Options opts) : api_(api), table_(std::move(table)), opts_(opts) {}
+
+Tx::~Tx() { release(); }
+
+void Tx::release() {
+  if (!h_) return;
+  std::lock_guard<std::mutex> g(libraryMutex(api_->family));
+  TableState& st = state(api_->family, table_);
+  // A snapshot nobody edited goes back to the cache: the next reader may use it.
+  if (log_.empty() && !spent_ && opts_.reuseSnapshots && !st.cached.h) {
+    st.cached.h = h_;
+    st.cached.generation = loadedGeneration_;
+    st.cached.epoch = loadedEpoch_;
+    st.cached.info = loadedInfo_;
+  } else {
+    api_->free(h_);
+  }
+  h_ = nullptr;
+  spent_ = true;
+}
+
+bool Tx::ensureLoaded(bool underLock, bool* reused, OpError* err) {
+  if (h_) return true;
+  TableState& st = state(api_->family, table_);
+  if (st.cached.h) {
+    if (opts_.reuseSnapshots && fresh(api_->family, table_, st, st.cached)) {
+      h_ = st.cached.h;
+      loadedGeneration_ = st.cached.generation;
+      loadedEpoch_ = st.cached.epoch;
+      loadedInfo_ = std::move(st.cached.info);
+      st.cached = Snapshot{};
+      *reused = true;
+      return true;
+    }
+    api_->free(st.cached.h);
+    st.cached = Snapshot{};
+  }
+  Snapshot meta;
+  int e = 0;
+  h_ = loadSnapshot(api_, table_, st, &meta, &e);
+  if (!h_) {
+    err->err = e;
+    err->kind = kLoad;
+    return false;
+  }
+  loadedGeneration_ = meta.generation;
+  loadedEpoch_ = meta.epoch;
+  loadedInfo_ = std::move(meta.info);
+  (void)underLock;
+  return true;
+}
+
+bool Tx::applyOne(const uint8_t* rec, OpError* err) {
+  OpHeader hd;
+  memcpy(&hd, rec, sizeof hd);
+  err->index = hd.index;
+  err->kind = hd.kind;
+  Label chain, arg;
+  memcpy(chain.s, hd.chain, sizeof chain.s - 1);
+  memcpy(arg.s, hd.arg, sizeof arg.s - 1);
+  const uint8_t* entry = rec + sizeof hd;
+  const uint8_t* mask = entry + hd.entryLen;
+  if (hd.nsets) {
+    // Resolve set names into a copy of the entry: the caller's bytes stay as sent.
+    scratch_.assign(entry, entry + hd.entryLen);
+    auto fix = reinterpret_cast<const SetFixup*>(mask + hd.maskLen);
+    IpsetLookup sets;
+    for (uint16_t i = 0; i < hd.nsets; i++) {
+      char name[33] = {};
+      memcpy(name, fix[i].name, 32);
+      uint16_t index = 0;
+      int e = sets.index(name, api_->family, &index);
+      if (e) {
+        err->err = e;
+        err->detail = std::string("set ") + name;
+        return false;
+      }
+      if (fix[i].offset + 2 > hd.entryLen) {
+        err->err = EINVAL;
+        return false;
+      }
+      memcpy(scratch_.data() + fix[i].offset, &index, 2);
+    }
+    entry = scratch_.data();
+  }
+  errno = 0;
+  int ok = 0;
+  switch (hd.kind) {
+    case kCreateChain: ok = api_->createChain(chain.s, h_); break;
+    case kDeleteChain: ok = api_->deleteChain(chain.s, h_); break;
+    case kFlushChain: ok = api_->flushEntries(chain.s, h_); break;
+    case kRenameChain: ok = api_->renameChain(chain.s, arg.s, h_); break;
+    case kSetPolicy: ok = api_->setPolicy(chain.s, arg.s, nullptr, h_); break;
+    case kZeroChain: ok = api_->zeroEntries(chain.s, h_); break;
+    case kAppend: ok = api_->appendEntry(chain.s, entry, h_); break;
+    case kInsert: ok = api_->insertEntry(chain.s, entry, hd.rulenum, h_); break;
+    case kReplace: ok = api_->replaceEntry(chain.s, entry, hd.rulenum, h_); break;
+    case kDeleteNum: ok = api_->deleteNumEntry(chain.s, hd.rulenum, h_); break;
+    case kDeleteSpec: {
+      std::vector<uint8_t> m(mask, mask + hd.maskLen);  // libiptc wants it writable
+      ok = api_->deleteEntry(chain.s, entry, m.data(), h_);
+      break;
+    }
+    default: errno = EINVAL; break;
+  }
+  if (!ok) {
+    err->err = errno ? errno : EINVAL;
+    return false;
+  }
+  return true;
+}
+
+bool Tx::applyAll(const uint8_t* ops, size_t len, OpError* err) {
+  size_t off = 0;
+  while (off + sizeof(OpHeader) <= len) {
+    uint32_t reclen;
+    memcpy(&reclen, ops + off, 4);
+    if (reclen < sizeof(OpHeader) || off + reclen > len) {
+      err->err = EINVAL;
+      err->detail = "malformed operation record";
+      return false;
+    }
+    if (!applyOne(ops + off, err)) return false;
+    off += reclen;
+  }
+  return true;
+}
+
+bool Tx::apply(const uint8_t* ops, size_t len, OpError* err) {
+  std::lock_guard<std::mutex> g(libraryMutex(api_->family));
+  if (spent_) {
+    err->err = EBADF;
+    err->detail = "the transaction has ended";
+    return false;
+  }
+  bool reused = false;
+  if (!ensureLoaded(false, &reused, err) || (len && !applyAll(ops, len, err))) {
+    spent_ = true;
+    if (h_) api_->free(h_);
+    h_ = nullptr;
+    return false;
+  }
+  if (len) log_.emplace_back(ops, len);
+  return true;
+}
+
+bool Tx::dump(const char* chain, bool rules, Dump* out, OpError* err) {
+  std::lock_guard<std::mutex> g(libraryMutex(api_->family));
+  if (spent_) {
+    err->err = EBADF;
+    err->detail = "the transaction has ended";
+    return false;
+  }
+  bool reused = false;
+  if (!ensureLoaded(false, &reused, err)) {
+    spent_ = true;
+    return false;
+  }
+  EntryLayout L = entryLayout(api_->family);
+  IpsetLookup sets;
+  bool found = false;
+  for (const char* c = api_->firstChain(h_); c; c = api_->nextChain(h_)) {
+    if (chain && strcmp(c, chain) != 0) continue;
+    found = true;
+    ChainInfo ci;
+    ci.name = c;
+    ci.builtin = api_->builtin(c, h_) != 0;
+    if (ci.builtin) {
+      xt_counters cnt{};
+      const char* pol = api_->getPolicy(c, &cnt, h_);
+      if (pol) ci.policy = pol;
+      ci.packets = cnt.pcnt;
+      ci.bytes = cnt.bcnt;
+    }
+    unsigned refs = 0;
+    if (api_->getReferences(&refs, c, h_)) ci.references = refs;
+    for (const void* e = api_->firstRule(c, h_); e; e = api_->nextRule(e, h_)) {
+      ci.rules++;
+      if (!rules) continue;
+      auto p = static_cast<const uint8_t*>(e);
+      uint16_t next = u16at(p + L.nextOffset), toff = u16at(p + L.targetOffset);
+      RuleHeader rh;
+      memset(&rh, 0, sizeof rh);
+      rh.length = static_cast<uint32_t>(sizeof rh + ((next + 7u) & ~7u));
+      const auto* t = reinterpret_cast<const xt_entry_target*>(p + toff);
+      if (t->u.user.name[0] == '\0') {  // XT_STANDARD_TARGET
+        rh.standard = 1;
+        const char* label = api_->getTarget(e, h_);
+        if (label) strncpy(rh.label, label, sizeof rh.label - 1);
+      }
+      size_t at = out->rules.size();
+      out->rules.resize(at + rh.length, 0);
+      memcpy(out->rules.data() + at, &rh, sizeof rh);
+      memcpy(out->rules.data() + at + sizeof rh, p, next);
+      // Set matches hold an index; say which set it is.
+      for (size_t m = L.elems; m + sizeof(xt_entry_match) <= toff;) {
+        const auto* mt = reinterpret_cast<const xt_entry_match*>(p + m);
+        if (mt->u.match_size < sizeof(xt_entry_match)) break;
+        if (strcmp(mt->u.user.name, "set") == 0 && mt->u.match_size >= sizeof(xt_entry_match) + 2) {
+          uint16_t index = u16at(p + m + sizeof(xt_entry_match));
+          if (!out->sets.count(index)) out->sets[index] = sets.name(index);
+        }
+        m += mt->u.match_size;
+      }
+    }
+    out->chains.push_back(std::move(ci));
+  }
+  if (chain && !found) {
+    err->kind = kRead;
+    err->err = ENOENT;
+    err->detail = std::string("no chain ") + chain;
+    return false;
+  }
+  return true;
+}
+
+bool Tx::commit(const uint8_t* ops, size_t len, CommitInfo* info, OpError* err) {
+  auto t0 = Clock::now();
+  std::lock_guard<std::mutex> g(libraryMutex(api_->family));
+  err->kind = kCommit;
+  if (spent_) {
+    err->err = EBADF;
+    err->detail = "the transaction has ended";
+    return false;
+  }
+  TableState& st = state(api_->family, table_);
+  int lockFd = -1;
+  int e = XtLock::get().acquire(opts_.lockTimeoutMs, &lockFd);
+  if (e) {
+    err->err = e;
+    err->detail = "the xtables lock (" + XtLock::get().path() + ")";
+    spent_ = true;
+    if (h_) api_->free(h_);
+    h_ = nullptr;
+    return false;
+  }
+  info->lockMs = msSince(t0);
+  if (len) log_.emplace_back(ops, len);
+
+  auto fail = [&](bool keepKind) {
+    if (!keepKind) err->kind = kCommit;
+    spent_ = true;
+    if (h_) api_->free(h_);
+    h_ = nullptr;
+    XtLock::get().release(lockFd);
+    return false;
+  };
+
+  // Read under the lock, or check that what we read is still what the kernel holds.
+  auto t1 = Clock::now();
+  bool stale = false;
+  if (h_ && !fresh(api_->family, table_, st, loadedGeneration_, loadedEpoch_, loadedInfo_)) {
+    stale = true;
+    api_->free(h_);
+    h_ = nullptr;
+  }
+  for (int attempt = 0;; attempt++) {
+    bool fromLog = h_ == nullptr;
+    if (fromLog) {
+      bool reused = false;
+      if (!ensureLoaded(true, &reused, err)) return fail(true);
+      info->snapshotReused = reused;
+      info->loadMs += msSince(t1);
+      auto t2 = Clock::now();
+      for (auto& [p, n] : log_)
+        if (!applyAll(p, n, err)) return fail(true);
+      info->applyMs += msSince(t2);
+      if (stale || attempt > 0) info->replayed = true;
+    } else if (len) {
+      auto t2 = Clock::now();
+      if (!applyAll(ops, len, err)) return fail(true);
+      info->applyMs += msSince(t2);
+    }
+    auto t3 = Clock::now();
+    errno = 0;
+    int ok = api_->commit(h_);
+    info->commitMs += msSince(t3);
+    if (ok) break;
+    int ce = errno ? errno : EINVAL;
+    // EAGAIN: the entry count changed between our read and our replace (a
+    // writer that does not take the lock). Read again and re-apply, once.
+    if (ce == EAGAIN && attempt == 0) {
+      api_->free(h_);
+      h_ = nullptr;
+      t1 = Clock::now();
+      continue;
+    }
+    err->err = ce;
+    err->index = 0;
+    return fail(false);
+  }
+  st.generation++;
+  TableInfo ti;
+  if (tableInfo(api_->family, table_, &ti) == 0) {
+    info->entries = ti.entries;
+    info->bytes = ti.size;
+  }
+  XtLock::get().release(lockFd);
+  spent_ = true;
+  // The handle is spent (libiptc cannot commit it twice); free it later, off
+  // the caller's path, unless nothing will come by to do so.
+  if (opts_.reuseSnapshots)
+    st.garbage.push_back(h_);
+  else
+    api_->free(h_);
+  h_ = nullptr;
+  return true;
+}
+
+// ---- snapshots ahead of need --------------------------------------------------------
+
+void prefetch(const Api* api, const std::string& table) {
+  std::lock_guard<std::mutex> g(libraryMutex(api->family));
+  TableState& st = state(api->family, table);
+  freeGarbage(api, st);
+  if (st.cached.h && fresh(api->family, table, st, st.cached)) return;
+  if (st.cached.h) api->free(st.cached.h);
+  st.cached = Snapshot{};
+  int e = 0;
+  Snapshot meta;
+  xtc_handle* h = loadSnapshot(api, table, st, &meta, &e);
+  if (!h) return;
+  meta.h = h;
+  st.cached = std::move(meta);
+}
+
+void dropSnapshot(const Api* api, const std::string& table) {
+  std::lock_guard<std::mutex> g(libraryMutex(api->family));
+  TableState& st = state(api->family, table);
+  freeGarbage(api, st);
+  if (st.cached.h) api->free(st.cached.h);
+  st.cached = Snapshot{};
+}
+
+int tableInfo(int family, const std::string& table, TableInfo* out) {
+  int err = 0;
+  std::vector<uint8_t> b = infoBytes(family, table, &err);
+  if (err) return err;
+  ipt_getinfo info;
+  memcpy(reinterpret_cast<uint8_t*>(&info) + sizeof info.name, b.data(), b.size());
+  out->validHooks = info.valid_hooks;
+  for (int i = 0; i < 5; i++) {
+    out->hookEntry[i] = info.hook_entry[i];
+    out->underflow[i] = info.underflow[i];
+  }
+  out->entries = info.num_entries;
+  out->size = info.size;
+  return 0;
+}
+
+std::map<std::string, size_t> layout() {
+  std::map<std::string, size_t> m;
+#define SIZE(T) m["sizeof " #T] = sizeof(T)
+#define OFF(T, f) m["offsetof " #T "." #f] = offsetof(T, f)
+  SIZE(ipt_entry);
+  OFF(ipt_entry, ip.src);
+  OFF(ipt_entry, ip.dst);
+  OFF(ipt_entry, ip.smsk);
+  OFF(ipt_entry, ip.dmsk);
+  OFF(ipt_entry, ip.iniface);
+  OFF(ipt_entry, ip.outiface);
+  OFF(ipt_entry, ip.iniface_mask);
+  OFF(ipt_entry, ip.outiface_mask);
+  OFF(ipt_entry, ip.proto);
+  OFF(ipt_entry, ip.flags);
+  OFF(ipt_entry, ip.invflags);
+  OFF(ipt_entry, nfcache);
+  OFF(ipt_entry, target_offset);
+  OFF(ipt_entry, next_offset);
+  OFF(ipt_entry, comefrom);
+  OFF(ipt_entry, counters);
+  SIZE(ip6t_entry);
+  OFF(ip6t_entry, ipv6.src);
+  OFF(ip6t_entry, ipv6.dst);
+  OFF(ip6t_entry, ipv6.smsk);
+  OFF(ip6t_entry, ipv6.dmsk);
+  OFF(ip6t_entry, ipv6.iniface);
+  OFF(ip6t_entry, ipv6.outiface);
+  OFF(ip6t_entry, ipv6.iniface_mask);
+  OFF(ip6t_entry, ipv6.outiface_mask);
+  OFF(ip6t_entry, ipv6.proto);
+  OFF(ip6t_entry, ipv6.tos);
+  OFF(ip6t_entry, ipv6.flags);
+  OFF(ip6t_entry, ipv6.invflags);
+  OFF(ip6t_entry, nfcache);
+  OFF(ip6t_entry, target_offset);
+  OFF(ip6t_entry, next_offset);
+  OFF(ip6t_entry, comefrom);
+  OFF(ip6t_entry, counters);
+  SIZE(xt_entry_match);
+  SIZE(xt_entry_target);
+  SIZE(xt_standard_target);
+  SIZE(xt_comment_info);
+  SIZE(xt_tcp);
+  SIZE(xt_udp);
+  SIZE(xt_multiport_v1);
+  OFF(xt_multiport_v1, ports);
+  OFF(xt_multiport_v1, pflags);
+  OFF(xt_multiport_v1, invert);
+  SIZE(xt_statistic_info);
+  OFF(xt_statistic_info, u.nth.count);
+  OFF(xt_statistic_info, master);
+  SIZE(xt_set_info_match_v4);
+  OFF(xt_set_info_match_v4, packets);
+  OFF(xt_set_info_match_v4, bytes);
+  OFF(xt_set_info_match_v4, flags);
+  SIZE(xt_mark_mtinfo1);
+  SIZE(xt_addrtype_info_v1);
+  SIZE(xt_conntrack_mtinfo3);
+  OFF(xt_conntrack_mtinfo3, expires_min);
+  OFF(xt_conntrack_mtinfo3, l4proto);
+  OFF(xt_conntrack_mtinfo3, match_flags);
+  OFF(xt_conntrack_mtinfo3, state_mask);
+  OFF(xt_conntrack_mtinfo3, origsrc_port_high);
+  SIZE(xt_recent_mtinfo_v1);
+  OFF(xt_recent_mtinfo_v1, name);
+  OFF(xt_recent_mtinfo_v1, side);
+  OFF(xt_recent_mtinfo_v1, mask);
+  SIZE(xt_physdev_info);
+  OFF(xt_physdev_info, in_mask);
+  OFF(xt_physdev_info, bitmask);
+  SIZE(xt_mark_tginfo2);
+  SIZE(nf_nat_ipv4_multi_range_compat);
+  SIZE(nf_nat_range);
+  SIZE(nf_nat_range2);
+  OFF(nf_nat_range2, base_proto);
+  SIZE(ipt_reject_info);
+  SIZE(ip6t_reject_info);
+  SIZE(xt_log_info);
+  SIZE(OpHeader);
+  SIZE(SetFixup);
+  SIZE(RuleHeader);
+#undef SIZE
+#undef OFF
+  return m;
+}
+
+}  // namespace iptc
