@@ -38,6 +38,8 @@ export type {
 export { Iptables, IptablesTransaction, LibiptcMissingError, IPTABLES_TABLES, iptablesEncodeRule, iptablesDecodeRule } from './iptables.js'
 export type {
   AddrType,
+  BackendReport,
+  BackendTable,
   ChainRecord,
   ChainWithRules,
   CommitStats,

@@ -21,6 +21,7 @@ import {
   TABLES,
 } from './iptables/rules.js'
 import { dumpedRules, OpWriter } from './iptables/wire.js'
+import { detectBackend, type BackendReport } from './iptables/backend.js'
 
 export type {
   AddrType,
@@ -44,6 +45,7 @@ export type {
   TcpFlag,
   Verdict,
 } from './iptables/rules.js'
+export type { BackendReport, BackendTable } from './iptables/backend.js'
 export { TABLES as IPTABLES_TABLES, encodeRule as iptablesEncodeRule, decodeRule as iptablesDecodeRule } from './iptables/rules.js'
 
 export interface IptablesOptions {
@@ -198,6 +200,15 @@ export class Iptables {
     const loaded = native.iptc.load(familyNumber(family))
     if (!loaded.ok) throw new LibiptcMissingError(family, loaded.error)
     return new Iptables(family, { reuseSnapshots, lockTimeoutMs })
+  }
+
+  /**
+   * Which backend holds this network namespace's iptables rules: legacy
+   * x_tables (what this library drives) or nf_tables (iptables-nft), and where
+   * KUBE-* chains are. Reads both, changes nothing; works without libiptc.
+   */
+  static detectBackend(): Promise<BackendReport> {
+    return detectBackend()
   }
 
   /** Which libiptc was loaded (e.g. 'libip4tc.so.2'), or why none could be. */

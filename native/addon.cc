@@ -11,11 +11,13 @@ namespace nl {
 const Codec* genlCodec();
 const Codec* ipvsCodec();
 const Codec* ipsetCodec();
+const Codec* nftablesCodec();
 
 const Codec* findCodec(const std::string& name) {
   if (name == "genl") return genlCodec();
   if (name == "ipvs") return ipvsCodec();
   if (name == "ipset") return ipsetCodec();
+  if (name == "nftables") return nftablesCodec();
   return nullptr;
 }
 
