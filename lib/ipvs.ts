@@ -183,28 +183,36 @@ interface WireService {
   peName?: string
 }
 
-function serviceKey(at: Where, value: unknown, field = 'service'): WireService & { family: Family } {
-  const s = v.object(at, field, value)
-  if ('fwmark' in s && s.fwmark !== undefined) {
-    const fwmark = v.integer(at, `${field}.fwmark`, s.fwmark, 1, U32_MAX)
-    const family = s.family === undefined ? 'inet' : v.oneOf(at, `${field}.family`, s.family, ['inet', 'inet6'] as const)
-    return { family, af: v.familyOf(family), fwmark }
+// Checked once per operation of batches of 100k: no per-call arrays, spreads or
+// field-name strings outside the error paths.
+const PROTOCOL_NAMES = Object.keys(PROTOCOLS) as IpvsProtocol[]
+const FLAG_NAMES = Object.keys(FLAG_BITS) as ServiceFlag[]
+const FAMILIES = ['inet', 'inet6'] as const
+const KNOWN_SCHEDULERS: ReadonlySet<string> = new Set(SCHEDULERS)
+
+function serviceKey(at: Where, value: unknown): WireService {
+  const s = v.object(at, 'service', value)
+  if (s.fwmark !== undefined) {
+    const fwmark = v.integer(at, 'service.fwmark', s.fwmark, 1, U32_MAX)
+    const family = s.family === undefined ? 'inet' : v.oneOf(at, 'service.family', s.family, FAMILIES)
+    return { af: v.familyOf(family), fwmark }
   }
-  const protocol = v.oneOf(at, `${field}.protocol`, s.protocol, Object.keys(PROTOCOLS) as IpvsProtocol[])
-  const family = v.address(at, `${field}.address`, s.address)
-  const port = v.port(at, `${field}.port`, s.port, 0)
-  return { family, af: v.familyOf(family), protocol: PROTOCOLS[protocol], address: s.address as string, port }
+  const protocol = PROTOCOLS[s.protocol as IpvsProtocol] ?? PROTOCOLS[v.oneOf(at, 'service.protocol', s.protocol, PROTOCOL_NAMES)]
+  const family = v.address(at, 'service.address', s.address)
+  const port = v.port(at, 'service.port', s.port, 0)
+  return { af: v.familyOf(family), protocol, address: s.address as string, port }
 }
 
 function serviceSpec(at: Where, value: unknown): WireService {
-  const key = serviceKey(at, value)
+  const wire = serviceKey(at, value)
   const s = value as Record<string, unknown>
-  const scheduler = s.scheduler === undefined ? 'wlc' : v.name(at, 'service.scheduler', s.scheduler, SCHED_NAME_SIZE)
+  const scheduler =
+    s.scheduler === undefined ? 'wlc' : KNOWN_SCHEDULERS.has(s.scheduler as string) ? (s.scheduler as string) : v.name(at, 'service.scheduler', s.scheduler, SCHED_NAME_SIZE)
   let flags = 0
   if (s.flags !== undefined) {
     if (!Array.isArray(s.flags)) v.fail(at, 'service.flags', s.flags, 'must be an array of flag names')
     for (const f of s.flags) {
-      const name = v.oneOf(at, 'service.flags', f, Object.keys(FLAG_BITS) as ServiceFlag[])
+      const name = v.oneOf(at, 'service.flags', f, FLAG_NAMES)
       if ((name.startsWith('sh-') && scheduler !== 'sh') || (name.startsWith('mh-') && scheduler !== 'mh'))
         v.fail(at, 'service.flags', f, `belongs to the ${name.slice(0, 2)} scheduler, not ${scheduler}`)
       flags |= FLAG_BITS[name]
@@ -215,10 +223,13 @@ function serviceSpec(at: Where, value: unknown): WireService {
   flags &= ~F_HASHED // the kernel's own bookkeeping, never ours to set
   const persistent = (flags & F_PERSISTENT) !== 0
   const timeout = s.timeout === undefined ? (persistent ? 360 : 0) : v.integer(at, 'service.timeout', s.timeout, 0, U32_MAX)
-  const maxPrefix = key.family === 'inet' ? 32 : 128
+  const maxPrefix = wire.af === v.AF_INET ? 32 : 128
   const netmask = s.netmask === undefined ? maxPrefix : v.integer(at, 'service.netmask', s.netmask, 1, maxPrefix)
-  if (key.port === 0 && !persistent) v.fail(at, 'service.port', 0, 'may be 0 only in a persistent service')
-  const wire: WireService = { ...stripFamily(key), scheduler, flags, timeout, netmask }
+  if (wire.port === 0 && !persistent) v.fail(at, 'service.port', 0, 'may be 0 only in a persistent service')
+  wire.scheduler = scheduler
+  wire.flags = flags
+  wire.timeout = timeout
+  wire.netmask = netmask
   if (s.pe !== undefined) wire.peName = v.name(at, 'service.pe', s.pe, PE_NAME_SIZE)
   return wire
 }
@@ -236,7 +247,7 @@ interface WireDest {
   tunFlags?: number
 }
 
-function destination(at: Where, svc: WireService & { family: Family }, value: unknown, full: boolean): WireDest {
+function destination(at: Where, svc: WireService, value: unknown, full: boolean): WireDest {
   const d = v.object(at, 'destination', value)
   const family = v.address(at, 'destination.address', d.address)
   const port = v.port(at, 'destination.port', d.port, svc.fwmark === undefined ? 1 : 0)
@@ -244,8 +255,9 @@ function destination(at: Where, svc: WireService & { family: Family }, value: un
   const forward = !full || d.forward === undefined ? 'masq' : v.oneOf(at, 'destination.forward', d.forward, FORWARDS)
   // The kernel mixes families only when the packet is encapsulated anyway (and
   // does not check on delete, so neither do we: such a destination must be deletable).
-  if (full && family !== svc.family && forward !== 'tunnel')
-    v.fail(at, 'destination.address', d.address, `is ${family === 'inet' ? 'IPv4' : 'IPv6'} in an ${svc.family === 'inet' ? 'IPv4' : 'IPv6'} service (only tunnel forwarding may mix families)`)
+  const svcFamily = v.familyName(svc.af)
+  if (full && family !== svcFamily && forward !== 'tunnel')
+    v.fail(at, 'destination.address', d.address, `is ${family === 'inet' ? 'IPv4' : 'IPv6'} in an ${svcFamily === 'inet' ? 'IPv4' : 'IPv6'} service (only tunnel forwarding may mix families)`)
   if (!full) return wire
   wire.forward = FORWARDS.indexOf(forward)
   wire.weight = d.weight === undefined ? 1 : v.integer(at, 'destination.weight', d.weight, 0, 0x7fffffff)
@@ -260,11 +272,6 @@ function destination(at: Where, svc: WireService & { family: Family }, value: un
   if (d.tunnelType === 'gue' && d.tunnelPort === undefined)
     v.fail(at, 'destination.tunnelPort', undefined, 'is required for a gue tunnel')
   return wire
-}
-
-function stripFamily(s: WireService & { family?: Family }): WireService {
-  const { family: _, ...rest } = s
-  return rest
 }
 
 /**
@@ -284,18 +291,18 @@ function wireOp(at: Where, op: IpvsOp): NativeOp {
     case 'updateService':
       return { cmd: 'setService', service: serviceSpec(at, op.service) }
     case 'deleteService':
-      return { cmd: 'delService', service: stripFamily(serviceKey(at, op.service)) }
+      return { cmd: 'delService', service: serviceKey(at, op.service) }
     case 'addDestination':
     case 'updateDestination': {
       const svc = serviceKey(at, op.service)
-      return { cmd: op.op === 'addDestination' ? 'newDest' : 'setDest', service: stripFamily(svc), dest: destination(at, svc, op.destination, true) }
+      return { cmd: op.op === 'addDestination' ? 'newDest' : 'setDest', service: svc, dest: destination(at, svc, op.destination, true) }
     }
     case 'deleteDestination': {
       const svc = serviceKey(at, op.service)
-      return { cmd: 'delDest', service: stripFamily(svc), dest: destination(at, svc, op.destination, false) }
+      return { cmd: 'delDest', service: svc, dest: destination(at, svc, op.destination, false) }
     }
     case 'zero':
-      return op.service === undefined ? { cmd: 'zero' } : { cmd: 'zero', service: stripFamily(serviceKey(at, op.service)) }
+      return op.service === undefined ? { cmd: 'zero' } : { cmd: 'zero', service: serviceKey(at, op.service) }
     case 'flush':
       return { cmd: 'flush' }
     default:
@@ -447,7 +454,7 @@ export class Ipvs {
   /** One service, or undefined when the kernel has none with that key. */
   async getService(service: ServiceKey): Promise<ServiceRecord | undefined> {
     const at = { op: 'ipvs.getService' }
-    const wire = { cmd: 'getService', service: stripFamily(serviceKey(at, service)) }
+    const wire = { cmd: 'getService', service: serviceKey(at, service) }
     const [result] = await this.#sock.execute<RawService>('ipvs', this.#family, [wire], at.op)
     if (result!.error === ESRCH) return undefined
     if (result!.error) throw toError(result!, at.op)
@@ -487,7 +494,7 @@ export class Ipvs {
   /** The destinations of a service (empty when the service does not exist: that is what the kernel says). */
   async listDestinations(service: ServiceKey): Promise<DestinationRecord[]> {
     const key = serviceKey({ op: 'ipvs.listDestinations' }, service)
-    const raws = await this.#one<RawDest>('listDestinations', { cmd: 'listDests', service: stripFamily(key) })
+    const raws = await this.#one<RawDest>('listDestinations', { cmd: 'listDests', service: key })
     return raws.filter((d) => d.kind === 'destination').map(destinationRecord)
   }
 
