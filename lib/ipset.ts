@@ -723,14 +723,16 @@ function keyHash(w: WireEntry, set: string | undefined): void {
 }
 
 /**
- * The entries of a batch seen so far, by their two hashes: open addressing in
- * typed arrays (a JavaScript Set of 100k numbers cost more than validating).
+ * Entries by their two hashes, to an int: open addressing in typed arrays (a
+ * JavaScript Set or Map of 100k keys cost more than validating them, in
+ * hashing and in garbage).
  */
-class SeenEntries {
+class HashIndex {
   #a = new Int32Array(0)
   #b = new Int32Array(0)
-  #used = new Uint8Array(0)
+  #v = new Int32Array(0)
   #mask = 0
+  #shift = 32
   #count = 0
 
   constructor(expected: number) {
@@ -742,36 +744,54 @@ class SeenEntries {
   #alloc(size: number): void {
     this.#a = new Int32Array(size)
     this.#b = new Int32Array(size)
-    this.#used = new Uint8Array(size)
+    this.#v = new Int32Array(size).fill(-1)
     this.#mask = size - 1
+    this.#shift = 32 - Math.log2(size)
     this.#count = 0
   }
 
-  /** Adds (h1, h2); true when it was there already. */
-  add(x: number, y: number): boolean {
+  #slot(x: number, y: number): number {
+    // Fibonacci hashing of both: the top bits of a multiplication spread
+    // similar keys (addresses that differ in one digit) over the table.
+    let i = Math.imul(x ^ ((y << 7) | (y >>> 25)), 0x9e3779b1) >>> this.#shift
+    while (this.#v[i] !== -1 && (this.#a[i] !== x || this.#b[i] !== y)) i = (i + 1) & this.#mask
+    return i
+  }
+
+  /** The value under (x, y), or -1. */
+  get(x: number, y: number): number {
+    return this.#v[this.#slot(x, y)]!
+  }
+
+  /** Sets (x, y) to a value >= 0. */
+  set(x: number, y: number, value: number): void {
     if (this.#count * 2 >= this.#mask) this.#grow()
-    let i = (x ^ (y >>> 16)) & this.#mask
-    while (this.#used[i]) {
-      if (this.#a[i] === x && this.#b[i] === y) return true
-      i = (i + 1) & this.#mask
-    }
-    this.#used[i] = 1
+    const i = this.#slot(x, y)
+    if (this.#v[i] === -1) this.#count++
     this.#a[i] = x
     this.#b[i] = y
-    this.#count++
-    return false
+    this.#v[i] = value
   }
 
   clear(): void {
-    this.#used.fill(0)
+    this.#v.fill(-1)
     this.#count = 0
   }
 
   #grow(): void {
-    const [a, b, used] = [this.#a, this.#b, this.#used]
-    this.#alloc(used.length * 2)
-    for (let i = 0; i < used.length; i++) if (used[i]) this.add(a[i]!, b[i]!)
+    const [a, b, v] = [this.#a, this.#b, this.#v]
+    this.#alloc(v.length * 2)
+    for (let i = 0; i < v.length; i++) if (v[i] !== -1) this.set(a[i]!, b[i]!, v[i]!)
   }
+}
+
+function sameAddr(x: string | undefined, px: number | undefined, y: string | undefined, py: number | undefined): boolean {
+  return x === undefined || y === undefined ? x === y : (x === y && px === py) || addressKey(x, px) === addressKey(y, py)
+}
+
+/** Two entries the kernel would take for one (addresses compared as the kernel stores them). */
+function sameEntry(a: WireEntry, b: WireEntry): boolean {
+  return a.port === b.port && a.proto === b.proto && a.name === b.name && sameAddr(a.ip, a.cidr, b.ip, b.cidr) && sameAddr(a.ip2, a.cidr2, b.ip2, b.cidr2)
 }
 
 /**
@@ -871,8 +891,9 @@ class Message {
   }
 }
 
-/** Messages per execute() in a batch's first round (~5000 entries). */
-const PIPELINE = 8
+/** A batch goes to the socket in slices of about this many entries (or messages, for one-entry fallbacks). */
+const PIPELINE_ENTRIES = 4096
+const PIPELINE_MESSAGES = 1024
 
 /** Adds to the last message while the entry fits, else starts one. */
 function append(msgs: Message[], cmd: 'add' | 'del', set: string, exist: boolean, kind: TypeInfo['kind'], index: number, w: WireEntry): void {
@@ -1167,7 +1188,7 @@ export class IpSet {
     // twice. A repeated entry starts a new segment, sent after the previous
     // one has fully completed.
     const segments: Message[][] = [[]]
-    const seen = new SeenEntries(ops.length)
+    const seen = new HashIndex(ops.length)
     const at: Where & { index: number } = { op: 'ipset.add', index: 0 } // one object, refilled: errors copy what they need
     for (let index = 0; index < ops.length; index++) {
       const o = ops[index]!
@@ -1184,11 +1205,11 @@ export class IpSet {
       if (index % SLICE === SLICE - 1) await yieldToLoop()
       const w = entryWire(at, info, o.entry, o.op)
       keyHash(w, names.size === 1 ? undefined : o.set)
-      if (seen.add(h1 | 0, h2 | 0)) {
+      if (seen.get(h1 | 0, h2 | 0) >= 0) {
         segments.push([])
         seen.clear()
-        seen.add(h1 | 0, h2 | 0)
       }
+      seen.set(h1 | 0, h2 | 0, index)
       append(segments[segments.length - 1]!, o.op, o.set, o.exist === true, TYPES[info.type as SetType]!.kind, index, w)
     }
     for (const msgs of segments) await this.#runMessages(msgs, outcomes)
@@ -1204,14 +1225,17 @@ export class IpSet {
   async #runMessages(msgs: Message[], outcomes: Outcome[]): Promise<void> {
     let queue = msgs.filter((m) => m.count > 0)
     for (let round = 0; queue.length; round++) {
-      // In slices of PIPELINE messages, each handed over as soon as it is
+      // In slices of PIPELINE_ENTRIES entries, each handed over as soon as it is
       // encoded: the kernel works on one slice (off the event loop) while the
       // next is encoded, and timers and I/O run between slices. Results come
       // back in order.
       const pending: Promise<NativeResult<RawSet>[]>[] = []
-      for (let i = 0; i < queue.length; i += PIPELINE) {
+      for (let i = 0; i < queue.length; ) {
         if (i > 0) await yieldToLoop()
-        pending.push(this.#run(queue.slice(i, i + PIPELINE).map((m) => m.wire()), 'ipset.batch'))
+        let end = i
+        for (let entries = 0; end < queue.length && entries < PIPELINE_ENTRIES && end - i < PIPELINE_MESSAGES; end++) entries += queue[end]!.count
+        pending.push(this.#run(queue.slice(i, end).map((m) => m.wire()), 'ipset.batch'))
+        i = end
       }
       const results = (await Promise.all(pending)).flat()
       const next: Message[] = []
@@ -1298,34 +1322,64 @@ export class IpSet {
     if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
     const info = await this.#info(n, op)
     const kind = TYPES[info.type as SetType]!.kind
-    const desired = new Map<string, WireEntry>()
-    entries.forEach((e, index) => {
-      const w = entryWire({ op, index }, info, e, 'add')
-      desired.set(entryKey(w), w)
-    })
-    const current = await this.list(n)
-    const have = new Map<string, WireEntry>()
-    for (const m of current.members ?? []) {
-      const w = memberWire(current.type, current.family, m)
-      have.set(entryKey(w), w)
+    const af = info.family === 'inet6' ? NFPROTO.inet6 : NFPROTO.inet
+
+    // What the set holds, as the dump's columns: indexed by hash, rebuilt as
+    // wire entries only where needed (a match to confirm, a delete to send).
+    const listed = (await this.#one('list', { cmd: 'list', name: n }, op)).records.filter((x) => x.kind === 'set' && x.name === n)
+    const cols = listed.flatMap((x) => (x.members ? [x.members] : []))
+    const total = cols.reduce((sum, c) => sum + c.count, 0)
+    const colOf = new Int32Array(total)
+    const rowOf = new Int32Array(total)
+    const held = new HashIndex(total)
+    for (let c = 0, k = 0; c < cols.length; c++) {
+      for (let i = 0; i < cols[c]!.count; i++, k++) {
+        keyHash(memberWire(cols[c]!, i, af), undefined)
+        colOf[k] = c
+        rowOf[k] = i
+        held.set(h1 | 0, h2 | 0, k)
+      }
     }
+    const member = (k: number): WireEntry => memberWire(cols[colOf[k]!]!, rowOf[k]!, af)
+
+    // What should be there: validated whole before anything is sent.
+    const kept = new Uint8Array(total)
+    const wanted = new HashIndex(entries.length)
+    const adds: WireEntry[] = []
+    let unchanged = 0
+    const at: Where & { index: number } = { op, index: 0 }
+    for (let j = 0; j < entries.length; j++) {
+      if (j % SLICE === SLICE - 1) await yieldToLoop()
+      at.index = j
+      const w = entryWire(at, info, entries[j], 'add')
+      keyHash(w, undefined)
+      const x = h1 | 0
+      const y = h2 | 0
+      const first = wanted.get(x, y)
+      if (first >= 0 && sameEntry(w, entryWire(at, info, entries[first], 'add'))) continue // given twice
+      if (first < 0) wanted.set(x, y, j)
+      const k = held.get(x, y)
+      if (k >= 0 && sameEntry(w, member(k))) {
+        kept[k] = 1
+        unchanged++
+      } else {
+        adds.push(w)
+      }
+    }
+    // Deletes first: should two different entries ever share both hashes, the
+    // one deleted by mistake is the one added back.
     const msgs: Message[] = []
     const cmds: ('add' | 'del')[] = []
-    for (const [k, w] of have) {
-      if (desired.has(k)) continue
-      append(msgs, 'del', n, true, kind, cmds.length, w)
+    for (let k = 0; k < total; k++) {
+      if (kept[k]) continue
+      append(msgs, 'del', n, true, kind, cmds.length, member(k))
       cmds.push('del')
     }
-    let unchanged = 0
-    for (const [k, w] of desired) {
-      if (have.has(k)) {
-        unchanged++
-        continue
-      }
+    for (const w of adds) {
       append(msgs, 'add', n, true, kind, cmds.length, w)
       cmds.push('add')
     }
-    // Keys are unique on each side, and an entry is either deleted or added: one segment.
+    // Each entry is either deleted or added, once: one segment.
     const outcomes: Outcome[] = new Array(cmds.length)
     await this.#runMessages(msgs, outcomes)
     const errors: NetlinkError[] = []
@@ -1345,24 +1399,27 @@ export class IpSet {
   }
 }
 
-/** The key fields of a member the kernel listed, as a wire entry (no validation: the kernel's own data). */
-function memberWire(type: string, family: Family | undefined, m: IpSetEntry): WireEntry {
-  const t = TYPES[type as SetType]
-  const w: WireEntry = { af: family === 'inet6' ? NFPROTO.inet6 : NFPROTO.inet }
-  if (m.ip !== undefined) w.ip = m.ip
-  if (m.ip2 !== undefined) w.ip2 = m.ip2
-  if (m.net !== undefined) {
-    const [addr, prefix] = m.net.split('/') as [string, string]
-    if (t?.net === 'ip2') {
-      w.ip2 = addr
-      w.cidr2 = Number(prefix)
-    } else {
-      w.ip = addr
-      w.cidr = Number(prefix)
-    }
+/** The key fields of member i of a dump's columns, as a wire entry (no validation: the kernel's own data). */
+function memberWire(c: RawColumns, i: number, af: number): WireEntry {
+  const w: WireEntry = { af }
+  const text = (f: 'ip' | 'ip2' | 'name'): string | undefined => (c[f] as ArrayLike<string | undefined> | undefined)?.[i]
+  const num = (f: 'cidr' | 'cidr2' | 'port' | 'proto'): number | undefined => {
+    const x = (c[f] as ArrayLike<number> | undefined)?.[i]
+    return x === undefined || Number.isNaN(x) ? undefined : x
   }
-  if (m.port !== undefined) w.port = m.port
-  if (m.protocol !== undefined) w.proto = PROTO_NUMBERS[m.protocol] ?? Number(m.protocol)
-  if (m.set !== undefined) w.name = m.set
+  const ip = text('ip')
+  if (ip !== undefined) w.ip = ip
+  const cidr = num('cidr')
+  if (cidr !== undefined) w.cidr = cidr
+  const port = num('port')
+  if (port !== undefined) w.port = port
+  const proto = num('proto')
+  if (proto !== undefined) w.proto = proto
+  const ip2 = text('ip2')
+  if (ip2 !== undefined) w.ip2 = ip2
+  const cidr2 = num('cidr2')
+  if (cidr2 !== undefined) w.cidr2 = cidr2
+  const name = text('name')
+  if (name !== undefined) w.name = name
   return w
 }
