@@ -87,19 +87,21 @@ class XtLock {
     return *lock;
   }
 
+  // The lock file is opened once, before it is watched, and then only locked
+  // and unlocked: every IN_OPEN the watch reports is another process's. (So
+  // they need no counting: inotify coalesces identical unread events.)
   Epoch epoch() {
     std::lock_guard<std::mutex> g(evMu_);
-    if (ino_ < 0) watch();
+    if (ino_ < 0 && !held_) setup();
     if (ino_ < 0) return Epoch{++watches_, 0};
     drain();
     if (ino_ < 0) return Epoch{++watches_, 0};
-    return Epoch{watchId_, opens_ - ours_};
+    return Epoch{watchId_, events_};
   }
 
-  // Takes the lock within `timeoutMs`: 0 and the fd, or an errno (ETIMEDOUT).
-  // Our own threads take turns on mu_ (flock does not exclude them: it locks
-  // per open file, and they would share ours).
-  int acquire(int timeoutMs, int* fdOut) {
+  // Takes the lock within `timeoutMs`: 0, or an errno (ETIMEDOUT). Our own
+  // threads take turns on mu_ (flock would not exclude them: they share fd_).
+  int acquire(int timeoutMs) {
     auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
     std::unique_lock<std::mutex> own(mu_, std::defer_lock);
     while (!own.try_lock()) {
@@ -109,34 +111,33 @@ class XtLock {
     int fd;
     {
       std::lock_guard<std::mutex> g(evMu_);
-      ours_++;  // counted before the open, so a drain never sees our event as another's
-      fd = open(path().c_str(), O_CREAT | O_RDONLY | O_CLOEXEC, 0600);
-      if (fd < 0) {
-        int e = errno;
-        return e;
-      }
+      if (ino_ >= 0) drain();  // notices a lock file replaced under us
+      if (ino_ < 0 || fd_ < 0) setup();
+      if (fd_ < 0) return openErr_;
+      fd = fd_;
+      held_ = true;
     }
     int sleepMs = 1;
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK && errno != EINTR) {
-        int e = errno;
-        close(fd);
+      if ((errno != EWOULDBLOCK && errno != EINTR) || Clock::now() >= deadline) {
+        int e = errno == EWOULDBLOCK || errno == EINTR ? ETIMEDOUT : errno;
+        std::lock_guard<std::mutex> g(evMu_);
+        held_ = false;
         return e;
-      }
-      if (Clock::now() >= deadline) {
-        close(fd);
-        return ETIMEDOUT;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(sleepMs));
       sleepMs = std::min(sleepMs * 2, 20);
     }
     own.release();  // mu_ stays held until release()
-    *fdOut = fd;
     return 0;
   }
 
-  void release(int fd) {
-    close(fd);  // drops the flock
+  void release() {
+    {
+      std::lock_guard<std::mutex> g(evMu_);
+      flock(fd_, LOCK_UN);
+      held_ = false;
+    }
     mu_.unlock();
   }
 
@@ -151,12 +152,17 @@ class XtLock {
  private:
   XtLock() = default;
 
-  void watch() {
-    // Create the file first (as iptables would), then watch it: this open of
-    // ours happens before the watch and is not counted.
-    int fd = open(path().c_str(), O_CREAT | O_RDONLY | O_CLOEXEC, 0600);
-    if (fd < 0) return;
-    close(fd);
+  // Opens the lock file (creating it, as iptables would), then watches it.
+  // Called with evMu_ held and the flock not held.
+  void setup() {
+    if (fd_ >= 0) close(fd_);
+    if (ino_ >= 0) close(ino_);
+    ino_ = -1;
+    fd_ = open(path().c_str(), O_CREAT | O_RDONLY | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      openErr_ = errno;
+      return;
+    }
     int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (ino < 0) return;
     if (inotify_add_watch(ino, path().c_str(), IN_OPEN | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
@@ -165,7 +171,7 @@ class XtLock {
     }
     ino_ = ino;
     watchId_ = ++watches_;
-    opens_ = ours_ = 0;
+    events_ = 0;
   }
 
   void drain() {
@@ -175,9 +181,9 @@ class XtLock {
       if (n <= 0) return;
       for (char* p = buf; p < buf + n;) {
         auto ev = reinterpret_cast<inotify_event*>(p);
-        if (ev->mask & IN_OPEN) opens_++;
+        if (ev->mask & IN_OPEN) events_++;
         if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
-          close(ino_);  // the file we watched is gone: start over on the next call
+          close(ino_);  // the file we watch is gone: start over when the flock is not held
           ino_ = -1;
           return;
         }
@@ -187,11 +193,12 @@ class XtLock {
   }
 
   std::mutex mu_;    // held while we hold the flock
-  std::mutex evMu_;  // the counters below
+  std::mutex evMu_;  // everything below
   std::string path_;
-  int ino_ = -1;
+  int fd_ = -1, ino_ = -1, openErr_ = ENOENT;
+  bool held_ = false;
   uint64_t watchId_ = 0, watches_ = 0;
-  int64_t opens_ = 0, ours_ = 0;
+  int64_t events_ = 0;
 };
 
 // ---- per table state: the snapshot cache -------------------------------------------
@@ -562,8 +569,7 @@ bool Tx::commit(const uint8_t* ops, size_t len, CommitInfo* info, OpError* err) 
     return false;
   }
   TableState& st = state(api_->family, table_);
-  int lockFd = -1;
-  int e = XtLock::get().acquire(opts_.lockTimeoutMs, &lockFd);
+  int e = XtLock::get().acquire(opts_.lockTimeoutMs);
   if (e) {
     err->err = e;
     err->detail = "the xtables lock (" + XtLock::get().path() + ")";
@@ -580,7 +586,7 @@ bool Tx::commit(const uint8_t* ops, size_t len, CommitInfo* info, OpError* err) 
     spent_ = true;
     if (h_) api_->free(h_);
     h_ = nullptr;
-    XtLock::get().release(lockFd);
+    XtLock::get().release();
     return false;
   };
 
@@ -633,7 +639,7 @@ bool Tx::commit(const uint8_t* ops, size_t len, CommitInfo* info, OpError* err) 
     info->entries = ti.entries;
     info->bytes = ti.size;
   }
-  XtLock::get().release(lockFd);
+  XtLock::get().release();
   spent_ = true;
   // The handle is spent (libiptc cannot commit it twice); free it later, off
   // the caller's path, unless nothing will come by to do so.
