@@ -1,0 +1,157 @@
+// discovery.k8s.io/v1 EndpointSlice, read from a plain JSON object into a typed
+// record with the API server's defaults applied (port name '', protocol TCP).
+// Conditions stay as the API has them (a missing condition is "unknown");
+// lib/proxy/model/endpoints.ts reads them as kube-proxy does. A bad slice throws
+// one ValidationError naming the field ('endpoints[2].addresses[0]').
+import {
+  dns1123Label,
+  dns1123Subdomain,
+  fail,
+  int,
+  ip,
+  metadata,
+  object,
+  oneOf,
+  optArray,
+  optBool,
+  optObject,
+  optStr,
+  str,
+  typeMeta,
+  type ObjectMeta,
+} from './fields.js'
+import { LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, PROTOCOLS, type Protocol } from './service.js'
+
+/** The label naming the service a slice belongs to. */
+export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name'
+/** When the change behind this slice happened (RFC 3339); feeds the network programming latency. */
+export const ANNOTATION_LAST_CHANGE_TRIGGER_TIME = 'endpoints.kubernetes.io/last-change-trigger-time'
+export const ADDRESS_TYPES = ['IPv4', 'IPv6', 'FQDN'] as const
+export type AddressType = (typeof ADDRESS_TYPES)[number]
+/** The API's limits: addresses per endpoint, endpoints and ports per slice. */
+export const MAX_ADDRESSES = 100
+export const MAX_ENDPOINTS = 1000
+export const MAX_PORTS = 100
+
+export interface EndpointConditions {
+  /** undefined: unknown, which consumers read as ready. */
+  readonly ready?: boolean
+  /** undefined: unknown, read as serving. */
+  readonly serving?: boolean
+  /** undefined: not terminating. */
+  readonly terminating?: boolean
+}
+
+export interface EndpointSliceEndpoint {
+  /** 1..100 addresses of the slice's type, canonical spelling; kube-proxy uses the first. */
+  readonly addresses: readonly string[]
+  readonly conditions: EndpointConditions
+  readonly nodeName?: string
+  readonly zone?: string
+  readonly hostname?: string
+  readonly hints?: { readonly forZones: readonly string[]; readonly forNodes: readonly string[] }
+}
+
+export interface EndpointSlicePort {
+  readonly name: string
+  readonly protocol: Protocol
+  /** undefined: unspecified, which kube-proxy ignores. */
+  readonly port?: number
+  readonly appProtocol?: string
+}
+
+export interface EndpointSlice {
+  readonly kind: 'EndpointSlice'
+  readonly metadata: ObjectMeta
+  /** The kubernetes.io/service-name label. */
+  readonly serviceName: string
+  readonly addressType: AddressType
+  readonly endpoints: readonly EndpointSliceEndpoint[]
+  readonly ports: readonly EndpointSlicePort[]
+  /** The last-change-trigger-time annotation, in ms since the epoch. */
+  readonly triggerTime?: number
+  /** Why kube-proxy ignores this slice, when it does. */
+  readonly skip?: EndpointSliceSkipReason
+}
+
+export type EndpointSliceSkipReason = 'service-proxy-name' | 'headless' | 'FQDN'
+
+/** The slice's service: 'namespace/name'. */
+export function sliceServiceKey(s: EndpointSlice): string {
+  return `${s.metadata.namespace}/${s.serviceName}`
+}
+
+/** A discovery.k8s.io/v1 EndpointSlice from plain JSON, defaults applied; throws a ValidationError naming the field. */
+export function parseEndpointSlice(value: unknown): EndpointSlice {
+  const o = object({ op: 'EndpointSlice' }, 'EndpointSlice', value)
+  typeMeta({ op: 'EndpointSlice' }, o, 'discovery.k8s.io/v1', 'EndpointSlice')
+  const { meta, at } = metadata('EndpointSlice', o.metadata, dns1123Subdomain)
+  const labelField = `metadata.labels[${JSON.stringify(LABEL_SERVICE_NAME)}]`
+  const serviceName = meta.labels[LABEL_SERVICE_NAME]
+  if (serviceName === undefined || serviceName === '') fail(at, labelField, serviceName, 'is required: it names the service the slice belongs to')
+  dns1123Label(at, labelField, serviceName)
+  let triggerTime: number | undefined
+  const trigger = meta.annotations[ANNOTATION_LAST_CHANGE_TRIGGER_TIME]
+  if (trigger !== undefined) {
+    triggerTime = Date.parse(trigger)
+    if (!Number.isFinite(triggerTime))
+      fail(at, `metadata.annotations[${JSON.stringify(ANNOTATION_LAST_CHANGE_TRIGGER_TIME)}]`, trigger, 'must be an RFC 3339 time')
+  }
+  if (o.addressType === undefined || o.addressType === null) fail(at, 'addressType', o.addressType, 'is required')
+  const addressType = oneOf(at, 'addressType', o.addressType, ADDRESS_TYPES)
+  const base = { kind: 'EndpointSlice' as const, metadata: meta, serviceName, addressType, ...(triggerTime === undefined ? {} : { triggerTime }) }
+  const skip: EndpointSliceSkipReason | undefined =
+    LABEL_SERVICE_PROXY_NAME in meta.labels ? 'service-proxy-name' : LABEL_HEADLESS in meta.labels ? 'headless' : addressType === 'FQDN' ? 'FQDN' : undefined
+  if (skip) return { ...base, endpoints: [], ports: [], skip }
+  const family = addressType as 'IPv4' | 'IPv6'
+
+  const rawEndpoints = optArray(at, 'endpoints', o.endpoints)
+  if (rawEndpoints.length > MAX_ENDPOINTS) fail(at, 'endpoints', `${rawEndpoints.length} endpoints`, `may hold at most ${MAX_ENDPOINTS} endpoints`)
+  const endpoints = rawEndpoints.map((v, i): EndpointSliceEndpoint => {
+    const field = `endpoints[${i}]`
+    const e = object(at, field, v)
+    const addrs = optArray(at, `${field}.addresses`, e.addresses)
+    if (addrs.length === 0) fail(at, `${field}.addresses`, e.addresses, 'must hold at least one address')
+    if (addrs.length > MAX_ADDRESSES) fail(at, `${field}.addresses`, `${addrs.length} addresses`, `may hold at most ${MAX_ADDRESSES} addresses`)
+    const addresses = addrs.map((a, j) => ip(at, `${field}.addresses[${j}]`, a, family))
+    const c = optObject(at, `${field}.conditions`, e.conditions)
+    const conditions: { ready?: boolean; serving?: boolean; terminating?: boolean } = {}
+    for (const k of ['ready', 'serving', 'terminating'] as const) {
+      const b = optBool(at, `${field}.conditions.${k}`, c[k])
+      if (b !== undefined) conditions[k] = b
+    }
+    const out: { -readonly [K in keyof EndpointSliceEndpoint]: EndpointSliceEndpoint[K] } = { addresses, conditions }
+    const nodeName = optStr(at, `${field}.nodeName`, e.nodeName)
+    if (nodeName) out.nodeName = dns1123Subdomain(at, `${field}.nodeName`, nodeName)
+    const zone = optStr(at, `${field}.zone`, e.zone)
+    if (zone) out.zone = zone
+    const hostname = optStr(at, `${field}.hostname`, e.hostname)
+    if (hostname) out.hostname = hostname
+    if (e.hints !== undefined && e.hints !== null) {
+      const h = object(at, `${field}.hints`, e.hints)
+      const names = (key: 'forZones' | 'forNodes'): string[] =>
+        optArray(at, `${field}.hints.${key}`, h[key]).map((z, j) => str(at, `${field}.hints.${key}[${j}].name`, object(at, `${field}.hints.${key}[${j}]`, z).name))
+      out.hints = { forZones: names('forZones'), forNodes: names('forNodes') }
+    }
+    return out
+  })
+
+  const rawPorts = optArray(at, 'ports', o.ports)
+  if (rawPorts.length > MAX_PORTS) fail(at, 'ports', `${rawPorts.length} ports`, `may hold at most ${MAX_PORTS} ports`)
+  const seen = new Map<string, number>()
+  const ports = rawPorts.map((v, i): EndpointSlicePort => {
+    const field = `ports[${i}]`
+    const p = object(at, field, v)
+    const name = p.name === undefined || p.name === null || p.name === '' ? '' : dns1123Label(at, `${field}.name`, p.name)
+    const protocol = p.protocol === undefined || p.protocol === null || p.protocol === '' ? 'TCP' : oneOf(at, `${field}.protocol`, p.protocol, PROTOCOLS)
+    const key = `${name}/${protocol}`
+    if (seen.has(key)) fail(at, `${field}.name`, name, `duplicates ports[${seen.get(key)}] (name and protocol must be unique)`)
+    seen.set(key, i)
+    const out: { -readonly [K in keyof EndpointSlicePort]: EndpointSlicePort[K] } = { name, protocol }
+    if (p.port !== undefined && p.port !== null) out.port = int(at, `${field}.port`, p.port, 1, 65535)
+    const appProtocol = optStr(at, `${field}.appProtocol`, p.appProtocol)
+    if (appProtocol) out.appProtocol = appProtocol
+    return out
+  })
+  return { ...base, endpoints, ports }
+}
