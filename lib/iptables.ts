@@ -12,8 +12,8 @@ import { OP_KIND, type OpName } from './iptables/layout.js'
 import {
   chainName,
   decodeRule,
-  encodeRule,
   isBuiltin,
+  planRule,
   type Counters,
   type IptablesTable,
   type Rule,
@@ -118,8 +118,8 @@ const KIND_READ = 0xfffe
 const KIND_COMMIT = 0xffff
 
 /** Turns a native rejection ({ errno, index, kind, detail }) into a NetlinkError with a useful message. */
-function toError(e: unknown, table: string, family: Family, chainsByIndex: Map<number, [OpName, string]>, readChain?: string): Error {
-  const x = e as { errno?: number; index?: number; kind?: number; detail?: string; message?: string }
+function toError(e: unknown, table: string, family: Family, readChain?: string): Error {
+  const x = e as { errno?: number; index?: number; kind?: number; chain?: string; detail?: string; message?: string }
   if (typeof x.errno !== 'number') return e as Error
   const errno = x.errno
   const kindName = (Object.entries(OP_KIND).find(([, k]) => k === x.kind)?.[0] ?? undefined) as OpName | undefined
@@ -128,8 +128,8 @@ function toError(e: unknown, table: string, family: Family, chainsByIndex: Map<n
     const op = x.kind === KIND_LOAD ? 'iptables.load' : x.kind === KIND_COMMIT ? 'iptables.commit' : 'iptables.listRules'
     return new NetlinkError({ errno, op, message: `${errnoText(errno)}: ${hint(op, errno, table, v6, x.detail, readChain)}` })
   }
-  const [name, chain] = (x.index !== undefined && chainsByIndex.get(x.index)) || [kindName ?? 'apply', '?']
-  const op = `iptables.${name}`
+  const chain = x.chain ?? '?'
+  const op = `iptables.${kindName ?? 'apply'}`
   return new NetlinkError({
     errno,
     op,
@@ -268,7 +268,6 @@ export class IptablesTransaction {
   readonly #native: NativeIptcTransaction
   readonly #options: Required<Omit<IptablesOptions, 'family'>>
   readonly #ops = new OpWriter()
-  readonly #edits = new Map<number, [OpName, string]>()
   #next = 0
   #state: TxState = 'open'
 
@@ -412,7 +411,7 @@ export class IptablesTransaction {
       return info
     } catch (e) {
       this.#state = 'failed'
-      throw toError(e, this.table, this.family, this.#edits)
+      throw toError(e, this.table, this.family)
     }
   }
 
@@ -444,12 +443,11 @@ export class IptablesTransaction {
   }
 
   #encode(at: Where, rule: Rule) {
-    return encodeRule(at, rule, { family: this.family, table: this.table })
+    return planRule(at, rule, { family: this.family, table: this.table })
   }
 
   #add(kind: OpName, chain: string, opts: Parameters<OpWriter['add']>[3] = {}): number {
     const index = this.#next++
-    this.#edits.set(index, [kind, chain])
     this.#ops.add(kind, index, chain, opts)
     return index
   }
@@ -466,7 +464,7 @@ export class IptablesTransaction {
     } catch (e) {
       // A read of a missing chain leaves the transaction usable; a failed load or edit does not.
       if ((e as { kind?: number }).kind !== KIND_READ) this.#state = 'failed'
-      throw toError(e, this.table, this.family, this.#edits, chain ?? undefined)
+      throw toError(e, this.table, this.family, chain ?? undefined)
     }
   }
 }

@@ -89,11 +89,15 @@ export interface NativeCommitInfo {
   bytes: number
 }
 
-/** One table transaction; every method runs on the thread pool. Failures reject with { errno, index, kind, detail }. */
+/**
+ * One table transaction; every method runs on the thread pool. `ops`: buffers
+ * of operation records (native/iptc/table.h). Failures reject with
+ * { errno, index, kind, chain, detail }.
+ */
 export interface NativeIptcTransaction {
-  apply(ops: Buffer | null): Promise<void>
+  apply(ops: Buffer[] | null): Promise<void>
   dump(chain: string | null, rules: boolean): Promise<NativeDump>
-  commit(ops: Buffer | null): Promise<NativeCommitInfo>
+  commit(ops: Buffer[] | null): Promise<NativeCommitInfo>
   release(): Promise<void>
 }
 

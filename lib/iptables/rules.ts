@@ -4,7 +4,7 @@
 // writes, byte for byte), and read an entry back into the same typed record.
 // Extensions we do not model read back as { match: 'raw' } / { target: 'raw' }
 // and write back unchanged.
-import { isIPv4, isIPv6 } from 'node:net'
+import { isIPv6 } from 'node:net'
 import { endianness } from 'node:os'
 import { addressBytes } from '../address.js'
 import type { Family, Where } from '../validate.js'
@@ -234,7 +234,7 @@ export function isBuiltin(chain: string): boolean {
 // ---- encoding: validation to a plan, then bytes -----------------------------------------------
 
 /** One match or target, validated and ready to be written. */
-interface ExtPlan {
+export interface ExtPlan {
   name: string
   revision: number
   size: number // data bytes, XT_ALIGN'd
@@ -244,7 +244,7 @@ interface ExtPlan {
   set?: string
 }
 
-interface RulePlan {
+export interface RulePlan {
   family: Family
   src?: { bytes: Uint8Array; mask: Uint8Array }
   dst?: { bytes: Uint8Array; mask: Uint8Array }
@@ -280,7 +280,7 @@ function unwrap(x: unknown): { value: unknown; not: boolean } {
 }
 
 function only(at: Where, field: string, o: Obj, allowed: readonly string[]): void {
-  for (const k of Object.keys(o)) if (o[k] !== undefined && !allowed.includes(k)) v.fail(at, `${field}.${k}`, o[k], 'is not a known option')
+  for (const k in o) if (o[k] !== undefined && !allowed.includes(k)) v.fail(at, `${field}.${k}`, o[k], 'is not a known option')
 }
 
 function yes(at: Where, field: string, value: unknown): boolean {
@@ -312,8 +312,36 @@ function portRange(at: Where, field: string, value: unknown): [number, number] {
   return v.fail(at, field, value, 'must be a port 0..65535 or a range [first, last]')
 }
 
+/**
+ * Dotted-quad IPv4 as node:net's isIPv4 accepts it (no leading zeros), into
+ * `out` at `o`; false when `s` is not one. By hand: rules carry many addresses.
+ */
+function parseIPv4(s: string, out: Uint8Array, o = 0): boolean {
+  let part = 0
+  let digits = 0
+  let value = 0
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46 // a final '.'
+    if (c === 46) {
+      if (digits === 0 || part > 3) return false
+      out[o + part++] = value
+      digits = 0
+      value = 0
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return false // leading zero
+      value = value * 10 + (c - 48)
+      if (++digits > 3 || value > 255) return false
+    } else return false
+  }
+  return part === 4
+}
+
 function addressOf(at: Where, field: string, value: unknown, family: Family): Uint8Array {
   if (typeof value !== 'string') v.fail(at, field, value, 'must be an IP address string')
+  if (family === 'inet') {
+    const b = new Uint8Array(4)
+    if (parseIPv4(value, b)) return b
+  }
   v.address(at, field, value, family)
   return addressBytes(value)!
 }
@@ -330,17 +358,29 @@ function cidr(at: Where, field: string, value: unknown, family: Family, applyMas
     if (!/^\d{1,3}$/.test(p) || Number(p) > max) v.fail(at, field, value, `has a prefix length outside 0..${max}`)
     prefix = Number(p)
   }
-  if (!(family === 'inet' ? isIPv4(addr) : isIPv6(addr)))
-    v.fail(at, field, value, `is not an ${family === 'inet' ? 'IPv4' : 'IPv6'} address or network`)
-  const bytes = addressBytes(addr)!
+  let bytes: Uint8Array
+  if (family === 'inet') {
+    bytes = new Uint8Array(4)
+    if (!parseIPv4(addr, bytes)) v.fail(at, field, value, 'is not an IPv4 address or network')
+  } else {
+    if (!isIPv6(addr)) v.fail(at, field, value, 'is not an IPv6 address or network')
+    bytes = addressBytes(addr)!
+  }
   const mask = prefixMask(prefix, max / 8)
   if (applyMask) for (let i = 0; i < bytes.length; i++) bytes[i]! &= mask[i]!
   return { bytes, mask, prefix }
 }
 
+const masks = new Map<number, Uint8Array>()
+/** The mask of a prefix length (shared: never written to). */
 function prefixMask(prefix: number, len: number): Uint8Array {
-  const m = new Uint8Array(len)
-  for (let i = 0; i < len; i++) m[i] = (0xff00 >> Math.max(0, Math.min(8, prefix - i * 8))) & 0xff
+  const key = len * 256 + prefix
+  let m = masks.get(key)
+  if (!m) {
+    m = new Uint8Array(len)
+    for (let i = 0; i < len; i++) m[i] = (0xff00 >> Math.max(0, Math.min(8, prefix - i * 8))) & 0xff
+    masks.set(key, m)
+  }
   return m
 }
 
@@ -850,7 +890,7 @@ function natRange(at: Where, field: string, value: unknown, family: Family, plan
     const hi = dash < 0 ? addrPart : addrPart.slice(dash + 1)
     const a = addressOf(at, field, lo, family)
     const z = addressOf(at, field, hi, family)
-    if (Buffer.compare(Buffer.from(a), Buffer.from(z)) > 0) v.fail(at, field, value, 'has an address range whose first address is above its last')
+    if (compareBytes(a, z) > 0) v.fail(at, field, value, 'has an address range whose first address is above its last')
     min.set(a)
     max.set(z)
     flags |= NAT_MAP_IPS
@@ -865,6 +905,11 @@ function natRange(at: Where, field: string, value: unknown, family: Family, plan
   }
   if (!flags) v.fail(at, field, value, 'needs an address or a port')
   return { flags, min, max, ports }
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!
+  return 0
 }
 
 function writeNatRange(b: Buffer, o: number, flags: number, r: NatRange): void {
@@ -939,50 +984,97 @@ function rulePlan(at: Where, value: unknown, ctx: RuleContext): RulePlan {
   return plan
 }
 
-/** Validates `rule` and lays it out as the kernel's entry (and the mask iptables -D compares with). */
-export function encodeRule(at: Where, rule: unknown, ctx: RuleContext): EncodedRule {
+/** A rule validated and measured: what writeEntry / writeMask lay out. */
+export interface PlannedRule {
+  plan: RulePlan
+  layout: EntryLayout
+  size: number
+  targetOffset: number
+  /** How many set matches need an index resolved. */
+  nsets: number
+}
+
+/** Validates `rule` (a ValidationError names the field) and measures its entry. */
+export function planRule(at: Where, rule: unknown, ctx: RuleContext): PlannedRule {
   const plan = rulePlan(at, rule, ctx)
-  const L: EntryLayout = ctx.family === 'inet' ? ENTRY4 : ENTRY6
-  let size = L.size
-  for (const m of plan.matches) size += XT_HEADER + m.size
+  const layout: EntryLayout = ctx.family === 'inet' ? ENTRY4 : ENTRY6
+  let size = layout.size
+  let nsets = 0
+  for (const m of plan.matches) {
+    size += XT_HEADER + m.size
+    if (m.set !== undefined) nsets++
+  }
   const targetOffset = size
   size += XT_HEADER + plan.target.size
   if (size > 0xffff) v.fail(at, 'rule', rule, 'is larger than an entry can be (64 KiB)')
-  const entry = Buffer.alloc(size)
-  const mask = Buffer.alloc(size)
-  writeHead(entry, L, plan)
-  mask.fill(0xff, 0, L.size)
-  entry.writeUInt16LE(targetOffset, L.targetOffset)
-  entry.writeUInt16LE(size, L.nextOffset)
-  const sets: { offset: number; name: string }[] = []
-  let o = L.size
-  for (const m of [...plan.matches, plan.target]) {
+  return { plan, layout, size, targetOffset, nsets }
+}
+
+/**
+ * Writes the entry at `o` of `b` (zeroed there): struct ipt_entry / ip6t_entry,
+ * each match, the target. Calls `set(offset, name)` (offset from the entry's
+ * start) for each set match whose u16 index native code fills in.
+ */
+export function writeEntry(p: PlannedRule, b: Buffer, o: number, set?: (offset: number, name: string) => void): void {
+  const L = p.layout
+  writeHead(b, o, L, p.plan)
+  u16(b, o + L.targetOffset, p.targetOffset)
+  u16(b, o + L.nextOffset, p.size)
+  let at = o + L.size
+  const n = p.plan.matches.length
+  for (let i = 0; i <= n; i++) {
+    const m = i < n ? p.plan.matches[i]! : p.plan.target
     const total = XT_HEADER + m.size
-    entry.writeUInt16LE(total, o)
-    entry.write(m.name, o + 2, 'latin1')
-    entry[o + 31] = m.revision
-    m.write(entry, o + XT_HEADER)
-    if (m.set !== undefined) sets.push({ offset: o + XT_HEADER + SET.index, name: m.set })
-    mask.fill(0xff, o, o + XT_HEADER + m.user)
-    o += total
+    u16(b, at, total)
+    b.write(m.name, at + 2, 'latin1')
+    b[at + 31] = m.revision
+    m.write(b, at + XT_HEADER)
+    if (m.set !== undefined && set) set(at - o + XT_HEADER + SET.index, m.set)
+    at += total
   }
+}
+
+/** A u16 in host (little-endian) order, without Buffer's argument checks. */
+function u16(b: Buffer, o: number, v: number): void {
+  b[o] = v & 0xff
+  b[o + 1] = v >>> 8
+}
+
+/** The mask iptables -D compares with (make_delete_mask): the entry, then each header and its userspacesize. */
+export function writeMask(p: PlannedRule, b: Buffer, o: number): void {
+  b.fill(0xff, o, o + p.layout.size)
+  let at = o + p.layout.size
+  for (const m of [...p.plan.matches, p.plan.target]) {
+    b.fill(0xff, at, at + XT_HEADER + m.user)
+    at += XT_HEADER + m.size
+  }
+}
+
+/** Validates `rule` and lays it out as the kernel's entry (and the mask iptables -D would compare with). */
+export function encodeRule(at: Where, rule: unknown, ctx: RuleContext): EncodedRule {
+  const p = planRule(at, rule, ctx)
+  const entry = Buffer.alloc(p.size)
+  const mask = Buffer.alloc(p.size)
+  const sets: { offset: number; name: string }[] = []
+  writeEntry(p, entry, 0, (offset, name) => sets.push({ offset, name }))
+  writeMask(p, mask, 0)
   return { entry, mask, sets }
 }
 
-function writeHead(b: Buffer, L: EntryLayout, p: RulePlan): void {
+function writeHead(b: Buffer, o: number, L: EntryLayout, p: RulePlan): void {
   if (p.src) {
-    b.set(p.src.bytes, L.src)
-    b.set(p.src.mask, L.smsk)
+    b.set(p.src.bytes, o + L.src)
+    b.set(p.src.mask, o + L.smsk)
   }
   if (p.dst) {
-    b.set(p.dst.bytes, L.dst)
-    b.set(p.dst.mask, L.dmsk)
+    b.set(p.dst.bytes, o + L.dst)
+    b.set(p.dst.mask, o + L.dmsk)
   }
-  if (p.iniface !== undefined) writeIface(b, L.iniface, L.inifaceMask, p.iniface)
-  if (p.outiface !== undefined) writeIface(b, L.outiface, L.outifaceMask, p.outiface)
-  b.writeUInt16LE(p.proto, L.proto)
-  b[L.flags] = p.flags
-  b[L.invflags] = p.invflags
+  if (p.iniface !== undefined) writeIface(b, o + L.iniface, o + L.inifaceMask, p.iniface)
+  if (p.outiface !== undefined) writeIface(b, o + L.outiface, o + L.outifaceMask, p.outiface)
+  u16(b, o + L.proto, p.proto)
+  b[o + L.flags] = p.flags
+  b[o + L.invflags] = p.invflags
 }
 
 // ---- decoding ------------------------------------------------------------------------------------

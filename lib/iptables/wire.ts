@@ -1,19 +1,26 @@
 // The records lib/iptables exchanges with native/iptc (table.h): operation
 // records going in, rule records coming back from a dump.
 import { OP_HEADER, OP_KIND, type OpName, RULE_HEADER, SET_FIXUP } from './layout.js'
-import type { EncodedRule } from './rules.js'
+import { type PlannedRule, writeEntry, writeMask } from './rules.js'
 
 export interface OpOptions {
   arg?: string
   rulenum?: number
-  rule?: EncodedRule
+  rule?: PlannedRule
   /** Also send the rule's mask (delete by spec). */
   withMask?: boolean
 }
 
-/** Appends operation records to one growing buffer; take() hands the bytes over and starts afresh. */
+const CHUNK = 1 << 20
+
+/**
+ * Appends operation records, rules laid out in place, to a list of zeroed
+ * chunks (no record straddles two; nothing is copied as they grow); take()
+ * hands the chunks over and starts afresh.
+ */
 export class OpWriter {
-  #buf = Buffer.alloc(16 * 1024)
+  #chunks: Buffer[] = []
+  #buf: Buffer | null = null
   #len = 0
   #count = 0
 
@@ -23,12 +30,11 @@ export class OpWriter {
 
   add(kind: OpName, index: number, chain: string, opts: OpOptions = {}): void {
     const rule = opts.rule
-    const entryLen = rule ? rule.entry.length : 0
-    const maskLen = rule && opts.withMask ? rule.mask.length : 0
-    const nsets = rule ? rule.sets.length : 0
+    const entryLen = rule ? rule.size : 0
+    const maskLen = rule && opts.withMask ? rule.size : 0
+    const nsets = rule ? rule.nsets : 0
     const length = OP_HEADER.size + entryLen + maskLen + nsets * SET_FIXUP.size // all multiples of 8
-    this.#reserve(length)
-    const b = this.#buf
+    const b = this.#reserve(length)
     const o = this.#len
     b.writeUInt32LE(length, o + OP_HEADER.length)
     b.writeUInt16LE(OP_KIND[kind], o + OP_HEADER.kind)
@@ -39,41 +45,38 @@ export class OpWriter {
     if (opts.arg !== undefined) b.write(opts.arg, o + OP_HEADER.arg, 31, 'latin1')
     b.writeUInt32LE(entryLen, o + OP_HEADER.entryLen)
     b.writeUInt32LE(maskLen, o + OP_HEADER.maskLen)
-    let p = o + OP_HEADER.size
     if (rule) {
-      rule.entry.copy(b, p)
-      p += entryLen
-      if (maskLen) {
-        rule.mask.copy(b, p)
-        p += maskLen
-      }
-      for (const s of rule.sets) {
-        b.writeUInt32LE(s.offset, p + SET_FIXUP.offset)
-        b.write(s.name, p + SET_FIXUP.name, 31, 'latin1')
-        p += SET_FIXUP.size
-      }
+      const e = o + OP_HEADER.size
+      let fix = e + entryLen + maskLen
+      writeEntry(rule, b, e, nsets === 0 ? undefined : (offset, name) => {
+        b.writeUInt32LE(offset, fix + SET_FIXUP.offset)
+        b.write(name, fix + SET_FIXUP.name, 31, 'latin1')
+        fix += SET_FIXUP.size
+      })
+      if (maskLen) writeMask(rule, b, e + entryLen)
     }
     this.#len += length
     this.#count++
   }
 
-  /** The records written so far (null if none); the writer starts a new buffer. */
-  take(): Buffer | null {
-    if (this.#len === 0) return null
-    const out = this.#buf.subarray(0, this.#len)
-    this.#buf = Buffer.alloc(Math.max(16 * 1024, Math.min(this.#buf.length, 1 << 20)))
+  /** The records written so far, in chunks (null if none); the writer starts afresh. */
+  take(): Buffer[] | null {
+    if (this.#count === 0) return null
+    if (this.#buf) this.#chunks.push(this.#buf.subarray(0, this.#len))
+    const out = this.#chunks
+    this.#chunks = []
+    this.#buf = null
     this.#len = 0
     this.#count = 0
     return out
   }
 
-  #reserve(n: number): void {
-    if (this.#len + n <= this.#buf.length) return
-    let size = this.#buf.length * 2
-    while (size < this.#len + n) size *= 2
-    const next = Buffer.alloc(size) // zeroed: records rely on zero padding
-    this.#buf.copy(next, 0, 0, this.#len)
-    this.#buf = next
+  #reserve(n: number): Buffer {
+    if (this.#buf && this.#len + n <= this.#buf.length) return this.#buf
+    if (this.#buf) this.#chunks.push(this.#buf.subarray(0, this.#len))
+    this.#buf = Buffer.alloc(Math.max(CHUNK, n)) // zeroed: records rely on zero padding
+    this.#len = 0
+    return this.#buf
   }
 }
 

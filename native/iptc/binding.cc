@@ -48,6 +48,7 @@ Napi::Value errorValue(Napi::Env env, const OpError& err) {
   e.Set("errno", Napi::Number::New(env, err.err));
   e.Set("index", Napi::Number::New(env, err.index));
   e.Set("kind", Napi::Number::New(env, err.kind));
+  if (!err.chain.empty()) e.Set("chain", err.chain);
   if (!err.detail.empty()) e.Set("detail", err.detail);
   return e.Value();
 }
@@ -109,12 +110,11 @@ class Transaction : public Napi::ObjectWrap<Transaction> {
 
   class Job : public Napi::AsyncWorker {
    public:
-    Job(Transaction* owner, Kind kind, const uint8_t* ops, size_t len)
+    Job(Transaction* owner, Kind kind, Spans ops)
         : Napi::AsyncWorker(owner->Env(), "tsproxy:iptc"),
           owner_(owner),
           kind_(kind),
-          ops_(ops),
-          len_(len),
+          ops_(std::move(ops)),
           deferred_(Napi::Promise::Deferred::New(owner->Env())) {
       owner_->Ref();  // the transaction outlives its job
     }
@@ -125,9 +125,9 @@ class Transaction : public Napi::ObjectWrap<Transaction> {
     void Execute() override {
       Tx& tx = *owner_->tx_;
       switch (kind_) {
-        case Kind::Apply: ok_ = tx.apply(ops_, len_, &err_); break;
+        case Kind::Apply: ok_ = tx.apply(ops_, &err_); break;
         case Kind::Dump: ok_ = tx.dump(hasChain ? chain.c_str() : nullptr, rules, &dump_, &err_); break;
-        case Kind::Commit: ok_ = tx.commit(ops_, len_, &info_, &err_); break;
+        case Kind::Commit: ok_ = tx.commit(ops_, &info_, &err_); break;
         case Kind::Release: tx.release(); ok_ = true; break;
       }
     }
@@ -162,8 +162,7 @@ class Transaction : public Napi::ObjectWrap<Transaction> {
    private:
     Transaction* owner_;
     Kind kind_;
-    const uint8_t* ops_;
-    size_t len_;
+    Spans ops_;
     Napi::Promise::Deferred deferred_;
     bool ok_ = false;
     OpError err_;
@@ -171,19 +170,25 @@ class Transaction : public Napi::ObjectWrap<Transaction> {
     CommitInfo info_;
   };
 
-  // Keeps an ops buffer alive (and unmoved) for the transaction's life: the
-  // commit may re-apply it to a fresh read of the table.
-  std::pair<const uint8_t*, size_t> keep(const Napi::Value& v) {
-    if (v.IsUndefined() || v.IsNull()) return {nullptr, 0};
-    if (!v.IsBuffer()) throw Napi::TypeError::New(Env(), "operations Buffer expected");
-    auto b = v.As<Napi::Buffer<uint8_t>>();
-    buffers_.push_back(Napi::Persistent(b));
-    return {b.Data(), b.Length()};
+  // Keeps the ops buffers alive (and unmoved) for the transaction's life: the
+  // commit may re-apply them to a fresh read of the table.
+  Spans keep(const Napi::Value& v) {
+    Spans out;
+    if (v.IsUndefined() || v.IsNull()) return out;
+    if (!v.IsArray()) throw Napi::TypeError::New(Env(), "an array of operation Buffers expected");
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value x = a.Get(i);
+      if (!x.IsBuffer()) throw Napi::TypeError::New(Env(), "an array of operation Buffers expected");
+      auto b = x.As<Napi::Buffer<uint8_t>>();
+      buffers_.push_back(Napi::Persistent(b));
+      out.emplace_back(b.Data(), b.Length());
+    }
+    return out;
   }
 
   Napi::Value Apply(const Napi::CallbackInfo& info) {
-    auto [p, n] = keep(info[0]);
-    auto* job = new Job(this, Kind::Apply, p, n);
+    auto* job = new Job(this, Kind::Apply, keep(info[0]));
     Napi::Promise pr = job->Promise();
     job->Queue();
     return pr;
@@ -191,7 +196,7 @@ class Transaction : public Napi::ObjectWrap<Transaction> {
 
   // dump(chain | null, rules: boolean)
   Napi::Value DumpJs(const Napi::CallbackInfo& info) {
-    auto* job = new Job(this, Kind::Dump, nullptr, 0);
+    auto* job = new Job(this, Kind::Dump, {});
     if (info[0].IsString()) {
       job->chain = info[0].As<Napi::String>().Utf8Value();
       job->hasChain = true;
@@ -203,15 +208,14 @@ class Transaction : public Napi::ObjectWrap<Transaction> {
   }
 
   Napi::Value Commit(const Napi::CallbackInfo& info) {
-    auto [p, n] = keep(info[0]);
-    auto* job = new Job(this, Kind::Commit, p, n);
+    auto* job = new Job(this, Kind::Commit, keep(info[0]));
     Napi::Promise pr = job->Promise();
     job->Queue();
     return pr;
   }
 
   Napi::Value Release(const Napi::CallbackInfo& info) {
-    auto* job = new Job(this, Kind::Release, nullptr, 0);
+    auto* job = new Job(this, Kind::Release, {});
     Napi::Promise pr = job->Promise();
     job->Queue();
     return pr;

@@ -402,6 +402,7 @@ bool Tx::applyOne(const uint8_t* rec, OpError* err) {
   err->kind = hd.kind;
   Label chain, arg;
   memcpy(chain.s, hd.chain, sizeof chain.s - 1);
+  err->chain = chain.s;
   memcpy(arg.s, hd.arg, sizeof arg.s - 1);
   const uint8_t* entry = rec + sizeof hd;
   const uint8_t* mask = entry + hd.entryLen;
@@ -471,7 +472,7 @@ bool Tx::applyAll(const uint8_t* ops, size_t len, OpError* err) {
   return true;
 }
 
-bool Tx::apply(const uint8_t* ops, size_t len, OpError* err) {
+bool Tx::apply(const Spans& ops, OpError* err) {
   std::lock_guard<std::mutex> g(libraryMutex(api_->family));
   if (spent_) {
     err->err = EBADF;
@@ -479,13 +480,15 @@ bool Tx::apply(const uint8_t* ops, size_t len, OpError* err) {
     return false;
   }
   bool reused = false;
-  if (!ensureLoaded(false, &reused, err) || (len && !applyAll(ops, len, err))) {
+  bool ok = ensureLoaded(false, &reused, err);
+  for (size_t i = 0; ok && i < ops.size(); i++) ok = applyAll(ops[i].first, ops[i].second, err);
+  if (!ok) {
     spent_ = true;
     if (h_) api_->free(h_);
     h_ = nullptr;
     return false;
   }
-  if (len) log_.emplace_back(ops, len);
+  log_.insert(log_.end(), ops.begin(), ops.end());
   return true;
 }
 
@@ -559,7 +562,7 @@ bool Tx::dump(const char* chain, bool rules, Dump* out, OpError* err) {
   return true;
 }
 
-bool Tx::commit(const uint8_t* ops, size_t len, CommitInfo* info, OpError* err) {
+bool Tx::commit(const Spans& ops, CommitInfo* info, OpError* err) {
   auto t0 = Clock::now();
   std::lock_guard<std::mutex> g(libraryMutex(api_->family));
   err->kind = kCommit;
@@ -579,7 +582,7 @@ bool Tx::commit(const uint8_t* ops, size_t len, CommitInfo* info, OpError* err) 
     return false;
   }
   info->lockMs = msSince(t0);
-  if (len) log_.emplace_back(ops, len);
+  log_.insert(log_.end(), ops.begin(), ops.end());
 
   auto fail = [&](bool keepKind) {
     if (!keepKind) err->kind = kCommit;
@@ -610,9 +613,10 @@ bool Tx::commit(const uint8_t* ops, size_t len, CommitInfo* info, OpError* err) 
         if (!applyAll(p, n, err)) return fail(true);
       info->applyMs += msSince(t2);
       if (stale || attempt > 0) info->replayed = true;
-    } else if (len) {
+    } else {
       auto t2 = Clock::now();
-      if (!applyAll(ops, len, err)) return fail(true);
+      for (auto& [p, n] : ops)
+        if (!applyAll(p, n, err)) return fail(true);
       info->applyMs += msSince(t2);
     }
     auto t3 = Clock::now();

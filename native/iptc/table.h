@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "libiptc.h"
@@ -87,8 +88,13 @@ struct OpError {
   int err = 0;
   uint32_t index = 0;
   uint16_t kind = 0;
+  std::string chain;
   std::string detail;
 };
+
+// Buffers of operation records, applied in order.
+using Span = std::pair<const uint8_t*, size_t>;
+using Spans = std::vector<Span>;
 constexpr uint16_t kLoad = 0;
 constexpr uint16_t kRead = 0xfffe;  // a dump of a chain that does not exist (the transaction goes on)
 constexpr uint16_t kCommit = 0xffff;
@@ -127,14 +133,14 @@ class Tx {
   // and unchanged until the transaction ends: they are replayed if the table
   // changes under us). False with `err` on failure: the transaction is then
   // spent (nothing was committed).
-  bool apply(const uint8_t* ops, size_t len, OpError* err);
+  bool apply(const Spans& ops, OpError* err);
   // Chains (and, with `rules`, every rule) of the table as it is now in the
   // transaction, or of one chain. False with `err` (ENOENT: no such chain).
   bool dump(const char* chain, bool rules, Dump* out, OpError* err);
   // Applies `ops`, then replaces the table in the kernel atomically, under the
   // xtables lock. If the table changed since this transaction read it, reads it
   // again and re-applies every operation first.
-  bool commit(const uint8_t* ops, size_t len, CommitInfo* info, OpError* err);
+  bool commit(const Spans& ops, CommitInfo* info, OpError* err);
   // Ends the transaction: an unedited snapshot goes back to the cache, an
   // edited one is freed (commit does that too).
   void release();
@@ -154,7 +160,7 @@ class Tx {
   Epoch loadedEpoch_;
   std::vector<uint8_t> loadedInfo_;
   bool spent_ = false;
-  std::vector<std::pair<const uint8_t*, size_t>> log_;  // every applied buffer, in order
+  Spans log_;  // every applied buffer, in order
   std::vector<uint8_t> scratch_;
 };
 

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Iptables, IptablesTransaction, LibiptcMissingError, ValidationError, iptablesEncodeRule, type Rule } from '../../dist/index.js'
 import { OpWriter } from '../../dist/iptables/wire.js'
+import { planRule } from '../../dist/iptables/rules.js'
 
 const ipt4 = await Iptables.open()
 const ipt6 = await Iptables.open({ family: 'inet6' })
@@ -138,31 +139,35 @@ t.test('chains, policies, indexes and tables', async (t) => {
   await t.rejects(Iptables.open({ lockTimeoutMs: -1 }), { name: 'ValidationError', field: 'lockTimeoutMs' })
 })
 
-t.test('edits get consecutive indexes and become one buffer of 8-byte aligned records', async (t) => {
+t.test('edits get consecutive indexes and become 8-byte aligned records, rules laid out in place', async (t) => {
   const w = new OpWriter()
-  const rule = iptablesEncodeRule({ op: 'x' }, { matches: [{ match: 'set', matchSet: 'S', flags: ['src'] }] }, { family: 'inet', table: 'nat' })
+  const rule = planRule({ op: 'x' }, { matches: [{ match: 'set', matchSet: 'S', flags: ['src'] }] }, { family: 'inet', table: 'nat' })
+  const encoded = iptablesEncodeRule({ op: 'x' }, { matches: [{ match: 'set', matchSet: 'S', flags: ['src'] }] }, { family: 'inet', table: 'nat' })
   w.add('createChain', 0, 'A')
   w.add('deleteRule', 1, 'A', { rule, withMask: true })
   w.add('insertRule', 2, 'A', { rule, rulenum: 7 })
-  const b = w.take()!
+  const chunks = w.take()!
+  t.equal(chunks.length, 1, 'one chunk')
   t.equal(w.take(), null, 'taken: the writer starts afresh')
+  const b = chunks[0]!
   const recs: { length: number; kind: number; nsets: number; index: number; rulenum: number; chain: string; entryLen: number; maskLen: number }[] = []
   for (let o = 0; o < b.length;) {
     const length = b.readUInt32LE(o)
     recs.push({ length, kind: b.readUInt16LE(o + 4), nsets: b.readUInt16LE(o + 6), index: b.readUInt32LE(o + 8), rulenum: b.readUInt32LE(o + 12), chain: b.toString('latin1', o + 16, o + 17), entryLen: b.readUInt32LE(o + 80), maskLen: b.readUInt32LE(o + 84) })
     o += length
   }
-  const n = rule.entry.length
+  const n = rule.size
   t.same(recs, [
     { length: 88, kind: 1, nsets: 0, index: 0, rulenum: 0, chain: 'A', entryLen: 0, maskLen: 0 },
     { length: 88 + 2 * n + 40, kind: 11, nsets: 1, index: 1, rulenum: 0, chain: 'A', entryLen: n, maskLen: n },
     { length: 88 + n + 40, kind: 8, nsets: 1, index: 2, rulenum: 7, chain: 'A', entryLen: n, maskLen: 0 },
   ])
   t.ok(recs.every((r) => r.length % 8 === 0), 'every record a multiple of 8')
-  const fix = 88 + 2 * n + 88 + 2 * n // the set fixup of the second record
-  t.equal(b.readUInt32LE(88 + 88 + 2 * n), rule.sets[0]!.offset, 'the fixup names the offset of the set index')
-  t.equal(b.toString('latin1', 88 + 88 + 2 * n + 4, 88 + 88 + 2 * n + 5), 'S', 'and the set')
-  void fix
+  const second = 88
+  t.same(b.subarray(second + 88, second + 88 + n), encoded.entry, 'the entry as encodeRule lays it out')
+  t.same(b.subarray(second + 88 + n, second + 88 + 2 * n), encoded.mask, 'then its mask')
+  t.equal(b.readUInt32LE(second + 88 + 2 * n), encoded.sets[0]!.offset, 'then the fixup: the offset of the set index')
+  t.equal(b.toString('latin1', second + 88 + 2 * n + 4, second + 88 + 2 * n + 5), 'S', 'and the set')
 })
 
 t.test('without libip4tc the addon still loads; the iptables API says what to install', async (t) => {
