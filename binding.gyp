@@ -11,6 +11,8 @@
         "native/netlink/binding.cc",
         "native/ipvs/ipvs.cc",
         "native/ipset/ipset.cc",
+        "native/route/route.cc",
+        "native/conntrack/conntrack.cc",
         "native/iptc/libiptc.cc",
         "native/iptc/table.cc",
         "native/iptc/binding.cc",

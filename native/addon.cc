@@ -12,12 +12,16 @@ const Codec* genlCodec();
 const Codec* ipvsCodec();
 const Codec* ipsetCodec();
 const Codec* nftablesCodec();
+const Codec* routeCodec();
+const Codec* conntrackCodec();
 
 const Codec* findCodec(const std::string& name) {
   if (name == "genl") return genlCodec();
   if (name == "ipvs") return ipvsCodec();
   if (name == "ipset") return ipsetCodec();
   if (name == "nftables") return nftablesCodec();
+  if (name == "route") return routeCodec();
+  if (name == "conntrack") return conntrackCodec();
   return nullptr;
 }
 

@@ -6,6 +6,7 @@
 
 #include <linux/netlink.h>
 #include <napi.h>
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <string>
@@ -53,6 +54,8 @@ namespace inet {
 // padded); throws Napi::Error naming `what` when it is not one.
 void parse(Napi::Env env, const std::string& text, int af, uint8_t out[16], const char* what);
 std::string format(int af, const void* addr);
+// The bytes an address of `af` takes on the wire: 4 or 16.
+inline size_t size(int af) { return af == AF_INET6 ? 16 : 4; }
 }  // namespace inet
 
 }  // namespace nl
