@@ -1,0 +1,408 @@
+// The manifest source: Services and EndpointSlices from a file or a directory of
+// YAML/JSON manifests (multi-document YAML, `kind: List`), watched. Each reload
+// re-reads only the files that changed, rebuilds the desired object set, and
+// feeds the difference to the change trackers as add/update/delete events.
+//
+// A bad document is logged, counted and skipped; the rest of the file applies.
+// An object whose new version is refused keeps its last good version (as the API
+// server would refuse the update), and a document that cannot be identified at
+// all (a YAML syntax error) keeps every object its file held before, until the
+// file reads cleanly: an edit never half-applies, and a typo never drops traffic.
+import { watch, type FSWatcher } from 'node:fs'
+import { readdir, readFile, stat } from 'node:fs/promises'
+import { basename, dirname, extname, join, resolve } from 'node:path'
+import { ValidationError } from '../../errors.js'
+import type { ChangeSink } from '../changes.js'
+import { parseEndpointSlice, type EndpointSlice } from '../model/endpointslice.js'
+import { isObject, samePlain } from '../model/fields.js'
+import { parseService, type ServiceObject } from '../model/service.js'
+import { yamlDocuments } from '../yaml.js'
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+export type Log = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void
+
+/** One JSON line per message on stderr. */
+export const stderrLog: Log = (level, msg, fields) => {
+  process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields })}\n`)
+}
+
+const EXTENSIONS = new Set(['.yaml', '.yml', '.json'])
+
+/** A document (or List item) that was refused. */
+export class ManifestError extends Error {
+  override name = 'ManifestError'
+  readonly file: string
+  /** The document's position in the file, from 0. */
+  readonly document: number
+  /** The line of the error (or of the document), from 1. */
+  readonly line: number
+  /** 'Service default/web' when the object could be identified. */
+  readonly object?: string
+  /** The field, for a ValidationError ('spec.ports[1].port'). */
+  readonly field?: string
+  /** True when the object's last good version is still applied. */
+  readonly keptPrevious: boolean
+
+  constructor(init: { file: string; document: number; line: number; reason: string; object?: string; field?: string; keptPrevious?: boolean; cause?: unknown }) {
+    super(`${init.file}:${init.line} (document ${init.document}): ${init.reason}${init.keptPrevious ? ' (its last good version stays applied)' : ''}`, { cause: init.cause })
+    this.file = init.file
+    this.document = init.document
+    this.line = init.line
+    if (init.object) this.object = init.object
+    if (init.field) this.field = init.field
+    this.keptPrevious = init.keptPrevious ?? false
+  }
+}
+
+/** An object a manifest defines, keyed 'Kind/namespace/name'. */
+export type ManifestEntry = { kind: 'Service'; key: string; value: ServiceObject } | { kind: 'EndpointSlice'; key: string; value: EndpointSlice }
+
+export interface ManifestFileState {
+  /** The text last read. */
+  text: string
+  objects: Map<string, ManifestEntry>
+  errors: ManifestError[]
+  documents: number
+  ignored: number
+}
+
+export interface ReloadResult {
+  /** Files read (changed) in this reload. */
+  readonly filesRead: number
+  readonly added: number
+  readonly updated: number
+  readonly deleted: number
+  /** Errors found in this reload (bad documents in the files read, new duplicates). */
+  readonly errors: readonly ManifestError[]
+}
+
+export interface ManifestStats {
+  files: number
+  documents: number
+  services: number
+  endpointSlices: number
+  /** Documents of other kinds (Deployments, ConfigMaps, ...), passed over. */
+  ignored: number
+  /** Bad documents seen since start, counted each time their file is read. */
+  errorsTotal: number
+  reloads: number
+}
+
+export interface ManifestSourceOptions {
+  /** A manifest file, or a directory whose *.yaml, *.yml and *.json files are read (not recursively). */
+  path: string
+  /** Where events go (trackerSink(services, endpoints)). */
+  sink: ChangeSink
+  /** Events within this window after the first make one reload (ms; default 10). */
+  debounceMs?: number
+  log?: Log
+  /** After each reload that fed the sink, e.g. to ask the proxier for a sync. */
+  onReload?: (result: ReloadResult) => void
+}
+
+export class ManifestSource {
+  readonly path: string
+  readonly #sink: ChangeSink
+  readonly #debounceMs: number
+  readonly #log: Log
+  readonly #onReload: ((r: ReloadResult) => void) | undefined
+  readonly #files = new Map<string, ManifestFileState>()
+  /** What the sink holds, by 'Kind/namespace/name'. */
+  readonly #emitted = new Map<string, ManifestEntry>()
+  #duplicates = new Set<string>()
+  #isDir = false
+  #watcher: FSWatcher | undefined
+  #timer: NodeJS.Timeout | undefined
+  #dirty = new Set<string>()
+  #rescan = false
+  #queue: Promise<unknown> = Promise.resolve()
+  #closed = false
+  readonly stats: ManifestStats = { files: 0, documents: 0, services: 0, endpointSlices: 0, ignored: 0, errorsTotal: 0, reloads: 0 }
+
+  constructor(options: ManifestSourceOptions) {
+    this.path = resolve(options.path)
+    this.#sink = options.sink
+    this.#debounceMs = options.debounceMs ?? 10
+    this.#log = options.log ?? stderrLog
+    this.#onReload = options.onReload
+  }
+
+  /** Reads everything once and feeds the sink; rejects if the path cannot be read at all. */
+  async load(): Promise<ReloadResult> {
+    const st = await stat(this.path)
+    this.#isDir = st.isDirectory()
+    if (!this.#isDir && !st.isFile()) throw new Error(`${this.path}: neither a file nor a directory`)
+    return this.#enqueue(() => this.#reload(null))
+  }
+
+  /** Starts watching (after load()); changes are applied after the debounce window. */
+  watch(): void {
+    if (this.#watcher || this.#closed) return
+    const dir = this.#isDir ? this.path : dirname(this.path)
+    const only = this.#isDir ? undefined : basename(this.path)
+    // A directory watch also sees editors that write a new file and rename it over the old one.
+    this.#watcher = watch(dir, { persistent: true }, (_event, filename) => {
+      if (filename === null || filename === undefined) this.#rescan = true
+      else {
+        const name = filename.toString()
+        if (only !== undefined ? name !== only : !relevant(name)) return
+        this.#dirty.add(join(dir, name))
+      }
+      this.#schedule()
+    })
+    this.#watcher.on('error', (e) => this.#log('error', 'manifest watch failed', { path: this.path, error: String(e) }))
+  }
+
+  /** Applies pending file changes now instead of after the debounce window (tests, shutdown). */
+  async flush(): Promise<ReloadResult | undefined> {
+    if (this.#timer) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+    return this.#enqueue(() => this.#reloadPending())
+  }
+
+  /** Stops watching; what was applied stays applied. */
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#watcher?.close()
+    this.#watcher = undefined
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = undefined
+    await this.#queue.catch(() => undefined)
+  }
+
+  /** The refusals of the files as they are now. */
+  get errors(): ManifestError[] {
+    return [...this.#files.values()].flatMap((f) => f.errors)
+  }
+
+  #schedule(): void {
+    if (this.#timer || this.#closed) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      void this.#enqueue(() => this.#reloadPending()).catch((e) => this.#log('error', 'manifest reload failed', { path: this.path, error: String(e) }))
+    }, this.#debounceMs)
+  }
+
+  #enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn)
+    this.#queue = run.catch(() => undefined)
+    return run
+  }
+
+  async #reloadPending(): Promise<ReloadResult | undefined> {
+    if (!this.#rescan && this.#dirty.size === 0) return undefined
+    const which = this.#rescan ? null : this.#dirty
+    this.#dirty = new Set()
+    this.#rescan = false
+    return this.#reload(which)
+  }
+
+  /** Re-reads `changed` files (null: every file) and feeds the sink the difference. */
+  async #reload(changed: Set<string> | null): Promise<ReloadResult> {
+    const errors: ManifestError[] = []
+    let candidates: string[]
+    if (!this.#isDir) candidates = [this.path]
+    else if (changed === null) {
+      let names: string[] = []
+      try {
+        names = await readdir(this.path)
+      } catch (e) {
+        this.#log('error', 'cannot read the manifest directory', { path: this.path, error: String(e) })
+        names = []
+      }
+      const present = new Set(names.filter(relevant).map((n) => join(this.path, n)))
+      for (const f of this.#files.keys()) if (!present.has(f)) this.#files.delete(f)
+      candidates = [...present]
+    } else candidates = [...changed]
+
+    let filesRead = 0
+    for (const file of candidates) {
+      let text: string
+      try {
+        const st = await stat(file)
+        if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOTFILE' })
+        text = await readFile(file, 'utf8')
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code
+        if (code === 'ENOENT' || code === 'ENOTFILE') {
+          if (this.#files.delete(file)) this.#log('info', 'manifest file removed', { file })
+        } else {
+          this.#log('error', 'cannot read a manifest file; its objects stay as they were', { file, error: String(e) })
+        }
+        continue
+      }
+      const old = this.#files.get(file)
+      if (old && old.text === text) continue
+      filesRead++
+      const state = readManifest(file, text, old)
+      this.#files.set(file, state)
+      for (const err of state.errors) {
+        errors.push(err)
+        this.stats.errorsTotal++
+        this.#log('error', 'manifest document refused', { file: err.file, line: err.line, document: err.document, object: err.object, field: err.field, error: err.message })
+      }
+    }
+
+    // The desired set: files in name order, the first definition of an object wins.
+    const desired = new Map<string, ManifestEntry & { file: string }>()
+    const duplicates = new Set<string>()
+    let documents = 0
+    let ignored = 0
+    for (const file of [...this.#files.keys()].sort()) {
+      const f = this.#files.get(file)!
+      documents += f.documents
+      ignored += f.ignored
+      for (const [key, entry] of f.objects) {
+        const first = desired.get(key)
+        if (!first) {
+          desired.set(key, { ...entry, file })
+          continue
+        }
+        const d = `${key} in ${file} (first defined in ${first.file})`
+        duplicates.add(d)
+        if (!this.#duplicates.has(d)) {
+          const err = new ManifestError({ file, document: 0, line: 1, object: key, reason: `${key} is defined again; the definition in ${first.file} applies` })
+          errors.push(err)
+          this.stats.errorsTotal++
+          this.#log('error', 'manifest object defined twice', { file, object: key, first: first.file })
+        }
+      }
+    }
+    this.#duplicates = duplicates
+
+    // The difference, fed to the sink in key order.
+    let added = 0
+    let updated = 0
+    let deleted = 0
+    for (const key of [...this.#emitted.keys()].sort()) {
+      if (desired.has(key)) continue
+      this.#feed(this.#emitted.get(key)!, undefined)
+      this.#emitted.delete(key)
+      deleted++
+    }
+    for (const key of [...desired.keys()].sort()) {
+      const { file: _file, ...entry } = desired.get(key)!
+      const was = this.#emitted.get(key)
+      if (was && samePlain(was.value, entry.value)) continue
+      this.#feed(was, entry as ManifestEntry)
+      this.#emitted.set(key, entry as ManifestEntry)
+      if (was) updated++
+      else added++
+    }
+
+    let services = 0
+    let slices = 0
+    for (const e of this.#emitted.values()) {
+      if (e.kind === 'Service') services++
+      else slices++
+    }
+    Object.assign(this.stats, { files: this.#files.size, documents, services, endpointSlices: slices, ignored })
+    this.stats.reloads++
+    const result: ReloadResult = { filesRead, added, updated, deleted, errors }
+    if (added + updated + deleted > 0 || errors.length > 0)
+      this.#log('info', 'manifests reloaded', { path: this.path, filesRead, added, updated, deleted, errors: errors.length })
+    if (added + updated + deleted > 0) this.#onReload?.(result)
+    return result
+  }
+
+  #feed(previous: ManifestEntry | undefined, current: ManifestEntry | undefined): void {
+    const kind = (previous ?? current)!.kind
+    if (kind === 'Service') this.#sink.service(previous?.value as ServiceObject | undefined, current?.value as ServiceObject | undefined)
+    else this.#sink.endpointSlice(previous?.value as EndpointSlice | undefined, current?.value as EndpointSlice | undefined)
+  }
+}
+
+/** 'Service/default/web' -> 'Service default/web'. */
+function describe(key: string): string {
+  const i = key.indexOf('/')
+  return `${key.slice(0, i)} ${key.slice(i + 1)}`
+}
+
+function relevant(name: string): boolean {
+  return !name.startsWith('.') && EXTENSIONS.has(extname(name).toLowerCase())
+}
+
+/** 'Service/default/web' from a raw object, when it says enough; else undefined. */
+function identity(value: unknown): string | undefined {
+  if (!isObject(value) || (value.kind !== 'Service' && value.kind !== 'EndpointSlice')) return undefined
+  const m = value.metadata
+  if (!isObject(m) || typeof m.name !== 'string' || m.name === '') return undefined
+  const ns = typeof m.namespace === 'string' && m.namespace !== '' ? m.namespace : 'default'
+  return `${value.kind}/${ns}/${m.name}`
+}
+
+/**
+ * Reads one file's documents into objects; `old` is its previous state, whose
+ * objects stand in for documents refused now.
+ */
+export function readManifest(file: string, text: string, old?: ManifestFileState): ManifestFileState {
+  const state: ManifestFileState = { text, objects: new Map(), errors: [], documents: 0, ignored: 0 }
+  const docs: { index: number; line: number; value: unknown; error?: { message: string; line: number } }[] = []
+  if (extname(file).toLowerCase() === '.json') {
+    try {
+      docs.push({ index: 0, line: 1, value: JSON.parse(text) })
+    } catch (e) {
+      const at = /position (\d+)/.exec((e as Error).message)
+      const line = at ? text.slice(0, Number(at[1])).split('\n').length : 1
+      docs.push({ index: 0, line, value: null, error: { message: `JSON: ${(e as Error).message}`, line } })
+    }
+  } else docs.push(...yamlDocuments(text))
+
+  let unidentified = false
+  const kept = new Set<string>()
+  const refuse = (doc: { index: number; line: number }, reason: string, key: string | undefined, cause?: unknown, field?: string, line = doc.line): void => {
+    const keep = key !== undefined && old?.objects.has(key) === true && !state.objects.has(key)
+    if (keep) {
+      state.objects.set(key, old!.objects.get(key)!)
+      kept.add(key)
+    }
+    if (key === undefined) unidentified = true
+    state.errors.push(new ManifestError({ file, document: doc.index, line, reason, object: key === undefined ? undefined : describe(key), field, keptPrevious: keep, cause }))
+  }
+  const one = (doc: { index: number; line: number }, value: unknown, where: string): void => {
+    if (!isObject(value)) return refuse(doc, `${where}is not an object (got ${value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value})`, undefined)
+    if (value.kind !== 'Service' && value.kind !== 'EndpointSlice') {
+      if (typeof value.kind !== 'string' || value.kind === '') return refuse(doc, `${where}has no kind`, undefined)
+      state.ignored++
+      return
+    }
+    const key = identity(value)
+    try {
+      const entry: ManifestEntry =
+        value.kind === 'Service'
+          ? { kind: 'Service', key: key ?? '', value: parseService(value) }
+          : { kind: 'EndpointSlice', key: key ?? '', value: parseEndpointSlice(value) }
+      entry.key = `${entry.kind}/${entry.value.metadata.namespace}/${entry.value.metadata.name}`
+      if (state.objects.has(entry.key) && !kept.has(entry.key)) return refuse(doc, `${where}${entry.key} is defined twice in this file; the first definition applies`, entry.key)
+      kept.delete(entry.key)
+      state.objects.set(entry.key, entry)
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e
+      refuse(doc, `${where}${e.message}`, key, e, e.field)
+    }
+  }
+
+  for (const doc of docs) {
+    if (doc.error) {
+      refuse(doc, `YAML: ${doc.error.message}`, identity(doc.value), undefined, undefined, doc.error.line)
+      continue
+    }
+    if (doc.value === null || doc.value === undefined) continue
+    state.documents++
+    const v = doc.value
+    if (isObject(v) && typeof v.kind === 'string' && v.kind.endsWith('List') && 'items' in v) {
+      if (!Array.isArray(v.items)) {
+        refuse(doc, `${v.kind}: items must be a list`, undefined)
+        continue
+      }
+      v.items.forEach((item, i) => one(doc, item, `items[${i}]: `))
+      continue
+    }
+    one(doc, v, '')
+  }
+  // A document nobody can name may have been any of the file's objects: keep them all.
+  if (unidentified && old) for (const [key, entry] of old.objects) if (!state.objects.has(key)) state.objects.set(key, entry)
+  return state
+}
