@@ -922,11 +922,18 @@ export class IpSet {
    */
   static async open(): Promise<IpSet> {
     const op = 'ipset.open'
-    const sock = NetlinkSocket.open(NETLINK_NETFILTER, op)
+    const noIpset = (): NetlinkError => new NetlinkError({ errno: ENOENT, op, message: 'ENOENT: the kernel has no ipset (load the ip_set module: modprobe ip_set)' })
+    let sock: NetlinkSocket
+    try {
+      sock = NetlinkSocket.open(NETLINK_NETFILTER, op)
+    } catch (e) {
+      // No nfnetlink at all: the socket family itself is missing.
+      throw (e as NetlinkError).errno === 93 /* EPROTONOSUPPORT */ ? noIpset() : e
+    }
     try {
       const [r] = await sock.execute<{ kind: string; protocol: number; protocolMin?: number }>('ipset', NFPROTO.inet, [{ cmd: 'protocol', protocol: IPSET_PROTOCOL }], op)
-      if (r!.error === 22 /* EINVAL */ || r!.error === 95 /* EOPNOTSUPP */ || r!.error === 93 /* EPROTONOSUPPORT */)
-        throw new NetlinkError({ errno: ENOENT, op, message: 'ENOENT: the kernel has no ipset (load the ip_set module: modprobe ip_set)' })
+      // nfnetlink without the ipset subsystem answers EINVAL (or EOPNOTSUPP).
+      if (r!.error === 22 /* EINVAL */ || r!.error === 95 /* EOPNOTSUPP */ || r!.error === 93 /* EPROTONOSUPPORT */) throw noIpset()
       if (r!.error) throw ipsetError(r!, op, 'protocol')
       const k = r!.records.find((x) => x.kind === 'protocol')
       const kernelMax = k?.protocol ?? 0
