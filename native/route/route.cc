@@ -18,20 +18,20 @@ namespace nl {
 
 namespace {
 
-// RTEXT_FILTER_SKIP_STATS (Linux 4.16): links without their ~300 bytes of
-// counters. Older kernels test only the bits they know.
-constexpr uint32_t kSkipStats = 1u << 3;
-
 uint16_t u16field(const Napi::Object& o, const char* key) { return static_cast<uint16_t>(field::uint(o, key, 0xffff)); }
 
 // A link is named by index (> 0) or, failing that, by name: the kernel looks
-// the name up itself (IFLA_IFNAME) when ifi_index is 0.
-void putLinkRef(const Napi::Object& op, ifinfomsg* ifi, Builder& b) {
-  if (field::has(op, "index")) ifi->ifi_index = static_cast<int>(field::uint(op, "index", 0x7fffffff));
+// the name up itself (IFLA_IFNAME) when ifi_index is 0. The header is filled
+// before any attribute: an attribute may move the buffer (and so the header).
+void putLinkRef(const Napi::Object& op, size_t ifiOff, Builder& b) {
+  if (field::has(op, "index"))
+    reinterpret_cast<ifinfomsg*>(b.at(ifiOff))->ifi_index = static_cast<int>(field::uint(op, "index", 0x7fffffff));
   if (field::has(op, "name")) b.putString(IFLA_IFNAME, field::str(op, "name"));
 }
 
-ifinfomsg* linkHeader(Builder& b) { return reinterpret_cast<ifinfomsg*>(b.at(b.extra(sizeof(ifinfomsg)))); }
+// Reserves the ifinfomsg; returns its offset (pointers into the buffer go stale as it grows).
+size_t linkHeader(Builder& b) { return b.extra(sizeof(ifinfomsg)); }
+ifinfomsg* ifinfo(Builder& b, size_t off) { return reinterpret_cast<ifinfomsg*>(b.at(off)); }
 
 // An address attribute: 4 or 16 bytes, network order.
 void putAddress(Builder& b, uint16_t type, int af, const std::string& text, Napi::Env env, const char* what) {
@@ -44,7 +44,7 @@ void encodeNewLink(const Napi::Object& op, Builder& b) {
   // NLM_F_EXCL always: an existing link of the same name is EEXIST, never
   // silently reconfigured (it may be someone else's, of another kind).
   size_t m = b.begin(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-  ifinfomsg* ifi = linkHeader(b);
+  ifinfomsg* ifi = ifinfo(b, linkHeader(b));
   ifi->ifi_family = AF_UNSPEC;
   if (field::flag(op, "up")) {
     ifi->ifi_flags = IFF_UP;
@@ -61,13 +61,14 @@ void encodeNewLink(const Napi::Object& op, Builder& b) {
 void encodeSetLink(const Napi::Object& op, Builder& b) {
   // RTM_NEWLINK without NLM_F_CREATE changes an existing link, as `ip link set` does.
   size_t m = b.begin(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
-  ifinfomsg* ifi = linkHeader(b);
+  size_t off = linkHeader(b);
+  ifinfomsg* ifi = ifinfo(b, off);
   ifi->ifi_family = AF_UNSPEC;
-  putLinkRef(op, ifi, b);
   if (field::has(op, "up")) {
     ifi->ifi_change = IFF_UP;
     ifi->ifi_flags = field::flag(op, "up") ? IFF_UP : 0;
   }
+  putLinkRef(op, off, b);
   if (field::has(op, "mtu")) b.putU32(IFLA_MTU, field::u32(op, "mtu"));
   b.end(m);
 }
@@ -173,16 +174,14 @@ class RouteCodec : public Codec {
     } else if (cmd == "delLink" || cmd == "getLink") {
       bool del = cmd == "delLink";
       size_t m = b.begin(del ? RTM_DELLINK : RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK);
-      ifinfomsg* ifi = linkHeader(b);
-      ifi->ifi_family = AF_UNSPEC;
-      putLinkRef(op, ifi, b);
-      if (!del) b.putU32(IFLA_EXT_MASK, kSkipStats);
+      size_t off = linkHeader(b);
+      ifinfo(b, off)->ifi_family = AF_UNSPEC;
+      putLinkRef(op, off, b);
       b.end(m);
     } else if (cmd == "listLinks") {
       req.dump = true;
       size_t m = b.begin(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP);
-      linkHeader(b)->ifi_family = AF_UNSPEC;
-      b.putU32(IFLA_EXT_MASK, kSkipStats);
+      ifinfo(b, linkHeader(b))->ifi_family = AF_UNSPEC;
       b.end(m);
     } else if (cmd == "newAddr") {
       // NLM_F_EXCL: an address already on the link is EEXIST, as kube-proxy
