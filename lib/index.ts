@@ -64,3 +64,9 @@ export type {
   TcpFlag,
   Verdict,
 } from './iptables.js'
+export { Rtnl, alreadyExists, alreadyGone } from './route.js'
+export type { AddressFlag, AddressKey, AddressRecord, AddressScope, AddressSpec, LinkFlag, LinkRecord, LinkRef, OperState, RtnlOp, RtnlOutcome } from './route.js'
+export { Conntrack } from './conntrack.js'
+export type { ConntrackEntry, ConntrackFilter, ConntrackProtocol, ConntrackStatus, ConntrackTuple } from './conntrack.js'
+export { SYSCTL, SysctlError, ensureSysctl, getSysctl, readSysctl, setSysctl, writeSysctl } from './sysctl.js'
+export type { SysctlErrorInit, SysctlOptions } from './sysctl.js'

@@ -26,6 +26,8 @@ export function address(at: Where, field: string, value: unknown, family?: Famil
   if (typeof value !== 'string') fail(at, field, value, 'must be an IP address string')
   const f: Family | undefined = isIPv4(value) ? 'inet' : isIPv6(value) ? 'inet6' : undefined
   if (!f) fail(at, field, value, 'is not a valid IPv4 or IPv6 address')
+  // node:net accepts a zone ('fe80::1%eth0'); the kernel's addresses have none.
+  if (value.includes('%')) fail(at, field, value, 'must not carry a zone (%...)')
   if (family && f !== family) fail(at, field, value, `is ${f === 'inet' ? 'IPv4' : 'IPv6'} where ${family === 'inet' ? 'IPv4' : 'IPv6'} is required`)
   return f
 }
@@ -52,6 +54,14 @@ export function name(at: Where, field: string, value: unknown, size: number): st
   if (Buffer.byteLength(value) > size - 1) fail(at, field, value, `is longer than ${size - 1} bytes`)
   if (value.includes('\0')) fail(at, field, value, 'must not contain NUL')
   return value
+}
+
+/** A network interface name as the kernel accepts one (dev_valid_name): 1..15 bytes, no '/', ':' or white space, not '.' or '..'. */
+export function linkName(at: Where, field: string, value: unknown): string {
+  const n = name(at, field, value, 16 /* IFNAMSIZ */)
+  if (n === '.' || n === '..') fail(at, field, value, 'is not a valid link name')
+  if (/[/:\s]/.test(n)) fail(at, field, value, "must not contain '/', ':' or white space")
+  return n
 }
 
 export function boolean(at: Where, field: string, value: unknown): boolean {
