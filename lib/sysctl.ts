@@ -136,10 +136,10 @@ export async function writeSysctl(key: string, value: string | number, options?:
 }
 
 async function write(op: string, key: string, path: string, text: string): Promise<void> {
-  // O_WRONLY without O_CREAT: a missing key is ENOENT, never a new file.
+  // Without O_CREAT: a missing key is ENOENT, never a new file (O_TRUNC as sysctl(8)).
   let fh
   try {
-    fh = await open(path, constants.O_WRONLY)
+    fh = await open(path, constants.O_WRONLY | constants.O_TRUNC)
     await fh.write(`${text}\n`)
   } catch (e) {
     fail(e, op, key, path)
