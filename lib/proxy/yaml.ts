@@ -16,7 +16,7 @@ const OPTIONS = {
 export interface YamlDocument {
   /** Position in the stream, from 0. */
   readonly index: number
-  /** The line the document starts on, from 1. */
+  /** The line the document's content starts on, from 1. */
   readonly line: number
   /** The document's value (null for an empty document); present even when `error` is, as far as it could be read. */
   readonly value: unknown
@@ -30,11 +30,13 @@ export function yamlDocuments(text: string): YamlDocument[] {
   const docs = parseAllDocuments(text, { ...OPTIONS, lineCounter: lines }) as Document.Parsed[] | { empty: true }
   if (!Array.isArray(docs)) return []
   return docs.map((doc, index) => {
-    const line = lines.linePos(doc.range[0]).line
+    // The line of the document's content, past any '---' marker and comments.
+    const start = (doc.contents as { range?: [number, number, number] } | null)?.range?.[0] ?? doc.range[0]
+    const line = lines.linePos(start).line
     let value: unknown = null
     let error: { message: string; line: number } | undefined
     const first = doc.errors[0]
-    if (first) error = { message: first.message.split('\n')[0]!, line: first.linePos?.[0].line ?? line }
+    if (first) error = { message: first.message.split('\n')[0]!.replace(/:$/, ''), line: first.linePos?.[0].line ?? line }
     try {
       value = doc.toJS({ maxAliasCount: 100 })
     } catch (e) {

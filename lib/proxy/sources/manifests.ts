@@ -117,6 +117,8 @@ export class ManifestSource {
   #rescan = false
   #queue: Promise<unknown> = Promise.resolve()
   #closed = false
+  /** The result of the last reload that read something. */
+  lastResult: ReloadResult | undefined
   readonly stats: ManifestStats = { files: 0, documents: 0, services: 0, endpointSlices: 0, ignored: 0, errorsTotal: 0, reloads: 0 }
 
   constructor(options: ManifestSourceOptions) {
@@ -218,6 +220,7 @@ export class ManifestSource {
     } else candidates = [...changed]
 
     let filesRead = 0
+    let filesGone = 0
     for (const file of candidates) {
       let text: string
       try {
@@ -227,7 +230,10 @@ export class ManifestSource {
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code
         if (code === 'ENOENT' || code === 'ENOTFILE') {
-          if (this.#files.delete(file)) this.#log('info', 'manifest file removed', { file })
+          if (this.#files.delete(file)) {
+            filesGone++
+            this.#log('info', 'manifest file removed', { file })
+          }
         } else {
           this.#log('error', 'cannot read a manifest file; its objects stay as they were', { file, error: String(e) })
         }
@@ -244,6 +250,9 @@ export class ManifestSource {
         this.#log('error', 'manifest document refused', { file: err.file, line: err.line, document: err.document, object: err.object, field: err.field, error: err.message })
       }
     }
+
+    // Events that changed no file's text (an editor touching a file) change nothing.
+    if (changed !== null && filesRead === 0 && filesGone === 0) return { filesRead: 0, added: 0, updated: 0, deleted: 0, errors: [] }
 
     // The desired set: files in name order, the first definition of an object wins.
     const desired = new Map<string, ManifestEntry & { file: string }>()
@@ -301,6 +310,7 @@ export class ManifestSource {
     Object.assign(this.stats, { files: this.#files.size, documents, services, endpointSlices: slices, ignored })
     this.stats.reloads++
     const result: ReloadResult = { filesRead, added, updated, deleted, errors }
+    this.lastResult = result
     if (added + updated + deleted > 0 || errors.length > 0)
       this.#log('info', 'manifests reloaded', { path: this.path, filesRead, added, updated, deleted, errors: errors.length })
     if (added + updated + deleted > 0) this.#onReload?.(result)
