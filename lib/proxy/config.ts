@@ -86,36 +86,41 @@ export interface ProxyOptions {
 
 // ---- Go durations ----------------------------------------------------------------------
 
-const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 }
-const MAX_DURATION_NS = 9223372036854775807
+const UNIT_NS: Record<string, bigint> = { ns: 1n, us: 1000n, 'µs': 1000n, 'μs': 1000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n }
+const MAX_DURATION_NS = (1n << 63n) - 1n
 
-/** Go's time.ParseDuration ('300ms', '-1.5h', '2h45m'), in milliseconds; throws an Error saying why. */
+/**
+ * Go's time.ParseDuration ('300ms', '-1.5h', '2h45m', '1h2m3s4ms5us6ns'), in
+ * milliseconds: whole parts exact (int64 nanoseconds, overflow refused as Go
+ * refuses it), fractions truncated to the nanosecond. Throws an Error saying why.
+ */
 export function parseGoDuration(text: string): number {
-  const orig = text
+  const quoted = JSON.stringify(text)
   let s = text
-  let sign = 1
-  if (s.startsWith('-') || s.startsWith('+')) {
-    if (s[0] === '-') sign = -1
+  let negative = false
+  if (s[0] === '-' || s[0] === '+') {
+    negative = s[0] === '-'
     s = s.slice(1)
   }
   if (s === '0') return 0
-  if (s === '') throw new Error(`invalid duration ${JSON.stringify(orig)}`)
-  let ns = 0
+  if (s === '') throw new Error(`invalid duration ${quoted}`)
+  let ns = 0n
   while (s !== '') {
-    const m = /^([0-9]*)(\.([0-9]*))?/.exec(s)!
+    const m = /^([0-9]*)(?:\.([0-9]*))?/.exec(s)!
     const whole = m[1]!
-    const frac = m[3] ?? ''
-    if (whole === '' && frac === '') throw new Error(`invalid duration ${JSON.stringify(orig)}`)
+    const frac = m[2]
+    if (whole === '' && (frac === undefined || frac === '')) throw new Error(`invalid duration ${quoted}`)
     s = s.slice(m[0].length)
-    const u = /^[^0-9.]+/.exec(s)?.[0]
-    if (u === undefined) throw new Error(`missing unit in duration ${JSON.stringify(orig)}`)
-    const scale = UNIT_NS[u]
-    if (scale === undefined) throw new Error(`unknown unit ${JSON.stringify(u)} in duration ${JSON.stringify(orig)}`)
-    s = s.slice(u.length)
-    ns += Number(whole || '0') * scale + (frac ? Math.floor(Number(`0.${frac}`) * scale) : 0)
-    if (ns > MAX_DURATION_NS) throw new Error(`invalid duration ${JSON.stringify(orig)}`)
+    const unit = /^[^0-9.]+/.exec(s)?.[0]
+    if (unit === undefined) throw new Error(`missing unit in duration ${quoted}`)
+    const scale = UNIT_NS[unit]
+    if (scale === undefined) throw new Error(`unknown unit ${JSON.stringify(unit)} in duration ${quoted}`)
+    s = s.slice(unit.length)
+    ns += BigInt(whole || '0') * scale
+    if (frac) ns += BigInt(Math.floor(Number(`0.${frac}`) * Number(scale)))
+    if (ns > MAX_DURATION_NS + (negative ? 1n : 0n)) throw new Error(`invalid duration ${quoted}`)
   }
-  return (sign * ns) / 1e6
+  return (negative ? -Number(ns) : Number(ns)) / 1e6
 }
 
 /** A duration in Go's spelling ('1m30s', '500ms', '0s'), from milliseconds. */
@@ -335,7 +340,7 @@ function setPath(o: object, path: string, value: unknown): void {
   v[keys[keys.length - 1]!] = value
 }
 
-/** A raw value of the file, converted to the setting's kind; throws naming `field`. */
+/** A raw value of the file, converted to the setting's kind (undefined: the default applies); throws naming `field`. */
 function convert(op: string, s: Setting, field: string, raw: unknown): unknown {
   const bad = (reason: string): never => {
     throw new ValidationError(op, field, raw, reason)
@@ -375,6 +380,8 @@ function convert(op: string, s: Setting, field: string, raw: unknown): unknown {
       v = { ...(raw as Record<string, boolean>) }
       break
   }
+  // kube-proxy defaults before it validates: a zero it replaces is not checked.
+  if (ZERO_IS_DEFAULT.has(s.path) && (v === 0 || v === '')) return undefined
   const reason = s.check?.(v as never, field)
   if (reason) bad(reason)
   return s.normalize ? s.normalize(v as never) : v
@@ -420,8 +427,7 @@ export function configFromObject(raw: Record<string, unknown>, op = CONFIG_KIND)
       if (s) {
         if (v === null || v === undefined) continue
         const value = convert(op, s, path, v)
-        if (ZERO_IS_DEFAULT.has(path) && (value === 0 || value === '')) continue
-        setPath(config, path, value)
+        if (value !== undefined) setPath(config, path, value)
         continue
       }
       const section = SETTINGS.some((x) => x.path.startsWith(`${path}.`))
