@@ -22,6 +22,7 @@ import {
 } from './iptables/rules.js'
 import { dumpedRules, OpWriter } from './iptables/wire.js'
 import { detectBackend, type BackendReport } from './iptables/backend.js'
+import { enqueue } from './iptables/queue.js'
 
 export type {
   AddrType,
@@ -93,20 +94,6 @@ export class LibiptcMissingError extends Error {
         'Alpine: apk add iptables. IPVS and ipset work without it.',
     )
   }
-}
-
-// One chain of jobs per address family: libiptc is not thread-safe, and a
-// job waiting for another would only hold a thread of the pool.
-const queues = new Map<number, Promise<unknown>>()
-function enqueue<T>(family: 4 | 6, job: () => Promise<T>): Promise<T> {
-  const prev = queues.get(family) ?? Promise.resolve()
-  const next = prev.then(job, job)
-  const settled = next.then(() => undefined, () => undefined)
-  queues.set(family, settled)
-  void settled.then(() => {
-    if (queues.get(family) === settled) queues.delete(family)
-  })
-  return next
 }
 
 const familyNumber = (f: Family): 4 | 6 => (f === 'inet' ? 4 : 6)

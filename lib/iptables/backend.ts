@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { native, NETLINK_NETFILTER } from '../native.js'
 import { NetlinkSocket } from '../netlink/socket.js'
 import type { Family } from '../validate.js'
+import { enqueue } from './queue.js'
 
 export interface BackendTable {
   family: Family
@@ -61,13 +62,13 @@ async function legacyTables(): Promise<{ tables: BackendTable[]; error?: string 
       }
       const tx = new native.iptc.Transaction(f, table, { reuseSnapshots: true, lockTimeoutMs: 0 })
       try {
-        const d = await tx.dump(null, false)
+        const d = await enqueue(f, () => tx.dump(null, false))
         const user = d.chains.filter((c) => !c.builtin)
         tables.push({ family, table, chains: user.length, kubeChains: user.map((c) => c.name).filter((n) => n.startsWith('KUBE-')) })
       } catch (e) {
         error = `${family} ${table}: ${(e as Error).message}`
       } finally {
-        await tx.release()
+        await enqueue(f, () => tx.release())
       }
     }
   }

@@ -261,6 +261,34 @@ void freeGarbage(const Api* api, TableState& st) {
   st.garbage.clear();
 }
 
+// Handles of transactions dropped without commit or abort (their finalizer
+// runs on the JavaScript thread, which must not wait for the library mutex):
+// freed by the next job of their family.
+std::mutex orphansMu;
+std::vector<std::pair<const Api*, xtc_handle*>> orphans;
+
+void freeOrphans(int family) {
+  std::vector<std::pair<const Api*, xtc_handle*>> mine;
+  {
+    std::lock_guard<std::mutex> g(orphansMu);
+    for (auto it = orphans.begin(); it != orphans.end();) {
+      if (it->first->family == family) {
+        mine.push_back(*it);
+        it = orphans.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [api, h] : mine) api->free(h);  // the caller holds the library mutex
+}
+
+// Every job's way into a library: its mutex, and the orphans left for it.
+struct LibraryLock {
+  std::lock_guard<std::mutex> guard;
+  explicit LibraryLock(int family) : guard(libraryMutex(family)) { freeOrphans(family); }
+};
+
 // ---- entries -----------------------------------------------------------------------
 
 struct EntryLayout {
@@ -345,11 +373,16 @@ class IpsetLookup {
 
 Tx::Tx(const Api* api, std::string table, Options opts) : api_(api), table_(std::move(table)), opts_(opts) {}
 
-Tx::~Tx() { release(); }
+Tx::~Tx() {
+  if (!h_) return;
+  std::lock_guard<std::mutex> g(orphansMu);
+  orphans.emplace_back(api_, h_);
+  h_ = nullptr;
+}
 
 void Tx::release() {
   if (!h_) return;
-  std::lock_guard<std::mutex> g(libraryMutex(api_->family));
+  LibraryLock g(api_->family);
   TableState& st = state(api_->family, table_);
   // A snapshot nobody edited goes back to the cache: the next reader may use it.
   if (log_.empty() && !spent_ && opts_.reuseSnapshots && !st.cached.h) {
@@ -473,7 +506,7 @@ bool Tx::applyAll(const uint8_t* ops, size_t len, OpError* err) {
 }
 
 bool Tx::apply(const Spans& ops, OpError* err) {
-  std::lock_guard<std::mutex> g(libraryMutex(api_->family));
+  LibraryLock g(api_->family);
   if (spent_) {
     err->err = EBADF;
     err->detail = "the transaction has ended";
@@ -493,7 +526,7 @@ bool Tx::apply(const Spans& ops, OpError* err) {
 }
 
 bool Tx::dump(const char* chain, bool rules, Dump* out, OpError* err) {
-  std::lock_guard<std::mutex> g(libraryMutex(api_->family));
+  LibraryLock g(api_->family);
   if (spent_) {
     err->err = EBADF;
     err->detail = "the transaction has ended";
@@ -564,7 +597,7 @@ bool Tx::dump(const char* chain, bool rules, Dump* out, OpError* err) {
 
 bool Tx::commit(const Spans& ops, CommitInfo* info, OpError* err) {
   auto t0 = Clock::now();
-  std::lock_guard<std::mutex> g(libraryMutex(api_->family));
+  LibraryLock g(api_->family);
   err->kind = kCommit;
   if (spent_) {
     err->err = EBADF;
@@ -658,7 +691,7 @@ bool Tx::commit(const Spans& ops, CommitInfo* info, OpError* err) {
 // ---- snapshots ahead of need --------------------------------------------------------
 
 void prefetch(const Api* api, const std::string& table) {
-  std::lock_guard<std::mutex> g(libraryMutex(api->family));
+  LibraryLock g(api->family);
   TableState& st = state(api->family, table);
   freeGarbage(api, st);
   if (st.cached.h && fresh(api->family, table, st, st.cached)) return;
@@ -673,7 +706,7 @@ void prefetch(const Api* api, const std::string& table) {
 }
 
 void dropSnapshot(const Api* api, const std::string& table) {
-  std::lock_guard<std::mutex> g(libraryMutex(api->family));
+  LibraryLock g(api->family);
   TableState& st = state(api->family, table);
   freeGarbage(api, st);
   if (st.cached.h) api->free(st.cached.h);
