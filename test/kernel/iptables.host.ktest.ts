@@ -7,6 +7,8 @@
 import t, { type Test } from 'tap'
 import { execFileSync, spawn } from 'node:child_process'
 import { connect, createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import {
   Iptables,
   IptablesTransaction,
@@ -822,4 +824,30 @@ t.test('listRules of a chain that does not exist: ENOENT, the transaction goes o
   t.same(await tx.listRules('NOPE'), [])
   await tx.commit()
   t.ok(saved('raw').includes(':NOPE - [0:0]'))
+})
+
+t.test('worker threads: transactions from a worker and the main thread both commit', async (t) => {
+  const dist = fileURLToPath(new URL('../../dist/index.js', import.meta.url))
+  const worker = new Worker(`
+    const { parentPort } = require('node:worker_threads')
+    import(${JSON.stringify(dist)}).then(async ({ Iptables }) => {
+      const ipt = await Iptables.open()
+      for (let i = 0; i < 5; i++) {
+        const tx = ipt.begin('filter')
+        tx.createChain('FROM-WORKER-' + i)
+        await tx.commit()
+      }
+      parentPort.postMessage((await ipt.listChains('filter')).length)
+    }).catch((e) => parentPort.postMessage(String(e)))`, { eval: true })
+  const fromWorker = new Promise((resolve) => worker.once('message', resolve))
+  for (let i = 0; i < 5; i++) {
+    const tx = ipt4.begin('filter')
+    tx.createChain(`FROM-MAIN-${i}`)
+    await tx.commit()
+  }
+  const n = await fromWorker
+  await worker.terminate()
+  t.equal(typeof n, 'number', `the worker committed and listed (${n})`)
+  const names = saved('filter').filter((l) => l.startsWith(':FROM-'))
+  t.equal(names.length, 10, 'all ten chains, five from each thread')
 })
