@@ -4,15 +4,6 @@
 // back on its own, with its line, so one bad document does not hide the others.
 import { LineCounter, parseAllDocuments, type Document } from 'yaml'
 
-const OPTIONS = {
-  version: '1.1' as const,
-  merge: true,
-  uniqueKeys: true,
-  logLevel: 'silent' as const,
-  // go-yaml v2 hands timestamp-looking scalars to interface{} as strings.
-  customTags: (tags: unknown[]) => tags.filter((t) => (t as { tag?: string }).tag !== 'tag:yaml.org,2002:timestamp') as never,
-}
-
 export interface YamlDocument {
   /** Position in the stream, from 0. */
   readonly index: number
@@ -27,7 +18,15 @@ export interface YamlDocument {
 /** Every document of a YAML stream (a JSON text is one document). */
 export function yamlDocuments(text: string): YamlDocument[] {
   const lines = new LineCounter()
-  const docs = parseAllDocuments(text, { ...OPTIONS, lineCounter: lines }) as Document.Parsed[] | { empty: true }
+  const docs = parseAllDocuments(text, {
+    version: '1.1',
+    merge: true,
+    uniqueKeys: true,
+    logLevel: 'silent',
+    lineCounter: lines,
+    // go-yaml v2 hands timestamp-looking scalars to interface{} as strings.
+    customTags: (tags) => tags.filter((t) => (typeof t === 'string' ? t !== 'timestamp' : t.tag !== 'tag:yaml.org,2002:timestamp')),
+  }) as Document.Parsed[] | { empty: true }
   if (!Array.isArray(docs)) return []
   return docs.map((doc, index) => {
     // The line of the document's content, past any '---' marker and comments.

@@ -188,7 +188,10 @@ t.test('YAML 1.1 as kubectl reads it', async (t) => {
     `${svcYaml('web', '10.96.0.1')}---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
-metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
+metadata:
+  name: web-1
+  labels: {kubernetes.io/service-name: web}
+  annotations: {endpoints.kubernetes.io/last-change-trigger-time: 2024-01-02T03:04:05Z}
 addressType: IPv4
 ports: [{port: 0x1F90}]
 endpoints:
@@ -206,6 +209,7 @@ endpoints:
     [['10.0.0.1:8080', false, true, true]],
     'no/yes/on are booleans, 0x1F90 is 8080',
   )
+  t.equal(endpoints.slicesOf('default/web').get('web-1')!.triggerTime, Date.UTC(2024, 0, 2, 3, 4, 5), 'a timestamp stays a string, as kubectl reads it')
   await source.close()
 })
 
