@@ -15,8 +15,10 @@
 //     kernels ignore CTA_FILTER: every entry is checked against the whole
 //     filter here either way;
 //  2. one delete per match, all in one burst, each by its original tuple and
-//     its id (CTA_ID): an entry that expired in between, or expired and came
-//     back under the same tuple, is left alone (ENOENT, not counted).
+//     its id (CTA_ID): an entry that expired in between is ENOENT, not counted.
+//     (The id is a hash of the entry's address and tuple: one made again under
+//     the same tuple is most often another id, and left alone, but may reuse
+//     the memory and so the id; deleting that one is harmless.)
 import type { NativeOp, NativeResult } from './native.js'
 import { NETLINK_NETFILTER } from './native.js'
 import { NetlinkError } from './errors.js'

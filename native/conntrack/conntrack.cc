@@ -181,8 +181,8 @@ class ConntrackCodec : public Codec {
       header(b, static_cast<uint8_t>(af));
       putTuple(b, CTA_TUPLE_ORIG, af, t);
       if (field::has(op, "zone")) b.putBe16(CTA_ZONE, static_cast<uint16_t>(field::uint(op, "zone", 0xffff)));
-      // With the id, an entry that went away and came back under the same tuple
-      // is left alone: the kernel answers ENOENT.
+      // With the id, the kernel deletes only the entry that was listed
+      // (ENOENT when it went away meanwhile).
       if (field::has(op, "id")) b.putBe32(CTA_ID, field::u32(op, "id"));
       b.end(m);
     } else if (cmd == "count") {

@@ -233,7 +233,7 @@ t.test('IPCTNL_MSG_CT_NEW: an IPv4 UDP entry, and the delete that names it', asy
     0x9c, 0x40, 0x00, 0x00, //       40000
     0x06, 0x00, 0x03, 0x00, //     CTA_PROTO_DST_PORT
     0x14, 0xe9, 0x00, 0x00, //       5353
-    0x08, 0x00, 0x0c, 0x00, // nla_len = 8, CTA_ID: only this entry, not a later one with the same tuple
+    0x08, 0x00, 0x0c, 0x00, // nla_len = 8, CTA_ID: only the entry that was listed
     0x64, 0x61, 0x3d, 0x33, //   1684094259
   ])
   t.strictSame(rows(del.subarray(20, 72)), rows(udpReply.slice(20, 72)), 'CTA_TUPLE_ORIG: the same 52 bytes both ways')
