@@ -10,10 +10,10 @@
 //  1. one dump per family, with CTA_FILTER (Linux 5.9+) asking the kernel for
 //     the entries of that protocol, destination port and IPv4 destination
 //     only, so a large table is not copied out to find a few entries. IPv6
-//     addresses are left out of the kernel's filter (some kernels' IPv6 test in
-//     that filter is inverted, see ctnetlink_filter_match_tuple) and older
-//     kernels ignore CTA_FILTER: every entry is checked against the whole
-//     filter here either way;
+//     addresses are left out of the kernel's filter: its IPv6 test is inverted
+//     (ctnetlink_filter_match_tuple: asked for fd00::10, Linux 6.1 and 6.18
+//     send every other address). Older kernels ignore CTA_FILTER altogether:
+//     every entry is checked against the whole filter here either way;
 //  2. one delete per match, all in one burst, each by its original tuple and
 //     its id (CTA_ID): an entry that expired in between is ENOENT, not counted.
 //     (The id is a hash of the entry's address and tuple: one made again under
