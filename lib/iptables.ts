@@ -132,6 +132,7 @@ function errnoText(errno: number): string {
 function hint(op: string, errno: number, table: string, v6: boolean, detail?: string, chain?: string): string {
   const t = `${v6 ? 'ip6tables' : 'iptables'} ${table} table`
   const c = chain === undefined ? '' : `chain ${chain}`
+  if (detail?.startsWith('set ')) return `${detail}: ${errno === ENOENT ? 'no such ipset' : errno === 97 ? 'the ipset is of the other address family' : 'ipset lookup failed'}`
   switch (`${op}:${errno}`) {
     case 'iptables.load:2':
       return `the kernel has no ${t} (legacy x_tables: modprobe ${v6 ? 'ip6table' : 'iptable'}_${table})`
@@ -161,7 +162,6 @@ function hint(op: string, errno: number, table: string, v6: boolean, detail?: st
     case 'iptables.deleteRuleAt:7':
       return `the index is past the end of ${c}`
   }
-  if (detail?.startsWith('set ')) return `${detail}: ${errno === ENOENT ? 'no such ipset' : errno === 97 ? 'the ipset is of the other address family' : 'ipset lookup failed'}`
   if (errno === ENOENT && chain) return `no ${c} in the ${t}`
   return detail ?? `${op} failed`
 }
