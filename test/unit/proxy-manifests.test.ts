@@ -3,7 +3,7 @@
 // counted) while the rest applies; an object refused on an edit keeps its last
 // good version; file edits, renames and deletions reach the sink through a real
 // fs.watch on a temporary directory.
-import { mkdtemp, rename, rm, unlink, writeFile, mkdir } from 'node:fs/promises'
+import { mkdtemp, rename, rm, symlink, unlink, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -265,6 +265,9 @@ t.test('duplicates across files: the first file in name order wins', async (t) =
   const r = await source.load()
   t.equal(r.errors.length, 1)
   t.match(r.errors[0]!.message, /Service\/default\/web is defined again; the definition in .*10-a\.yaml applies/)
+  t.equal(r.errors[0]!.file, join(dir, '20-b.yaml'), 'the second definition is the one refused')
+  t.equal(r.errors[0]!.object, 'Service default/web')
+  t.equal(r.errors[0]!.line, 1)
   services.apply()
   t.strictSame(services.ports.get('default/web/TCP')!.clusterIPs, ['10.96.0.1'])
 
@@ -323,6 +326,29 @@ t.test('watching: new files, editor-style renames, a single watched file', async
   })
   t.strictSame(one.events, ['add Service default/w', 'update Service default/w'], 'only the watched file')
   await single.close()
+})
+
+t.test('a ConfigMap volume: the kubelet swaps the ..data symlink', async (t) => {
+  const dir = await tempDir(t)
+  // The kubelet's atomic writer: files are symlinks into ..data, itself a symlink to a timestamped directory.
+  await mkdir(join(dir, '..2024_01'))
+  await writeFile(join(dir, '..2024_01', 'web.yaml'), svcYaml('web', '10.96.0.1'))
+  await symlink('..2024_01', join(dir, '..data'))
+  await symlink('..data/web.yaml', join(dir, 'web.yaml'))
+  const services = new ServiceChangeTracker()
+  const source = new ManifestSource({ path: dir, sink: trackerSink(services, new EndpointsChangeTracker()), debounceMs: 5, log: quietLog() })
+  await source.load()
+  source.watch()
+  const r = await change(source, async () => {
+    await mkdir(join(dir, '..2024_02'))
+    await writeFile(join(dir, '..2024_02', 'web.yaml'), svcYaml('web', '10.96.0.1', 8080))
+    await symlink('..2024_02', join(dir, '..data_tmp'))
+    await rename(join(dir, '..data_tmp'), join(dir, '..data'))
+  })
+  t.equal(r.updated, 1, 'the service behind the symlink is re-read')
+  services.apply()
+  t.equal(services.ports.get('default/web/TCP')?.port, 8080)
+  await source.close()
 })
 
 t.test('bursts of writes coalesce, the last one wins', async (t) => {

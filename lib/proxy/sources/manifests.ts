@@ -55,7 +55,12 @@ export class ManifestError extends Error {
 }
 
 /** An object a manifest defines, keyed 'Kind/namespace/name'. */
-export type ManifestEntry = { kind: 'Service'; key: string; value: ServiceObject } | { kind: 'EndpointSlice'; key: string; value: EndpointSlice }
+export type ManifestEntry = ({ kind: 'Service'; value: ServiceObject } | { kind: 'EndpointSlice'; value: EndpointSlice }) & {
+  key: string
+  /** Where it is defined: the document's index and line. */
+  document: number
+  line: number
+}
 
 export interface ManifestFileState {
   /** The text last read. */
@@ -144,9 +149,13 @@ export class ManifestSource {
     const only = this.#isDir ? undefined : basename(this.path)
     // A directory watch also sees editors that write a new file and rename it over the old one.
     this.#watcher = watch(dir, { persistent: true }, (_event, filename) => {
-      if (filename === null || filename === undefined) this.#rescan = true
-      else {
-        const name = filename.toString()
+      const name = filename?.toString()
+      if (name === undefined) this.#rescan = true
+      else if (name.startsWith('..')) {
+        // A ConfigMap volume: the kubelet swaps the ..data symlink; every file may have changed.
+        if (only === undefined) this.#rescan = true
+        else this.#dirty.add(this.path)
+      } else {
         if (only !== undefined ? name !== only : !relevant(name)) return
         this.#dirty.add(join(dir, name))
       }
@@ -272,7 +281,7 @@ export class ManifestSource {
         const d = `${key} in ${file} (first defined in ${first.file})`
         duplicates.add(d)
         if (!this.#duplicates.has(d)) {
-          const err = new ManifestError({ file, document: 0, line: 1, object: key, reason: `${key} is defined again; the definition in ${first.file} applies` })
+          const err = new ManifestError({ file, document: entry.document, line: entry.line, object: describe(key), reason: `${key} is defined again; the definition in ${first.file} applies` })
           errors.push(err)
           this.stats.errorsTotal++
           this.#log('error', 'manifest object defined twice', { file, object: key, first: first.file })
@@ -380,10 +389,9 @@ export function readManifest(file: string, text: string, old?: ManifestFileState
     }
     const key = identity(value)
     try {
+      const at = { key: key ?? '', document: doc.index, line: doc.line }
       const entry: ManifestEntry =
-        value.kind === 'Service'
-          ? { kind: 'Service', key: key ?? '', value: parseService(value) }
-          : { kind: 'EndpointSlice', key: key ?? '', value: parseEndpointSlice(value) }
+        value.kind === 'Service' ? { kind: 'Service', value: parseService(value), ...at } : { kind: 'EndpointSlice', value: parseEndpointSlice(value), ...at }
       entry.key = `${entry.kind}/${entry.value.metadata.namespace}/${entry.value.metadata.name}`
       if (state.objects.has(entry.key) && !kept.has(entry.key)) return refuse(doc, `${where}${entry.key} is defined twice in this file; the first definition applies`, entry.key)
       kept.delete(entry.key)
