@@ -11,7 +11,6 @@ import { performance } from 'node:perf_hooks'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import {
@@ -29,7 +28,8 @@ import { chainRules, cli, cliTry, type Fam, ipt, prob, resetAll, restore, run, s
 // other network namespace, and another process taking it would (rightly) make
 // our snapshots stale. The library and iptables both honour XTABLES_LOCKFILE;
 // set before the first use (native code reads it once), inherited by the CLI.
-const LOCK = (process.env.XTABLES_LOCKFILE = `${tmpdir()}/tsproxy-ktest-xtables-${process.pid}.lock`)
+// In /run: the box's own tmpfs there (its /tmp is the host's, over hostfs).
+const LOCK = (process.env.XTABLES_LOCKFILE = `/run/tsproxy-ktest-xtables-${process.pid}.lock`)
 t.teardown(() => rmSync(LOCK, { force: true }))
 
 const ipt4 = await Iptables.open()
