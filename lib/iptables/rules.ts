@@ -6,7 +6,7 @@
 // and write back unchanged.
 import { isIPv6 } from 'node:net'
 import { endianness } from 'node:os'
-import { addressBytes } from '../address.js'
+import { addressBytes, formatAddress } from '../address.js'
 import type { Family, Where } from '../validate.js'
 import * as v from '../validate.js'
 import {
@@ -1090,34 +1090,6 @@ const isZero = (b: Buffer, from: number, to: number): boolean => {
   return true
 }
 
-/** RFC 5952 text of 4 or 16 address bytes, as inet_ntop writes it. */
-export function formatAddress(b: Uint8Array): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`
-  const g: number[] = []
-  for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!)
-  // inet_ntop keeps an embedded IPv4 for ::ffff:a.b.c.d and ::a.b.c.d
-  if (g.slice(0, 5).every((x) => x === 0) && (g[5] === 0xffff || (g[5] === 0 && (g[6] !== 0 || g[7]! > 1)))) {
-    return `::${g[5] === 0xffff ? 'ffff:' : ''}${b[12]}.${b[13]}.${b[14]}.${b[15]}`
-  }
-  let best = -1
-  let bestLen = 1
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && g[j] === 0) j++
-    if (j - i > bestLen) {
-      best = i
-      bestLen = j - i
-    }
-    i = j
-  }
-  const hex = g.map((x) => x.toString(16))
-  if (best < 0) return hex.join(':')
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`
-}
 
 /** Prefix length of a contiguous mask, or -1. */
 function maskPrefix(m: Uint8Array): number {

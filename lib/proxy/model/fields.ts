@@ -2,7 +2,7 @@
 // ValidationError naming the object (its op, 'Service default/web') and the
 // field as the API spells it ('spec.ports[1].port').
 import { isIPv4, isIPv6 } from 'node:net'
-import { addressBytes } from '../../address.js'
+import { addressBytes, formatAddress } from '../../address.js'
 import { fail, type Where } from '../../validate.js'
 
 export { fail, type Where }
@@ -122,26 +122,7 @@ export function ipFamilyOf(text: string): IPFamily | undefined {
 export function canonicalIP(text: string): string {
   if (isIPv4(text)) return text
   const b = addressBytes(text)
-  if (!b || b.length !== 16) return text
-  const g: number[] = []
-  for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!)
-  let bestAt = -1
-  let bestLen = 1
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && g[j] === 0) j++
-    if (j - i > bestLen) {
-      bestAt = i
-      bestLen = j - i
-    }
-    i = j
-  }
-  const hex = (from: number, to: number): string => g.slice(from, to).map((n) => n.toString(16)).join(':')
-  return bestAt < 0 ? hex(0, 8) : `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`
+  return b && b.length === 16 ? formatAddress(b) : text
 }
 
 /** An IP address (of `family`, when given), returned in its canonical spelling. */
