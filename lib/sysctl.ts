@@ -8,7 +8,7 @@
 import { constants } from 'node:fs'
 import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { errnoCode } from './errors.js'
+import { NetlinkError, errnoCode } from './errors.js'
 import * as v from './validate.js'
 import type { Where } from './validate.js'
 
@@ -25,26 +25,19 @@ export interface SysctlErrorInit {
   message?: string
 }
 
-/** Reading or writing a sysctl failed: keeps the errno, its name, the operation and the key. */
-export class SysctlError extends Error {
+/**
+ * Reading or writing a sysctl failed. A kernel error like any other: a
+ * NetlinkError (errno, code, op) that also names the key and its file.
+ */
+export class SysctlError extends NetlinkError {
   override name = 'SysctlError'
-  /** Positive errno, e.g. 2. */
-  readonly errno: number
-  /** Its name, e.g. 'ENOENT'. */
-  readonly code: string
-  /** 'sysctl.get', 'sysctl.set', ... */
-  readonly op: string
   /** The key as given, e.g. 'net.ipv4.vs.conntrack'. */
   readonly key: string
   /** The file, e.g. '/proc/sys/net/ipv4/vs/conntrack'. */
   readonly path: string
 
   constructor(init: SysctlErrorInit) {
-    const code = errnoCode(init.errno)
-    super(`${init.op}: ${init.key}: ${init.message ?? code}`)
-    this.errno = init.errno
-    this.code = code
-    this.op = init.op
+    super({ errno: init.errno, op: init.op, message: `${init.key}: ${init.message ?? errnoCode(init.errno)}` })
     this.key = init.key
     this.path = init.path
   }

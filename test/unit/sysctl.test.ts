@@ -5,7 +5,7 @@ import t from 'tap'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { SYSCTL, SysctlError, ValidationError, ensureSysctl, getSysctl, readSysctl, setSysctl, writeSysctl } from '../../dist/index.js'
+import { NetlinkError, SYSCTL, SysctlError, ValidationError, ensureSysctl, getSysctl, readSysctl, setSysctl, writeSysctl } from '../../dist/index.js'
 
 const root = mkdtempSync(join(tmpdir(), 'tsproxy-sysctl-'))
 t.teardown(() => rmSync(root, { recursive: true, force: true }))
@@ -55,6 +55,7 @@ t.test('set, get and ensure write the file the kernel would read', async (t) => 
 t.test('a missing key is ENOENT naming the key and the file; never created', async (t) => {
   const e = await outcome(setSysctl(SYSCTL.expireNodestConn, 1, at))
   t.ok(e instanceof SysctlError, 'a SysctlError')
+  t.ok(e instanceof NetlinkError, 'and so the one kernel error type, NetlinkError')
   t.match(e, {
     errno: 2,
     code: 'ENOENT',
