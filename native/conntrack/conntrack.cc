@@ -196,10 +196,11 @@ class ConntrackCodec : public Codec {
 
   Napi::Value decode(Napi::Env env, const nlmsghdr* h) const override {
     if ((h->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK) return env.Undefined();
-    if (h->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg))) return env.Undefined();
-    auto g = reinterpret_cast<const nfgenmsg*>(reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN);
-    auto body = reinterpret_cast<const uint8_t*>(g) + NLMSG_ALIGN(sizeof(nfgenmsg));
-    size_t len = h->nlmsg_len - NLMSG_HDRLEN - NLMSG_ALIGN(sizeof(nfgenmsg));
+    auto m = nl::body<nfgenmsg>(h);
+    if (!m.hdr) return env.Undefined();
+    const nfgenmsg* g = m.hdr;
+    const uint8_t* body = m.attrs;
+    size_t len = m.len;
     switch (h->nlmsg_type & 0xff) {
       case IPCTNL_MSG_CT_NEW:
         return decodeEntry(env, g->nfgen_family, Attrs(body, len, CTA_MAX));

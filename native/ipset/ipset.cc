@@ -448,10 +448,9 @@ class IpsetCodec : public Codec {
 
   Napi::Value decode(Napi::Env env, const nlmsghdr* h) const override {
     if ((h->nlmsg_type >> 8) != NFNL_SUBSYS_IPSET) return env.Undefined();
-    if (h->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg))) return env.Undefined();
-    auto body = reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
-    size_t len = h->nlmsg_len - NLMSG_HDRLEN - NLMSG_ALIGN(sizeof(nfgenmsg));
-    Attrs a(body, len, IPSET_ATTR_CMD_MAX);
+    auto m = nl::body<nfgenmsg>(h);
+    if (!m.hdr) return env.Undefined();
+    Attrs a = m.table(IPSET_ATTR_CMD_MAX);
     Napi::Object o = Napi::Object::New(env);
     switch (h->nlmsg_type & 0xff) {
       case IPSET_CMD_PROTOCOL:
@@ -512,9 +511,9 @@ class IpsetCodec : public Codec {
   // the ones after it were not tried).
   Napi::Value decodeEcho(Napi::Env env, const nlmsghdr* h) const override {
     if ((h->nlmsg_type >> 8) != NFNL_SUBSYS_IPSET) return env.Undefined();
-    if (h->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg))) return env.Undefined();
-    auto body = reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
-    Attrs a(body, h->nlmsg_len - NLMSG_HDRLEN - NLMSG_ALIGN(sizeof(nfgenmsg)), IPSET_ATTR_CMD_MAX);
+    auto m = nl::body<nfgenmsg>(h);
+    if (!m.hdr) return env.Undefined();
+    Attrs a = m.table(IPSET_ATTR_CMD_MAX);
     if (!a.has(IPSET_ATTR_LINENO) || !a.has(IPSET_ATTR_ADT)) return env.Undefined();
     Napi::Object o = Napi::Object::New(env);
     o.Set("line", a.be32(IPSET_ATTR_LINENO));

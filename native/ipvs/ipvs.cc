@@ -221,21 +221,20 @@ class IpvsCodec : public Codec {
   }
 
   Napi::Value decode(Napi::Env env, const nlmsghdr* h) const override {
-    if (h->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN) return env.Undefined();
-    auto g = reinterpret_cast<const genlmsghdr*>(reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN);
-    auto body = reinterpret_cast<const uint8_t*>(g) + GENL_HDRLEN;
-    size_t len = h->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN;
+    auto m = body<genlmsghdr>(h);
+    if (!m.hdr) return env.Undefined();
+    const genlmsghdr* g = m.hdr;
     switch (g->cmd) {
       case IPVS_CMD_NEW_SERVICE: {
-        Attrs top(body, len, IPVS_CMD_ATTR_MAX);
+        Attrs top = m.table(IPVS_CMD_ATTR_MAX);
         return top.has(IPVS_CMD_ATTR_SERVICE) ? decodeService(env, top.get(IPVS_CMD_ATTR_SERVICE)) : env.Undefined();
       }
       case IPVS_CMD_NEW_DEST: {
-        Attrs top(body, len, IPVS_CMD_ATTR_MAX);
+        Attrs top = m.table(IPVS_CMD_ATTR_MAX);
         return top.has(IPVS_CMD_ATTR_DEST) ? decodeDest(env, top.get(IPVS_CMD_ATTR_DEST)) : env.Undefined();
       }
       case IPVS_CMD_SET_INFO: {  // the reply to GET_INFO
-        Attrs a(body, len, IPVS_INFO_ATTR_MAX);
+        Attrs a = m.table(IPVS_INFO_ATTR_MAX);
         Napi::Object o = Napi::Object::New(env);
         o.Set("kind", "info");
         o.Set("version", a.u32(IPVS_INFO_ATTR_VERSION));
@@ -243,7 +242,7 @@ class IpvsCodec : public Codec {
         return o;
       }
       case IPVS_CMD_SET_CONFIG: {  // the reply to GET_CONFIG
-        Attrs a(body, len, IPVS_CMD_ATTR_MAX);
+        Attrs a = m.table(IPVS_CMD_ATTR_MAX);
         Napi::Object o = Napi::Object::New(env);
         o.Set("kind", "config");
         o.Set("tcp", a.u32(IPVS_CMD_ATTR_TIMEOUT_TCP));

@@ -22,9 +22,9 @@ class GenlCtrl : public Codec {
   }
 
   Napi::Value decode(Napi::Env env, const nlmsghdr* h) const override {
-    if (h->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN) return env.Undefined();
-    auto body = reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN + GENL_HDRLEN;
-    Attrs a(body, h->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN, CTRL_ATTR_MAX);
+    auto m = body<genlmsghdr>(h);
+    if (!m.hdr) return env.Undefined();
+    Attrs a = m.table(CTRL_ATTR_MAX);
     Napi::Object o = Napi::Object::New(env);
     o.Set("id", a.u16(CTRL_ATTR_FAMILY_ID));
     o.Set("name", a.str(CTRL_ATTR_FAMILY_NAME));

@@ -112,6 +112,25 @@ void forEachAttr(const void* data, size_t len, F&& f) {
   }
 }
 
+// A received message seen as its family header (genlmsghdr, nfgenmsg, ifinfomsg,
+// ...) and the attributes after it. `hdr` is nullptr when the message is too
+// short to hold the header: decoders skip it.
+template <typename Header>
+struct Body {
+  const Header* hdr;
+  const uint8_t* attrs;
+  size_t len;
+  Attrs table(uint16_t max) const { return Attrs(attrs, len, max); }
+};
+
+template <typename Header>
+Body<Header> body(const nlmsghdr* h) {
+  const size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(Header));
+  if (h->nlmsg_len < off) return {nullptr, nullptr, 0};
+  auto p = reinterpret_cast<const uint8_t*>(h);
+  return {reinterpret_cast<const Header*>(p + NLMSG_HDRLEN), p + off, h->nlmsg_len - off};
+}
+
 inline const void* payload(const nlattr* a) { return reinterpret_cast<const uint8_t*>(a) + NLA_HDRLEN; }
 inline size_t payloadLen(const nlattr* a) { return a->nla_len - NLA_HDRLEN; }
 inline uint16_t attrType(const nlattr* a) { return a->nla_type & NLA_TYPE_MASK; }

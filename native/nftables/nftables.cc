@@ -35,10 +35,11 @@ class NftablesCodec : public Codec {
 
   Napi::Value decode(Napi::Env env, const nlmsghdr* h) const override {
     if ((h->nlmsg_type >> 8) != NFNL_SUBSYS_NFTABLES) return env.Undefined();
-    if (h->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg))) return env.Undefined();
-    auto g = reinterpret_cast<const nfgenmsg*>(reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN);
-    auto body = reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
-    size_t len = h->nlmsg_len - NLMSG_HDRLEN - NLMSG_ALIGN(sizeof(nfgenmsg));
+    auto m = nl::body<nfgenmsg>(h);
+    if (!m.hdr) return env.Undefined();
+    const nfgenmsg* g = m.hdr;
+    const uint8_t* body = m.attrs;
+    size_t len = m.len;
     Napi::Object o = Napi::Object::New(env);
     o.Set("family", g->nfgen_family);
     switch (h->nlmsg_type & 0xff) {

@@ -98,10 +98,10 @@ void encodeAddr(const Napi::Object& op, uint16_t type, uint16_t flags, Builder& 
 // ---- replies ------------------------------------------------------------------------------
 
 Napi::Value decodeLink(Napi::Env env, const nlmsghdr* h) {
-  if (h->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifinfomsg))) return env.Undefined();
-  auto ifi = reinterpret_cast<const ifinfomsg*>(reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN);
-  auto body = reinterpret_cast<const uint8_t*>(ifi) + NLMSG_ALIGN(sizeof(ifinfomsg));
-  Attrs a(body, h->nlmsg_len - NLMSG_HDRLEN - NLMSG_ALIGN(sizeof(ifinfomsg)), IFLA_MAX);
+  auto m = nl::body<ifinfomsg>(h);
+  if (!m.hdr) return env.Undefined();
+  const ifinfomsg* ifi = m.hdr;
+  Attrs a = m.table(IFLA_MAX);
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", "link");
   o.Set("index", ifi->ifi_index);
@@ -124,10 +124,10 @@ Napi::Value decodeLink(Napi::Env env, const nlmsghdr* h) {
 }
 
 Napi::Value decodeAddr(Napi::Env env, const nlmsghdr* h) {
-  if (h->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifaddrmsg))) return env.Undefined();
-  auto ifa = reinterpret_cast<const ifaddrmsg*>(reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN);
-  auto body = reinterpret_cast<const uint8_t*>(ifa) + NLMSG_ALIGN(sizeof(ifaddrmsg));
-  Attrs a(body, h->nlmsg_len - NLMSG_HDRLEN - NLMSG_ALIGN(sizeof(ifaddrmsg)), IFA_MAX);
+  auto m = nl::body<ifaddrmsg>(h);
+  if (!m.hdr) return env.Undefined();
+  const ifaddrmsg* ifa = m.hdr;
+  Attrs a = m.table(IFA_MAX);
   int af = ifa->ifa_family;
   if (af != AF_INET && af != AF_INET6) return env.Undefined();
   size_t need = inet::size(af);
