@@ -7,7 +7,7 @@ import { addressKey, isIPv4Text } from './address.js'
 import { NetlinkError } from './errors.js'
 import type { NativeOp, NativeResult } from './native.js'
 import { NETLINK_NETFILTER } from './native.js'
-import { NetlinkSocket, SLICE, yieldToLoop, type Outcome } from './netlink/socket.js'
+import { NetlinkSocket, OK, SLICE, yieldToLoop, type Outcome } from './netlink/socket.js'
 import * as v from './validate.js'
 import type { Family, Where } from './validate.js'
 
@@ -903,7 +903,7 @@ function append(msgs: Message[], cmd: 'add' | 'del', set: string, exist: boolean
   m.push(index, w, size)
 }
 
-const ok: Outcome = { ok: true }
+const ok: Outcome = OK
 
 export class IpSet {
   readonly #sock: NetlinkSocket
