@@ -1,0 +1,166 @@
+// What one service port asks of the kernel in IPVS mode, as kube-proxy's
+// syncService/syncEndpoint decide it: its virtual servers (cluster IPs, external
+// IPs, load-balancer IPs, node ports on each node address) with their real
+// servers, the VIPs bound on kube-ipvs0, and its entries in the ipsets. Pure: a
+// function of the port, its endpoints and the node.
+import { addressBytes, maskBytes } from '../../address.js'
+import type { IpSetEntry } from '../../ipset.js'
+import type { IpvsProtocol, ServiceSpec as IpvsServiceSpec } from '../../ipvs.js'
+import type { Family } from '../../validate.js'
+import type { Endpoint } from '../model/endpoints.js'
+import { ipFamilyOf, joinHostPort } from '../model/fields.js'
+import type { ServicePort } from '../model/serviceport.js'
+import { categorizeEndpoints, type TopologyOptions } from '../model/topology.js'
+import { setName, type SetRole } from './rules.js'
+
+export interface Destination {
+  readonly address: string
+  readonly port: number
+  readonly weight: number
+}
+
+export interface VirtualServer {
+  /** 'tcp/10.96.0.10/80', '[fd00::1]' style for IPv6: the identity of a virtual server. */
+  readonly key: string
+  readonly spec: IpvsServiceSpec & { protocol: IpvsProtocol; address: string; port: number }
+  /** By 'ip:port'. */
+  readonly destinations: ReadonlyMap<string, Destination>
+  /** The service port it serves (for status and logs). */
+  readonly servicePort: string
+}
+
+export interface SetEntry {
+  readonly set: string
+  /** The entry's identity inside its set. */
+  readonly key: string
+  readonly entry: IpSetEntry
+}
+
+export interface Contribution {
+  readonly servers: readonly VirtualServer[]
+  readonly entries: readonly SetEntry[]
+  /** VIPs to bind on kube-ipvs0. */
+  readonly addresses: readonly string[]
+  /** Traffic policies left with no local endpoint (kube-proxy's no_local_endpoints metric). */
+  readonly noLocalEndpoints: readonly ('internal' | 'external')[]
+}
+
+export interface NodeContext {
+  readonly family: Family
+  /** The IPVS scheduler ('rr', ...). */
+  readonly scheduler: string
+  /** Addresses node ports listen on. */
+  readonly nodePortAddresses: readonly string[]
+  /** Every address of the node (for load-balancer source ranges that include the node). */
+  readonly nodeAddresses: readonly string[]
+  readonly topology?: TopologyOptions
+}
+
+export const EMPTY_CONTRIBUTION: Contribution = Object.freeze({ servers: [], entries: [], addresses: [], noLocalEndpoints: [] })
+
+export function serverKey(protocol: string, address: string, port: number): string {
+  return `${protocol}/${joinHostPort(address, port)}`
+}
+
+const PROTO: Record<ServicePort['protocol'], IpvsProtocol> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' }
+
+function inFamily(ip: string, family: Family): boolean {
+  return ipFamilyOf(ip) === (family === 'inet' ? 'IPv4' : 'IPv6')
+}
+
+/** Whether `ip` lies in `cidr` ('10.0.0.0/8'; a bare address is a host). */
+export function cidrContains(cidr: string, ip: string): boolean {
+  const slash = cidr.indexOf('/')
+  const net = addressBytes(slash < 0 ? cidr : cidr.slice(0, slash))
+  const a = addressBytes(ip)
+  if (!net || !a || net.length !== a.length) return false
+  const prefix = slash < 0 ? net.length * 8 : Number(cidr.slice(slash + 1))
+  const m1 = maskBytes(net, prefix)
+  const m2 = maskBytes(a, prefix)
+  return m1.every((b, i) => b === m2[i])
+}
+
+/** The kernel objects of one service port in one address family. */
+export function contribution(port: ServicePort, endpoints: readonly Endpoint[], ctx: NodeContext): Contribution {
+  const family = ctx.family
+  const clusterIPs = port.clusterIPs.filter((ip) => inFamily(ip, family))
+  if (clusterIPs.length === 0) return EMPTY_CONTRIBUTION
+  const eps = endpoints.filter((e) => inFamily(e.ip, family))
+  const cat = categorizeEndpoints(eps, port, ctx.topology)
+  const protocol = PROTO[port.protocol]
+  const servers: VirtualServer[] = []
+  const entries: SetEntry[] = []
+  const addresses: string[] = []
+  const noLocalEndpoints: ('internal' | 'external')[] = []
+  const entry = (role: SetRole, e: IpSetEntry, key: string): void => void entries.push({ set: setName(role, family), key, entry: e })
+  const ipPort = (role: SetRole, ip: string): void => entry(role, { ip, protocol, port: port.port }, `${ip},${protocol}:${port.port}`)
+
+  const toDests = (list: readonly Endpoint[]): Map<string, Destination> => {
+    const m = new Map<string, Destination>()
+    for (const e of list) m.set(e.key, { address: e.ip, port: e.port, weight: 1 })
+    return m
+  }
+  const internal = toDests(port.internalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints)
+  const external = toDests(port.externalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints)
+  if (cat.hasAnyEndpoints && port.internalPolicyLocal && cat.localEndpoints.length === 0) noLocalEndpoints.push('internal')
+  if (cat.hasAnyEndpoints && port.externalPolicyLocal && cat.localEndpoints.length === 0) noLocalEndpoints.push('external')
+
+  const server = (address: string, p: number, destinations: Map<string, Destination>): void => {
+    const spec: VirtualServer['spec'] = { protocol, address, port: p, scheduler: ctx.scheduler }
+    if (port.stickyMaxAgeSeconds > 0) {
+      spec.persistent = true
+      spec.timeout = port.stickyMaxAgeSeconds
+      spec.netmask = family === 'inet' ? 32 : 128
+    }
+    servers.push({ key: serverKey(protocol, address, p), spec, destinations, servicePort: port.key })
+  }
+
+  for (const ip of clusterIPs) {
+    server(ip, port.port, internal)
+    addresses.push(ip)
+    ipPort('clusterIP', ip)
+  }
+  // Hairpin: a pod reaching itself through a VIP is masqueraded, or its reply
+  // would skip IPVS. Only this node's endpoints can hairpin here.
+  for (const e of eps) if (e.isLocal) entry('loopBack', { ip: e.ip, protocol, port: e.port, ip2: e.ip }, `${e.ip},${protocol}:${e.port},${e.ip}`)
+
+  for (const ip of port.externalIPs.filter((x) => inFamily(x, family))) {
+    server(ip, port.port, external)
+    addresses.push(ip)
+    ipPort(port.externalPolicyLocal ? 'externalIPLocal' : 'externalIP', ip)
+  }
+
+  for (const ip of port.loadBalancerVIPs.filter((x) => inFamily(x, family))) {
+    server(ip, port.port, external)
+    addresses.push(ip)
+    ipPort('loadBalancer', ip)
+    if (port.externalPolicyLocal) ipPort('loadBalancerLocal', ip)
+    const ranges = port.loadBalancerSourceRanges.filter((r) => inFamily(r.split('/')[0]!, family))
+    if (ranges.length > 0) {
+      ipPort('loadBalancerFW', ip)
+      for (const net of ranges) entry('loadBalancerSourceCIDR', { ip, protocol, port: port.port, net }, `${ip},${protocol}:${port.port},${net}`)
+      // The node may reach its own load balancer when a range covers it.
+      if (ctx.nodeAddresses.some((n) => ranges.some((r) => cidrContains(r, n))))
+        entry('loadBalancerSourceIP', { ip, protocol, port: port.port, ip2: ip }, `${ip},${protocol}:${port.port},${ip}`)
+    }
+  }
+
+  if (port.nodePort !== 0) {
+    for (const ip of ctx.nodePortAddresses) if (inFamily(ip, family)) server(ip, port.nodePort, external)
+    const np = port.nodePort
+    if (protocol === 'sctp') {
+      for (const ip of ctx.nodePortAddresses.filter((x) => inFamily(x, family))) {
+        entry('nodePortSCTP', { ip, protocol, port: np }, `${ip},sctp:${np}`)
+        if (port.externalPolicyLocal) entry('nodePortLocalSCTP', { ip, protocol, port: np }, `${ip},sctp:${np}`)
+      }
+    } else {
+      const [all, local]: [SetRole, SetRole] = protocol === 'tcp' ? ['nodePortTCP', 'nodePortLocalTCP'] : ['nodePortUDP', 'nodePortLocalUDP']
+      entry(all, { port: np }, String(np))
+      if (port.externalPolicyLocal) entry(local, { port: np }, String(np))
+    }
+  }
+
+  if (port.healthCheckNodePort !== 0) entry('healthCheckNodePort', { port: port.healthCheckNodePort }, String(port.healthCheckNodePort))
+  for (const ip of addresses) entry('ipvsIPs', { ip }, ip)
+  return { servers, entries, addresses, noLocalEndpoints }
+}

@@ -1,0 +1,651 @@
+// The IPVS proxier: service ports and endpoints in, the smallest set of kernel
+// operations out.
+//
+// It keeps two pictures. `desired` is the sum of every service port's
+// contribution (desired.ts), reference-counted because ports can share a VIP or
+// an ipset entry. `applied` is what the kernel holds as far as we know: read from
+// the kernel at a full sync, and updated from each operation's own outcome.
+// A partial sync recomputes only the changed ports, diffs only the objects they
+// touch, and sends one IPVS batch, one ipset batch and one rtnetlink batch. A
+// full sync re-reads the kernel first, so whatever drifted (ipvsadm -C, a
+// deleted set member, a lost VIP) is repaired, and on start nothing that is
+// already right is touched: connections survive a restart.
+//
+// Graceful termination, as kube-proxy's: a TCP real server that goes away gets
+// weight 0 (no new connections) and is deleted once IPVS reports no active or
+// inactive connection on it; UDP and SCTP ones are deleted at once.
+import type { IpSetEntry } from '../../ipset.js'
+import type { DestinationRecord, IpvsOp, IpvsTimeouts, Outcome, ServiceRecord } from '../../ipvs.js'
+import type { RtnlOp } from '../../route.js'
+import type { Family } from '../../validate.js'
+import type { Log } from '../sources/manifests.js'
+import type { Endpoint } from '../model/endpoints.js'
+import { joinHostPort } from '../model/fields.js'
+import type { ServicePort } from '../model/serviceport.js'
+import type { StaleEndpoint } from '../changes.js'
+import { SYSCTL } from '../../sysctl.js'
+import type { IpvsDataplane } from './dataplane.js'
+import { cidrContains, contribution, EMPTY_CONTRIBUTION, serverKey, type Contribution, type Destination, type VirtualServer } from './desired.js'
+import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './rules.js'
+
+export interface IpvsProxierOptions {
+  family?: Family
+  /** IPVS scheduler; '' or undefined is rr. */
+  scheduler?: string
+  /** ipvs.excludeCIDRs: virtual servers there are never deleted. */
+  excludeCIDRs?: readonly string[]
+  /** nodePortAddresses: CIDRs, or ['primary']; [] is every node address. */
+  nodePortAddresses?: readonly string[]
+  masqueradeAll?: boolean
+  masqueradeBit?: number
+  /** The pod network of this family. */
+  clusterCIDR?: string
+  strictARP?: boolean
+  /** Seconds; 0 leaves the kernel's. */
+  timeouts?: Partial<IpvsTimeouts>
+  nodeZone?: string
+  log?: Log
+}
+
+/** What the proxier reads from the change trackers. */
+export interface ProxyState {
+  readonly ports: ReadonlyMap<string, ServicePort>
+  endpoints(servicePort: string): readonly Endpoint[]
+}
+
+/** Cleanup hints from the trackers, for UDP conntrack entries that went stale. */
+export interface StaleConntrack {
+  deletedUDPClusterIPs?: Iterable<string>
+  deletedUDPEndpoints?: Iterable<StaleEndpoint>
+  newlyActiveUDPServices?: Iterable<string>
+}
+
+export interface SyncReport {
+  readonly full: boolean
+  /** Service ports recomputed. */
+  readonly ports: number
+  /** Kernel operations sent, by subsystem. */
+  readonly ops: { ipvs: number; ipset: number; rtnl: number; iptables: number; conntrack: number }
+  /** Operations the kernel refused; a refused operation asks for a full sync. */
+  readonly errors: readonly Error[]
+  /** Objects a full sync found wrong in the kernel and fixed, by subsystem. */
+  readonly repaired: { ipvs: number; ipset: number; rtnl: number; iptables: number }
+  readonly noLocalEndpoints: { internal: number; external: number }
+}
+
+type Report = { -readonly [K in keyof SyncReport]: SyncReport[K] } & { errors: Error[] }
+type Touched = { servers: Set<string>; entries: Map<string, Set<string>>; addresses: Set<string> }
+const newTouched = (): Touched => ({ servers: new Set(), entries: new Map(), addresses: new Set() })
+
+interface AppliedServer {
+  spec: VirtualServer['spec']
+  destinations: Map<string, Destination>
+}
+
+interface Counted<T> {
+  value: T
+  refs: number
+}
+
+const GRACEFUL = new Set(['tcp'])
+
+export class IpvsProxier {
+  readonly family: Family
+  readonly #dp: IpvsDataplane
+  readonly #o: Required<Omit<IpvsProxierOptions, 'nodeZone' | 'log' | 'timeouts'>> & Pick<IpvsProxierOptions, 'nodeZone' | 'timeouts'>
+  readonly #log: Log
+  readonly #contrib = new Map<string, Contribution>()
+  readonly #servers = new Map<string, Counted<VirtualServer>>()
+  readonly #entries = new Map<string, Map<string, Counted<IpSetEntry>>>()
+  readonly #addresses = new Map<string, number>()
+  readonly #applied = new Map<string, AppliedServer>()
+  readonly #appliedEntries = new Map<string, Map<string, IpSetEntry>>()
+  readonly #appliedAddresses = new Set<string>()
+  /** Real servers at weight 0 waiting for their connections to end, by server key. */
+  readonly #draining = new Map<string, Set<string>>()
+  #nodePortAddresses: string[] = []
+  #nodeAddresses: string[] = []
+  #synced = false
+  /** A full sync has completed once: later full syncs count what they fix as drift. */
+  #everSynced = false
+
+  constructor(dataplane: IpvsDataplane, options: IpvsProxierOptions = {}) {
+    this.#dp = dataplane
+    this.family = options.family ?? 'inet'
+    this.#log = options.log ?? (() => undefined)
+    this.#o = {
+      family: this.family,
+      scheduler: options.scheduler || 'rr',
+      excludeCIDRs: options.excludeCIDRs ?? [],
+      nodePortAddresses: options.nodePortAddresses ?? [],
+      masqueradeAll: options.masqueradeAll ?? false,
+      masqueradeBit: options.masqueradeBit ?? 14,
+      clusterCIDR: options.clusterCIDR ?? '',
+      strictARP: options.strictARP ?? false,
+      nodeZone: options.nodeZone,
+      timeouts: options.timeouts,
+    }
+  }
+
+  /** Whether a full sync has completed. */
+  get synced(): boolean {
+    return this.#synced
+  }
+
+  /** Real servers currently draining (weight 0, connections still open). */
+  get draining(): number {
+    let n = 0
+    for (const s of this.#draining.values()) n += s.size
+    return n
+  }
+
+  /**
+   * Node settings IPVS mode needs (kube-proxy's): IPVS keeps conntrack entries
+   * (masquerading needs them), connections of deleted real servers and their
+   * persistence templates expire, forwarding on; strictARP's ARP settings; the
+   * IPVS timeouts. Resolves the keys it changed.
+   */
+  async setup(): Promise<string[]> {
+    const changed: string[] = []
+    const want: [string, number][] = [
+      [SYSCTL.ipvsConntrack, 1],
+      [SYSCTL.expireNodestConn, 1],
+      [SYSCTL.expireQuiescentTemplate, 1],
+      [SYSCTL.ipForward, 1],
+    ]
+    if (this.#o.strictARP) want.push([SYSCTL.arpIgnore(), 1], [SYSCTL.arpAnnounce(), 2])
+    for (const [key, value] of want) if (await this.#dp.ensureSysctl(key, value)) changed.push(key)
+    const t = this.#o.timeouts
+    if (t && (t.tcp || t.tcpFin || t.udp)) await this.#dp.ipvs.setTimeouts(t)
+    return changed
+  }
+
+  /**
+   * Brings the kernel to `state`: recomputes the `changed` service ports and
+   * sends what differs. With `full` (and always until a full sync has
+   * succeeded), then re-reads the kernel and repairs whatever else differs.
+   */
+  sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack } = {}): Promise<SyncReport> {
+    return this.#exclusive(() => this.#sync(state, changed, options))
+  }
+
+  /** Kernel work of syncs, drain checks and cleanup runs one at a time: each reads what the last wrote. */
+  #queue: Promise<unknown> = Promise.resolve()
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn)
+    this.#queue = run.catch(() => undefined)
+    return run
+  }
+
+  async #sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack }): Promise<SyncReport> {
+    const report: Report = {
+      full: false,
+      ports: 0,
+      ops: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0, conntrack: 0 },
+      errors: [],
+      repaired: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0 },
+      noLocalEndpoints: { internal: 0, external: 0 },
+    }
+    const resync = options.full === true || !this.#synced
+    if (resync && this.#everSynced) {
+      // Pending changes first, so that whatever the resync then finds to fix
+      // is drift (someone else's doing), counted as repairs.
+      await this.#partial(state, changed, report)
+    }
+    if (resync) await this.#full(state, report)
+    else await this.#partial(state, changed, report)
+    for (const c of this.#contrib.values()) for (const p of c.noLocalEndpoints) report.noLocalEndpoints[p]++
+    await this.#cleanConntrack(state, options.stale ?? {}, report)
+    if (report.errors.length > 0) this.#synced = false
+    return report
+  }
+
+  async #partial(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
+    const touched = newTouched()
+    for (const key of changed) {
+      this.#recompute(key, state, touched)
+      report.ports++
+    }
+    await this.#applyServers(touched.servers, report)
+    await this.#applyEntries(touched.entries, report)
+    await this.#applyAddresses(touched.addresses, report)
+  }
+
+  async #full(state: ProxyState, report: Report): Promise<void> {
+    report.full = true
+    const repairing = this.#everSynced
+    const touched = newTouched()
+    await this.#readNode()
+    const keys = new Set([...this.#contrib.keys(), ...state.ports.keys()])
+    for (const key of keys) this.#recompute(key, state, touched)
+    report.ports = keys.size
+    await this.#readKernel(report, repairing)
+    // Everything: what we want and whatever of ours the kernel holds.
+    for (const k of [...this.#servers.keys(), ...this.#applied.keys()]) touched.servers.add(k)
+    for (const a of [...this.#addresses.keys(), ...this.#appliedAddresses]) touched.addresses.add(a)
+    const before = { ...report.ops }
+    const errors = report.errors.length
+    await this.#applyServers(touched.servers, report)
+    await this.#syncSets(report)
+    await this.#applyAddresses(touched.addresses, report)
+    if (repairing) {
+      report.repaired.ipvs += report.ops.ipvs - before.ipvs
+      report.repaired.ipset += report.ops.ipset - before.ipset
+      report.repaired.rtnl += report.ops.rtnl - before.rtnl
+    }
+    if (report.errors.length === errors) {
+      this.#synced = true
+      this.#everSynced = true
+    }
+  }
+
+  /**
+   * Deletes drained real servers: those at weight 0 with no connection left.
+   * Resolves how many are still draining.
+   */
+  drain(): Promise<number> {
+    return this.#exclusive(() => this.#drain())
+  }
+
+  async #drain(): Promise<number> {
+    if (this.#draining.size === 0) return 0
+    const ops: IpvsOp[] = []
+    const done: [string, string][] = []
+    for (const [key, dests] of this.#draining) {
+      const applied = this.#applied.get(key)
+      if (!applied) {
+        this.#draining.delete(key)
+        continue
+      }
+      let listed: DestinationRecord[]
+      try {
+        listed = await this.#dp.ipvs.listDestinations(keyOf(applied.spec))
+      } catch (e) {
+        this.#log('warn', 'could not read a draining virtual server', { server: key, error: e })
+        continue
+      }
+      const conns = new Map(listed.map((d) => [joinHostPort(d.address, d.port), d.activeConns + d.inactiveConns]))
+      for (const d of dests) {
+        const n = conns.get(d)
+        if (n !== undefined && n > 0) continue
+        const dest = applied.destinations.get(d)
+        if (dest && n !== undefined) ops.push({ op: 'deleteDestination', service: keyOf(applied.spec), destination: { address: dest.address, port: dest.port } })
+        done.push([key, d])
+      }
+    }
+    if (ops.length > 0) {
+      const outcomes = await this.#dp.ipvs.batch(ops)
+      outcomes.forEach((o, i) => {
+        if (!o.ok && o.error.code !== 'ENOENT' && o.error.code !== 'ESRCH') this.#log('warn', 'deleting a drained real server failed', { error: o.error, op: ops[i] })
+      })
+    }
+    for (const [key, d] of done) {
+      this.#applied.get(key)?.destinations.delete(d)
+      const set = this.#draining.get(key)
+      set?.delete(d)
+      if (set && set.size === 0) this.#draining.delete(key)
+    }
+    if (done.length > 0) this.#log('debug', 'real servers drained', { count: done.length })
+    return this.draining
+  }
+
+  /**
+   * Removes everything IPVS mode makes: our virtual servers (on kube-ipvs0's
+   * VIPs and node-port addresses), the link, the jumps and chains, the sets.
+   * Nothing else is touched. Resolves what was removed, by kind.
+   */
+  cleanup(): Promise<{ servers: number; chains: number; sets: number; link: boolean }> {
+    return this.#exclusive(() => this.#cleanup())
+  }
+
+  async #cleanup(): Promise<{ servers: number; chains: number; sets: number; link: boolean }> {
+    await this.#readNode()
+    const link = await this.#dp.rtnl.getLink(DUMMY_LINK)
+    const vips = new Set(link ? (await this.#dp.rtnl.listAddresses({ link: DUMMY_LINK, family: this.family })).map((a) => a.address) : [])
+    const servers = (await this.#dp.ipvs.listServices()).filter((s) => s.address !== undefined && this.#owned(s.address, vips))
+    const outcomes = servers.length > 0 ? await this.#dp.ipvs.batch(servers.map((s) => ({ op: 'deleteService' as const, service: keyOf(s as never) }))) : []
+    const tables = ipvsTables(this.#ruleOptions())
+    let chains = 0
+    for (const t of ['nat', 'filter'] as const) chains += (await this.#dp.tables.remove(t, tables[t])).repaired.filter((r) => !r.endsWith(' jump')).length
+    let sets = 0
+    const names = new Set(await this.#dp.ipset.listNames())
+    for (const role of SET_ROLES) {
+      const n = setName(role, this.family)
+      if (!names.has(n)) continue
+      await this.#dp.ipset.destroy(n)
+      sets++
+    }
+    const deletedLink = link ? await this.#dp.rtnl.deleteLink(DUMMY_LINK, { exist: true }) : false
+    this.#reset()
+    return { servers: outcomes.filter((o) => o.ok).length, chains, sets, link: deletedLink }
+  }
+
+  /** The programmed virtual servers with live statistics, named by service port (for `tsproxy status`). */
+  async status(): Promise<{ servicePort: string; server: ServiceRecord }[]> {
+    const listed = await this.#dp.ipvs.listServices({ destinations: true })
+    const out: { servicePort: string; server: ServiceRecord }[] = []
+    for (const s of listed) {
+      if (s.protocol === undefined || s.address === undefined || s.port === undefined) continue
+      const mine = this.#servers.get(serverKey(s.protocol, s.address, s.port))
+      if (mine) out.push({ servicePort: mine.value.servicePort, server: s })
+    }
+    return out.sort((a, b) => (a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0))
+  }
+
+  // ---- desired state ------------------------------------------------------------------
+
+  #recompute(key: string, state: ProxyState, touched: Touched): void {
+    const before = this.#contrib.get(key) ?? EMPTY_CONTRIBUTION
+    const port = state.ports.get(key)
+    const after = port
+      ? contribution(port, state.endpoints(key), {
+          family: this.family,
+          scheduler: this.#o.scheduler,
+          nodePortAddresses: this.#nodePortAddresses,
+          nodeAddresses: this.#nodeAddresses,
+          ...(this.#o.nodeZone ? { topology: { nodeZone: this.#o.nodeZone } } : {}),
+        })
+      : EMPTY_CONTRIBUTION
+    const touch = (set: string, k: string): void => {
+      let s = touched.entries.get(set)
+      if (!s) touched.entries.set(set, (s = new Set()))
+      s.add(k)
+    }
+    for (const s of before.servers) {
+      touched.servers.add(s.key)
+      release(this.#servers, s.key)
+    }
+    for (const e of before.entries) {
+      touch(e.set, e.key)
+      const m = this.#entries.get(e.set)
+      if (m) release(m, e.key)
+    }
+    for (const a of before.addresses) {
+      touched.addresses.add(a)
+      const n = (this.#addresses.get(a) ?? 0) - 1
+      if (n > 0) this.#addresses.set(a, n)
+      else this.#addresses.delete(a)
+    }
+    for (const s of after.servers) {
+      touched.servers.add(s.key)
+      hold(this.#servers, s.key, s)
+    }
+    for (const e of after.entries) {
+      touch(e.set, e.key)
+      let m = this.#entries.get(e.set)
+      if (!m) this.#entries.set(e.set, (m = new Map()))
+      hold(m, e.key, e.entry)
+    }
+    for (const a of after.addresses) {
+      touched.addresses.add(a)
+      this.#addresses.set(a, (this.#addresses.get(a) ?? 0) + 1)
+    }
+    if (after === EMPTY_CONTRIBUTION) this.#contrib.delete(key)
+    else this.#contrib.set(key, after)
+  }
+
+  // ---- reading the kernel (full sync) -----------------------------------------------------
+
+  async #readNode(): Promise<void> {
+    const all = await this.#dp.rtnl.listAddresses({ family: this.family })
+    const node = all.filter((a) => a.link !== DUMMY_LINK && a.link !== 'lo' && a.scope !== 'host' && !(this.family === 'inet6' && a.scope === 'link'))
+    this.#nodeAddresses = [...new Set(node.map((a) => a.address))]
+    const want = this.#o.nodePortAddresses
+    let np: string[]
+    if (want.length === 0) np = this.#nodeAddresses
+    else if (want.includes('primary')) np = this.#nodeAddresses.slice(0, 1)
+    else np = this.#nodeAddresses.filter((ip) => want.some((c) => cidrContains(c, ip)))
+    if (np.join() !== this.#nodePortAddresses.join()) {
+      this.#nodePortAddresses = np
+      this.#log('info', 'node port addresses', { addresses: np })
+    }
+  }
+
+  async #readKernel(report: Report, repairing: boolean): Promise<void> {
+    await this.#dp.rtnl.addDummy(DUMMY_LINK, { exist: true })
+    const tables = ipvsTables(this.#ruleOptions())
+    for (const role of SET_ROLES) await this.#dp.ipset.create(setSpec(role, this.family))
+    for (const t of ['nat', 'filter'] as const) {
+      const r = await this.#dp.tables.sync(t, tables[t])
+      if (r.committed) {
+        report.ops.iptables++
+        if (repairing) report.repaired.iptables += r.repaired.length
+      }
+    }
+    const vips = (await this.#dp.rtnl.listAddresses({ link: DUMMY_LINK, family: this.family })).map((a) => a.address)
+    this.#appliedAddresses.clear()
+    for (const a of vips) this.#appliedAddresses.add(a)
+    const vipSet = new Set(vips)
+    this.#applied.clear()
+    this.#draining.clear()
+    for (const s of await this.#dp.ipvs.listServices({ destinations: true })) {
+      if (s.protocol === undefined || s.address === undefined || s.port === undefined || s.family !== this.family) continue
+      const key = serverKey(s.protocol, s.address, s.port)
+      if (!this.#servers.has(key) && !this.#owned(s.address, vipSet)) continue
+      const spec: VirtualServer['spec'] = { protocol: s.protocol, address: s.address, port: s.port, scheduler: s.scheduler }
+      if (s.persistent) {
+        spec.persistent = true
+        spec.timeout = s.timeout
+        spec.netmask = s.netmask
+      }
+      const destinations = new Map<string, Destination>()
+      for (const d of s.destinations ?? []) {
+        const dk = joinHostPort(d.address, d.port)
+        destinations.set(dk, { address: d.address, port: d.port, weight: d.forward === 'masq' ? d.weight : -1 })
+      }
+      this.#applied.set(key, { spec, destinations })
+    }
+  }
+
+  /** Ours to delete: on a VIP of kube-ipvs0 or a node-port address, and not excluded. */
+  #owned(address: string, vips: Set<string>): boolean {
+    if (this.#o.excludeCIDRs.some((c) => cidrContains(c, address))) return false
+    return vips.has(address) || this.#nodePortAddresses.includes(address)
+  }
+
+  #ruleOptions() {
+    const cidr = this.#o.clusterCIDR
+    return { family: this.family, masqueradeAll: this.#o.masqueradeAll, masqueradeBit: this.#o.masqueradeBit, clusterCIDR: cidr }
+  }
+
+  #reset(): void {
+    this.#contrib.clear()
+    this.#servers.clear()
+    this.#entries.clear()
+    this.#addresses.clear()
+    this.#applied.clear()
+    this.#appliedEntries.clear()
+    this.#appliedAddresses.clear()
+    this.#draining.clear()
+    this.#synced = false
+  }
+
+  // ---- writing ---------------------------------------------------------------------------
+
+  async #applyServers(keys: Set<string>, report: Report): Promise<void> {
+    const ops: IpvsOp[] = []
+    const after: (() => void)[] = []
+    for (const key of keys) {
+      const want = this.#servers.get(key)?.value
+      const have = this.#applied.get(key)
+      if (!want) {
+        if (!have) continue
+        ops.push({ op: 'deleteService', service: keyOf(have.spec) })
+        after.push(() => {
+          this.#applied.delete(key)
+          this.#draining.delete(key)
+        })
+        continue
+      }
+      const svc = keyOf(want.spec)
+      let applied = have
+      if (!have) {
+        ops.push({ op: 'addService', service: want.spec })
+        applied = { spec: want.spec, destinations: new Map() }
+        const a = applied
+        after.push(() => this.#applied.set(key, a))
+      } else if (!sameServer(have.spec, want.spec)) {
+        ops.push({ op: 'updateService', service: want.spec })
+        after.push(() => (have.spec = want.spec))
+      }
+      const current = applied!.destinations
+      for (const [dk, d] of want.destinations) {
+        const now = current.get(dk)
+        if (now && now.weight === d.weight) continue
+        const draining = this.#draining.get(key)
+        ops.push({ op: now ? 'updateDestination' : 'addDestination', service: svc, destination: { address: d.address, port: d.port, weight: d.weight, forward: 'masq' } })
+        after.push(() => {
+          this.#applied.get(key)?.destinations.set(dk, d)
+          draining?.delete(dk)
+        })
+      }
+      for (const [dk, d] of current) {
+        if (want.destinations.has(dk)) continue
+        if (GRACEFUL.has(want.spec.protocol)) {
+          let set = this.#draining.get(key)
+          if (!set) this.#draining.set(key, (set = new Set()))
+          set.add(dk)
+          if (d.weight === 0) continue // already draining
+          ops.push({ op: 'updateDestination', service: svc, destination: { address: d.address, port: d.port, weight: 0, forward: 'masq' } })
+          after.push(() => this.#applied.get(key)?.destinations.set(dk, { ...d, weight: 0 }))
+        } else {
+          ops.push({ op: 'deleteDestination', service: svc, destination: { address: d.address, port: d.port } })
+          after.push(() => this.#applied.get(key)?.destinations.delete(dk))
+        }
+      }
+    }
+    if (ops.length === 0) return
+    const outcomes = await this.#dp.ipvs.batch(ops)
+    report.ops.ipvs += ops.length
+    this.#settle(outcomes, ops, after, report, 'ipvs')
+  }
+
+  #settle(outcomes: readonly Outcome[], ops: readonly unknown[], after: (() => void)[], report: Report, what: string): void {
+    outcomes.forEach((o, i) => {
+      if (o.ok) after[i]!()
+      else {
+        report.errors.push(o.error)
+        this.#log('error', `${what} operation failed`, { error: o.error, op: ops[i] })
+      }
+    })
+  }
+
+  async #applyEntries(touched: Map<string, Set<string>>, report: Report): Promise<void> {
+    const ops: { op: 'add' | 'del'; set: string; entry: IpSetEntry; exist: true }[] = []
+    const after: (() => void)[] = []
+    for (const [set, keys] of touched) {
+      let applied = this.#appliedEntries.get(set)
+      if (!applied) this.#appliedEntries.set(set, (applied = new Map()))
+      const a = applied
+      const want = this.#entries.get(set)
+      for (const k of keys) {
+        const entry = want?.get(k)?.value
+        const have = a.get(k)
+        if (entry && !have) {
+          ops.push({ op: 'add', set, entry, exist: true })
+          after.push(() => a.set(k, entry))
+        } else if (!entry && have) {
+          ops.push({ op: 'del', set, entry: have, exist: true })
+          after.push(() => a.delete(k))
+        }
+      }
+    }
+    if (ops.length === 0) return
+    const outcomes = await this.#dp.ipset.batch(ops)
+    report.ops.ipset += ops.length
+    this.#settle(outcomes, ops, after, report, 'ipset')
+  }
+
+  async #syncSets(report: Report): Promise<void> {
+    for (const role of SET_ROLES) {
+      const set = setName(role, this.family)
+      const want = this.#entries.get(set)
+      const entries = want ? [...want.values()].map((c) => c.value) : []
+      const r = await this.#dp.ipset.syncMembers(set, entries)
+      report.ops.ipset += r.added + r.deleted
+      for (const e of r.errors) {
+        report.errors.push(e)
+        this.#log('error', 'ipset operation failed', { error: e, set })
+      }
+      this.#appliedEntries.set(set, new Map(want ? [...want].map(([k, c]) => [k, c.value]) : []))
+    }
+  }
+
+  async #applyAddresses(touched: Set<string>, report: Report): Promise<void> {
+    const ops: RtnlOp[] = []
+    const after: (() => void)[] = []
+    for (const a of touched) {
+      const want = this.#addresses.has(a)
+      const have = this.#appliedAddresses.has(a)
+      if (want && !have) {
+        ops.push({ op: 'addAddress', link: DUMMY_LINK, address: { address: a, noPrefixRoute: true, ...(this.family === 'inet6' ? { nodad: true } : {}) }, exist: true })
+        after.push(() => this.#appliedAddresses.add(a))
+      } else if (!want && have) {
+        ops.push({ op: 'deleteAddress', link: DUMMY_LINK, address: a, exist: true })
+        after.push(() => this.#appliedAddresses.delete(a))
+      }
+    }
+    if (ops.length === 0) return
+    const outcomes = await this.#dp.rtnl.batch(ops)
+    report.ops.rtnl += ops.length
+    this.#settle(outcomes, ops, after, report, 'rtnetlink')
+  }
+
+  /**
+   * UDP has no connection end: conntrack entries toward an endpoint that went
+   * away (or that blackholed a service with no endpoint) would keep steering
+   * packets wrong. Deletes them, as kube-proxy does after each sync.
+   */
+  async #cleanConntrack(state: ProxyState, stale: StaleConntrack, report: Report): Promise<void> {
+    const filters: { protocol: 'udp'; destination?: string; port?: number; replySource?: string }[] = []
+    const fam = (ip: string): boolean => (this.family === 'inet') === !ip.includes(':')
+    for (const ip of stale.deletedUDPClusterIPs ?? []) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip })
+    for (const key of stale.newlyActiveUDPServices ?? []) {
+      const port = state.ports.get(key)
+      if (!port) continue
+      for (const ip of [...port.clusterIPs, ...port.externalIPs, ...port.loadBalancerVIPs]) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip, port: port.port })
+      if (port.nodePort) filters.push({ protocol: 'udp', port: port.nodePort })
+    }
+    for (const ep of stale.deletedUDPEndpoints ?? []) {
+      if (!fam(ep.ip)) continue
+      const port = state.ports.get(ep.servicePort)
+      if (!port) continue
+      for (const ip of [...port.clusterIPs, ...port.externalIPs, ...port.loadBalancerVIPs]) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip, port: port.port, replySource: ep.ip })
+      if (port.nodePort) filters.push({ protocol: 'udp', port: port.nodePort, replySource: ep.ip })
+    }
+    for (const f of filters) {
+      try {
+        await this.#dp.conntrack.delete({ family: this.family, ...f })
+        report.ops.conntrack++
+      } catch (e) {
+        this.#log('warn', 'conntrack cleanup failed', { error: e, filter: f })
+      }
+    }
+  }
+}
+
+function hold<T>(m: Map<string, Counted<T>>, key: string, value: T): void {
+  const c = m.get(key)
+  if (c) {
+    c.refs++
+    c.value = value
+  } else m.set(key, { value, refs: 1 })
+}
+
+function release<T>(m: Map<string, Counted<T>>, key: string): void {
+  const c = m.get(key)
+  if (!c) return
+  if (--c.refs <= 0) m.delete(key)
+}
+
+function keyOf(spec: { protocol: VirtualServer['spec']['protocol']; address: string; port: number }): { protocol: VirtualServer['spec']['protocol']; address: string; port: number } {
+  return { protocol: spec.protocol, address: spec.address, port: spec.port }
+}
+
+function sameServer(a: VirtualServer['spec'], b: VirtualServer['spec']): boolean {
+  if ((a.scheduler ?? 'wlc') !== (b.scheduler ?? 'wlc')) return false
+  if (!!a.persistent !== !!b.persistent) return false
+  if (a.persistent && (a.timeout !== b.timeout || a.netmask !== b.netmask)) return false
+  return true
+}
