@@ -103,6 +103,12 @@ export interface ManifestSourceOptions {
   log?: Log
   /** After each reload that fed the sink, e.g. to ask the proxier for a sync. */
   onReload?: (result: ReloadResult) => void
+  /**
+   * Also look for changes every this many ms (0: never), for filesystems whose
+   * change notifications do not arrive (network and FUSE mounts, UML's hostfs).
+   * Default 1000. A poll stats the files; it reads only those that changed.
+   */
+  pollMs?: number
 }
 
 export class ManifestSource {
@@ -118,6 +124,10 @@ export class ManifestSource {
   #isDir = false
   #watcher: FSWatcher | undefined
   #timer: NodeJS.Timeout | undefined
+  readonly #pollMs: number
+  #poller: NodeJS.Timeout | undefined
+  /** mtime, size and inode of each file as last read: what a poll compares. */
+  readonly #stamps = new Map<string, string>()
   #dirty = new Set<string>()
   #rescan = false
   #queue: Promise<unknown> = Promise.resolve()
@@ -132,6 +142,7 @@ export class ManifestSource {
     this.#debounceMs = options.debounceMs ?? 10
     this.#log = options.log ?? stderrLog
     this.#onReload = options.onReload
+    this.#pollMs = options.pollMs ?? 1000
   }
 
   /** Reads everything once and feeds the sink; rejects if the path cannot be read at all. */
@@ -162,6 +173,36 @@ export class ManifestSource {
       this.#schedule()
     })
     this.#watcher.on('error', (e) => this.#log('error', 'manifest watch failed', { path: this.path, error: String(e) }))
+    if (this.#pollMs > 0) {
+      this.#poller = setInterval(() => void this.#poll(), this.#pollMs)
+      this.#poller.unref()
+    }
+  }
+
+  /** Marks files whose stamp changed, and asks for a rescan when files came or went. */
+  async #poll(): Promise<void> {
+    if (this.#closed) return
+    let files: string[]
+    try {
+      files = this.#isDir ? (await readdir(this.path)).filter(relevant).map((n) => join(this.path, n)) : [this.path]
+    } catch {
+      files = []
+    }
+    let found = false
+    if (files.length !== this.#stamps.size || files.some((f) => !this.#stamps.has(f))) {
+      this.#rescan = true
+      found = true
+    }
+    for (const f of files) {
+      const was = this.#stamps.get(f)
+      if (was === undefined) continue
+      const now = await stat(f).then(stampOf, () => '')
+      if (now !== was) {
+        this.#dirty.add(f)
+        found = true
+      }
+    }
+    if (found) this.#schedule()
   }
 
   /** Applies pending file changes now instead of after the debounce window (tests, shutdown). */
@@ -178,6 +219,7 @@ export class ManifestSource {
     this.#closed = true
     this.#watcher?.close()
     this.#watcher = undefined
+    clearInterval(this.#poller)
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = undefined
     await this.#queue.catch(() => undefined)
@@ -225,6 +267,7 @@ export class ManifestSource {
       }
       const present = new Set(names.filter(relevant).map((n) => join(this.path, n)))
       for (const f of this.#files.keys()) if (!present.has(f)) this.#files.delete(f)
+      for (const f of this.#stamps.keys()) if (!present.has(f)) this.#stamps.delete(f)
       candidates = [...present]
     } else candidates = [...changed]
 
@@ -236,8 +279,10 @@ export class ManifestSource {
         const st = await stat(file)
         if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOTFILE' })
         text = await readFile(file, 'utf8')
+        this.#stamps.set(file, stampOf(st))
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code
+        this.#stamps.delete(file)
         if (code === 'ENOENT' || code === 'ENOTFILE') {
           if (this.#files.delete(file)) {
             filesGone++
@@ -423,4 +468,8 @@ export function readManifest(file: string, text: string, old?: ManifestFileState
   // A document nobody can name may have been any of the file's objects: keep them all.
   if (unidentified && old) for (const [key, entry] of old.objects) if (!state.objects.has(key)) state.objects.set(key, entry)
   return state
+}
+
+function stampOf(st: { mtimeMs: number; size: number; ino: number }): string {
+  return `${st.mtimeMs}:${st.size}:${st.ino}`
 }
