@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// `tsproxy`: kube-proxy's flags and config file, tsproxy's manifest source.
+//   tsproxy --proxy-mode=ipvs --manifests DIR [--config FILE] [flags]   run the proxy
+//   tsproxy cleanup   (or --cleanup)                                     remove what it made, then exit
+//   tsproxy status                                                       each service -> VIP -> endpoints
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { loadConfig, splitHostPort, usage, type KubeProxyConfiguration } from './config.js'
+import { Daemon, formatStatus, type StatusEntry } from './daemon.js'
+import { openDataplane } from './ipvs/dataplane.js'
+import { IpvsProxier } from './ipvs/proxier.js'
+import { makeLogger } from './log.js'
+import type { Log } from './sources/manifests.js'
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
+
+async function main(argv: string[]): Promise<number> {
+  let loaded
+  try {
+    loaded = await loadConfig(argv, { readFile: (p) => readFile(p, 'utf8') })
+  } catch (e) {
+    process.stderr.write(`tsproxy: ${(e as Error).message}\n`)
+    return 2
+  }
+  const { config, options, warnings } = loaded
+  if (options.help) {
+    process.stdout.write(`${usage()}\n\nCommands: tsproxy cleanup | tsproxy status\n`)
+    return 0
+  }
+  if (options.version) {
+    process.stdout.write(`tsproxy ${version}\n`)
+    return 0
+  }
+  const log = makeLogger({ format: config.logging.format === 'text' ? 'text' : 'json', verbosity: config.logging.verbosity })
+  for (const w of warnings) log('warn', w)
+  const command = options.args[0] ?? (options.cleanup ? 'cleanup' : 'run')
+  if (options.args.length > 1) return fail(`unexpected arguments: ${options.args.slice(1).join(' ')}`)
+  switch (command) {
+    case 'cleanup':
+      return cleanup(log)
+    case 'status':
+      return status(config)
+    case 'run':
+      break
+    default:
+      return fail(`unknown command "${command}" (commands: cleanup, status)`)
+  }
+  if (!options.manifests) return fail('--manifests <file|dir> is needed (the Kubernetes API source is not there yet)')
+
+  const daemon = new Daemon({ config, manifests: options.manifests, log })
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    log('info', 'stopping; kernel state is kept', { signal })
+    void daemon.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  try {
+    await daemon.start()
+  } catch (e) {
+    log('error', 'start failed', { error: e })
+    await daemon.stop().catch(() => undefined)
+    return 1
+  }
+  log('info', 'tsproxy running', { version, mode: config.mode, node: daemon.nodeName, healthz: config.healthzBindAddress, metrics: config.metricsBindAddress })
+  return -1 // keep running
+}
+
+async function cleanup(log: Log): Promise<number> {
+  const dp = await openDataplane('inet')
+  try {
+    const removed = await new IpvsProxier(dp, { log }).cleanup()
+    log('info', 'cleaned up', removed)
+    return 0
+  } catch (e) {
+    log('error', 'cleanup failed', { error: e })
+    return 1
+  } finally {
+    await dp.close()
+  }
+}
+
+async function status(config: KubeProxyConfiguration): Promise<number> {
+  const at = splitHostPort(config.metricsBindAddress)
+  if (!at) return fail('status needs --metrics-bind-address (where the daemon serves /status)')
+  const host = at.host === '0.0.0.0' ? '127.0.0.1' : at.host === '::' ? '::1' : at.host
+  let entries: StatusEntry[]
+  try {
+    const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${at.port}/status`)
+    if (!res.ok) return fail(`the daemon answered ${res.status}`)
+    entries = (await res.json()) as StatusEntry[]
+  } catch (e) {
+    return fail(`no daemon at ${config.metricsBindAddress}: ${(e as Error).message}`)
+  }
+  process.stdout.write(formatStatus(entries))
+  return 0
+}
+
+function fail(message: string): number {
+  process.stderr.write(`tsproxy: ${message}\n`)
+  return 2
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code)
+  },
+  (e: unknown) => {
+    process.stderr.write(`tsproxy: ${(e as Error).stack ?? String(e)}\n`)
+    process.exit(1)
+  },
+)
