@@ -417,12 +417,15 @@ export class IpvsProxier {
     this.#appliedAddresses.clear()
     for (const a of vips) this.#appliedAddresses.add(a)
     const vipSet = new Set(vips)
+    // Servers we programmed stay ours even when their address no longer marks
+    // them (a node address that went, a VIP unbound while its deleteService failed).
+    const known = new Set(this.#applied.keys())
     this.#applied.clear()
     this.#draining.clear()
     for (const s of await this.#dp.ipvs.listServices({ destinations: true })) {
       if (s.protocol === undefined || s.address === undefined || s.port === undefined || s.family !== this.family) continue
       const key = serverKey(s.protocol, s.address, s.port)
-      if (!this.#servers.has(key) && !this.#owned(s.address, vipSet)) continue
+      if (!this.#servers.has(key) && !known.has(key) && !this.#owned(s.address, vipSet)) continue
       const spec: VirtualServer['spec'] = { protocol: s.protocol, address: s.address, port: s.port, scheduler: s.scheduler }
       if (s.persistent) {
         spec.persistent = true
