@@ -11,9 +11,9 @@
 // deleted set member, a lost VIP) is repaired, and on start nothing that is
 // already right is touched: connections survive a restart.
 //
-// Graceful termination, as kube-proxy's: a TCP real server that goes away gets
-// weight 0 (no new connections) and is deleted once IPVS reports no active or
-// inactive connection on it; UDP and SCTP ones are deleted at once.
+// Graceful termination: a TCP real server that goes away gets weight 0 (no new
+// connections) and is deleted once IPVS reports no established connection on
+// it; UDP and SCTP ones are deleted at once, as kube-proxy does.
 import type { IpSetEntry } from '../../ipset.js'
 import type { DestinationRecord, IpvsOp, IpvsTimeouts, Outcome, ServiceRecord } from '../../ipvs.js'
 import type { RtnlOp } from '../../route.js'
@@ -265,7 +265,10 @@ export class IpvsProxier {
         this.#log('warn', 'could not read a draining virtual server', { server: key, error: e })
         continue
       }
-      const conns = new Map(listed.map((d) => [joinHostPort(d.address, d.port), d.activeConns + d.inactiveConns]))
+      // Established connections only: closing ones (FIN_WAIT, TIME_WAIT: IPVS's
+      // inactive count) carry no more data but linger for minutes; kube-proxy
+      // waits for those too and keeps dead endpoints at weight 0 that long.
+      const conns = new Map(listed.map((d) => [joinHostPort(d.address, d.port), d.activeConns]))
       for (const d of dests) {
         const n = conns.get(d)
         if (n !== undefined && n > 0) continue
