@@ -216,7 +216,7 @@ export class Daemon {
     m.syncProxyRulesLastTimestamp.setToCurrentTime()
     this.health.updated()
     const repaired = Object.values(report.repaired).reduce((a, b) => a + b, 0)
-    this.#log(report.full || repaired > 0 ? 'info' : 'debug', report.full ? 'full sync' : 'sync', {
+    this.#log('info', report.full ? 'full sync' : 'sync', {
       ports: report.ports,
       ops: report.ops,
       ...(repaired > 0 ? { repaired: report.repaired } : {}),
