@@ -504,6 +504,7 @@ export class IpvsProxier {
         after.push(() => {
           this.#applied.get(key)?.destinations.set(dk, d)
           draining?.delete(dk)
+          if (draining?.size === 0) this.#draining.delete(key)
         })
       }
       for (const [dk, d] of current) {
