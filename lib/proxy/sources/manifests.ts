@@ -207,6 +207,8 @@ export class ManifestSource {
 
   /** Applies pending file changes now instead of after the debounce window (tests, shutdown). */
   async flush(): Promise<ReloadResult | undefined> {
+    // A change notification may still be on its way: look at the stamps too.
+    await this.#poll()
     if (this.#timer) {
       clearTimeout(this.#timer)
       this.#timer = undefined
