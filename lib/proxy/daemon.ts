@@ -71,6 +71,9 @@ export class Daemon {
     return this.#proxier
   }
 
+  /** The ports the health and metrics servers listen on (the real ones when the config asked for port 0). */
+  readonly ports: { healthz?: number; metrics?: number } = {}
+
   /** Loads the manifests, programs the kernel (adopting what is there), starts watching and serving. */
   async start(): Promise<void> {
     const c = this.config
@@ -244,8 +247,16 @@ export class Daemon {
     const c = this.config
     const routes = { ...healthRoutes(this.health, this.metrics) }
     const status = { '/status': async () => ({ status: 200, type: 'application/json', body: JSON.stringify(await this.status()) }) }
-    if (c.healthzBindAddress) this.#servers.push(await startServer({ address: c.healthzBindAddress, routes, log: this.#log }))
-    if (c.metricsBindAddress) this.#servers.push(await startServer({ address: c.metricsBindAddress, routes: { ...metricsRoutes(this.registry, { proxyMode: c.mode }), ...status }, log: this.#log }))
+    if (c.healthzBindAddress) {
+      const s = await startServer({ address: c.healthzBindAddress, routes, log: this.#log })
+      this.#servers.push(s)
+      this.ports.healthz = s.port
+    }
+    if (c.metricsBindAddress) {
+      const s = await startServer({ address: c.metricsBindAddress, routes: { ...metricsRoutes(this.registry, { proxyMode: c.mode }), ...status }, log: this.#log })
+      this.#servers.push(s)
+      this.ports.metrics = s.port
+    }
   }
 }
 

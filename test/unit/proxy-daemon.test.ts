@@ -1,0 +1,91 @@
+// The daemon's wiring on the in-memory kernel: manifests in, kernel state out,
+// the metrics and health it reports, bad manifests counted and skipped, the
+// HTTP endpoints, and a stop that leaves the kernel as it is.
+import t, { type Test } from 'tap'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Daemon } from '../../dist/proxy/daemon.js'
+import { defaultConfig, type KubeProxyConfiguration } from '../../dist/proxy/config.js'
+import type { Log } from '../../dist/proxy/sources/manifests.js'
+import { FakeDataplane } from '../support/fake-dataplane.js'
+
+const service = (name: string, ip: string) =>
+  `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: default }\nspec: { clusterIP: ${ip}, ports: [{ name: http, port: 80, targetPort: 8080 }] }\n`
+const slice = (svc: string, ips: string[]) =>
+  `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: ${svc}-x, namespace: default, labels: { kubernetes.io/service-name: ${svc} } }\naddressType: IPv4\nports: [{ name: http, port: 8080 }]\nendpoints:\n${ips.map((ip) => `  - { addresses: [${ip}], nodeName: n1 }`).join('\n')}\n`
+
+function config(over: Partial<KubeProxyConfiguration> = {}): KubeProxyConfiguration {
+  return { ...defaultConfig(), mode: 'ipvs', healthzBindAddress: '127.0.0.1:0', metricsBindAddress: '127.0.0.1:0', ...over }
+}
+
+function setup(t: Test) {
+  const dir = mkdtempSync(join(tmpdir(), 'tsproxy-daemon-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = []
+  const log: Log = (level, msg, fields) => void lines.push({ level, msg, ...(fields ? { fields } : {}) })
+  const fake = new FakeDataplane({ nodeAddresses: [{ link: 'eth0', address: '192.168.1.10', prefix: 24 }] })
+  return { dir, lines, log, fake }
+}
+
+t.test('manifests to kernel, metrics, health, status, and a stop that keeps the kernel state', async (t) => {
+  const { dir, lines, log, fake } = setup(t)
+  writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11', '10.244.0.12'])}`)
+  const d = new Daemon({ config: config(), manifests: dir, log, dataplane: fake, nodeName: 'n1' })
+  t.teardown(() => d.stop())
+  await d.start()
+  t.same(fake.dests('tcp/10.96.0.10:80'), ['10.244.0.11:8080 w1 masq', '10.244.0.12:8080 w1 masq'], 'the service is programmed')
+  t.ok(lines.some((l) => l.msg === 'full sync'), 'the first sync is logged as a full sync')
+  t.equal(d.metrics.syncProxyRulesDuration.get().count, 1, 'one sync observed')
+  t.equal(d.metrics.syncFullProxyRulesDuration.get().count, 1, 'and it was full')
+  t.equal(d.health.status().healthy, true, 'healthy after the first sync')
+
+  const healthz = await fetch(`http://127.0.0.1:${d.ports.healthz}/healthz`)
+  t.equal(healthz.status, 200, '/healthz answers 200')
+  t.match(await healthz.json(), { nodeEligible: true }, '/healthz body as kube-proxy writes it')
+  const metrics = await (await fetch(`http://127.0.0.1:${d.ports.metrics}/metrics`)).text()
+  t.match(metrics, /^kubeproxy_sync_proxy_rules_duration_seconds_count 1$/m, '/metrics has kube-proxy\'s sync histogram')
+  t.match(metrics, /^tsproxy_kernel_operations_total\{result="ok",subsystem="ipvs"\} 3$/m, 'and the kernel operations sent (1 service + 2 real servers)')
+  t.equal(await (await fetch(`http://127.0.0.1:${d.ports.metrics}/proxyMode`)).text(), 'ipvs', '/proxyMode')
+  const status = (await (await fetch(`http://127.0.0.1:${d.ports.metrics}/status`)).json()) as { service: string; vip: string; endpoints: { address: string }[] }[]
+  t.same(
+    status.map((s) => [s.service, s.vip, s.endpoints.map((e) => e.address).sort()]),
+    [['default/web:http', '10.96.0.10:80', ['10.244.0.11:8080', '10.244.0.12:8080']]],
+    '/status names the service port, its VIP and endpoints',
+  )
+
+  // One endpoint goes: one partial sync, one IPVS operation (weight 0: graceful).
+  fake.clearCalls()
+  writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11'])}`)
+  await d.settled()
+  t.same(fake.writes('ipvs'), ['updateDestination tcp/10.96.0.10:80 10.244.0.12:8080 w0 masq'], 'only the removed endpoint is touched')
+  t.equal(d.metrics.syncPartialProxyRulesDuration.get().count, 1, 'a partial sync')
+  t.ok(d.metrics.endpointChangesTotal.get() >= 2, 'endpoint changes counted')
+
+  await d.stop()
+  t.same(fake.dests('tcp/10.96.0.10:80'), ['10.244.0.11:8080 w1 masq', '10.244.0.12:8080 w0 masq'], 'stopping leaves the kernel as it is')
+})
+
+t.test('bad manifests are logged, counted and skipped; good ones next to them apply', async (t) => {
+  const { dir, lines, log, fake } = setup(t)
+  writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11'])}`)
+  const d = new Daemon({ config: config(), manifests: dir, log, dataplane: fake, nodeName: 'n1' })
+  t.teardown(() => d.stop())
+  await d.start()
+  writeFileSync(join(dir, 'bad.yaml'), `${service('bad', '10.96.0.300')}---\nkind: Service\napiVersion: v1\nspec: {}\n---\n${service('good', '10.96.0.11')}---\n${slice('good', ['10.244.0.13'])}`)
+  await d.settled()
+  t.equal(d.metrics.manifestErrorsTotal.get(), 2, 'two refused documents counted')
+  const refused = lines.filter((l) => l.level === 'error' && l.msg === 'manifest document refused')
+  t.equal(refused.length, 2, 'each logged')
+  t.match(refused[0]?.fields, { file: /bad\.yaml$/, field: 'spec.clusterIP' }, 'naming the file and the field')
+  t.same(fake.dests('tcp/10.96.0.11:80'), ['10.244.0.13:8080 w1 masq'], 'the good service in the same file is programmed')
+  t.same(fake.dests('tcp/10.96.0.10:80'), ['10.244.0.11:8080 w1 masq'], 'the others are untouched')
+  t.equal(fake.service('tcp/10.96.0.300:80'), undefined, 'nothing of the bad one')
+})
+
+t.test('a mode other than ipvs is refused at start, saying what to do', async (t) => {
+  const { dir, log, fake } = setup(t)
+  const d = new Daemon({ config: config({ mode: 'iptables' }), manifests: dir, log, dataplane: fake })
+  await t.rejects(d.start(), /proxy mode "iptables" is not implemented yet; run with --proxy-mode=ipvs/)
+  t.same(fake.writes(), [], 'nothing written')
+})
