@@ -185,6 +185,24 @@ t.test('UDP through a ClusterIP', async (t) => {
   const r = await node.requestMany('node', { host: '10.96.0.15', port: 53, proto: 'udp', timeoutMs: 3000 }, 3)
   t.same(r.errors, [], 'no lost datagram')
   t.ok(r.bodies.every((b) => ['p1', 'p2', 'p3'].includes(b)), `answers from pods: ${r.bodies.join(' ')}`)
+
+  // UDP has no end of connection: when an endpoint goes, the conntrack entries
+  // that lead to it are deleted, or its clients would keep sending into the void.
+  const toward = (ip: string): boolean =>
+    tool('conntrack', ['-L', '-p', 'udp', '--orig-dst', '10.96.0.15'])
+      .split('\n')
+      .some((l) => /^.*?src=\S+ dst=\S+ .*?src=(\S+)/.exec(l)?.[1] === ip) // the reply direction's source
+  t.ok(toward('10.244.0.11'), 'before: a conntrack entry answered by p1')
+  t.ok(toward('10.244.0.12'), 'before: a conntrack entry answered by p2')
+  write(
+    'dns.json',
+    service('dns', { type: 'ClusterIP', clusterIP: '10.96.0.15', ports: [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 5353 }] }),
+    slice('dns', all.slice(1), { name: 'dns', protocol: 'UDP', port: 5353 }),
+  )
+  await until(() => !tool('ipvsadm', ['-Ln', '-u', '10.96.0.15:53']).includes('10.244.0.11:5353'), { what: 'p1 out of the UDP service' })
+  await until(() => !toward('10.244.0.11'), { what: 'the entries toward p1 deleted' })
+  t.pass('after: no conntrack entry toward the removed endpoint')
+  t.ok(toward('10.244.0.12'), 'entries toward the remaining endpoints stay')
 })
 
 t.test('an endpoint removed while a connection is open: it finishes, new ones go elsewhere', async (t) => {
