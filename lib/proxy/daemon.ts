@@ -11,17 +11,42 @@ import { kubeProxyMetrics, processMetrics, Registry, type KubeProxyMetrics } fro
 import { servicePortNameString } from './model/serviceport.js'
 import { SyncRunner } from './runner.js'
 import { ManifestSource, type Log } from './sources/manifests.js'
-import { ipFamilyOf } from './model/fields.js'
+import { ipFamilyOf, joinHostPort } from './model/fields.js'
+import type { Family } from '../validate.js'
 
 export interface DaemonOptions {
   config: KubeProxyConfiguration
   /** The manifest file or directory (tsproxy's source). */
   manifests: string
   log: Log
-  /** The kernel; the real one when not given. */
-  dataplane?: IpvsDataplane
+  /** The kernel, per address family; the real one when not given. */
+  dataplane?: IpvsDataplane | ((family: Family) => IpvsDataplane)
   /** This node's name; from the config (hostnameOverride) or the host name when not given. */
   nodeName?: string
+}
+
+/** The families to proxy: those of the cluster CIDRs (IPv4 when none is configured). */
+export function families(cidrs: readonly string[]): Family[] {
+  const fams = new Set(cidrs.map((c) => (ipFamilyOf(c.split('/')[0]!) === 'IPv6' ? 'inet6' : 'inet') as Family))
+  if (fams.size === 0) fams.add('inet')
+  return (['inet', 'inet6'] as const).filter((f) => fams.has(f))
+}
+
+function mergeReports(reports: readonly SyncReport[]): SyncReport {
+  const sum = <K extends string>(pick: (r: SyncReport) => Record<K, number>): Record<K, number> => {
+    const out = {} as Record<K, number>
+    for (const r of reports) for (const [k, v] of Object.entries(pick(r)) as [K, number][]) out[k] = (out[k] ?? 0) + v
+    return out
+  }
+  if (reports.length === 1) return reports[0]!
+  return {
+    full: reports.some((r) => r.full),
+    ports: Math.max(0, ...reports.map((r) => r.ports)),
+    ops: sum((r) => r.ops) as SyncReport['ops'],
+    errors: reports.flatMap((r) => r.errors),
+    repaired: sum((r) => r.repaired) as SyncReport['repaired'],
+    noLocalEndpoints: sum((r) => r.noLocalEndpoints) as SyncReport['noLocalEndpoints'],
+  }
 }
 
 /** One service port's programmed state, for `tsproxy status`. */
@@ -45,8 +70,10 @@ export class Daemon {
   readonly endpoints: EndpointsChangeTracker
   readonly #log: Log
   readonly #manifests: string
-  #dataplane: IpvsDataplane | undefined
-  #proxier: IpvsProxier | undefined
+  readonly #dataplaneOption: DaemonOptions['dataplane']
+  #dataplanes: IpvsDataplane[] = []
+  /** One proxier per address family the cluster uses (kube-proxy's dual-stack meta-proxier). */
+  #proxiers: IpvsProxier[] = []
   #source: ManifestSource | undefined
   #runner: SyncRunner | undefined
   #servers: RunningServer[] = []
@@ -58,7 +85,7 @@ export class Daemon {
     this.config = options.config
     this.#log = options.log
     this.#manifests = options.manifests
-    this.#dataplane = options.dataplane
+    this.#dataplaneOption = options.dataplane
     this.nodeName = options.nodeName ?? nodeNameOf(options.config)
     this.endpoints = new EndpointsChangeTracker({ nodeName: this.nodeName })
     this.metrics = kubeProxyMetrics(this.registry)
@@ -67,8 +94,9 @@ export class Daemon {
     this.health = new ProxyHealth({ healthTimeout: 2 * this.config.ipvs.syncPeriod })
   }
 
-  get proxier(): IpvsProxier | undefined {
-    return this.#proxier
+  /** The proxier of each family in use ('inet' first). */
+  get proxiers(): readonly IpvsProxier[] {
+    return this.#proxiers
   }
 
   /** The ports the health and metrics servers listen on (the real ones when the config asked for port 0). */
@@ -78,22 +106,27 @@ export class Daemon {
   async start(): Promise<void> {
     const c = this.config
     if (c.mode !== 'ipvs') throw new Error(`proxy mode "${c.mode}" is not implemented yet; run with --proxy-mode=ipvs`)
-    this.#dataplane ??= await openDataplane('inet')
-    const cidr = clusterCIDRs(c).find((x) => ipFamilyOf(x.split('/')[0]!) === 'IPv4') ?? ''
-    this.#proxier = new IpvsProxier(this.#dataplane, {
-      family: 'inet',
-      scheduler: ipvsScheduler(c),
-      excludeCIDRs: c.ipvs.excludeCIDRs,
-      nodePortAddresses: c.nodePortAddresses,
-      masqueradeAll: c.iptables.masqueradeAll,
-      masqueradeBit: c.iptables.masqueradeBit,
-      clusterCIDR: cidr,
-      strictARP: c.ipvs.strictARP,
-      timeouts: { tcp: c.ipvs.tcpTimeout / 1000, tcpFin: c.ipvs.tcpFinTimeout / 1000, udp: c.ipvs.udpTimeout / 1000 },
-      log: this.#log,
-    })
-    const changed = await this.#proxier.setup()
-    if (changed.length > 0) this.#log('info', 'sysctls set', { keys: changed })
+    const cidrs = clusterCIDRs(c)
+    for (const family of families(cidrs)) {
+      const given = this.#dataplaneOption
+      const dp = given === undefined ? await openDataplane(family) : typeof given === 'function' ? given(family) : given
+      this.#dataplanes.push(dp)
+      const proxier = new IpvsProxier(dp, {
+        family,
+        scheduler: ipvsScheduler(c),
+        excludeCIDRs: c.ipvs.excludeCIDRs,
+        nodePortAddresses: c.nodePortAddresses,
+        masqueradeAll: c.iptables.masqueradeAll,
+        masqueradeBit: c.iptables.masqueradeBit,
+        clusterCIDR: cidrs.find((x) => ipFamilyOf(x.split('/')[0]!) === (family === 'inet' ? 'IPv4' : 'IPv6')) ?? '',
+        strictARP: c.ipvs.strictARP,
+        timeouts: { tcp: c.ipvs.tcpTimeout / 1000, tcpFin: c.ipvs.tcpFinTimeout / 1000, udp: c.ipvs.udpTimeout / 1000 },
+        log: this.#log,
+      })
+      this.#proxiers.push(proxier)
+      const changed = await proxier.setup()
+      if (changed.length > 0) this.#log('info', 'sysctls set', { family, keys: changed })
+    }
 
     const sink = this.#sink()
     this.#source = new ManifestSource({
@@ -132,7 +165,8 @@ export class Daemon {
     await this.#runner?.stop()
     await Promise.all(this.#servers.map((s) => s.close()))
     this.#servers = []
-    await this.#dataplane?.close()
+    await Promise.all(this.#dataplanes.map((d) => d.close()))
+    this.#dataplanes = []
   }
 
   /** Waits until every change seen so far is in the kernel (tests, benchmarks). */
@@ -143,17 +177,16 @@ export class Daemon {
 
   /** Each programmed virtual server, named by its Kubernetes service port, with live counters. */
   async status(): Promise<StatusEntry[]> {
-    const p = this.#proxier
-    if (!p) return []
-    return (await p.status()).map(({ servicePort, server: s }) => {
+    const listed = (await Promise.all(this.#proxiers.map((p) => p.status()))).flat()
+    return listed.map(({ servicePort, server: s }) => {
       const port = this.services.ports.get(servicePort)
       const entry: StatusEntry = {
         service: port ? servicePortNameString(port.name) : servicePort,
         protocol: s.protocol!,
-        vip: `${s.address!.includes(':') ? `[${s.address}]` : s.address}:${s.port}`,
+        vip: joinHostPort(s.address!, s.port!),
         scheduler: s.scheduler,
         connections: s.stats.conns,
-        endpoints: (s.destinations ?? []).map((d) => ({ address: `${d.address}:${d.port}`, weight: d.weight, active: d.activeConns, inactive: d.inactiveConns })),
+        endpoints: (s.destinations ?? []).map((d) => ({ address: joinHostPort(d.address, d.port), weight: d.weight, active: d.activeConns, inactive: d.inactiveConns })),
       }
       if (s.persistent) entry.persistent = s.timeout
       return entry
@@ -181,24 +214,20 @@ export class Daemon {
   }
 
   async #sync(full: boolean): Promise<void> {
-    const proxier = this.#proxier!
     const start = performance.now()
     const changes = applyChanges(this.services, this.endpoints)
     this.metrics.serviceChangesPending.set(0)
     this.metrics.endpointChangesPending.set(0)
     const endpoints = this.endpoints
-    const report = await proxier.sync(
-      { ports: this.services.ports, endpoints: (k) => endpoints.endpoints(k) },
-      changes.servicePorts,
-      {
-        full,
-        stale: {
-          deletedUDPClusterIPs: changes.services.deletedUDPClusterIPs,
-          deletedUDPEndpoints: changes.endpoints.deletedUDPEndpoints,
-          newlyActiveUDPServices: changes.endpoints.newlyActiveUDPServices,
-        },
-      },
-    )
+    const state = { ports: this.services.ports, endpoints: (k: string) => endpoints.endpoints(k) }
+    const stale = {
+      deletedUDPClusterIPs: changes.services.deletedUDPClusterIPs,
+      deletedUDPEndpoints: changes.endpoints.deletedUDPEndpoints,
+      newlyActiveUDPServices: changes.endpoints.newlyActiveUDPServices,
+    }
+    const reports: SyncReport[] = []
+    for (const p of this.#proxiers) reports.push(await p.sync(state, changes.servicePorts, { full, stale }))
+    const report = mergeReports(reports)
     const seconds = (performance.now() - start) / 1000
     this.lastSync = { ...report, at: new Date(), ms: seconds * 1000 }
     const m = this.metrics
@@ -225,7 +254,7 @@ export class Daemon {
       ...(repaired > 0 ? { repaired: report.repaired } : {}),
       ms: Math.round(seconds * 1e4) / 10,
     })
-    if (proxier.draining > 0) this.#scheduleDrain()
+    if (this.#proxiers.some((p) => p.draining > 0)) this.#scheduleDrain()
   }
 
   #scheduleDrain(): void {
@@ -234,10 +263,13 @@ export class Daemon {
       this.#drainTimer = undefined
       // Drain checks share the kernel with syncs: run between them.
       await this.#runner?.idle()
-      const left = await this.#proxier!.drain().catch((e: unknown) => {
-        this.#log('warn', 'drain check failed', { error: e })
-        return 1
-      })
+      let left = 0
+      for (const p of this.#proxiers) {
+        left += await p.drain().catch((e: unknown) => {
+          this.#log('warn', 'drain check failed', { family: p.family, error: e })
+          return 1
+        })
+      }
       if (left > 0) this.#drainTimer = setTimeout(() => void tick(), 1000)
     }
     this.#drainTimer = setTimeout(() => void tick(), 0)

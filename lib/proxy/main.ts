@@ -72,17 +72,28 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function cleanup(log: Log): Promise<number> {
-  const dp = await openDataplane('inet')
-  try {
-    const removed = await new IpvsProxier(dp, { log }).cleanup()
-    log('info', 'cleaned up', removed)
-    return 0
-  } catch (e) {
-    log('error', 'cleanup failed', { error: e })
-    return 1
-  } finally {
-    await dp.close()
+  // Both families, whatever the config says: cleanup removes what any earlier run made.
+  let failed = false
+  for (const family of ['inet6', 'inet'] as const) {
+    let dp
+    try {
+      dp = await openDataplane(family)
+    } catch (e) {
+      log(family === 'inet' ? 'error' : 'warn', 'cannot clean up this family', { family, error: e })
+      failed ||= family === 'inet'
+      continue
+    }
+    try {
+      const removed = await new IpvsProxier(dp, { family, log }).cleanup()
+      log('info', 'cleaned up', { family, ...removed })
+    } catch (e) {
+      log('error', 'cleanup failed', { family, error: e })
+      failed = true
+    } finally {
+      await dp.close()
+    }
   }
+  return failed ? 1 : 0
 }
 
 async function status(config: KubeProxyConfiguration): Promise<number> {

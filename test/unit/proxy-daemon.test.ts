@@ -89,3 +89,21 @@ t.test('a mode other than ipvs is refused at start, saying what to do', async (t
   await t.rejects(d.start(), /proxy mode "iptables" is not implemented yet; run with --proxy-mode=ipvs/)
   t.same(fake.writes(), [], 'nothing written')
 })
+
+t.test('dual stack: a proxier per family of the cluster CIDRs, one sync feeding both', async (t) => {
+  const { dir, log, fake } = setup(t)
+  writeFileSync(
+    join(dir, 'web.yaml'),
+    `apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  clusterIP: 10.96.0.10\n  clusterIPs: [10.96.0.10, "fd00:96::10"]\n  ipFamilies: [IPv4, IPv6]\n  ipFamilyPolicy: RequireDualStack\n  ports: [{ name: http, port: 80, targetPort: 8080 }]\n---\n${slice('web', ['10.244.0.11'])}---\n` +
+      `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: web-6, namespace: default, labels: { kubernetes.io/service-name: web } }\naddressType: IPv6\nports: [{ name: http, port: 8080 }]\nendpoints:\n  - { addresses: ["fd00:244::11"], nodeName: n1 }\n`,
+  )
+  const d = new Daemon({ config: config({ clusterCIDR: '10.244.0.0/16,fd00:244::/56' }), manifests: dir, log, dataplane: (f) => (f === 'inet' ? fake : fake.inet6View()), nodeName: 'n1' })
+  t.teardown(() => d.stop())
+  await d.start()
+  t.same(d.proxiers.map((p) => p.family), ['inet', 'inet6'], 'both families')
+  t.same(fake.dests('tcp/10.96.0.10:80'), ['10.244.0.11:8080 w1 masq'], 'the IPv4 cluster IP with the IPv4 endpoint')
+  t.same(fake.dests('tcp/[fd00:96::10]:80'), ['[fd00:244::11]:8080 w1 masq'], 'the IPv6 cluster IP with the IPv6 endpoint')
+  const status = await d.status()
+  t.same(status.map((s) => [s.vip, s.endpoints.map((e) => e.address)]).sort(), [['10.96.0.10:80', ['10.244.0.11:8080']], ['[fd00:96::10]:80', ['[fd00:244::11]:8080']]], 'status lists both, IPv6 in brackets')
+  t.same(fake.heldTables6.get('nat') !== undefined, true, 'the inet6 proxier wrote its own (ip6tables) nat table')
+})
