@@ -10,6 +10,7 @@ import { IpvsProxier, type SyncReport } from './ipvs/proxier.js'
 import { kubeProxyMetrics, processMetrics, Registry, type KubeProxyMetrics } from './metrics.js'
 import { servicePortNameString } from './model/serviceport.js'
 import { SyncRunner } from './runner.js'
+import { ServiceHealthServer, type ServiceHealth } from './servicehealth.js'
 import { ManifestSource, type Log } from './sources/manifests.js'
 import { ipFamilyOf, joinHostPort } from './model/fields.js'
 import type { Family } from '../validate.js'
@@ -77,6 +78,7 @@ export class Daemon {
   #source: ManifestSource | undefined
   #runner: SyncRunner | undefined
   #servers: RunningServer[] = []
+  readonly #serviceHealth: ServiceHealthServer
   #drainTimer: NodeJS.Timeout | undefined
   /** The last sync's report. */
   lastSync: (SyncReport & { at: Date; ms: number }) | undefined
@@ -92,6 +94,7 @@ export class Daemon {
     processMetrics(this.registry)
     // kube-proxy: unhealthy when an update waited more than twice the sync period.
     this.health = new ProxyHealth({ healthTimeout: 2 * this.config.ipvs.syncPeriod })
+    this.#serviceHealth = new ServiceHealthServer(this.#log)
   }
 
   /** The proxier of each family in use ('inet' first). */
@@ -164,6 +167,7 @@ export class Daemon {
     await this.#source?.close()
     await this.#runner?.stop()
     await Promise.all(this.#servers.map((s) => s.close()))
+    await this.#serviceHealth.close()
     this.#servers = []
     await Promise.all(this.#dataplanes.map((d) => d.close()))
     this.#dataplanes = []
@@ -255,6 +259,19 @@ export class Daemon {
       ms: Math.round(seconds * 1e4) / 10,
     })
     if (this.#proxiers.some((p) => p.draining > 0)) this.#scheduleDrain()
+    await this.#serviceHealth.sync(this.#healthChecks())
+  }
+
+  /** healthCheckNodePort -> the service and its ready endpoints on this node. */
+  #healthChecks(): Map<number, ServiceHealth> {
+    const out = new Map<number, ServiceHealth & { ips: Set<string> }>()
+    for (const [key, port] of this.services.ports) {
+      if (port.healthCheckNodePort === 0) continue
+      let h = out.get(port.healthCheckNodePort)
+      if (!h) out.set(port.healthCheckNodePort, (h = { namespace: port.name.namespace, name: port.name.name, localEndpoints: 0, ips: new Set() }))
+      for (const e of this.endpoints.endpoints(key)) if (e.isLocal && e.ready) h.ips.add(e.ip)
+    }
+    return new Map([...out].map(([p, h]) => [p, { namespace: h.namespace, name: h.name, localEndpoints: h.ips.size }]))
   }
 
   #scheduleDrain(): void {

@@ -107,3 +107,34 @@ t.test('dual stack: a proxier per family of the cluster CIDRs, one sync feeding 
   t.same(status.map((s) => [s.vip, s.endpoints.map((e) => e.address)]).sort(), [['10.96.0.10:80', ['10.244.0.11:8080']], ['[fd00:96::10]:80', ['[fd00:244::11]:8080']]], 'status lists both, IPv6 in brackets')
   t.same(fake.heldTables6.get('nat') !== undefined, true, 'the inet6 proxier wrote its own (ip6tables) nat table')
 })
+
+t.test('a LoadBalancer with externalTrafficPolicy Local gets kube-proxy\'s health check on its healthCheckNodePort', async (t) => {
+  const { dir, log, fake } = setup(t)
+  // A free port to stand for the node port the API server would have allocated.
+  const { createServer } = await import('node:net')
+  const probe = createServer()
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()))
+  const hc = (probe.address() as { port: number }).port
+  await new Promise<void>((r) => probe.close(() => r()))
+  const lb = (eps: { ip: string; node: string }[]) =>
+    `apiVersion: v1\nkind: Service\nmetadata: { name: lb, namespace: shop }\nspec: { type: LoadBalancer, clusterIP: 10.96.0.20, externalTrafficPolicy: Local, healthCheckNodePort: ${hc}, ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30090 }] }\n---\n` +
+    `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: lb-x, namespace: shop, labels: { kubernetes.io/service-name: lb } }\naddressType: IPv4\nports: [{ name: http, port: 8080 }]\nendpoints:\n${eps.map((e) => `  - { addresses: [${e.ip}], nodeName: ${e.node} }`).join('\n')}\n`
+  writeFileSync(join(dir, 'lb.yaml'), lb([{ ip: '10.244.0.11', node: 'n1' }, { ip: '10.244.0.12', node: 'n1' }, { ip: '10.244.1.5', node: 'n2' }]))
+  const d = new Daemon({ config: config(), manifests: dir, log, dataplane: fake, nodeName: 'n1' })
+  t.teardown(() => d.stop())
+  await d.start()
+  const res = await fetch(`http://127.0.0.1:${hc}/`)
+  t.equal(res.status, 200, 'local endpoints: 200')
+  t.same(await res.json(), { service: { namespace: 'shop', name: 'lb' }, localEndpoints: 2, serviceProxyHealthy: true }, 'kube-proxy\'s body: this node\'s endpoints only')
+  t.equal(res.headers.get('x-load-balancing-endpoint-weight'), '2')
+
+  writeFileSync(join(dir, 'lb.yaml'), lb([{ ip: '10.244.1.5', node: 'n2' }]))
+  await d.settled()
+  const none = await fetch(`http://127.0.0.1:${hc}/`)
+  t.equal(none.status, 503, 'no local endpoint: 503, the load balancer steers away')
+  t.match(await none.json(), { localEndpoints: 0 })
+
+  writeFileSync(join(dir, 'lb.yaml'), '')
+  await d.settled()
+  await t.rejects(fetch(`http://127.0.0.1:${hc}/`), 'the service gone: the port is closed')
+})
