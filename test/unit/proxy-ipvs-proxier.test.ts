@@ -628,6 +628,15 @@ t.test('dual stack: an inet and an inet6 proxier share kube-ipvs0 and stay out o
   t.strictSame(fake.writes(), [])
   await h4.sync(true)
   t.strictSame(fake.writes(), [])
+
+  // Cleanup, one family at a time, in either order: kube-ipvs0 goes with the last.
+  const c6 = await h6.proxier.cleanup()
+  t.equal(c6.link, false, 'the inet6 cleanup keeps kube-ipvs0 while IPv4 VIPs are on it')
+  t.strictSame(fake.addressesOf('kube-ipvs0'), ['10.96.0.10'], 'with only the IPv4 VIP left')
+  t.strictSame([...fake.services.keys()].sort(), ['tcp/10.1.0.5:30080', 'tcp/10.96.0.10:80', 'tcp/192.168.1.10:30080'], 'only IPv4 virtual servers left')
+  const c4 = await h4.proxier.cleanup()
+  t.equal(c4.link, true, 'the inet cleanup, last, removes kube-ipvs0')
+  t.strictSame([...fake.services.keys()], [], 'and every virtual server is gone')
 })
 
 t.test('the fake kernel answers as the kernel does', async (t) => {

@@ -319,7 +319,10 @@ export class IpvsProxier {
       await this.#dp.ipset.destroy(n)
       sets++
     }
-    const deletedLink = link ? await this.#dp.rtnl.deleteLink(DUMMY_LINK, { exist: true }) : false
+    // kube-ipvs0 is shared by both families: the last one out removes it.
+    const others = link ? (await this.#dp.rtnl.listAddresses({ link: DUMMY_LINK })).filter((a) => a.family !== this.family && a.scope !== 'link') : []
+    const deletedLink = link && others.length === 0 ? await this.#dp.rtnl.deleteLink(DUMMY_LINK, { exist: true }) : false
+    if (link && !deletedLink && vips.size > 0) await this.#dp.rtnl.batch([...vips].map((a) => ({ op: 'deleteAddress' as const, link: DUMMY_LINK, address: a, exist: true })))
     this.#reset()
     return { servers: outcomes.filter((o) => o.ok).length, chains, sets, link: deletedLink }
   }
