@@ -10,6 +10,9 @@ import { IpvsProxier, type SyncReport } from './ipvs/proxier.js'
 import { kubeProxyMetrics, processMetrics, Registry, type KubeProxyMetrics } from './metrics.js'
 import { servicePortNameString } from './model/serviceport.js'
 import { SyncRunner } from './runner.js'
+import { applyConntrackSettings, conntrackSettings, type SysctlIO } from './conntrack-settings.js'
+import { getSysctl, setSysctl } from '../sysctl.js'
+import { availableParallelism } from 'node:os'
 import { ServiceHealthServer, type ServiceHealth } from './servicehealth.js'
 import { ManifestSource, type Log } from './sources/manifests.js'
 import { ipFamilyOf, joinHostPort } from './model/fields.js'
@@ -24,6 +27,8 @@ export interface DaemonOptions {
   dataplane?: IpvsDataplane | ((family: Family) => IpvsDataplane)
   /** This node's name; from the config (hostnameOverride) or the host name when not given. */
   nodeName?: string
+  /** Where the conntrack settings are read and written (/proc/sys when not given). */
+  sysctl?: SysctlIO
 }
 
 /** The families to proxy: those of the cluster CIDRs (IPv4 when none is configured). */
@@ -72,6 +77,7 @@ export class Daemon {
   readonly #log: Log
   readonly #manifests: string
   readonly #dataplaneOption: DaemonOptions['dataplane']
+  readonly #sysctl: SysctlIO | undefined
   #dataplanes: IpvsDataplane[] = []
   /** One proxier per address family the cluster uses (kube-proxy's dual-stack meta-proxier). */
   #proxiers: IpvsProxier[] = []
@@ -88,6 +94,7 @@ export class Daemon {
     this.#log = options.log
     this.#manifests = options.manifests
     this.#dataplaneOption = options.dataplane
+    this.#sysctl = options.sysctl
     this.nodeName = options.nodeName ?? nodeNameOf(options.config)
     this.endpoints = new EndpointsChangeTracker({ nodeName: this.nodeName })
     this.metrics = kubeProxyMetrics(this.registry)
@@ -109,6 +116,9 @@ export class Daemon {
   async start(): Promise<void> {
     const c = this.config
     if (c.mode !== 'ipvs') throw new Error(`proxy mode "${c.mode}" is not implemented yet; run with --proxy-mode=ipvs`)
+    const io = this.#sysctl ?? { get: (k: string) => getSysctl(k), set: (k: string, v: number) => setSysctl(k, v) }
+    const ct = await applyConntrackSettings(conntrackSettings(c.conntrack, availableParallelism()), io, this.#log)
+    if (ct.length > 0) this.#log('info', 'conntrack settings applied', { keys: ct })
     const cidrs = clusterCIDRs(c)
     for (const family of families(cidrs)) {
       const given = this.#dataplaneOption

@@ -127,6 +127,15 @@ t.test('what the daemon programmed reads back in ipvsadm, ipset and iptables-leg
     '-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000',
   ])
     t.ok(nat.split('\n').includes(line), `iptables-legacy-save -t nat has ${line}`)
+  for (const [key, value] of [
+    ['net.ipv4.vs.conntrack', '1'],
+    ['net.ipv4.vs.expire_nodest_conn', '1'],
+    ['net.ipv4.vs.expire_quiescent_template', '1'],
+    ['net.ipv4.ip_forward', '1'],
+    ['net.netfilter.nf_conntrack_tcp_timeout_established', '86400'],
+    ['net.netfilter.nf_conntrack_tcp_timeout_close_wait', '3600'],
+  ])
+    t.equal(tool('sysctl', ['-n', key]).trim(), value, `sysctl ${key} = ${value}`)
   const addrs = tool('ip', ['-4', '-o', 'addr', 'show', 'dev', 'kube-ipvs0'])
   for (const ip of ['10.96.0.10', '10.96.0.15', EXTERNAL_IP]) t.match(addrs, `inet ${ip}/32`, `${ip} bound on kube-ipvs0`)
 })

@@ -19,6 +19,23 @@ function config(over: Partial<KubeProxyConfiguration> = {}): KubeProxyConfigurat
   return { ...defaultConfig(), mode: 'ipvs', healthzBindAddress: '127.0.0.1:0', metricsBindAddress: '127.0.0.1:0', ...over }
 }
 
+/** /proc/sys in memory: the host's own settings are never touched by these tests. */
+function memSysctl(values: Record<string, number> = {}) {
+  const v = new Map(Object.entries(values))
+  return {
+    values: v,
+    get: async (k: string) => {
+      const n = v.get(k)
+      if (n === undefined) throw Object.assign(new Error(`ENOENT: ${k}`), { errno: 2, code: 'ENOENT' })
+      return n
+    },
+    set: async (k: string, n: number) => {
+      if (k === 'net.netfilter.nf_conntrack_max' && v.get('readonly-max')) throw Object.assign(new Error('EACCES'), { errno: 13, code: 'EACCES' })
+      v.set(k, n)
+    },
+  }
+}
+
 function setup(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'tsproxy-daemon-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -31,7 +48,7 @@ function setup(t: Test) {
 t.test('manifests to kernel, metrics, health, status, and a stop that keeps the kernel state', async (t) => {
   const { dir, lines, log, fake } = setup(t)
   writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11', '10.244.0.12'])}`)
-  const d = new Daemon({ config: config(), manifests: dir, log, dataplane: fake, nodeName: 'n1' })
+  const d = new Daemon({ config: config(), manifests: dir, log, dataplane: fake, nodeName: 'n1', sysctl: memSysctl() })
   t.teardown(() => d.stop())
   await d.start()
   t.same(fake.dests('tcp/10.96.0.10:80'), ['10.244.0.11:8080 w1 masq', '10.244.0.12:8080 w1 masq'], 'the service is programmed')
@@ -69,7 +86,7 @@ t.test('manifests to kernel, metrics, health, status, and a stop that keeps the 
 t.test('bad manifests are logged, counted and skipped; good ones next to them apply', async (t) => {
   const { dir, lines, log, fake } = setup(t)
   writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11'])}`)
-  const d = new Daemon({ config: config(), manifests: dir, log, dataplane: fake, nodeName: 'n1' })
+  const d = new Daemon({ config: config(), manifests: dir, log, dataplane: fake, nodeName: 'n1', sysctl: memSysctl() })
   t.teardown(() => d.stop())
   await d.start()
   writeFileSync(join(dir, 'bad.yaml'), `${service('bad', '10.96.0.300')}---\nkind: Service\napiVersion: v1\nspec: {}\n---\n${service('good', '10.96.0.11')}---\n${slice('good', ['10.244.0.13'])}`)
@@ -85,7 +102,7 @@ t.test('bad manifests are logged, counted and skipped; good ones next to them ap
 
 t.test('a mode other than ipvs is refused at start, saying what to do', async (t) => {
   const { dir, log, fake } = setup(t)
-  const d = new Daemon({ config: config({ mode: 'iptables' }), manifests: dir, log, dataplane: fake })
+  const d = new Daemon({ config: config({ mode: 'iptables' }), manifests: dir, log, dataplane: fake, sysctl: memSysctl() })
   await t.rejects(d.start(), /proxy mode "iptables" is not implemented yet; run with --proxy-mode=ipvs/)
   t.same(fake.writes(), [], 'nothing written')
 })
@@ -97,7 +114,7 @@ t.test('dual stack: a proxier per family of the cluster CIDRs, one sync feeding 
     `apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  clusterIP: 10.96.0.10\n  clusterIPs: [10.96.0.10, "fd00:96::10"]\n  ipFamilies: [IPv4, IPv6]\n  ipFamilyPolicy: RequireDualStack\n  ports: [{ name: http, port: 80, targetPort: 8080 }]\n---\n${slice('web', ['10.244.0.11'])}---\n` +
       `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: web-6, namespace: default, labels: { kubernetes.io/service-name: web } }\naddressType: IPv6\nports: [{ name: http, port: 8080 }]\nendpoints:\n  - { addresses: ["fd00:244::11"], nodeName: n1 }\n`,
   )
-  const d = new Daemon({ config: config({ clusterCIDR: '10.244.0.0/16,fd00:244::/56' }), manifests: dir, log, dataplane: (f) => (f === 'inet' ? fake : fake.inet6View()), nodeName: 'n1' })
+  const d = new Daemon({ config: config({ clusterCIDR: '10.244.0.0/16,fd00:244::/56' }), manifests: dir, log, dataplane: (f) => (f === 'inet' ? fake : fake.inet6View()), nodeName: 'n1', sysctl: memSysctl() })
   t.teardown(() => d.stop())
   await d.start()
   t.same(d.proxiers.map((p) => p.family), ['inet', 'inet6'], 'both families')
@@ -120,7 +137,7 @@ t.test('a LoadBalancer with externalTrafficPolicy Local gets kube-proxy\'s healt
     `apiVersion: v1\nkind: Service\nmetadata: { name: lb, namespace: shop }\nspec: { type: LoadBalancer, clusterIP: 10.96.0.20, externalTrafficPolicy: Local, healthCheckNodePort: ${hc}, ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30090 }] }\n---\n` +
     `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: lb-x, namespace: shop, labels: { kubernetes.io/service-name: lb } }\naddressType: IPv4\nports: [{ name: http, port: 8080 }]\nendpoints:\n${eps.map((e) => `  - { addresses: [${e.ip}], nodeName: ${e.node} }`).join('\n')}\n`
   writeFileSync(join(dir, 'lb.yaml'), lb([{ ip: '10.244.0.11', node: 'n1' }, { ip: '10.244.0.12', node: 'n1' }, { ip: '10.244.1.5', node: 'n2' }]))
-  const d = new Daemon({ config: config(), manifests: dir, log, dataplane: fake, nodeName: 'n1' })
+  const d = new Daemon({ config: config(), manifests: dir, log, dataplane: fake, nodeName: 'n1', sysctl: memSysctl() })
   t.teardown(() => d.stop())
   await d.start()
   const res = await fetch(`http://127.0.0.1:${hc}/`)
@@ -137,4 +154,35 @@ t.test('a LoadBalancer with externalTrafficPolicy Local gets kube-proxy\'s healt
   writeFileSync(join(dir, 'lb.yaml'), '')
   await d.settled()
   await t.rejects(fetch(`http://127.0.0.1:${hc}/`), 'the service gone: the port is closed')
+})
+
+t.test('conntrack settings: kube-proxy\'s keys from the conntrack section, the table size only raised', async (t) => {
+  const { conntrackSettings, applyConntrackSettings } = await import('../../dist/proxy/conntrack-settings.js')
+  const c = defaultConfig().conntrack
+  t.same(conntrackSettings(c, 4), [
+    { key: 'net.netfilter.nf_conntrack_max', value: 131072, raiseOnly: true },
+    { key: 'net.netfilter.nf_conntrack_tcp_timeout_established', value: 86400 },
+    { key: 'net.netfilter.nf_conntrack_tcp_timeout_close_wait', value: 3600 },
+  ], 'defaults on 4 cores: max(32768 x 4, 131072), 24 h, 1 h')
+  t.same(conntrackSettings({ ...c, maxPerCore: 65536, tcpBeLiberal: true, udpTimeout: 30_000, udpStreamTimeout: 120_000 }, 8).map((s) => `${s.key}=${s.value}`), [
+    'net.netfilter.nf_conntrack_max=524288',
+    'net.netfilter.nf_conntrack_tcp_timeout_established=86400',
+    'net.netfilter.nf_conntrack_tcp_timeout_close_wait=3600',
+    'net.netfilter.nf_conntrack_tcp_be_liberal=1',
+    'net.netfilter.nf_conntrack_udp_timeout=30',
+    'net.netfilter.nf_conntrack_udp_timeout_stream=120',
+  ])
+  t.same(conntrackSettings({ ...c, maxPerCore: 0, tcpEstablishedTimeout: 0, tcpCloseWaitTimeout: 0 }, 4), [], 'zeros leave every key alone')
+
+  const io = memSysctl({ 'net.netfilter.nf_conntrack_max': 262144, 'net.netfilter.nf_conntrack_tcp_timeout_established': 432000, 'net.netfilter.nf_conntrack_tcp_timeout_close_wait': 3600 })
+  const logged: string[] = []
+  const changed = await applyConntrackSettings(conntrackSettings(c, 4), io, (level, msg) => void logged.push(`${level} ${msg}`))
+  t.same(changed, ['net.netfilter.nf_conntrack_tcp_timeout_established'], 'a larger table stays; the timeout is set; an equal value is not rewritten')
+  t.equal(io.values.get('net.netfilter.nf_conntrack_max'), 262144)
+  t.equal(io.values.get('net.netfilter.nf_conntrack_tcp_timeout_established'), 86400)
+
+  const ro = memSysctl({ 'readonly-max': 1, 'net.netfilter.nf_conntrack_max': 65536, 'net.netfilter.nf_conntrack_tcp_timeout_established': 86400, 'net.netfilter.nf_conntrack_tcp_timeout_close_wait': 3600 })
+  logged.length = 0
+  t.same(await applyConntrackSettings(conntrackSettings(c, 4), ro, (level, msg) => void logged.push(`${level} ${msg}`)), [], 'nothing changed')
+  t.same(logged, ['warn cannot apply a conntrack setting'], 'a read-only key (outside the initial netns) is a warning, not a failure')
 })
