@@ -280,7 +280,15 @@ t.test('a daemon restart under a steady request loop fails no request and rewrit
   t.equal(exit.code, 0, 'the daemon exits 0 on SIGTERM')
   const during = ok
   await until(() => ok >= during + 5, { what: 'requests served with no daemon running' })
-  daemon = await startDaemon({ manifests: dir, args: daemonArgs })
+  // The same settings, this time from a KubeProxyConfiguration file (YAML 1.1 booleans, Go durations).
+  const configFile = join(tmpdir(), `tsproxy-ktest-config-${process.pid}.yaml`)
+  writeFileSync(
+    configFile,
+    `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\nhostnameOverride: ${NODE}\nclusterCIDR: 10.244.0.0/16\n` +
+      `ipvs:\n  syncPeriod: 2s\n  minSyncPeriod: 0s\n  strictARP: no\n`,
+  )
+  t.teardown(() => rmSync(configFile, { force: true }))
+  daemon = await startDaemon({ manifests: dir, args: [`--config=${configFile}`] })
   const first = await daemon.waitLog((r) => r.msg === 'full sync')
   const ops = first.ops as Record<string, number>
   t.same({ ipvs: ops.ipvs, ipset: ops.ipset, rtnl: ops.rtnl, iptables: ops.iptables }, { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0 }, 'the new daemon adopted the kernel state: no write')
