@@ -6,18 +6,27 @@
 //   await node.request('web-0', { host: '10.96.0.10', port: 80 })   // { ok: true, body: 'web-1' }
 //   await node.destroy()
 //
+// Dual-stack: give gateway6 (and pods an ip6 each, all in gateway6/prefix6):
+//   makeNode({ gateway6: 'fd00:10:244::1', pods: [{ name: 'web-0', ip: '10.244.0.10', ip6: 'fd00:10:244::a' }] })
+//
 // The node: a bridge holding the gateway address; per pod a network namespace
 // named after the pod, a veth pair (eth0 inside, `<bridge>-<i>` on the bridge,
 // hairpin mode on), lo up and a default route via the gateway. ip_forward is 1
 // and, when br_netfilter is loaded, bridge-nf-call-iptables is 1 (the bridge's
 // frames go through iptables and IPVS, as kube-proxy needs).
+// With gateway6 the bridge also holds gateway6/prefix6, each pod with an ip6
+// holds it on eth0 with a default IPv6 route via gateway6 (addresses nodad: no
+// duplicate address detection to wait for), net.ipv6.conf.all.forwarding is 1
+// and, with br_netfilter, bridge-nf-call-ip6tables is 1. destroy() puts every
+// sysctl it changed back.
 // Each pod runs one node process, cni-agent.mjs: HTTP on 8080 and a UDP echo on
-// 5353 answering the pod's name, and a client the test sends requests through.
+// 5353 answering the pod's name (both on IPv4 and IPv6), and a client the test
+// sends requests through.
 // The CNI side is made with the `ip` tool (never with the library under test);
 // one `ip -batch` for the node side and one per pod.
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { isIPv4 } from 'node:net'
+import { isIPv4, isIPv6 } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { HTTP_PORT, UDP_PORT, runCommand } from './cni-agent.mjs'
 
@@ -233,6 +242,42 @@ function ipToInt(ip) {
   return ip.split('.').reduce((a, b) => a * 256 + Number(b), 0)
 }
 
+/** An IPv6 address as a BigInt (isIPv6 already checked; an embedded IPv4 tail is allowed). */
+function ip6ToBigInt(ip) {
+  let s = ip
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s)
+  if (v4) {
+    const n = ipToInt(v4[1])
+    s = s.slice(0, -v4[1].length) + `${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`
+  }
+  const [head, tail] = s.split('::')
+  const h = head ? head.split(':') : []
+  const tl = tail === undefined ? [] : tail ? tail.split(':') : []
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - tl.length).fill('0'), ...tl]
+  return groups.reduce((a, g) => (a << 16n) | BigInt(parseInt(g, 16)), 0n)
+}
+
+function validate6({ gateway6, prefix6, pods }) {
+  if (gateway6 === undefined) {
+    const p = pods.find((x) => x && x.ip6 !== undefined)
+    if (p) throw new Error(`makeNode: pod ${p.name}: ip6 without gateway6`)
+    return
+  }
+  if (!isIPv6(gateway6)) throw new Error(`makeNode: gateway6 ${JSON.stringify(gateway6)} is not an IPv6 address`)
+  if (!Number.isInteger(prefix6) || prefix6 < 8 || prefix6 > 126) throw new Error(`makeNode: prefix6 ${prefix6}: 8-126`)
+  const shift = BigInt(128 - prefix6)
+  const net = ip6ToBigInt(gateway6) >> shift
+  const seen = new Set([ip6ToBigInt(gateway6)])
+  for (const p of pods) {
+    if (p.ip6 === undefined) continue
+    if (typeof p.ip6 !== 'string' || !isIPv6(p.ip6)) throw new Error(`makeNode: pod ${p.name}: ip6 ${JSON.stringify(p.ip6)} is not an IPv6 address`)
+    const n = ip6ToBigInt(p.ip6)
+    if (n >> shift !== net) throw new Error(`makeNode: pod ${p.name}: ${p.ip6} is not in ${gateway6}/${prefix6}`)
+    if (seen.has(n)) throw new Error(`makeNode: pod ${p.name} ${p.ip6}: address used twice`)
+    seen.add(n)
+  }
+}
+
 function validate({ bridge, gateway, prefix, pods }) {
   if (!/^[A-Za-z0-9_.-]{1,12}$/.test(bridge)) throw new Error(`makeNode: bridge name ${JSON.stringify(bridge)}: 1-12 characters of [A-Za-z0-9_.-]`)
   if (!isIPv4(gateway)) throw new Error(`makeNode: gateway ${JSON.stringify(gateway)} is not an IPv4 address`)
@@ -257,9 +302,10 @@ function validate({ bridge, gateway, prefix, pods }) {
  * made and rejects.
  */
 export async function makeNode(options = {}) {
-  const { bridge = 'cbr0', gateway = '10.244.0.1', prefix = 24, pods = [], hairpin = true, readyTimeoutMs = 60000 } = options
+  const { bridge = 'cbr0', gateway = '10.244.0.1', prefix = 24, gateway6, prefix6 = 64, pods = [], hairpin = true, readyTimeoutMs = 60000 } = options
   validate({ bridge, gateway, prefix, pods })
-  const node = new Node({ bridge, gateway, prefix, hairpin, pods })
+  validate6({ gateway6, prefix6, pods })
+  const node = new Node({ bridge, gateway, prefix, gateway6, prefix6, hairpin, pods })
   try {
     await node._build(readyTimeoutMs)
   } catch (e) {
@@ -274,12 +320,19 @@ export async function makeNode(options = {}) {
 }
 
 class Node {
-  constructor({ bridge, gateway, prefix, hairpin, pods }) {
+  constructor({ bridge, gateway, prefix, gateway6, prefix6, hairpin, pods }) {
     this.bridge = bridge
     this.gateway = gateway
     this.prefix = prefix
+    // only on a dual-stack node, as on its pods: a v4-only node looks as it always did
+    if (gateway6 !== undefined) {
+      this.gateway6 = gateway6
+      this.prefix6 = prefix6
+    }
     this.hairpin = hairpin
-    this.pods = Object.freeze(pods.map((p, i) => Object.freeze({ name: p.name, ip: p.ip, veth: `${bridge}-${i}` })))
+    this.pods = Object.freeze(
+      pods.map((p, i) => Object.freeze({ name: p.name, ip: p.ip, ...(p.ip6 === undefined ? {} : { ip6: p.ip6 }), veth: `${bridge}-${i}` })),
+    )
     this.brNetfilter = existsSync('/sys/module/br_netfilter')
     this.timings = { setupMs: 0, agentsMs: 0 }
     this._agents = new Map(this.pods.map((p) => [p.name, new Agent(p.name)]))
@@ -294,12 +347,17 @@ class Node {
     const t0 = Date.now()
     this._setSysctl('net.ipv4.ip_forward', '1')
     if (this.brNetfilter) this._setSysctl('net.bridge.bridge-nf-call-iptables', '1')
+    if (this.gateway6 !== undefined) {
+      this._setSysctl('net.ipv6.conf.all.forwarding', '1')
+      if (this.brNetfilter) this._setSysctl('net.bridge.bridge-nf-call-ip6tables', '1')
+    }
 
     // [line, its undo]; ip stops at the first failing line, and we undo only what came before
     const steps = []
     for (const p of this.pods) steps.push([`netns add ${p.name}`, `netns del ${p.name}`])
     steps.push([`link add ${this.bridge} type bridge`, `link del ${this.bridge}`])
     steps.push([`addr add ${this.gateway}/${this.prefix} dev ${this.bridge}`])
+    if (this.gateway6 !== undefined) steps.push([`addr add ${this.gateway6}/${this.prefix6} dev ${this.bridge} nodad`])
     steps.push([`link set ${this.bridge} up`])
     for (const p of this.pods) {
       steps.push([`link add ${p.veth} type veth peer name eth0 netns ${p.name}`, `link del ${p.veth}`])
@@ -314,8 +372,10 @@ class Node {
     const inPod = (p) => [
       'link set lo up',
       `addr add ${p.ip}/${this.prefix} dev eth0`,
+      ...(p.ip6 === undefined ? [] : [`addr add ${p.ip6}/${this.prefix6} dev eth0 nodad`]),
       'link set eth0 up',
       `route add default via ${this.gateway}`,
+      ...(p.ip6 === undefined ? [] : [`route add ::/0 via ${this.gateway6} dev eth0`]),
     ]
     const results = await Promise.all(this.pods.map((p) => ipBatch(inPod(p), { netns: p.name })))
     const failed = results.find((x) => x.error)
@@ -356,8 +416,9 @@ class Node {
 
   /**
    * One request from a pod (through its agent) or from 'node' (this process,
-   * in this network namespace). Resolves { ok: true, body, status? } or
-   * { ok: false, error }; never rejects.
+   * in this network namespace), to an IPv4 or IPv6 host (bare or in
+   * brackets). Resolves { ok: true, body, status? } or { ok: false, error };
+   * never rejects.
    */
   async request(from, opts) {
     const { host, proto = 'http', path = '/', timeoutMs = 3000, payload } = opts ?? {}
