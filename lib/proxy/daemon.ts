@@ -132,9 +132,13 @@ export class Daemon {
     await this.#dataplane?.close()
   }
 
-  /** Waits until every change seen so far is in the kernel (tests, benchmarks). */
-  async settled(): Promise<void> {
-    await this.#source?.flush()
+  /**
+   * Waits until every change seen so far is in the kernel (tests, benchmarks);
+   * `files`: manifest files known to have changed, read now without waiting for
+   * the watcher or the poll.
+   */
+  async settled(files?: Iterable<string>): Promise<void> {
+    await this.#source?.flush(files)
     await this.#runner?.idle()
   }
 

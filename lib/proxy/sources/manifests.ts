@@ -205,8 +205,16 @@ export class ManifestSource {
     if (found) this.#schedule()
   }
 
-  /** Applies pending file changes now instead of after the debounce window (tests, shutdown). */
-  async flush(): Promise<ReloadResult | undefined> {
+  /**
+   * Applies pending file changes now instead of after the debounce window (tests,
+   * shutdown). `files` are re-read as if the watcher had reported them: for
+   * callers that know what they wrote and cannot wait for a notification or a poll.
+   */
+  async flush(files?: Iterable<string>): Promise<ReloadResult | undefined> {
+    for (const f of files ?? []) {
+      const file = resolve(f)
+      if (this.#isDir ? dirname(file) === this.path && relevant(basename(file)) : file === this.path) this.#dirty.add(file)
+    }
     if (this.#timer) {
       clearTimeout(this.#timer)
       this.#timer = undefined
