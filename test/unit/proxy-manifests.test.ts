@@ -351,6 +351,21 @@ t.test('a ConfigMap volume: the kubelet swaps the ..data symlink', async (t) => 
   await source.close()
 })
 
+t.test('flush(files): files the caller wrote are read at once, without a watcher or a poll', async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, 'web.yaml'), svcYaml('web', '10.96.0.1'))
+  const sink = recorder()
+  const source = new ManifestSource({ path: dir, sink, pollMs: 0, log: quietLog() })
+  await source.load()
+  await writeFile(join(dir, 'web.yaml'), svcYaml('web', '10.96.0.1', 81))
+  await writeFile(join(dir, 'notes.txt'), 'not a manifest')
+  t.equal(await source.flush(), undefined, 'nothing reported: nothing read')
+  const r = await source.flush([join(dir, 'web.yaml'), join(dir, 'notes.txt'), '/elsewhere/other.yaml'])
+  t.same({ filesRead: r?.filesRead, updated: r?.updated }, { filesRead: 1, updated: 1 }, 'only the manifest file of the directory is read')
+  t.same(sink.events, ['add Service default/web', 'update Service default/web'])
+  await source.close()
+})
+
 t.test('bursts of writes coalesce, the last one wins', async (t) => {
   const dir = await tempDir(t)
   const services = new ServiceChangeTracker()

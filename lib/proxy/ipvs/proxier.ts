@@ -103,6 +103,8 @@ export class IpvsProxier {
   readonly #appliedAddresses = new Set<string>()
   /** Real servers at weight 0 waiting for their connections to end, by server key. */
   readonly #draining = new Map<string, Set<string>>()
+  /** Service ports with no local endpoint for their Local traffic policy: the sum over #contrib, kept as it changes. */
+  readonly #noLocal = { internal: 0, external: 0 }
   #nodePortAddresses: string[] = []
   #nodeAddresses: string[] = []
   #synced = false
@@ -195,7 +197,8 @@ export class IpvsProxier {
     }
     if (resync) await this.#full(state, report)
     else await this.#partial(state, changed, report)
-    for (const c of this.#contrib.values()) for (const p of c.noLocalEndpoints) report.noLocalEndpoints[p]++
+    report.noLocalEndpoints.internal = this.#noLocal.internal
+    report.noLocalEndpoints.external = this.#noLocal.external
     await this.#cleanConntrack(state, options.stale ?? {}, report)
     if (report.errors.length > 0) this.#synced = false
     return report
@@ -387,6 +390,8 @@ export class IpvsProxier {
       touched.addresses.add(a)
       this.#addresses.set(a, (this.#addresses.get(a) ?? 0) + 1)
     }
+    for (const p of before.noLocalEndpoints) this.#noLocal[p]--
+    for (const p of after.noLocalEndpoints) this.#noLocal[p]++
     if (after === EMPTY_CONTRIBUTION) this.#contrib.delete(key)
     else this.#contrib.set(key, after)
   }
@@ -460,6 +465,8 @@ export class IpvsProxier {
 
   #reset(): void {
     this.#contrib.clear()
+    this.#noLocal.internal = 0
+    this.#noLocal.external = 0
     this.#servers.clear()
     this.#entries.clear()
     this.#addresses.clear()

@@ -8,6 +8,7 @@
 // server would refuse the update), and a document that cannot be identified at
 // all (a YAML syntax error) keeps every object its file held before, until the
 // file reads cleanly: an edit never half-applies, and a typo never drops traffic.
+import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
@@ -63,7 +64,7 @@ export type ManifestEntry = ({ kind: 'Service'; value: ServiceObject } | { kind:
 }
 
 export interface ManifestFileState {
-  /** The text last read. */
+  /** The text read (readManifest); a ManifestSource keeps only its digest and leaves this ''. */
   text: string
   objects: Map<string, ManifestEntry>
   errors: ManifestError[]
@@ -120,7 +121,12 @@ export class ManifestSource {
   readonly #files = new Map<string, ManifestFileState>()
   /** What the sink holds, by 'Kind/namespace/name'. */
   readonly #emitted = new Map<string, ManifestEntry>()
-  #duplicates = new Set<string>()
+  /** The files defining each object, in name order (the first one's definition applies). */
+  readonly #definers = new Map<string, string[]>()
+  /** Each file's last text, by digest: a re-read that finds the same text changes nothing. */
+  readonly #digests = new Map<string, string>()
+  /** Definitions that lost to an earlier file, by object, as reported. */
+  readonly #duplicates = new Map<string, Set<string>>()
   #isDir = false
   #watcher: FSWatcher | undefined
   #timer: NodeJS.Timeout | undefined
@@ -205,10 +211,18 @@ export class ManifestSource {
     if (found) this.#schedule()
   }
 
-  /** Applies pending file changes now instead of after the debounce window (tests, shutdown). */
-  async flush(): Promise<ReloadResult | undefined> {
-    // A change notification may still be on its way: look at the stamps too.
-    await this.#poll()
+  /**
+   * Applies pending file changes now instead of after the debounce window (tests,
+   * shutdown). `files` are re-read as if the watcher had reported them: for
+   * callers that know what they wrote. Without them, the file stamps are
+   * compared first: a change notification may still be on its way.
+   */
+  async flush(files?: Iterable<string>): Promise<ReloadResult | undefined> {
+    if (files === undefined) await this.#poll()
+    for (const f of files ?? []) {
+      const file = resolve(f)
+      if (this.#isDir ? dirname(file) === this.path && relevant(basename(file)) : file === this.path) this.#dirty.add(file)
+    }
     if (this.#timer) {
       clearTimeout(this.#timer)
       this.#timer = undefined
@@ -257,6 +271,21 @@ export class ManifestSource {
   /** Re-reads `changed` files (null: every file) and feeds the sink the difference. */
   async #reload(changed: Set<string> | null): Promise<ReloadResult> {
     const errors: ManifestError[] = []
+    // Objects whose winning definition may have changed: those the re-read and removed files defined, before and after.
+    const affected = new Set<string>()
+    const forget = (file: string): boolean => {
+      const old = this.#files.get(file)
+      if (!old) return false
+      this.#files.delete(file)
+      for (const key of old.objects.keys()) {
+        affected.add(key)
+        const files = this.#definers.get(key)
+        const at = files ? files.indexOf(file) : -1
+        if (at >= 0) files!.splice(at, 1)
+        if (files && files.length === 0) this.#definers.delete(key)
+      }
+      return true
+    }
     let candidates: string[]
     if (!this.#isDir) candidates = [this.path]
     else if (changed === null) {
@@ -268,7 +297,7 @@ export class ManifestSource {
         names = []
       }
       const present = new Set(names.filter(relevant).map((n) => join(this.path, n)))
-      for (const f of this.#files.keys()) if (!present.has(f)) this.#files.delete(f)
+      for (const f of [...this.#files.keys()]) if (!present.has(f)) forget(f)
       for (const f of this.#stamps.keys()) if (!present.has(f)) this.#stamps.delete(f)
       candidates = [...present]
     } else candidates = [...changed]
@@ -286,7 +315,7 @@ export class ManifestSource {
         const code = (e as NodeJS.ErrnoException).code
         this.#stamps.delete(file)
         if (code === 'ENOENT' || code === 'ENOTFILE') {
-          if (this.#files.delete(file)) {
+          if (forget(file)) {
             filesGone++
             this.#log('info', 'manifest file removed', { file })
           }
@@ -296,74 +325,97 @@ export class ManifestSource {
         continue
       }
       const old = this.#files.get(file)
-      if (old && old.text === text) continue
+      const digest = digestOf(text)
+      if (old && this.#digests.get(file) === digest) continue
       filesRead++
       const state = readManifest(file, text, old)
+      state.text = '' // what the file held is known by its digest; the text itself is not kept
+      forget(file)
       this.#files.set(file, state)
+      this.#digests.set(file, digest)
+      for (const key of state.objects.keys()) {
+        affected.add(key)
+        const files = this.#definers.get(key)
+        if (!files) this.#definers.set(key, [file])
+        else {
+          // Kept in name order: the first file defining an object wins.
+          let i = files.length
+          while (i > 0 && files[i - 1]! > file) i--
+          files.splice(i, 0, file)
+        }
+      }
       for (const err of state.errors) {
         errors.push(err)
         this.stats.errorsTotal++
         this.#log('error', 'manifest document refused', { file: err.file, line: err.line, document: err.document, object: err.object, field: err.field, error: err.message })
       }
     }
+    for (const f of this.#digests.keys()) if (!this.#files.has(f)) this.#digests.delete(f)
 
     // Events that changed no file's text (an editor touching a file) change nothing.
     if (changed !== null && filesRead === 0 && filesGone === 0) return { filesRead: 0, added: 0, updated: 0, deleted: 0, errors: [] }
 
-    // The desired set: files in name order, the first definition of an object wins.
-    const desired = new Map<string, ManifestEntry & { file: string }>()
-    const duplicates = new Set<string>()
-    let documents = 0
-    let ignored = 0
-    for (const file of [...this.#files.keys()].sort()) {
-      const f = this.#files.get(file)!
-      documents += f.documents
-      ignored += f.ignored
-      for (const [key, entry] of f.objects) {
-        const first = desired.get(key)
-        if (!first) {
-          desired.set(key, { ...entry, file })
-          continue
-        }
-        const d = `${key} in ${file} (first defined in ${first.file})`
-        duplicates.add(d)
-        if (!this.#duplicates.has(d)) {
-          const err = new ManifestError({ file, document: entry.document, line: entry.line, object: describe(key), reason: `${key} is defined again; the definition in ${first.file} applies` })
-          errors.push(err)
-          this.stats.errorsTotal++
-          this.#log('error', 'manifest object defined twice', { file, object: key, first: first.file })
-        }
+    // The affected objects' definitions: files in name order, the first definition of an object wins.
+    const keys = [...affected].sort()
+    const duplicateErrors: ManifestError[] = []
+    for (const key of keys) {
+      const files = this.#definers.get(key) ?? []
+      const was = this.#duplicates.get(key)
+      let now: Set<string> | undefined
+      for (const file of files.slice(1)) {
+        const entry = this.#files.get(file)!.objects.get(key)!
+        const d = `${key} in ${file} (first defined in ${files[0]})`
+        ;(now ??= new Set()).add(d)
+        if (was?.has(d)) continue
+        duplicateErrors.push(new ManifestError({ file, document: entry.document, line: entry.line, object: describe(key), reason: `${key} is defined again; the definition in ${files[0]} applies` }))
+        this.#log('error', 'manifest object defined twice', { file, object: key, first: files[0] })
       }
+      if (now) this.#duplicates.set(key, now)
+      else this.#duplicates.delete(key)
     }
-    this.#duplicates = duplicates
+    duplicateErrors.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.document - b.document))
+    for (const err of duplicateErrors) {
+      errors.push(err)
+      this.stats.errorsTotal++
+    }
 
-    // The difference, fed to the sink in key order.
+    // The difference, fed to the sink in key order: deletions first.
     let added = 0
     let updated = 0
     let deleted = 0
-    for (const key of [...this.#emitted.keys()].sort()) {
-      if (desired.has(key)) continue
-      this.#feed(this.#emitted.get(key)!, undefined)
+    const winner = (key: string): ManifestEntry | undefined => {
+      const first = this.#definers.get(key)?.[0]
+      return first === undefined ? undefined : this.#files.get(first)!.objects.get(key)
+    }
+    for (const key of keys) {
+      const was = this.#emitted.get(key)
+      if (!was || winner(key)) continue
+      this.#feed(was, undefined)
       this.#emitted.delete(key)
+      this.#count(was, -1)
       deleted++
     }
-    for (const key of [...desired.keys()].sort()) {
-      const { file: _file, ...entry } = desired.get(key)!
+    for (const key of keys) {
+      const entry = winner(key)
+      if (!entry) continue
       const was = this.#emitted.get(key)
       if (was && samePlain(was.value, entry.value)) continue
-      this.#feed(was, entry as ManifestEntry)
-      this.#emitted.set(key, entry as ManifestEntry)
-      if (was) updated++
-      else added++
+      this.#feed(was, entry)
+      this.#emitted.set(key, entry)
+      if (was) {
+        this.#count(was, -1)
+        updated++
+      } else added++
+      this.#count(entry, 1)
     }
 
-    let services = 0
-    let slices = 0
-    for (const e of this.#emitted.values()) {
-      if (e.kind === 'Service') services++
-      else slices++
+    let documents = 0
+    let ignored = 0
+    for (const f of this.#files.values()) {
+      documents += f.documents
+      ignored += f.ignored
     }
-    Object.assign(this.stats, { files: this.#files.size, documents, services, endpointSlices: slices, ignored })
+    Object.assign(this.stats, { files: this.#files.size, documents, ignored })
     this.stats.reloads++
     const result: ReloadResult = { filesRead, added, updated, deleted, errors }
     this.lastResult = result
@@ -371,6 +423,11 @@ export class ManifestSource {
       this.#log('info', 'manifests reloaded', { path: this.path, filesRead, added, updated, deleted, errors: errors.length })
     if (added + updated + deleted > 0) this.#onReload?.(result)
     return result
+  }
+
+  #count(entry: ManifestEntry, by: number): void {
+    if (entry.kind === 'Service') this.stats.services += by
+    else this.stats.endpointSlices += by
   }
 
   #feed(previous: ManifestEntry | undefined, current: ManifestEntry | undefined): void {
@@ -470,6 +527,10 @@ export function readManifest(file: string, text: string, old?: ManifestFileState
   // A document nobody can name may have been any of the file's objects: keep them all.
   if (unidentified && old) for (const [key, entry] of old.objects) if (!state.objects.has(key)) state.objects.set(key, entry)
   return state
+}
+
+function digestOf(text: string): string {
+  return createHash('sha256').update(text).digest('base64')
 }
 
 function stampOf(st: { mtimeMs: number; size: number; ino: number }): string {

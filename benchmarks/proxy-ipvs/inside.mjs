@@ -1,0 +1,544 @@
+// The measuring half of benchmarks/proxy-ipvs: runs inside the kernel box (run.js
+// boots it), as root, against the box's real IPVS, ipset and rtnetlink.
+//
+// For each size (services × 10 endpoints), three workers, each a node process in
+// a network namespace of its own (`unshare -n`: empty IPVS table, no sets, no
+// kube-ipvs0, and no trash of deleted destinations from an earlier run):
+//
+//   cold      spawns the daemon (dist/proxy/main.js) on the manifest directory,
+//             times spawn → `full sync` / `tsproxy running` log lines, checks the
+//             kernel (/proc/net/ip_vs, `ipset list -t`, `ip addr show dev
+//             kube-ipvs0`), reads the daemon's VmRSS/VmHWM, stops it.
+//   peer      what kube-proxy would exec for the same state: `ipvsadm -R`,
+//             `ipset restore`, `ip -batch` (addresses), checked the same way; then
+//             one `ipvsadm -a` process per endpoint change.
+//   changes   the Daemon class in this process: start, then one EndpointSlice
+//             change at a time (an endpoint replaced, its group file rewritten),
+//             timed to `daemon.settled()` and, end to end, to the new destination
+//             seen by a netlink read; single netlink round trips interleaved.
+//
+//   node inside.mjs                 the orchestrator: config in PROXY_IPVS_CONFIG, raw results to cfg.out
+//   node inside.mjs --worker JSON   one worker, in the current netns; prints one JSON line
+import { spawn, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+
+const self = fileURLToPath(import.meta.url)
+const repoRoot = path.resolve(path.dirname(self), '../..')
+const MAIN = path.join(repoRoot, 'dist/proxy/main.js')
+const round2 = (x) => Math.round(x * 100) / 100
+
+// ---- the cluster: the same for the daemon and for the tools -----------------------------
+
+const NODE = 'node1'
+const OTHER_NODE = 'node2' // every endpoint lives there: no hairpin (KUBE-LOOP-BACK) entries
+const NODE_IP = '192.168.50.10'
+const CLUSTER_CIDR = '10.240.0.0/12' // covers the endpoints 10.244.0.0 … 10.251.x.y and the new ones in 10.252+
+const PER_FILE = 100 // services (Service + EndpointSlice) per manifest file
+const NODE_PORTS_MAX = 2500 // 30000-32767 holds 2768 ports
+const ip4 = (base, n) => `10.${base + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`
+const clusterIP = (i) => ip4(96, i + 10)
+const endpointIP = (k) => ip4(244, k)
+const newEndpointIP = (c) => ip4(252, c + 1)
+const isNodePort = (i) => i % 10 === 5 && (i - 5) / 10 < NODE_PORTS_MAX
+const nodePortOf = (i) => 30000 + (i - 5) / 10
+
+/** The model: services and their endpoint IPs (mutable: changes replace endpoints). */
+function makeCluster({ services, endpoints }) {
+  const eps = []
+  for (let i = 0; i < services; i++) {
+    const list = []
+    for (let j = 0; j < endpoints; j++) list.push(endpointIP(i * endpoints + j))
+    eps.push(list)
+  }
+  let nodePorts = 0
+  for (let i = 0; i < services; i++) if (isNodePort(i)) nodePorts++
+  return { services, endpoints, eps, nodePorts }
+}
+
+const name = (i) => `svc-${String(i).padStart(5, '0')}`
+
+function serviceDoc(i) {
+  const port = { name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }
+  const np = isNodePort(i)
+  if (np) port.nodePort = nodePortOf(i)
+  return {
+    apiVersion: 'v1', kind: 'Service',
+    metadata: { name: name(i), namespace: 'bench' },
+    spec: { type: np ? 'NodePort' : 'ClusterIP', clusterIP: clusterIP(i), clusterIPs: [clusterIP(i)], ports: [port], selector: { app: name(i) } },
+  }
+}
+
+function sliceDoc(cluster, i) {
+  return {
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name: `${name(i)}-x7k2p`, namespace: 'bench', labels: { 'kubernetes.io/service-name': name(i) } },
+    addressType: 'IPv4',
+    ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
+    endpoints: cluster.eps[i].map((ip) => ({ addresses: [ip], conditions: { ready: true, serving: true, terminating: false }, nodeName: OTHER_NODE })),
+  }
+}
+
+const groupFile = (dir, g) => path.join(dir, `group-${String(g).padStart(4, '0')}.json`)
+
+function groupText(cluster, g) {
+  const items = []
+  for (let i = g * PER_FILE; i < Math.min(cluster.services, (g + 1) * PER_FILE); i++) items.push(serviceDoc(i), sliceDoc(cluster, i))
+  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items })
+}
+
+function writeManifests(cluster, dir) {
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  let bytes = 0
+  const groups = Math.ceil(cluster.services / PER_FILE)
+  for (let g = 0; g < groups; g++) {
+    const text = groupText(cluster, g)
+    bytes += text.length
+    fs.writeFileSync(groupFile(dir, g), text)
+  }
+  return { files: groups, bytes }
+}
+
+/** What the kernel must hold once the daemon has programmed `cluster`. */
+function expectedState(c) {
+  const servers = c.services + c.nodePorts
+  return { ipvsServices: servers, ipvsDestinations: servers * c.endpoints, clusterIPEntries: c.services, nodePortEntries: c.nodePorts, vips: c.services }
+}
+
+// ---- the oracles (kernel text and the standard tools, never our library) ------------------
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { maxBuffer: 1 << 30, encoding: 'utf8', ...opts })
+  if (r.error) throw r.error
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${String(r.stderr ?? '').trim().slice(0, 500)}`)
+  return r
+}
+
+function ipvsCount() {
+  const text = fs.readFileSync('/proc/net/ip_vs', 'utf8')
+  let services = 0
+  let dests = 0
+  for (const line of text.split('\n')) {
+    if (/^(TCP|UDP|SCTP|FWM) /.test(line)) services++
+    else if (/^ {2}-> [0-9A-F[]/.test(line)) dests++
+  }
+  return { services, dests }
+}
+
+function setEntries(set) {
+  const r = spawnSync('ipset', ['list', set, '-t'], { encoding: 'utf8' })
+  if (r.status !== 0) return null
+  const m = /^Number of entries: (\d+)$/m.exec(r.stdout)
+  return m ? Number(m[1]) : null
+}
+
+function vipCount() {
+  const r = spawnSync('ip', ['-4', '-o', 'addr', 'show', 'dev', 'kube-ipvs0'], { encoding: 'utf8', maxBuffer: 1 << 28 })
+  if (r.status !== 0) return null
+  return r.stdout.split('\n').filter((l) => l.includes(' inet ')).length
+}
+
+function kernelState() {
+  const v = ipvsCount()
+  return { ipvsServices: v.services, ipvsDestinations: v.dests, clusterIPEntries: setEntries('KUBE-CLUSTER-IP'), nodePortEntries: setEntries('KUBE-NODE-PORT-TCP'), vips: vipCount() }
+}
+
+function diffState(have, want) {
+  const bad = Object.keys(want).filter((k) => have[k] !== want[k])
+  return bad.length ? `kernel holds ${bad.map((k) => `${k}=${have[k]} (expected ${want[k]})`).join(', ')}` : undefined
+}
+
+function netnsSetup() {
+  run('sh', ['-c', `ip link set lo up && ip link add eth0 type dummy && ip addr add ${NODE_IP}/24 dev eth0 && ip link set eth0 up`])
+  const empty = ipvsCount()
+  if (empty.services || empty.dests) throw new Error(`the IPVS table was not empty: ${JSON.stringify(empty)}`)
+}
+
+const daemonFlags = (dir) => [
+  '--proxy-mode=ipvs', `--manifests=${dir}`, `--hostname-override=${NODE}`, `--cluster-cidr=${CLUSTER_CIDR}`,
+  '--healthz-bind-address=127.0.0.1:10256', '--metrics-bind-address=127.0.0.1:10249',
+]
+
+function procStatus(pid) {
+  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN)
+  return { rssMB: round2(kb('VmRSS') / 1024), hwmMB: round2(kb('VmHWM') / 1024) }
+}
+
+function percentile(xs, p) {
+  const s = [...xs].sort((a, b) => a - b)
+  if (!s.length) return null
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]
+}
+const stats = (xs) => ({ n: xs.length, p50: round2(percentile(xs, 50)), p90: round2(percentile(xs, 90)), p99: round2(percentile(xs, 99)), max: round2(Math.max(...xs)), mean: round2(xs.reduce((a, b) => a + b, 0) / xs.length) })
+
+// ---- worker: cold start of the daemon process -----------------------------------------
+
+async function coldWorker(spec, cfg) {
+  netnsSetup()
+  const cluster = makeCluster(spec.size)
+  const want = expectedState(cluster)
+  const flags = [...(cfg.daemonNodeFlags ?? []), MAIN, ...daemonFlags(spec.dir)]
+  const t0 = performance.now()
+  const proc = spawn(process.execPath, flags, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const lines = []
+  let fullSync
+  let running
+  let exited
+  const done = new Promise((resolve, reject) => {
+    let partial = ''
+    proc.stderr.setEncoding('utf8').on('data', (chunk) => {
+      const now = performance.now()
+      partial += chunk
+      const parts = partial.split('\n')
+      partial = parts.pop()
+      for (const line of parts) {
+        let rec
+        try {
+          rec = JSON.parse(line)
+        } catch {
+          rec = { msg: line }
+        }
+        lines.push(rec)
+        if (rec.msg === 'full sync' && !fullSync) fullSync = { at: now - t0, rec }
+        if (rec.msg === 'tsproxy running') {
+          running = now - t0
+          resolve()
+        }
+        if (rec.level === 'error') reject(new Error(`daemon error: ${line}`))
+      }
+    })
+    proc.on('exit', (code, signal) => {
+      exited = { code, signal }
+      reject(new Error(`daemon exited ${code ?? signal} before running; last lines: ${lines.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`))
+    })
+  })
+  const timer = setTimeout(() => proc.kill('SIGKILL'), (cfg.coldTimeoutS ?? 900) * 1000)
+  try {
+    await done
+  } finally {
+    clearTimeout(timer)
+  }
+  const memAtRunning = procStatus(proc.pid)
+  const loaded = lines.find((l) => l.msg === 'manifests loaded')
+  const have = kernelState()
+  const bad = diffState(have, want)
+  // Memory a little later: what the daemon keeps while it runs (a GC may have run).
+  await new Promise((r) => setTimeout(r, 2000))
+  const memLater = procStatus(proc.pid)
+  const metricsRes = await fetch('http://127.0.0.1:10249/metrics').then((r) => r.text()).catch(() => '')
+  const heapMetric = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(metricsRes)?.[1]
+  proc.kill('SIGTERM')
+  await new Promise((r) => (exited ? r() : proc.on('exit', r)))
+  if (bad) throw new Error(bad)
+  return {
+    wallMs: round2(running),
+    fullSyncSeenMs: round2(fullSync?.at),
+    syncMs: fullSync?.rec.ms,
+    ops: fullSync?.rec.ops,
+    manifestsLoaded: loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined,
+    mem: memAtRunning,
+    memAfter2s: memLater,
+    heapUsedMB: heapMetric ? round2(Number(heapMetric) / 2 ** 20) : undefined,
+    kernel: have,
+  }
+}
+
+// ---- worker: what kube-proxy would exec ----------------------------------------------------
+
+function peerTexts(cluster) {
+  const ipvs = []
+  const sets = ['create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536', 'create KUBE-NODE-PORT-TCP bitmap:port range 0-65535']
+  const addrs = []
+  const dests = (vs, i) => {
+    for (const ip of cluster.eps[i]) ipvs.push(`-a -t ${vs} -r ${ip}:8080 -m -w 1`)
+  }
+  for (let i = 0; i < cluster.services; i++) {
+    const vs = `${clusterIP(i)}:80`
+    ipvs.push(`-A -t ${vs} -s rr`)
+    dests(vs, i)
+    sets.push(`add KUBE-CLUSTER-IP ${clusterIP(i)},tcp:80`)
+    addrs.push(`address add ${clusterIP(i)}/32 dev kube-ipvs0 noprefixroute`)
+    if (isNodePort(i)) {
+      const np = `${NODE_IP}:${nodePortOf(i)}`
+      ipvs.push(`-A -t ${np} -s rr`)
+      dests(np, i)
+      sets.push(`add KUBE-NODE-PORT-TCP ${nodePortOf(i)}`)
+    }
+  }
+  return { ipvs: ipvs.join('\n') + '\n', sets: sets.join('\n') + '\n', addrs: addrs.join('\n') + '\n' }
+}
+
+async function peerWorker(spec, cfg) {
+  netnsSetup()
+  const cluster = makeCluster(spec.size)
+  const want = expectedState(cluster)
+  const texts = peerTexts(cluster)
+  run('ip', ['link', 'add', 'kube-ipvs0', 'type', 'dummy'])
+  const time = (fn) => {
+    const t0 = performance.now()
+    fn()
+    return round2(performance.now() - t0)
+  }
+  const cold = {
+    ipvsadmRestoreMs: time(() => run('ipvsadm', ['-R'], { input: texts.ipvs })),
+    ipsetRestoreMs: time(() => run('ipset', ['restore'], { input: texts.sets })),
+    ipBatchMs: time(() => run('ip', ['-batch', '-'], { input: texts.addrs })),
+  }
+  cold.totalMs = round2(cold.ipvsadmRestoreMs + cold.ipsetRestoreMs + cold.ipBatchMs)
+  const have = kernelState()
+  const bad = diffState(have, want)
+  if (bad) throw new Error(`after the restores: ${bad}`)
+  // One change = one ipvsadm process adding the new destination (kube-proxy would
+  // also set the old one's weight to 0: a second operation, not counted here).
+  const samples = []
+  for (let c = 0; c < spec.changes; c++) {
+    const i = changedService(c, cluster.services)
+    const t0 = performance.now()
+    run('ipvsadm', ['-a', '-t', `${clusterIP(i)}:80`, '-r', `${newEndpointIP(c)}:8080`, '-m', '-w', '1'])
+    samples.push(performance.now() - t0)
+  }
+  const after = ipvsCount()
+  if (after.dests !== want.ipvsDestinations + spec.changes) throw new Error(`after the ipvsadm -a runs: ${after.dests} destinations, expected ${want.ipvsDestinations + spec.changes}`)
+  return { cold, kernel: have, change: stats(samples) }
+}
+
+/** The service changed at step c: spread over the whole range and over the files. */
+function changedService(c, services) {
+  return (c * 7919 + 13) % services
+}
+
+// ---- worker: the Daemon class in this process: one change at a time ----------------------
+
+async function changesWorker(spec, cfg) {
+  netnsSetup()
+  const cluster = makeCluster(spec.size)
+  const want = expectedState(cluster)
+  const { Daemon } = await import(path.join(repoRoot, 'dist/proxy/daemon.js'))
+  const { defaultConfig } = await import(path.join(repoRoot, 'dist/proxy/config.js'))
+  const { Ipvs } = await import(path.join(repoRoot, 'dist/index.js'))
+  const config = defaultConfig()
+  config.mode = 'ipvs'
+  config.clusterCIDR = CLUSTER_CIDR
+  config.hostnameOverride = NODE
+  config.healthzBindAddress = ''
+  config.metricsBindAddress = ''
+  // No periodic full resync in the middle of the changes: it is measured as the cold start.
+  config.ipvs.syncPeriod = 3600_000
+  const errors = []
+  const log = (level, msg, fields) => {
+    if (level === 'error') errors.push(`${msg} ${JSON.stringify(fields ?? {})}`.slice(0, 500))
+  }
+  const daemon = new Daemon({ config, manifests: spec.dir, log })
+  const t0 = performance.now()
+  await daemon.start()
+  const startMs = performance.now() - t0
+  const afterStart = kernelState()
+  const bad = diffState(afterStart, want)
+  if (bad) throw new Error(`after start: ${bad}`)
+  const ipvs = await Ipvs.open()
+  const svcKey = (i) => ({ protocol: 'tcp', address: clusterIP(i), port: 80 })
+  const hasDest = (list, ip) => list.some((d) => d.address === ip && d.port === 8080 && d.weight === 1)
+
+  // Warm-up: the netlink paths the probes use, on a service that no change touches.
+  const touched = new Set(Array.from({ length: 2 * spec.changes }, (_, c) => changedService(c, cluster.services)))
+  if (touched.size !== 2 * spec.changes) throw new Error(`${2 * spec.changes} changes hit only ${touched.size} services: pick another stride`)
+  let probeIndex = 0
+  while (touched.has(probeIndex)) probeIndex++
+  const probe = svcKey(probeIndex)
+  const probeDest = { address: cluster.eps[probeIndex][0], port: 8080, weight: 1, forward: 'masq' }
+  for (let r = 0; r < 50; r++) {
+    await ipvs.listDestinations(probe)
+    await ipvs.batch([{ op: 'updateDestination', service: probe, destination: probeDest }])
+  }
+
+  const settledMs = []
+  const syncMs = []
+  const e2eMs = []
+  const e2ePolls = []
+  const rttListMs = []
+  const rttBatchMs = []
+  const changed = new Map()
+  const rewrite = (i) => {
+    const file = groupFile(spec.dir, Math.floor(i / PER_FILE))
+    fs.writeFileSync(file, groupText(cluster, Math.floor(i / PER_FILE)))
+    return [file]
+  }
+  for (let c = 0; c < 2 * spec.changes; c++) {
+    const i = changedService(c, cluster.services)
+    const j = c % cluster.endpoints
+    const old = cluster.eps[i][j]
+    const ip = newEndpointIP(c)
+    cluster.eps[i][j] = ip
+    changed.set(i, { old, ip })
+    if (c % 2 === 0) {
+      // (a) inside the daemon: the file is written, then settled() re-reads it and syncs.
+      const files = rewrite(i)
+      const t = performance.now()
+      await daemon.settled(files)
+      settledMs.push(performance.now() - t)
+      syncMs.push(daemon.lastSync.ms)
+      if (!hasDest(await ipvs.listDestinations(svcKey(i)), ip)) throw new Error(`change ${c}: ${ip} not in the kernel after settled()`)
+    } else {
+      // (b) end to end: from the file write to the destination seen by a netlink read.
+      const t = performance.now()
+      const settled = daemon.settled(rewrite(i))
+      let polls = 0
+      for (;;) {
+        polls++
+        if (hasDest(await ipvs.listDestinations(svcKey(i)), ip)) break
+        if (performance.now() - t > 60_000) throw new Error(`change ${c}: ${ip} not seen within 60 s`)
+      }
+      e2eMs.push(performance.now() - t)
+      e2ePolls.push(polls)
+      await settled
+    }
+    // One netlink round trip each, between changes.
+    let t = performance.now()
+    await ipvs.listDestinations(probe)
+    rttListMs.push(performance.now() - t)
+    t = performance.now()
+    const [o] = await ipvs.batch([{ op: 'updateDestination', service: probe, destination: probeDest }])
+    rttBatchMs.push(performance.now() - t)
+    if (!o.ok) throw new Error(`one-op batch failed: ${o.error?.message}`)
+  }
+  // The old destinations drain (weight 0, then deleted once without connections, ~1 s).
+  const drainStart = performance.now()
+  while (daemon.proxier.draining > 0 && performance.now() - drainStart < 30_000) await new Promise((r) => setTimeout(r, 100))
+  await daemon.settled()
+  const end = kernelState()
+  const badEnd = diffState(end, want)
+  if (badEnd) throw new Error(`after the changes: ${badEnd}`)
+  for (const [i, { old, ip }] of changed) {
+    const list = await ipvs.listDestinations(svcKey(i))
+    if (!hasDest(list, ip) || list.some((d) => d.address === old) || list.length !== cluster.endpoints) throw new Error(`service ${i}: destinations ${list.map((d) => `${d.address}/${d.weight}`).join(',')} (want ${ip}, not ${old})`)
+  }
+  if (errors.length) throw new Error(`daemon logged errors: ${errors.slice(0, 3).join(' | ')}`)
+  const rss = process.memoryUsage().rss
+  await ipvs.close()
+  await daemon.stop()
+  return {
+    startInProcessMs: round2(startMs),
+    settled: stats(settledMs),
+    sync: stats(syncMs),
+    e2e: { ...stats(e2eMs), pollsP50: percentile(e2ePolls, 50), pollsMax: Math.max(...e2ePolls) },
+    rttList: stats(rttListMs),
+    rttBatch: stats(rttBatchMs),
+    harnessRssMB: round2(rss / 2 ** 20),
+    kernel: end,
+    samples: { settledMs: settledMs.map(round2), syncMs: syncMs.map(round2), e2eMs: e2eMs.map(round2), rttListMs: rttListMs.map(round2), rttBatchMs: rttBatchMs.map(round2) },
+  }
+}
+
+// ---- orchestrator ------------------------------------------------------------------------
+
+async function orchestrate() {
+  const cfg = JSON.parse(process.env.PROXY_IPVS_CONFIG ?? '{}')
+  const sizes = cfg.sizes ?? [1000, 10000, 30000]
+  const endpoints = cfg.endpoints ?? 10
+  const changes = cfg.changes ?? 100
+  const reps = cfg.reps ?? 1
+  const only = cfg.only ? new Set(cfg.only) : null
+  const started = performance.now()
+  const log = (msg) => process.stdout.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`)
+  const env = {
+    kernelRelease: os.release(),
+    node: process.version,
+    cpus: os.cpus().length,
+    ipvsadm: spawnSync('ipvsadm', ['--version'], { encoding: 'utf8' }).stdout.trim(),
+    ipset: spawnSync('ipset', ['--version'], { encoding: 'utf8' }).stdout.trim(),
+    manifestsOn: 'the box\'s own tmpfs (/run)',
+    isolation: 'each worker in a fresh network namespace (unshare -n), its own node process',
+  }
+  log(`box: Linux ${env.kernelRelease}, node ${env.node}, ${env.ipvsadm}`)
+
+  const runWorker = (spec) => {
+    const r = spawnSync('unshare', ['-n', process.execPath, ...(cfg.workerNodeFlags ?? []), self, '--worker', JSON.stringify(spec)], {
+      encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PROXY_IPVS_CONFIG: JSON.stringify(cfg) },
+    })
+    const last = (r.stdout ?? '').trim().split('\n').pop()
+    try {
+      return JSON.parse(last)
+    } catch {
+      return { error: `worker exited ${r.status ?? r.signal ?? r.error?.message}: ${(r.stderr ?? '').trim().slice(-1500)}` }
+    }
+  }
+  const pause = () => new Promise((r) => setTimeout(r, 500))
+
+  const results = []
+  for (const services of sizes) {
+    const size = { services, endpoints }
+    const cluster = makeCluster(size)
+    const dir = `/run/tsproxy-bench-proxy-ipvs/${services}`
+    const written = writeManifests(cluster, dir)
+    const res = { services, endpoints, nodePorts: cluster.nodePorts, expected: expectedState(cluster), manifests: written, cold: [], peer: [], changes: null, errors: [] }
+    log(`== ${services} services × ${endpoints} endpoints (${cluster.nodePorts} NodePort), ${written.files} files, ${(written.bytes / 2 ** 20).toFixed(1)} MB`)
+    for (let r = 0; r < reps; r++) {
+      if (!only || only.has('cold')) {
+        const c = runWorker({ kind: 'cold', size, dir })
+        if (c.error) {
+          res.errors.push(`cold: ${c.error}`)
+          log(`cold: FAILED: ${c.error.split('\n')[0]}`)
+        } else {
+          res.cold.push(c.value)
+          log(`cold: daemon running after ${c.value.wallMs.toFixed(0)} ms (full sync logged ${c.value.syncMs} ms, ops ${JSON.stringify(c.value.ops)}), RSS ${c.value.mem.rssMB} MB (peak ${c.value.mem.hwmMB}, 2 s later ${c.value.memAfter2s.rssMB}) ✓`)
+        }
+        await pause()
+      }
+      if (!only || only.has('peer')) {
+        const p = runWorker({ kind: 'peer', size, changes })
+        if (p.error) {
+          res.errors.push(`peer: ${p.error}`)
+          log(`peer: FAILED: ${p.error.split('\n')[0]}`)
+        } else {
+          res.peer.push(p.value)
+          log(`peer: ipvsadm -R ${p.value.cold.ipvsadmRestoreMs} ms + ipset restore ${p.value.cold.ipsetRestoreMs} ms + ip -batch ${p.value.cold.ipBatchMs} ms = ${p.value.cold.totalMs} ms ✓; one ipvsadm -a p50 ${p.value.change.p50} ms p99 ${p.value.change.p99} ms`)
+        }
+        await pause()
+      }
+    }
+    writeManifests(cluster, dir) // the cold runs did not change it; the changes worker does
+    if (!only || only.has('changes')) {
+      const ch = runWorker({ kind: 'changes', size, dir, changes })
+      if (ch.error) {
+        res.errors.push(`changes: ${ch.error}`)
+        log(`changes: FAILED: ${ch.error.split('\n')[0]}`)
+      } else {
+        res.changes = ch.value
+        const v = ch.value
+        log(`changes: start in-process ${v.startInProcessMs} ms; settled p50 ${v.settled.p50} p99 ${v.settled.p99} ms (sync p50 ${v.sync.p50}); e2e p50 ${v.e2e.p50} p99 ${v.e2e.p99} ms; ` +
+          `netlink list p50 ${v.rttList.p50} ms, 1-op batch p50 ${v.rttBatch.p50} ms ✓`)
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true })
+    results.push(res)
+  }
+  const out = { env, config: { sizes, endpoints, changes, reps, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
+  fs.mkdirSync(path.dirname(cfg.out), { recursive: true })
+  fs.writeFileSync(cfg.out, JSON.stringify(out, null, 2) + '\n')
+  const failed = results.reduce((n, r) => n + r.errors.length, 0)
+  log(`done: ${failed} failed worker(s)`)
+  process.exitCode = failed ? 1 : 0
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+const at = process.argv.indexOf('--worker')
+if (at >= 0) {
+  const spec = JSON.parse(process.argv[at + 1])
+  const cfg = JSON.parse(process.env.PROXY_IPVS_CONFIG ?? '{}')
+  try {
+    const fn = { cold: coldWorker, peer: peerWorker, changes: changesWorker }[spec.kind]
+    const value = await fn(spec, cfg)
+    process.stdout.write(JSON.stringify({ value }) + '\n')
+  } catch (e) {
+    process.stdout.write(JSON.stringify({ error: String(e?.stack ?? e) }) + '\n')
+  }
+  process.exit(0) // the netns goes with the last process in it
+} else {
+  await orchestrate()
+}
