@@ -359,10 +359,15 @@ t.test('flush(files): files the caller wrote are read at once, without a watcher
   await source.load()
   await writeFile(join(dir, 'web.yaml'), svcYaml('web', '10.96.0.1', 81))
   await writeFile(join(dir, 'notes.txt'), 'not a manifest')
-  t.equal(await source.flush(), undefined, 'nothing reported: nothing read')
   const r = await source.flush([join(dir, 'web.yaml'), join(dir, 'notes.txt'), '/elsewhere/other.yaml'])
   t.same({ filesRead: r?.filesRead, updated: r?.updated }, { filesRead: 1, updated: 1 }, 'only the manifest file of the directory is read')
   t.same(sink.events, ['add Service default/web', 'update Service default/web'])
+
+  // Without files, flush() compares the file stamps: a write nobody reported is found too.
+  await writeFile(join(dir, 'web.yaml'), svcYaml('web', '10.96.0.1', 8443))
+  const s = await source.flush()
+  t.same({ filesRead: s?.filesRead, updated: s?.updated }, { filesRead: 1, updated: 1 }, 'flush() found the unreported write by its stamp')
+  t.equal(await source.flush(), undefined, 'and a second flush finds nothing more')
   await source.close()
 })
 
