@@ -949,3 +949,11 @@ t.test('SyncRunner: the periodic full resync', async (t) => {
   t.ok(runs.length >= 2, `periodic runs happened (${runs.length})`)
   t.ok(runs.every((f) => f), 'every periodic run is full')
 })
+
+t.test('set names: kube-proxy\'s, unique across both families, within ipset\'s 31 characters', async (t) => {
+  const names = [...SET_ROLES.map((r) => setName(r, 'inet')), ...SET_ROLES.map((r) => setName(r, 'inet6'))]
+  t.equal(new Set(names).size, names.length, 'no two sets share a name')
+  t.same(names.filter((n) => n.length > 31), [], 'none longer than 31')
+  t.equal(setName('loadBalancerSourceCIDR', 'inet6'), 'KUBE-6-LOAD-BALANCER-SOURCE-CID', 'cut as kube-proxy cuts it')
+  t.equal(setName('loopBack', 'inet6'), 'KUBE-6-LOOP-BACK')
+})

@@ -12,7 +12,7 @@ import type { TableSpec } from '../chains.js'
 export const DUMMY_LINK = 'kube-ipvs0'
 
 export interface SetDef {
-  /** The IPv4 name; IPv6 sets insert '6-' after 'KUBE-' (KUBE-6-CLUSTER-IP). */
+  /** The IPv4 name; IPv6 sets insert '6-' after 'KUBE-' (KUBE-6-CLUSTER-IP), cut at 31 characters. */
   readonly name: string
   readonly type: SetType
   readonly comment: string
@@ -43,10 +43,13 @@ export const SETS = {
 
 export type SetRole = keyof typeof SETS
 
-/** The kernel name of a set in a family. */
+/**
+ * The kernel name of a set in a family. IPv6 names insert '6-' and, like
+ * kube-proxy's, are cut at ipset's 31 characters (KUBE-6-LOAD-BALANCER-SOURCE-CID).
+ */
 export function setName(role: SetRole, family: Family): string {
   const n = SETS[role].name
-  return family === 'inet' ? n : `KUBE-6-${n.slice('KUBE-'.length)}`
+  return family === 'inet' ? n : `KUBE-6-${n.slice('KUBE-'.length)}`.slice(0, 31)
 }
 
 /** The create spec of a set (bitmap:port sets cover every port, as kube-proxy's). */
