@@ -88,6 +88,8 @@ interface Counted<T> {
 }
 
 const GRACEFUL = new Set(['tcp'])
+/** IPVS operations per batch call in a big sync. */
+const SLICE_OPS = 4096
 
 export class IpvsProxier {
   readonly family: Family
@@ -480,9 +482,19 @@ export class IpvsProxier {
   // ---- writing ---------------------------------------------------------------------------
 
   async #applyServers(keys: Set<string>, report: Report): Promise<void> {
-    const ops: IpvsOp[] = []
-    const after: (() => void)[] = []
+    let ops: IpvsOp[] = []
+    let after: (() => void)[] = []
+    // Sent in slices: a cold start of 10k services is 120k operations, and
+    // holding them all (with their outcomes) at once is what sets the peak heap.
+    const send = async (): Promise<void> => {
+      const outcomes = await this.#dp.ipvs.batch(ops)
+      report.ops.ipvs += ops.length
+      this.#settle(outcomes, ops, after, report, 'ipvs')
+      ops = []
+      after = []
+    }
     for (const key of keys) {
+      if (ops.length >= SLICE_OPS) await send()
       const want = this.#servers.get(key)?.value
       const have = this.#applied.get(key)
       if (!want) {
@@ -532,10 +544,7 @@ export class IpvsProxier {
         }
       }
     }
-    if (ops.length === 0) return
-    const outcomes = await this.#dp.ipvs.batch(ops)
-    report.ops.ipvs += ops.length
-    this.#settle(outcomes, ops, after, report, 'ipvs')
+    if (ops.length > 0) await send()
   }
 
   #settle(outcomes: readonly Outcome[], ops: readonly unknown[], after: (() => void)[], report: Report, what: string): void {
