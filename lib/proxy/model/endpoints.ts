@@ -49,7 +49,7 @@ export function endpointsOf(slices: Iterable<EndpointSlice>, nodeName: string | 
           serving: e.conditions.serving ?? true,
           terminating: e.conditions.terminating ?? false,
           isLocal,
-          zoneHints: e.hints ? e.hints.forZones : [],
+          zoneHints: e.hints ? e.hints.forZones : NO_HINTS,
         }
         if (e.nodeName) ep.nodeName = e.nodeName
         if (e.zone) ep.zone = e.zone
@@ -64,6 +64,8 @@ export function endpointsOf(slices: Iterable<EndpointSlice>, nodeName: string | 
   }
   return out
 }
+
+const NO_HINTS: readonly string[] = Object.freeze([])
 
 function byKey(a: Endpoint, b: Endpoint): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0

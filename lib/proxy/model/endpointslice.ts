@@ -76,6 +76,31 @@ export interface EndpointSlice {
 
 export type EndpointSliceSkipReason = 'service-proxy-name' | 'headless' | 'FQDN'
 
+// A cluster's slices repeat a few condition sets and node and zone names a
+// hundred thousand times: one frozen copy of each keeps the heap small.
+const CONDITIONS = new Map<string, EndpointSliceEndpoint['conditions']>()
+function sharedConditions(ready?: boolean, serving?: boolean, terminating?: boolean): EndpointSliceEndpoint['conditions'] {
+  const key = `${ready}${serving}${terminating}`
+  let c = CONDITIONS.get(key)
+  if (!c) {
+    const o: { ready?: boolean; serving?: boolean; terminating?: boolean } = {}
+    if (ready !== undefined) o.ready = ready
+    if (serving !== undefined) o.serving = serving
+    if (terminating !== undefined) o.terminating = terminating
+    CONDITIONS.set(key, (c = Object.freeze(o)))
+  }
+  return c
+}
+
+const NAMES = new Map<string, string>()
+/** One copy of a node or zone name (bounded: past 65536 names, new ones are not kept). */
+function intern(name: string): string {
+  const have = NAMES.get(name)
+  if (have !== undefined) return have
+  if (NAMES.size < 65536) NAMES.set(name, name)
+  return name
+}
+
 /** The slice's service: 'namespace/name'. */
 export function sliceServiceKey(s: EndpointSlice): string {
   return `${s.metadata.namespace}/${s.serviceName}`
@@ -115,16 +140,16 @@ export function parseEndpointSlice(value: unknown): EndpointSlice {
     if (addrs.length > MAX_ADDRESSES) fail(at, `${field}.addresses`, `${addrs.length} addresses`, `may hold at most ${MAX_ADDRESSES} addresses`)
     const addresses = addrs.map((a, j) => ip(at, `${field}.addresses[${j}]`, a, family))
     const c = optObject(at, `${field}.conditions`, e.conditions)
-    const conditions: { ready?: boolean; serving?: boolean; terminating?: boolean } = {}
-    for (const k of ['ready', 'serving', 'terminating'] as const) {
-      const b = optBool(at, `${field}.conditions.${k}`, c[k])
-      if (b !== undefined) conditions[k] = b
-    }
+    const conditions = sharedConditions(
+      optBool(at, `${field}.conditions.ready`, c.ready),
+      optBool(at, `${field}.conditions.serving`, c.serving),
+      optBool(at, `${field}.conditions.terminating`, c.terminating),
+    )
     const out: { -readonly [K in keyof EndpointSliceEndpoint]: EndpointSliceEndpoint[K] } = { addresses, conditions }
     const nodeName = optStr(at, `${field}.nodeName`, e.nodeName)
-    if (nodeName) out.nodeName = dns1123Subdomain(at, `${field}.nodeName`, nodeName)
+    if (nodeName) out.nodeName = intern(dns1123Subdomain(at, `${field}.nodeName`, nodeName))
     const zone = optStr(at, `${field}.zone`, e.zone)
-    if (zone) out.zone = zone
+    if (zone) out.zone = intern(zone)
     const hostname = optStr(at, `${field}.hostname`, e.hostname)
     if (hostname) out.hostname = hostname
     if (e.hints !== undefined && e.hints !== null) {
