@@ -249,38 +249,40 @@ export class IpvsProxier {
    * Deletes drained real servers: those at weight 0 with no connection left.
    * Resolves how many are still draining.
    */
-  drain(): Promise<number> {
-    return this.#exclusive(() => this.#drain())
+  async drain(): Promise<number> {
+    // One virtual server per turn: a sync waiting behind a drain check waits
+    // for one read and one delete, not for every draining server's.
+    for (const key of [...this.#draining.keys()]) await this.#exclusive(() => this.#drainOne(key))
+    return this.draining
   }
 
-  async #drain(): Promise<number> {
-    if (this.#draining.size === 0) return 0
+  async #drainOne(key: string): Promise<void> {
+    const dests = this.#draining.get(key)
+    if (!dests) return
+    const applied = this.#applied.get(key)
+    if (!applied) {
+      this.#draining.delete(key)
+      return
+    }
+    let listed: DestinationRecord[]
+    try {
+      listed = await this.#dp.ipvs.listDestinations(keyOf(applied.spec))
+    } catch (e) {
+      this.#log('warn', 'could not read a draining virtual server', { server: key, error: e })
+      return
+    }
+    // Established connections only: closing ones (FIN_WAIT, TIME_WAIT: IPVS's
+    // inactive count) carry no more data but linger for minutes; kube-proxy
+    // waits for those too and keeps dead endpoints at weight 0 that long.
+    const conns = new Map(listed.map((d) => [joinHostPort(d.address, d.port), d.activeConns]))
     const ops: IpvsOp[] = []
-    const done: [string, string][] = []
-    for (const [key, dests] of this.#draining) {
-      const applied = this.#applied.get(key)
-      if (!applied) {
-        this.#draining.delete(key)
-        continue
-      }
-      let listed: DestinationRecord[]
-      try {
-        listed = await this.#dp.ipvs.listDestinations(keyOf(applied.spec))
-      } catch (e) {
-        this.#log('warn', 'could not read a draining virtual server', { server: key, error: e })
-        continue
-      }
-      // Established connections only: closing ones (FIN_WAIT, TIME_WAIT: IPVS's
-      // inactive count) carry no more data but linger for minutes; kube-proxy
-      // waits for those too and keeps dead endpoints at weight 0 that long.
-      const conns = new Map(listed.map((d) => [joinHostPort(d.address, d.port), d.activeConns]))
-      for (const d of dests) {
-        const n = conns.get(d)
-        if (n !== undefined && n > 0) continue
-        const dest = applied.destinations.get(d)
-        if (dest && n !== undefined) ops.push({ op: 'deleteDestination', service: keyOf(applied.spec), destination: { address: dest.address, port: dest.port } })
-        done.push([key, d])
-      }
+    const done: string[] = []
+    for (const d of dests) {
+      const n = conns.get(d)
+      if (n !== undefined && n > 0) continue
+      const dest = applied.destinations.get(d)
+      if (dest && n !== undefined) ops.push({ op: 'deleteDestination', service: keyOf(applied.spec), destination: { address: dest.address, port: dest.port } })
+      done.push(d)
     }
     if (ops.length > 0) {
       const outcomes = await this.#dp.ipvs.batch(ops)
@@ -288,14 +290,12 @@ export class IpvsProxier {
         if (!o.ok && o.error.code !== 'ENOENT' && o.error.code !== 'ESRCH') this.#log('warn', 'deleting a drained real server failed', { error: o.error, op: ops[i] })
       })
     }
-    for (const [key, d] of done) {
-      this.#applied.get(key)?.destinations.delete(d)
-      const set = this.#draining.get(key)
-      set?.delete(d)
-      if (set && set.size === 0) this.#draining.delete(key)
+    for (const d of done) {
+      applied.destinations.delete(d)
+      dests.delete(d)
     }
-    if (done.length > 0) this.#log('debug', 'real servers drained', { count: done.length })
-    return this.draining
+    if (dests.size === 0) this.#draining.delete(key)
+    if (done.length > 0) this.#log('debug', 'real servers drained', { server: key, count: done.length })
   }
 
   /**
