@@ -2,7 +2,7 @@
 // table: read the table, compare each of our chains with its spec, rewrite only
 // the chains that differ, add missing jumps from the built-in chains, commit only
 // when something changed. Chains and rules of anyone else are never touched.
-import type { Iptables, IptablesTable, Rule, RuleRecord } from '../iptables.js'
+import type { Iptables, IptablesTable, IptablesTransaction, Rule, RuleRecord } from '../iptables.js'
 import { samePlain } from './model/fields.js'
 
 /** A proxier's chains in one table, rules in canonical (read-back) form, and the jumps into them. */
@@ -32,6 +32,16 @@ function withoutCounters(r: RuleRecord): Rule {
 
 const sameRules = (a: readonly Rule[], b: readonly Rule[]): boolean => samePlain(a, b)
 
+/** Commits when there is something to commit. */
+async function finish(tx: IptablesTransaction, repaired: string[]): Promise<TableSyncResult> {
+  if (repaired.length === 0) {
+    await tx.abort()
+    return { repaired, committed: false }
+  }
+  await tx.commit()
+  return { repaired, committed: true }
+}
+
 /** A TableWriter over libiptc transactions. */
 export function tableWriter(iptables: Iptables): TableWriter {
   return {
@@ -55,12 +65,7 @@ export function tableWriter(iptables: Iptables): TableWriter {
           tx.insertRule(j.chain, j.rule, 0)
           repaired.push(`${j.chain} jump`)
         }
-        if (repaired.length === 0) {
-          await tx.abort()
-          return { repaired, committed: false }
-        }
-        await tx.commit()
-        return { repaired, committed: true }
+        return await finish(tx, repaired)
       } catch (e) {
         await tx.abort().catch(() => undefined)
         throw e
@@ -87,12 +92,7 @@ export function tableWriter(iptables: Iptables): TableWriter {
           tx.deleteChain(c)
           repaired.push(c)
         }
-        if (repaired.length === 0) {
-          await tx.abort()
-          return { repaired, committed: false }
-        }
-        await tx.commit()
-        return { repaired, committed: true }
+        return await finish(tx, repaired)
       } catch (e) {
         await tx.abort().catch(() => undefined)
         throw e
