@@ -221,10 +221,14 @@ export class IpvsProxier {
     report.full = true
     const repairing = this.#everSynced
     const touched = newTouched()
-    await this.#readNode()
-    const keys = new Set([...this.#contrib.keys(), ...state.ports.keys()])
-    for (const key of keys) this.#recompute(key, state, touched)
-    report.ports = keys.size
+    // The partial sync before this one brought every port up to date; only
+    // the node's own addresses (node ports, source ranges) can have moved.
+    const nodeChanged = await this.#readNode()
+    if (!repairing || nodeChanged) {
+      const keys = new Set([...this.#contrib.keys(), ...state.ports.keys()])
+      for (const key of keys) this.#recompute(key, state, touched)
+      report.ports = keys.size
+    }
     await this.#readKernel(report, repairing)
     // Everything: what we want and whatever of ours the kernel holds.
     for (const k of [...this.#servers.keys(), ...this.#applied.keys()]) touched.servers.add(k)
@@ -400,10 +404,13 @@ export class IpvsProxier {
 
   // ---- reading the kernel (full sync) -----------------------------------------------------
 
-  async #readNode(): Promise<void> {
+  /** Reads the node's addresses; resolves whether they changed since the last read. */
+  async #readNode(): Promise<boolean> {
     const all = await this.#dp.rtnl.listAddresses({ family: this.family })
     const node = all.filter((a) => a.link !== DUMMY_LINK && a.link !== 'lo' && a.scope !== 'host' && !(this.family === 'inet6' && a.scope === 'link'))
+    const before = this.#nodeAddresses.join()
     this.#nodeAddresses = [...new Set(node.map((a) => a.address))]
+    let changed = this.#nodeAddresses.join() !== before
     const want = this.#o.nodePortAddresses
     let np: string[]
     if (want.length === 0) np = this.#nodeAddresses
@@ -412,7 +419,9 @@ export class IpvsProxier {
     if (np.join() !== this.#nodePortAddresses.join()) {
       this.#nodePortAddresses = np
       this.#log('info', 'node port addresses', { addresses: np })
+      changed = true
     }
+    return changed
   }
 
   async #readKernel(report: Report, repairing: boolean): Promise<void> {
