@@ -408,7 +408,7 @@ async function changesWorker(spec, cfg) {
   }
   // The old destinations drain (weight 0, then deleted once without connections, ~1 s).
   const drainStart = performance.now()
-  while (daemon.proxier.draining > 0 && performance.now() - drainStart < 30_000) await new Promise((r) => setTimeout(r, 100))
+  while (daemon.proxiers.some((p) => p.draining > 0) && performance.now() - drainStart < 30_000) await new Promise((r) => setTimeout(r, 100))
   await daemon.settled()
   const end = kernelState()
   const badEnd = diffState(end, want)
