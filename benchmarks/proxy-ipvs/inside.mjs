@@ -365,7 +365,11 @@ async function changesWorker(spec, cfg) {
   const changed = new Map()
   const rewrite = (i) => {
     const file = groupFile(spec.dir, Math.floor(i / PER_FILE))
-    fs.writeFileSync(file, groupText(cluster, Math.floor(i / PER_FILE)))
+    // Written aside and renamed over, as a careful writer does: the daemon's
+    // watcher must never see a half-written file.
+    const tmp = `${file}.tmp`
+    fs.writeFileSync(tmp, groupText(cluster, Math.floor(i / PER_FILE)))
+    fs.renameSync(tmp, file)
     return [file]
   }
   for (let c = 0; c < 2 * spec.changes; c++) {
