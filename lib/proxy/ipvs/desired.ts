@@ -13,18 +13,15 @@ import type { ServicePort } from '../model/serviceport.js'
 import { categorizeEndpoints, type TopologyOptions } from '../model/topology.js'
 import { setName, type SetRole } from './rules.js'
 
-export interface Destination {
-  readonly address: string
-  readonly port: number
-  readonly weight: number
-}
+/** The weight of every real server kube-proxy's IPVS mode programs. */
+export const WEIGHT = 1
 
 export interface VirtualServer {
   /** 'tcp/10.96.0.10/80', '[fd00::1]' style for IPv6: the identity of a virtual server. */
   readonly key: string
   readonly spec: IpvsServiceSpec & { protocol: IpvsProtocol; address: string; port: number }
-  /** By 'ip:port'. */
-  readonly destinations: ReadonlyMap<string, Destination>
+  /** Its real servers (masq, weight WEIGHT), sorted by key; shared by the servers of a port with the same policy. */
+  readonly endpoints: readonly Endpoint[]
   /** The service port it serves (for status and logs). */
   readonly servicePort: string
 }
@@ -95,24 +92,19 @@ export function contribution(port: ServicePort, endpoints: readonly Endpoint[], 
   const entry = (role: SetRole, e: IpSetEntry, key: string): void => void entries.push({ set: setName(role, family), key, entry: e })
   const ipPort = (role: SetRole, ip: string): void => entry(role, { ip, protocol, port: port.port }, `${ip},${protocol}:${port.port}`)
 
-  const toDests = (list: readonly Endpoint[]): Map<string, Destination> => {
-    const m = new Map<string, Destination>()
-    for (const e of list) m.set(e.key, { address: e.ip, port: e.port, weight: 1 })
-    return m
-  }
-  const internal = toDests(port.internalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints)
-  const external = toDests(port.externalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints)
+  const internal = port.internalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints
+  const external = port.externalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints
   if (cat.hasAnyEndpoints && port.internalPolicyLocal && cat.localEndpoints.length === 0) noLocalEndpoints.push('internal')
   if (cat.hasAnyEndpoints && port.externalPolicyLocal && cat.localEndpoints.length === 0) noLocalEndpoints.push('external')
 
-  const server = (address: string, p: number, destinations: Map<string, Destination>): void => {
+  const server = (address: string, p: number, endpoints: readonly Endpoint[]): void => {
     const spec: VirtualServer['spec'] = { protocol, address, port: p, scheduler: ctx.scheduler }
     if (port.stickyMaxAgeSeconds > 0) {
       spec.persistent = true
       spec.timeout = port.stickyMaxAgeSeconds
       spec.netmask = family === 'inet' ? 32 : 128
     }
-    servers.push({ key: serverKey(protocol, address, p), spec, destinations, servicePort: port.key })
+    servers.push({ key: serverKey(protocol, address, p), spec, endpoints, servicePort: port.key })
   }
 
   for (const ip of clusterIPs) {

@@ -25,7 +25,8 @@ import type { ServicePort } from '../model/serviceport.js'
 import type { StaleEndpoint } from '../changes.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IpvsDataplane } from './dataplane.js'
-import { cidrContains, contribution, EMPTY_CONTRIBUTION, serverKey, type Contribution, type Destination, type VirtualServer } from './desired.js'
+import { cidrContains, contribution, EMPTY_CONTRIBUTION, serverKey, WEIGHT, type Contribution, type VirtualServer } from './desired.js'
+import { splitHostPort } from '../config.js'
 import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './rules.js'
 
 export interface IpvsProxierOptions {
@@ -79,7 +80,8 @@ const newTouched = (): Touched => ({ servers: new Set(), entries: new Map(), add
 
 interface AppliedServer {
   spec: VirtualServer['spec']
-  destinations: Map<string, Destination>
+  /** Weight by real server key ('ip:port'); -1: not masq (to be put right). */
+  destinations: Map<string, number>
 }
 
 interface Counted<T> {
@@ -284,8 +286,7 @@ export class IpvsProxier {
     for (const d of dests) {
       const n = conns.get(d)
       if (n !== undefined && n > 0) continue
-      const dest = applied.destinations.get(d)
-      if (dest && n !== undefined) ops.push({ op: 'deleteDestination', service: keyOf(applied.spec), destination: { address: dest.address, port: dest.port } })
+      if (applied.destinations.has(d) && n !== undefined) ops.push({ op: 'deleteDestination', service: keyOf(applied.spec), destination: realServer(d) })
       done.push(d)
     }
     if (ops.length > 0) {
@@ -454,11 +455,8 @@ export class IpvsProxier {
         spec.timeout = s.timeout
         spec.netmask = s.netmask
       }
-      const destinations = new Map<string, Destination>()
-      for (const d of s.destinations ?? []) {
-        const dk = joinHostPort(d.address, d.port)
-        destinations.set(dk, { address: d.address, port: d.port, weight: d.forward === 'masq' ? d.weight : -1 })
-      }
+      const destinations = new Map<string, number>()
+      for (const d of s.destinations ?? []) destinations.set(joinHostPort(d.address, d.port), d.forward === 'masq' ? d.weight : -1)
       this.#applied.set(key, { spec, destinations })
     }
   }
@@ -527,28 +525,31 @@ export class IpvsProxier {
         after.push(() => (have.spec = want.spec))
       }
       const current = applied!.destinations
-      for (const [dk, d] of want.destinations) {
+      const draining = this.#draining.get(key)
+      for (const e of want.endpoints) {
+        const dk = e.key
         const now = current.get(dk)
-        if (now && now.weight === d.weight) continue
-        const draining = this.#draining.get(key)
-        ops.push({ op: now ? 'updateDestination' : 'addDestination', service: svc, destination: { address: d.address, port: d.port, weight: d.weight, forward: 'masq' } })
+        if (now === WEIGHT) continue
+        ops.push({ op: now === undefined ? 'addDestination' : 'updateDestination', service: svc, destination: { address: e.ip, port: e.port, weight: WEIGHT, forward: 'masq' } })
         after.push(() => {
-          this.#applied.get(key)?.destinations.set(dk, d)
+          this.#applied.get(key)?.destinations.set(dk, WEIGHT)
           draining?.delete(dk)
           if (draining?.size === 0) this.#draining.delete(key)
         })
       }
-      for (const [dk, d] of current) {
-        if (want.destinations.has(dk)) continue
+      const wanted = want.endpoints.length > 16 ? new Set(want.endpoints.map((e) => e.key)) : undefined
+      for (const [dk, weight] of current) {
+        if (wanted ? wanted.has(dk) : want.endpoints.some((e) => e.key === dk)) continue
+        const rs = realServer(dk)
         if (GRACEFUL.has(want.spec.protocol)) {
           let set = this.#draining.get(key)
           if (!set) this.#draining.set(key, (set = new Set()))
           set.add(dk)
-          if (d.weight === 0) continue // already draining
-          ops.push({ op: 'updateDestination', service: svc, destination: { address: d.address, port: d.port, weight: 0, forward: 'masq' } })
-          after.push(() => this.#applied.get(key)?.destinations.set(dk, { ...d, weight: 0 }))
+          if (weight === 0) continue // already draining
+          ops.push({ op: 'updateDestination', service: svc, destination: { ...rs, weight: 0, forward: 'masq' } })
+          after.push(() => this.#applied.get(key)?.destinations.set(dk, 0))
         } else {
-          ops.push({ op: 'deleteDestination', service: svc, destination: { address: d.address, port: d.port } })
+          ops.push({ op: 'deleteDestination', service: svc, destination: rs })
           after.push(() => this.#applied.get(key)?.destinations.delete(dk))
         }
       }
@@ -683,4 +684,10 @@ function sameServer(a: VirtualServer['spec'], b: VirtualServer['spec']): boolean
   if (!!a.persistent !== !!b.persistent) return false
   if (a.persistent && (a.timeout !== b.timeout || a.netmask !== b.netmask)) return false
   return true
+}
+
+/** A real server's address and port from its key ('10.0.0.1:80', '[fd00::1]:80'). */
+function realServer(key: string): { address: string; port: number } {
+  const hp = splitHostPort(key)!
+  return { address: hp.host, port: hp.port }
 }
