@@ -50,9 +50,11 @@ export function endpointsOf(slices: Iterable<EndpointSlice>, nodeName: string | 
           terminating: e.conditions.terminating ?? false,
           isLocal,
           zoneHints: e.hints ? e.hints.forZones : NO_HINTS,
+          // Always present (undefined when absent): one object shape for every
+          // endpoint, with no out-of-object property store each.
+          nodeName: e.nodeName || undefined,
+          zone: e.zone || undefined,
         }
-        if (e.nodeName) ep.nodeName = e.nodeName
-        if (e.zone) ep.zone = e.zone
         if (!set.has(ep.key) || isLocal) set.set(ep.key, ep)
       }
     }

@@ -145,13 +145,19 @@ export function parseEndpointSlice(value: unknown): EndpointSlice {
       optBool(at, `${field}.conditions.serving`, c.serving),
       optBool(at, `${field}.conditions.terminating`, c.terminating),
     )
-    const out: { -readonly [K in keyof EndpointSliceEndpoint]: EndpointSliceEndpoint[K] } = { addresses, conditions }
     const nodeName = optStr(at, `${field}.nodeName`, e.nodeName)
-    if (nodeName) out.nodeName = intern(dns1123Subdomain(at, `${field}.nodeName`, nodeName))
     const zone = optStr(at, `${field}.zone`, e.zone)
-    if (zone) out.zone = intern(zone)
     const hostname = optStr(at, `${field}.hostname`, e.hostname)
-    if (hostname) out.hostname = hostname
+    // Every field in the literal (undefined when absent): one shape, no
+    // out-of-object property store per endpoint.
+    const out: { -readonly [K in keyof EndpointSliceEndpoint]: EndpointSliceEndpoint[K] } = {
+      addresses,
+      conditions,
+      nodeName: nodeName ? intern(dns1123Subdomain(at, `${field}.nodeName`, nodeName)) : undefined,
+      zone: zone ? intern(zone) : undefined,
+      hostname: hostname || undefined,
+      hints: undefined,
+    }
     if (e.hints !== undefined && e.hints !== null) {
       const h = object(at, `${field}.hints`, e.hints)
       const names = (key: 'forZones' | 'forNodes'): string[] =>
