@@ -321,12 +321,14 @@ ${user}
 
   /**
    * Drops the history up to now (as etcd compaction): every open watch ends with
-   * an ERROR event carrying a 410 Status (its held-back events lost), and later
+   * an ERROR event carrying a 410 Status (its held-back events lost; watches
+   * are no longer suspended), and later
    * watches or continue tokens from before now get a 410.
    */
   compact(): void {
     this.#compactedRv = this.#rv
     this.#history = []
+    this.#suspended = false // the watches that fell behind are ended
     this.#snapshots.clear()
     for (const w of [...this.#watchers]) {
       w.held = undefined
