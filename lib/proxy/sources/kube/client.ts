@@ -406,7 +406,7 @@ export class KubeClient implements KubeApi {
     this.#tokens = this.#burst
   }
 
-  /** Closes idle connections; requests under way go on until they end or are aborted. */
+  /** Closes every connection, idle or not: requests and watches under way fail (abort them first to end them quietly). */
   close(): void {
     this.#agent.destroy()
   }
