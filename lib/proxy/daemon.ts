@@ -15,13 +15,17 @@ import { getSysctl, setSysctl } from '../sysctl.js'
 import { availableParallelism } from 'node:os'
 import { ServiceHealthServer, type ServiceHealth } from './servicehealth.js'
 import { ManifestSource, type Log } from './sources/manifests.js'
+import { KubernetesSource } from './sources/kube/source.js'
+import type { KubeApi } from './sources/kube/client.js'
 import { ipFamilyOf, joinHostPort } from './model/fields.js'
 import type { Family } from '../validate.js'
 
 export interface DaemonOptions {
   config: KubeProxyConfiguration
-  /** The manifest file or directory (tsproxy's source). */
-  manifests: string
+  /** The manifest file or directory (tsproxy's own source); or: */
+  manifests?: string
+  /** The Kubernetes API (list/watch of Services, EndpointSlices and this Node). */
+  kubernetes?: KubeApi
   log: Log
   /** The kernel, per address family; the real one when not given. */
   dataplane?: IpvsDataplane | ((family: Family) => IpvsDataplane)
@@ -75,13 +79,15 @@ export class Daemon {
   readonly services = new ServiceChangeTracker()
   readonly endpoints: EndpointsChangeTracker
   readonly #log: Log
-  readonly #manifests: string
+  readonly #manifests: string | undefined
   readonly #dataplaneOption: DaemonOptions['dataplane']
   readonly #sysctl: SysctlIO | undefined
   #dataplanes: IpvsDataplane[] = []
   /** One proxier per address family the cluster uses (kube-proxy's dual-stack meta-proxier). */
   #proxiers: IpvsProxier[] = []
   #source: ManifestSource | undefined
+  #kube: KubernetesSource | undefined
+  readonly #kubeApi: KubeApi | undefined
   #runner: SyncRunner | undefined
   #servers: RunningServer[] = []
   readonly #serviceHealth: ServiceHealthServer
@@ -92,7 +98,9 @@ export class Daemon {
   constructor(options: DaemonOptions) {
     this.config = options.config
     this.#log = options.log
+    if ((options.manifests === undefined) === (options.kubernetes === undefined)) throw new Error('Daemon: give exactly one source, manifests or kubernetes')
     this.#manifests = options.manifests
+    this.#kubeApi = options.kubernetes
     this.#dataplaneOption = options.dataplane
     this.#sysctl = options.sysctl
     this.nodeName = options.nodeName ?? nodeNameOf(options.config)
@@ -119,6 +127,47 @@ export class Daemon {
     const io = this.#sysctl ?? { get: (k: string) => getSysctl(k), set: (k: string, v: number) => setSysctl(k, v) }
     const ct = await applyConntrackSettings(conntrackSettings(c.conntrack, availableParallelism()), io, this.#log)
     if (ct.length > 0) this.#log('info', 'conntrack settings applied', { keys: ct })
+    const sink = this.#sink()
+    // Serving first: /healthz and /metrics answer while the source loads.
+    await this.#serve()
+    let nodeZone: string | undefined
+    if (this.#kubeApi) {
+      this.#kube = new KubernetesSource({
+        client: this.#kubeApi,
+        sink,
+        nodeName: this.nodeName,
+        log: this.#log,
+        onError: (e) => {
+          if (e.kind === 'refused') this.metrics.sourceObjectsRefusedTotal.inc()
+        },
+        onNode: (_previous, node) => {
+          // A node on its way out fails /healthz (not /livez): load balancers leave it.
+          this.health.nodeEligible = !node?.deleting
+          if (node?.zone !== nodeZone && this.#runner) this.#log('warn', 'the node\'s zone changed; topology hints use the zone read at start until a restart', { zone: node?.zone })
+        },
+      })
+      this.#kube.start()
+      this.#log('info', 'waiting for the API server', { node: this.nodeName })
+      // Nothing is written before the first lists: a daemon that cannot reach
+      // the API server leaves the kernel as it found it.
+      await this.#kube.synced()
+      nodeZone = this.#kube.node?.zone
+      const st = this.#kube.stats
+      this.#log('info', 'API lists loaded', { services: st.services, endpointSlices: st.endpointSlices, refused: st.refused, zone: nodeZone })
+    } else {
+      this.#source = new ManifestSource({
+        path: this.#manifests!,
+        sink,
+        log: this.#log,
+        onReload: (r) => {
+          if (r.errors.length > 0) this.metrics.manifestErrorsTotal.inc(undefined, r.errors.length)
+        },
+      })
+      const loaded = await this.#source.load()
+      if (loaded.errors.length > 0) this.metrics.manifestErrorsTotal.inc(undefined, loaded.errors.length)
+      this.#log('info', 'manifests loaded', { path: this.#source.path, services: this.#source.stats.services, endpointSlices: this.#source.stats.endpointSlices, errors: loaded.errors.length })
+    }
+
     const cidrs = clusterCIDRs(c)
     for (const family of families(cidrs)) {
       const given = this.#dataplaneOption
@@ -135,21 +184,14 @@ export class Daemon {
         strictARP: c.ipvs.strictARP,
         timeouts: { tcp: c.ipvs.tcpTimeout / 1000, tcpFin: c.ipvs.tcpFinTimeout / 1000, udp: c.ipvs.udpTimeout / 1000 },
         log: this.#log,
+        ...(nodeZone ? { nodeZone } : {}),
       })
       this.#proxiers.push(proxier)
       const changed = await proxier.setup()
       if (changed.length > 0) this.#log('info', 'sysctls set', { family, keys: changed })
     }
 
-    const sink = this.#sink()
-    this.#source = new ManifestSource({
-      path: this.#manifests,
-      sink,
-      log: this.#log,
-      onReload: (r) => {
-        if (r.errors.length > 0) this.metrics.manifestErrorsTotal.inc(undefined, r.errors.length)
-      },
-    })
+
     this.#runner = new SyncRunner({
       run: (full) => this.#sync(full),
       minInterval: c.ipvs.minSyncPeriod,
@@ -159,14 +201,9 @@ export class Daemon {
         this.#log('error', 'sync failed; retrying', { error: e })
       },
     })
-    const loaded = await this.#source.load()
-    if (loaded.errors.length > 0) this.metrics.manifestErrorsTotal.inc(undefined, loaded.errors.length)
-    this.#log('info', 'manifests loaded', { path: this.#source.path, services: this.#source.stats.services, endpointSlices: this.#source.stats.endpointSlices, errors: loaded.errors.length })
-    // Serving first: /healthz tells whether the first sync is late.
-    await this.#serve()
     this.health.queued()
     this.#runner.request(true)
-    this.#source.watch()
+    this.#source?.watch()
     this.#runner.start()
     await this.#runner.idle()
   }
@@ -175,6 +212,8 @@ export class Daemon {
   async stop(): Promise<void> {
     clearTimeout(this.#drainTimer)
     await this.#source?.close()
+    await this.#kube?.stop()
+    ;(this.#kubeApi as { close?: () => void } | undefined)?.close?.()
     await this.#runner?.stop()
     await Promise.all(this.#servers.map((s) => s.close()))
     await this.#serviceHealth.close()

@@ -10,6 +10,7 @@ import { Daemon, formatStatus, type StatusEntry } from './daemon.js'
 import { openDataplane } from './ipvs/dataplane.js'
 import { IpvsProxier } from './ipvs/proxier.js'
 import { makeLogger } from './log.js'
+import { KubeClient, resolveConnection } from './sources/kube/client.js'
 import type { Log } from './sources/manifests.js'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
@@ -45,9 +46,24 @@ async function main(argv: string[]): Promise<number> {
     default:
       return fail(`unknown command "${command}" (commands: cleanup, status)`)
   }
-  if (!options.manifests) return fail('--manifests <file|dir> is needed (the Kubernetes API source is not there yet)')
+  // The source: manifests when given; else the API server, from --kubeconfig
+  // (and --master), or --master alone, or in-cluster, as kube-proxy chooses.
+  let source: { manifests: string } | { kubernetes: KubeClient }
+  if (options.manifests) source = { manifests: options.manifests }
+  else {
+    try {
+      const kubeconfig = config.clientConnection.kubeconfig || undefined
+      const connection = resolveConnection({ ...(kubeconfig ? { kubeconfig } : {}), ...(options.master ? { master: options.master } : {}) })
+      source = { kubernetes: new KubeClient(connection, { qps: config.clientConnection.qps, burst: config.clientConnection.burst }) }
+      log('info', 'Kubernetes API', { server: connection.server, auth: connection.token || connection.tokenFile ? 'token' : connection.cert ? 'client certificate' : 'none' })
+    } catch (e) {
+      return fail(`${(e as Error).message} (give --kubeconfig, --master, or --manifests <file|dir>)`)
+    }
+  }
+  if (config.clientConnection.contentType && config.clientConnection.contentType !== 'application/json')
+    log('debug', 'clientConnection.contentType is not spoken: requests are JSON', { contentType: config.clientConnection.contentType })
 
-  const daemon = new Daemon({ config, manifests: options.manifests, log })
+  const daemon = new Daemon({ config, log, ...source })
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return

@@ -359,6 +359,8 @@ export interface KubeProxyMetrics {
   proxyHealthzTotal: Counter<'code'>
   proxyLivezTotal: Counter<'code'>
   manifestErrorsTotal: Counter
+  /** Objects from the API server that failed to parse, skipped. */
+  sourceObjectsRefusedTotal: Counter
   kernelOperationsTotal: Counter<'subsystem' | 'result'>
   driftRepairsTotal: Counter<'subsystem'>
   syncErrorsTotal: Counter
@@ -381,6 +383,7 @@ export function kubeProxyMetrics(registry: Registry): KubeProxyMetrics {
     proxyHealthzTotal: registry.counter('kubeproxy_proxy_healthz_total', alpha('Cumulative proxy healthz HTTP status'), ['code']),
     proxyLivezTotal: registry.counter('kubeproxy_proxy_livez_total', alpha('Cumulative proxy livez HTTP status'), ['code']),
     manifestErrorsTotal: registry.counter('tsproxy_manifest_errors_total', 'Manifest documents refused (bad YAML, invalid objects)'),
+    sourceObjectsRefusedTotal: registry.counter('tsproxy_source_objects_refused_total', 'Objects from the API server refused (invalid), skipped'),
     kernelOperationsTotal: registry.counter('tsproxy_kernel_operations_total', 'Kernel operations sent, by subsystem (ipvs, ipset, iptables, route, conntrack, sysctl) and result (ok, error)', ['subsystem', 'result']),
     driftRepairsTotal: registry.counter('tsproxy_drift_repairs_total', 'Kernel objects found changed behind our back and put back, by subsystem', ['subsystem']),
     syncErrorsTotal: registry.counter('tsproxy_sync_errors_total', 'Syncs that failed and will be retried'),

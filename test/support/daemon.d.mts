@@ -21,7 +21,8 @@ export interface RunningDaemon {
 }
 
 export declare function startDaemon(options: {
-  manifests: string
+  /** Without it, the daemon's own source choice applies (give --kubeconfig in args). */
+  manifests?: string
   args?: string[]
   healthz?: string
   metrics?: string
