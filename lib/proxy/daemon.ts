@@ -7,6 +7,7 @@ import { ProxyHealth } from './health.js'
 import { healthRoutes, metricsRoutes, startServer, type RunningServer } from './http.js'
 import { openDataplane, type IpvsDataplane } from './ipvs/dataplane.js'
 import { IpvsProxier, type SyncReport } from './ipvs/proxier.js'
+import type { Proxier } from './proxier.js'
 import { kubeProxyMetrics, processMetrics, Registry, type KubeProxyMetrics } from './metrics.js'
 import { servicePortNameString } from './model/serviceport.js'
 import { SyncRunner } from './runner.js'
@@ -84,7 +85,7 @@ export class Daemon {
   readonly #sysctl: SysctlIO | undefined
   #dataplanes: IpvsDataplane[] = []
   /** One proxier per address family the cluster uses (kube-proxy's dual-stack meta-proxier). */
-  #proxiers: IpvsProxier[] = []
+  #proxiers: Proxier[] = []
   #source: ManifestSource | undefined
   #kube: KubernetesSource | undefined
   readonly #kubeApi: KubeApi | undefined
@@ -113,7 +114,7 @@ export class Daemon {
   }
 
   /** The proxier of each family in use ('inet' first). */
-  get proxiers(): readonly IpvsProxier[] {
+  get proxiers(): readonly Proxier[] {
     return this.#proxiers
   }
 

@@ -25,6 +25,7 @@ import type { ServicePort } from '../model/serviceport.js'
 import type { StaleEndpoint } from '../changes.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IpvsDataplane } from './dataplane.js'
+import type { Proxier } from '../proxier.js'
 import { cidrContains, contribution, EMPTY_CONTRIBUTION, serverKey, WEIGHT, type Contribution, type VirtualServer } from './desired.js'
 import { splitHostPort } from '../config.js'
 import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './rules.js'
@@ -93,7 +94,7 @@ const GRACEFUL = new Set(['tcp'])
 /** IPVS operations per batch call in a big sync. */
 const SLICE_OPS = 4096
 
-export class IpvsProxier {
+export class IpvsProxier implements Proxier {
   readonly family: Family
   readonly #dp: IpvsDataplane
   readonly #o: Required<Omit<IpvsProxierOptions, 'nodeZone' | 'log' | 'timeouts'>> & Pick<IpvsProxierOptions, 'nodeZone' | 'timeouts'>
