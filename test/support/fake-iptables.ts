@@ -50,6 +50,10 @@ export class FakeIptables implements IptablesDataplane {
     return this.tables[table].get(chain)
   }
 
+  readFresh(table: Table) {
+    return this.begin(table).readTable() as ReturnType<IptablesDataplane['readFresh']>
+  }
+
   begin(table: Table): TableTransaction {
     const edits: [string, (t: Map<string, Rule[]>) => void][] = []
     const get = (t: Map<string, Rule[]>, c: string): Rule[] => {

@@ -22,6 +22,8 @@ export interface TableTransaction {
 
 export interface IptablesDataplane {
   begin(table: Table): TableTransaction
+  /** The table read now, with current counters (a transaction may start from a snapshot taken after the last commit). */
+  readFresh(table: Table): Promise<{ name: string; builtin: boolean; ruleList: RuleRecord[] }[]>
   readonly conntrack: Pick<Conntrack, 'delete'>
   /** Sets a sysctl when it differs; resolves whether it was changed. */
   ensureSysctl(key: string, value: number): Promise<boolean>
@@ -31,9 +33,11 @@ export interface IptablesDataplane {
 /** The real kernel: libiptc for the tables, a conntrack socket. */
 export async function openIptablesDataplane(family: Family = 'inet'): Promise<IptablesDataplane> {
   const iptables = await Iptables.open({ family })
+  const fresh = await Iptables.open({ family, reuseSnapshots: false })
   const conntrack = await Conntrack.open()
   return {
     begin: (table) => iptables.begin(table),
+    readFresh: (table) => fresh.readTable(table),
     conntrack,
     ensureSysctl: (key, value) => ensureSysctl(key, value),
     async close() {

@@ -484,13 +484,7 @@ export class IptablesProxier {
    */
   status(): Promise<{ servicePort: string; chains: string[]; packets: number; bytes: number }[]> {
     return this.#exclusive(async () => {
-      const tx = this.#dp.begin('nat')
-      let read
-      try {
-        read = await tx.readTable()
-      } finally {
-        await tx.abort()
-      }
+      const read = await this.#dp.readFresh('nat')
       const byRule = new Map<string, string>()
       for (const [key, p] of this.#applied.nat.ports) for (const rules of p.shared.values()) for (const r of rules) byRule.set(ruleKey(r), key)
       const out = new Map<string, { servicePort: string; chains: string[]; packets: number; bytes: number }>()
