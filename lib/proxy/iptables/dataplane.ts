@@ -1,0 +1,47 @@
+// The kernel as the iptables proxier sees it: libiptc transactions on nat and
+// filter, conntrack for stale UDP entries, sysctls. A fake implements the same
+// for host tests (test/support/fake-iptables.ts).
+import { Conntrack } from '../../conntrack.js'
+import { Iptables, type Rule, type RuleRecord } from '../../iptables.js'
+import { ensureSysctl } from '../../sysctl.js'
+import type { Family } from '../../validate.js'
+import type { Table } from './rules.js'
+
+/** The part of IptablesTransaction the proxier uses (edits apply in order at commit). */
+export interface TableTransaction {
+  readTable(): Promise<{ name: string; builtin: boolean; ruleList: (Rule | RuleRecord)[] }[]>
+  createChain(chain: string): unknown
+  deleteChain(chain: string): unknown
+  flushChain(chain: string): unknown
+  appendRule(chain: string, rule: Rule): unknown
+  insertRule(chain: string, rule: Rule, index?: number): unknown
+  deleteRule(chain: string, rule: Rule | number): unknown
+  commit(): Promise<unknown>
+  abort(): Promise<void>
+}
+
+export interface IptablesDataplane {
+  begin(table: Table): TableTransaction
+  /** The table read now, with current counters (a transaction may start from a snapshot taken after the last commit). */
+  readFresh(table: Table): Promise<{ name: string; builtin: boolean; ruleList: RuleRecord[] }[]>
+  readonly conntrack: Pick<Conntrack, 'delete'>
+  /** Sets a sysctl when it differs; resolves whether it was changed. */
+  ensureSysctl(key: string, value: number): Promise<boolean>
+  close(): Promise<void>
+}
+
+/** The real kernel: libiptc for the tables, a conntrack socket. */
+export async function openIptablesDataplane(family: Family = 'inet'): Promise<IptablesDataplane> {
+  const iptables = await Iptables.open({ family })
+  const fresh = await Iptables.open({ family, reuseSnapshots: false })
+  const conntrack = await Conntrack.open()
+  return {
+    begin: (table) => iptables.begin(table),
+    readFresh: (table) => fresh.readTable(table),
+    conntrack,
+    ensureSysctl: (key, value) => ensureSysctl(key, value),
+    async close() {
+      await conntrack.close()
+    },
+  }
+}

@@ -1,0 +1,557 @@
+// The iptables proxier: kube-proxy's iptables mode (rules.ts), kept in the
+// kernel through libiptc with the smallest edits.
+//
+// Each service port contributes rules to a few shared chains (nat
+// KUBE-SERVICES and KUBE-NODEPORTS; filter KUBE-SERVICES,
+// KUBE-EXTERNAL-SERVICES, KUBE-NODEPORTS, KUBE-PROXY-FIREWALL) and owns its
+// own nat chains (KUBE-SVC-, KUBE-SVL-, KUBE-EXT-, KUBE-FW-, KUBE-SEP-).
+// `applied` is what the kernel holds as far as we know, per port and table,
+// with the order of the ports' rules in each shared chain. A partial sync
+// recomputes the changed ports and edits only what differs: their rules in the
+// shared chains are deleted and inserted again (before the node-ports jump,
+// which stays last), their own chains created, refilled or deleted. One
+// transaction per table that changed. A full sync reads each table and
+// rewrites every chain of ours that differs from what it should be (on start
+// nothing equal is rewritten: the order of the ports' rules in shared chains
+// is taken from the kernel), deletes stale chains of ours and restores missing
+// jumps; after the first, what it fixes is counted as drift repaired.
+//
+// libiptc replaces the whole table at each commit: the cost of any commit
+// grows with the size of the table, not of the change.
+import type { Rule } from '../../iptables.js'
+import type { Family } from '../../validate.js'
+import type { Log } from '../sources/manifests.js'
+import { samePlain } from '../model/fields.js'
+import type { ProxyState, StaleConntrack, SyncReport } from '../ipvs/proxier.js'
+import { SYSCTL } from '../../sysctl.js'
+import type { IptablesDataplane, TableTransaction } from './dataplane.js'
+import {
+  EMPTY_PORT_RULES,
+  fixedRules,
+  isOurChain,
+  nodePortsJump,
+  portRules,
+  SHARED_CHAINS,
+  type PortRules,
+  type Table,
+  type TablePart,
+} from './rules.js'
+
+export type { ProxyState, StaleConntrack, SyncReport } from '../ipvs/proxier.js'
+
+export interface IptablesProxierOptions {
+  family?: Family
+  masqueradeAll?: boolean
+  masqueradeBit?: number
+  /** The pod network of this family. */
+  clusterCIDR?: string
+  /** The node's primary address (load-balancer source ranges that cover it let the node in). */
+  nodeIP?: string
+  nodeZone?: string
+  log?: Log
+}
+
+type Report = { -readonly [K in keyof SyncReport]: SyncReport[K] } & { errors: Error[] }
+
+const TABLES: readonly Table[] = ['nat', 'filter']
+/** Shared chains with rules that must stay after every port's: their count. */
+const TAIL: Record<Table, Record<string, number>> = { nat: { 'KUBE-SERVICES': 1 }, filter: {} }
+const EMPTY: readonly Rule[] = Object.freeze([])
+
+interface Applied {
+  /** Per port: what the kernel holds of it in this table. */
+  readonly ports: Map<string, TablePart>
+  /** Per shared chain: the ports with rules there, in kernel order, and those rules. */
+  readonly order: Map<string, Map<string, readonly Rule[]>>
+}
+
+const newApplied = (): Applied => ({ ports: new Map(), order: new Map() })
+
+/** Edits of one table, grouped so that every chain exists before a rule jumps to it and is empty before it is deleted. */
+class Plan {
+  readonly creates: string[] = []
+  readonly fills: [string, readonly Rule[]][] = []
+  readonly shared: ((tx: TableTransaction) => number)[] = []
+  readonly removals: string[] = []
+  readonly after: (() => void)[] = []
+  edits = 0
+
+  get empty(): boolean {
+    return this.creates.length + this.fills.length + this.shared.length + this.removals.length === 0
+  }
+
+  /** Sends the edits; resolves how many there were. */
+  apply(tx: TableTransaction): number {
+    let n = 0
+    const fresh = new Set(this.creates)
+    for (const c of this.creates) {
+      tx.createChain(c)
+      n++
+    }
+    for (const [c, rules] of this.fills) {
+      if (!fresh.has(c)) {
+        tx.flushChain(c)
+        n++
+      }
+      for (const r of rules) tx.appendRule(c, r)
+      n += rules.length
+    }
+    for (const f of this.shared) n += f(tx)
+    for (const c of this.removals) tx.flushChain(c)
+    for (const c of this.removals) tx.deleteChain(c)
+    return n + 2 * this.removals.length
+  }
+}
+
+export class IptablesProxier {
+  readonly family: Family
+  readonly #dp: IptablesDataplane
+  readonly #o: { masqueradeAll: boolean; masqueradeBit: number; clusterCIDR: string; nodeIP?: string; nodeZone?: string }
+  readonly #log: Log
+  readonly #want = new Map<string, PortRules>()
+  readonly #applied: Record<Table, Applied> = { nat: newApplied(), filter: newApplied() }
+  readonly #noLocal = { internal: 0, external: 0 }
+  #synced = false
+  #everSynced = false
+
+  constructor(dataplane: IptablesDataplane, options: IptablesProxierOptions = {}) {
+    this.#dp = dataplane
+    this.family = options.family ?? 'inet'
+    this.#log = options.log ?? (() => undefined)
+    this.#o = {
+      masqueradeAll: options.masqueradeAll ?? false,
+      masqueradeBit: options.masqueradeBit ?? 14,
+      clusterCIDR: options.clusterCIDR ?? '',
+      ...(options.nodeIP ? { nodeIP: options.nodeIP } : {}),
+      ...(options.nodeZone ? { nodeZone: options.nodeZone } : {}),
+    }
+  }
+
+  /** Whether a full sync has completed. */
+  get synced(): boolean {
+    return this.#synced
+  }
+
+  /** Nothing drains in iptables mode: conntrack keeps established connections going to removed endpoints. */
+  get draining(): number {
+    return 0
+  }
+
+  /** Resolves 0: there is nothing to drain (kept for the shape of IpvsProxier). */
+  async drain(): Promise<number> {
+    return 0
+  }
+
+  /**
+   * Node settings iptables mode needs: forwarding on. (Node ports on
+   * 127.0.0.1 are not supported, so route_localnet is left alone and the
+   * node-ports jump excludes 127.0.0.0/8.) Resolves the keys it changed.
+   */
+  async setup(): Promise<string[]> {
+    const key = this.family === 'inet' ? SYSCTL.ipForward : 'net.ipv6.conf.all.forwarding'
+    return (await this.#dp.ensureSysctl(key, 1)) ? [key] : []
+  }
+
+  /**
+   * Brings the kernel to `state`: recomputes the `changed` service ports and
+   * edits what differs. With `full` (and always until a full sync has
+   * succeeded), then re-reads both tables and repairs whatever else differs.
+   */
+  sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack } = {}): Promise<SyncReport> {
+    return this.#exclusive(() => this.#sync(state, changed, options))
+  }
+
+  #queue: Promise<unknown> = Promise.resolve()
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn)
+    this.#queue = run.catch(() => undefined)
+    return run
+  }
+
+  async #sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack }): Promise<SyncReport> {
+    const report: Report = {
+      full: false,
+      ports: 0,
+      ops: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0, conntrack: 0 },
+      errors: [],
+      repaired: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0 },
+      noLocalEndpoints: { internal: 0, external: 0 },
+    }
+    const resync = options.full === true || !this.#synced
+    // Pending changes first, so that what the resync then finds is drift.
+    if (resync && this.#everSynced) await this.#partial(state, changed, report)
+    if (resync) await this.#full(state, report)
+    else await this.#partial(state, changed, report)
+    report.noLocalEndpoints.internal = this.#noLocal.internal
+    report.noLocalEndpoints.external = this.#noLocal.external
+    await this.#cleanConntrack(state, options.stale ?? {}, report)
+    if (report.errors.length > 0) this.#synced = false
+    return report
+  }
+
+  #recompute(key: string, state: ProxyState): void {
+    const before = this.#want.get(key) ?? EMPTY_PORT_RULES
+    const port = state.ports.get(key)
+    const after = port
+      ? portRules(port, state.endpoints(key), {
+          family: this.family,
+          masqueradeAll: this.#o.masqueradeAll,
+          clusterCIDR: this.#o.clusterCIDR,
+          ...(this.#o.nodeIP ? { nodeIP: this.#o.nodeIP } : {}),
+          ...(this.#o.nodeZone ? { topology: { nodeZone: this.#o.nodeZone } } : {}),
+        })
+      : EMPTY_PORT_RULES
+    for (const p of before.noLocalEndpoints) this.#noLocal[p]--
+    for (const p of after.noLocalEndpoints) this.#noLocal[p]++
+    if (after === EMPTY_PORT_RULES) this.#want.delete(key)
+    else this.#want.set(key, after)
+  }
+
+  // ---- partial sync -------------------------------------------------------------------------
+
+  async #partial(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
+    const keys: string[] = []
+    for (const key of changed) {
+      this.#recompute(key, state)
+      keys.push(key)
+      report.ports++
+    }
+    if (keys.length === 0) return
+    for (const table of TABLES) {
+      const plan = this.#planPorts(table, keys)
+      if (plan.empty) continue
+      await this.#commit(table, plan, report)
+    }
+  }
+
+  /** The edits that bring `keys`' rules in `table` from applied to wanted. */
+  #planPorts(table: Table, keys: readonly string[]): Plan {
+    const plan = new Plan()
+    const applied = this.#applied[table]
+    const sharedChanges = new Map<string, { key: string; old: readonly Rule[]; now: readonly Rule[] }[]>()
+    for (const key of keys) {
+      const want = this.#want.get(key)?.[table] ?? EMPTY_PORT_RULES[table]
+      const have = applied.ports.get(key) ?? EMPTY_PORT_RULES[table]
+      if (want === have) continue
+      for (const [c, rules] of want.chains) {
+        const h = have.chains.get(c)
+        if (!h) plan.creates.push(c)
+        if (!h || !samePlain(h, rules)) plan.fills.push([c, rules])
+      }
+      for (const c of have.chains.keys()) if (!want.chains.has(c)) plan.removals.push(c)
+      for (const chain of SHARED_CHAINS[table]) {
+        const old = have.shared.get(chain) ?? EMPTY
+        const now = want.shared.get(chain) ?? EMPTY
+        if (samePlain(old, now)) continue
+        let l = sharedChanges.get(chain)
+        if (!l) sharedChanges.set(chain, (l = []))
+        l.push({ key, old, now })
+      }
+      plan.after.push(() => {
+        if (want.chains.size + want.shared.size === 0) applied.ports.delete(key)
+        else applied.ports.set(key, want)
+      })
+    }
+    for (const [chain, changes] of sharedChanges) {
+      let order = applied.order.get(chain)
+      if (!order) applied.order.set(chain, (order = new Map()))
+      const o = order
+      const tail = TAIL[table][chain] ?? 0
+      let length = 0
+      for (const rules of o.values()) length += rules.length
+      const rewrite = changes.length > 64 && changes.length * 4 > o.size
+      if (rewrite) {
+        // Many ports at once: one flush and refill of the chain is cheaper than a delete per rule.
+        plan.shared.push((tx) => {
+          const next = new Map(o)
+          for (const ch of changes) next.delete(ch.key)
+          for (const ch of changes) if (ch.now.length > 0) next.set(ch.key, ch.now)
+          tx.flushChain(chain)
+          let n = 1
+          for (const rules of next.values()) for (const r of rules) (tx.appendRule(chain, r), n++)
+          if (tail) (tx.appendRule(chain, this.#tailRule(table, chain)), n++)
+          return n
+        })
+      } else {
+        plan.shared.push((tx) => {
+          let n = 0
+          let len = length
+          for (const ch of changes) {
+            for (const r of ch.old) (tx.deleteRule(chain, r), n++)
+            len -= ch.old.length
+          }
+          for (const ch of changes) {
+            for (const r of ch.now) {
+              if (tail) tx.insertRule(chain, r, len)
+              else tx.appendRule(chain, r)
+              len++
+              n++
+            }
+          }
+          return n
+        })
+      }
+      plan.after.push(() => {
+        for (const ch of changes) o.delete(ch.key)
+        for (const ch of changes) if (ch.now.length > 0) o.set(ch.key, ch.now)
+      })
+    }
+    return plan
+  }
+
+  #tailRule(table: Table, chain: string): Rule {
+    if (table === 'nat' && chain === 'KUBE-SERVICES') return nodePortsJump({ family: this.family, masqueradeBit: this.#o.masqueradeBit })
+    throw new Error(`no tail rule for ${table} ${chain}`)
+  }
+
+  async #commit(table: Table, plan: Plan, report: Report): Promise<boolean> {
+    const tx = this.#dp.begin(table)
+    try {
+      const n = plan.apply(tx)
+      await tx.commit()
+      report.ops.iptables += n
+      for (const f of plan.after) f()
+      return true
+    } catch (e) {
+      await tx.abort().catch(() => undefined)
+      report.errors.push(e as Error)
+      this.#log('error', 'iptables commit failed', { table, error: e })
+      return false
+    }
+  }
+
+  // ---- full sync ----------------------------------------------------------------------------
+
+  async #full(state: ProxyState, report: Report): Promise<void> {
+    report.full = true
+    const repairing = this.#everSynced
+    if (!repairing) {
+      const keys = new Set([...this.#want.keys(), ...state.ports.keys()])
+      for (const key of keys) this.#recompute(key, state)
+      report.ports = keys.size
+    }
+    let ok = true
+    for (const table of TABLES) if (!(await this.#fullTable(table, report, repairing))) ok = false
+    if (ok) {
+      this.#synced = true
+      this.#everSynced = true
+    }
+  }
+
+  async #fullTable(table: Table, report: Report, repairing: boolean): Promise<boolean> {
+    const tx = this.#dp.begin(table)
+    let kernel: Map<string, Rule[]>
+    try {
+      kernel = new Map((await tx.readTable()).map((c) => [c.name, c.ruleList.map(plainRule)]))
+    } catch (e) {
+      await tx.abort().catch(() => undefined)
+      report.errors.push(e as Error)
+      this.#log('error', 'reading the iptables table failed', { table, error: e })
+      return false
+    }
+    const fixed = fixedRules({ family: this.family, masqueradeBit: this.#o.masqueradeBit })[table]
+    const want = new Map<string, readonly Rule[]>(fixed.chains)
+    // Shared chains: the ports in the kernel's order where they are there already.
+    const orders = new Map<string, Map<string, readonly Rule[]>>()
+    for (const chain of SHARED_CHAINS[table]) {
+      const owner = new Map<string, string>()
+      const parts = new Map<string, readonly Rule[]>()
+      for (const [key, p] of this.#want) {
+        const rules = p[table].shared.get(chain)
+        if (!rules || rules.length === 0) continue
+        parts.set(key, rules)
+        for (const r of rules) owner.set(ruleKey(r), key)
+      }
+      const order = new Map<string, readonly Rule[]>()
+      for (const r of kernel.get(chain) ?? []) {
+        const k = owner.get(ruleKey(r))
+        if (k !== undefined && !order.has(k)) order.set(k, parts.get(k)!)
+      }
+      for (const [k, rules] of parts) if (!order.has(k)) order.set(k, rules)
+      orders.set(chain, order)
+      const all: Rule[] = []
+      for (const rules of order.values()) all.push(...rules)
+      if (TAIL[table][chain]) all.push(this.#tailRule(table, chain))
+      want.set(chain, all)
+    }
+    for (const p of this.#want.values()) for (const [c, rules] of p[table].chains) want.set(c, rules)
+
+    const plan = new Plan()
+    const repaired: string[] = []
+    for (const [c, rules] of want) {
+      const have = kernel.get(c)
+      if (!have) plan.creates.push(c)
+      if (!have || !samePlain(have, rules)) {
+        plan.fills.push([c, rules])
+        repaired.push(c)
+      }
+    }
+    for (const c of kernel.keys()) {
+      if (want.has(c) || !isOurChain(table, c)) continue
+      plan.removals.push(c)
+      repaired.push(`${c} (stale)`)
+    }
+    const missing = fixed.jumps.filter((j) => !(kernel.get(j.chain) ?? []).some((r) => samePlain(r, j.rule)))
+    if (missing.length > 0)
+      plan.shared.push((tx) => {
+        for (const j of [...missing].reverse()) tx.insertRule(j.chain, j.rule, 0)
+        return missing.length
+      })
+    for (const j of missing) repaired.push(`${j.chain} jump`)
+
+    const applied = this.#applied[table]
+    const adopt = (): void => {
+      applied.ports.clear()
+      for (const [k, p] of this.#want) if (p[table].chains.size + p[table].shared.size > 0) applied.ports.set(k, p[table])
+      applied.order.clear()
+      for (const [c, o] of orders) applied.order.set(c, o)
+    }
+    if (plan.empty && missing.length === 0) {
+      await tx.abort()
+      adopt()
+      return true
+    }
+    try {
+      const n = plan.apply(tx)
+      await tx.commit()
+      report.ops.iptables += n
+      if (repairing) report.repaired.iptables += repaired.length
+      if (repaired.length > 0) this.#log(repairing ? 'warn' : 'debug', repairing ? 'iptables chains repaired' : 'iptables chains written', { table, chains: repaired.length, first: repaired.slice(0, 5) })
+      adopt()
+      return true
+    } catch (e) {
+      await tx.abort().catch(() => undefined)
+      report.errors.push(e as Error)
+      this.#log('error', 'iptables commit failed', { table, error: e })
+      return false
+    }
+  }
+
+  // ---- cleanup, status ------------------------------------------------------------------------
+
+  /**
+   * Removes every chain of this mode (KUBE-SERVICES, KUBE-NODEPORTS, ...,
+   * every KUBE-SVC-/SVL-/EXT-/FW-/SEP- in nat) and the rules of built-in chains
+   * that jump to them. Nothing else is touched. Resolves what was removed.
+   */
+  cleanup(): Promise<{ chains: number; jumps: number }> {
+    return this.#exclusive(async () => {
+      let chains = 0
+      let jumps = 0
+      for (const table of TABLES) {
+        const tx = this.#dp.begin(table)
+        try {
+          const read = await tx.readTable()
+          const ours = read.filter((c) => !c.builtin && isOurChain(table, c.name)).map((c) => c.name)
+          const set = new Set(ours)
+          let edits = 0
+          for (const c of read) {
+            if (!c.builtin) continue
+            for (let i = c.ruleList.length - 1; i >= 0; i--) {
+              const t = c.ruleList[i]!.target
+              if (t && 'jump' in t && set.has(t.jump)) {
+                tx.deleteRule(c.name, i)
+                jumps++
+                edits++
+              }
+            }
+          }
+          for (const c of ours) tx.flushChain(c)
+          for (const c of ours) tx.deleteChain(c)
+          chains += ours.length
+          edits += ours.length
+          if (edits > 0) await tx.commit()
+          else await tx.abort()
+        } catch (e) {
+          await tx.abort().catch(() => undefined)
+          throw e
+        }
+      }
+      this.#want.clear()
+      for (const t of TABLES) this.#applied[t] = newApplied()
+      this.#noLocal.internal = 0
+      this.#noLocal.external = 0
+      this.#synced = false
+      this.#everSynced = false
+      return { chains, jumps }
+    })
+  }
+
+  /**
+   * The programmed service ports with the counters of their nat KUBE-SERVICES
+   * and KUBE-NODEPORTS rules (packets that entered the service), for `tsproxy status`.
+   */
+  status(): Promise<{ servicePort: string; chains: string[]; packets: number; bytes: number }[]> {
+    return this.#exclusive(async () => {
+      const read = await this.#dp.readFresh('nat')
+      const byRule = new Map<string, string>()
+      for (const [key, p] of this.#applied.nat.ports) for (const rules of p.shared.values()) for (const r of rules) byRule.set(ruleKey(r), key)
+      const out = new Map<string, { servicePort: string; chains: string[]; packets: number; bytes: number }>()
+      for (const [key, p] of this.#applied.nat.ports) out.set(key, { servicePort: key, chains: [...p.chains.keys()], packets: 0, bytes: 0 })
+      for (const c of read) {
+        if (!SHARED_CHAINS.nat.includes(c.name as never)) continue
+        for (const r of c.ruleList) {
+          const key = byRule.get(ruleKey(plainRule(r)))
+          const s = key === undefined ? undefined : out.get(key)
+          const counters = (r as { counters?: { packets: number; bytes: number } }).counters
+          if (s && counters) {
+            s.packets += counters.packets
+            s.bytes += counters.bytes
+          }
+        }
+      }
+      return [...out.values()].sort((a, b) => (a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0))
+    })
+  }
+
+  // ---- conntrack ------------------------------------------------------------------------------
+
+  /** Stale UDP conntrack entries, as the IPVS proxier (and kube-proxy) deletes them after a sync. */
+  async #cleanConntrack(state: ProxyState, stale: StaleConntrack, report: Report): Promise<void> {
+    const filters: { protocol: 'udp'; destination?: string; port?: number; replySource?: string }[] = []
+    const fam = (ip: string): boolean => (this.family === 'inet') === !ip.includes(':')
+    for (const ip of stale.deletedUDPClusterIPs ?? []) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip })
+    for (const key of stale.newlyActiveUDPServices ?? []) {
+      const port = state.ports.get(key)
+      if (!port) continue
+      for (const ip of [...port.clusterIPs, ...port.externalIPs, ...port.loadBalancerVIPs]) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip, port: port.port })
+      if (port.nodePort) filters.push({ protocol: 'udp', port: port.nodePort })
+    }
+    for (const ep of stale.deletedUDPEndpoints ?? []) {
+      if (!fam(ep.ip)) continue
+      const port = state.ports.get(ep.servicePort)
+      if (!port) continue
+      for (const ip of [...port.clusterIPs, ...port.externalIPs, ...port.loadBalancerVIPs]) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip, port: port.port, replySource: ep.ip })
+      if (port.nodePort) filters.push({ protocol: 'udp', port: port.nodePort, replySource: ep.ip })
+    }
+    for (const f of filters) {
+      try {
+        await this.#dp.conntrack.delete({ family: this.family, ...f })
+        report.ops.conntrack++
+      } catch (e) {
+        this.#log('warn', 'conntrack cleanup failed', { error: e, filter: f })
+      }
+    }
+  }
+}
+
+/** A rule without its counters. */
+function plainRule(r: Rule & { counters?: unknown }): Rule {
+  if (!('counters' in r)) return r
+  const { counters: _, ...rule } = r
+  return rule
+}
+
+/** A stable text of a rule (keys sorted, undefined left out): equal rules, equal keys. */
+export function ruleKey(r: unknown): string {
+  return JSON.stringify(r, (_k, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const o = v as Record<string, unknown>
+      const out: Record<string, unknown> = {}
+      for (const k of Object.keys(o).sort()) if (o[k] !== undefined) out[k] = o[k]
+      return out
+    }
+    return v
+  })
+}

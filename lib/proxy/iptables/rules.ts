@@ -1,0 +1,359 @@
+// The rules of kube-proxy's iptables mode (pkg/proxy/iptables/proxier.go, as
+// its documented behaviour): chain names, the fixed chains and jumps, and what
+// one service port contributes to the nat and filter tables. Every rule is
+// written in the canonical form the kernel reads back (lib/iptables/rules.ts),
+// so that "equal" means "nothing to do". Pure: no kernel access here.
+import { createHash } from 'node:crypto'
+import type { Rule } from '../../iptables.js'
+import type { Family } from '../../validate.js'
+import type { Endpoint } from '../model/endpoints.js'
+import { ipFamilyOf } from '../model/fields.js'
+import { servicePortNameString, type ServicePort } from '../model/serviceport.js'
+import { categorizeEndpoints, type TopologyOptions } from '../model/topology.js'
+import { cidrContains } from '../ipvs/desired.js'
+
+export type Table = 'nat' | 'filter'
+
+/** Chains every service port adds rules to, by table; the order is the order they are created in. */
+export const SHARED_CHAINS = {
+  nat: ['KUBE-SERVICES', 'KUBE-NODEPORTS'],
+  filter: ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL'],
+} as const satisfies Record<Table, readonly string[]>
+
+/** Chains whose rules never depend on the services. */
+export const STATIC_CHAINS = {
+  nat: ['KUBE-POSTROUTING', 'KUBE-MARK-MASQ'],
+  filter: ['KUBE-FORWARD'],
+} as const satisfies Record<Table, readonly string[]>
+
+/** Prefixes of the per-service-port nat chains. */
+export const PORT_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'] as const
+
+/** Whether a chain of `table` is one this mode makes (fixed name, or a per-port chain in nat). */
+export function isOurChain(table: Table, chain: string): boolean {
+  if ((SHARED_CHAINS[table] as readonly string[]).includes(chain) || (STATIC_CHAINS[table] as readonly string[]).includes(chain)) return true
+  return table === 'nat' && PORT_CHAIN_PREFIXES.some((p) => chain.startsWith(p))
+}
+
+const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+
+/** RFC 4648 base32 (standard alphabet, no padding needed for the first 16 characters). */
+function base32(bytes: Uint8Array, chars: number): string {
+  let out = ''
+  let bits = 0
+  let acc = 0
+  for (const b of bytes) {
+    acc = (acc << 8) | b
+    bits += 8
+    while (bits >= 5) {
+      out += B32[(acc >>> (bits - 5)) & 31]
+      bits -= 5
+      if (out.length === chars) return out
+    }
+    acc &= (1 << bits) - 1
+  }
+  return out
+}
+
+/** kube-proxy's portProtoHash: the first 16 base32 characters of sha256 of the concatenated parts. */
+export function chainHash(...parts: string[]): string {
+  return base32(createHash('sha256').update(parts.join('')).digest(), 16)
+}
+
+/** The per-port chain names: prefix + hash of 'ns/name:port' + lowercase protocol. */
+export function portChains(port: ServicePort): { svc: string; svl: string; ext: string; fw: string } {
+  const h = chainHash(servicePortNameString(port.name), port.protocol.toLowerCase())
+  return { svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` }
+}
+
+/** KUBE-SEP-: hash of 'ns/name:port' + protocol + the endpoint 'ip:port' ('[ip]:port' for IPv6). */
+export function endpointChain(port: ServicePort, endpoint: string): string {
+  return `KUBE-SEP-${chainHash(servicePortNameString(port.name), port.protocol.toLowerCase(), endpoint)}`
+}
+
+/** The probability iptables reads back for 1/n: the kernel keeps it in 31 bits. */
+export function probability(n: number): number {
+  return Math.round(0x80000000 / n) / 0x80000000
+}
+
+export interface FixedOptions {
+  family: Family
+  masqueradeBit: number
+  /** When false (tsproxy does not program localhost node ports), `! -d 127.0.0.0/8` (`::1/128`) keeps them out. */
+  localhostNodePorts?: boolean
+}
+
+const comment = (text: string): { match: 'comment'; comment: string } => ({ match: 'comment', comment: text })
+const newConn = { match: 'conntrack' as const, ctstate: ['NEW' as const] }
+
+export const NODEPORTS_COMMENT = 'kubernetes service nodeports; NOTE: this must be the last rule in this chain'
+
+/** The rule that must stay last in nat KUBE-SERVICES. */
+export function nodePortsJump(o: FixedOptions): Rule {
+  const r: Rule = { matches: [comment(NODEPORTS_COMMENT), { match: 'addrtype', dstType: 'LOCAL' }], target: { jump: 'KUBE-NODEPORTS' } }
+  if (!o.localhostNodePorts) r.destination = { not: o.family === 'inet' ? '127.0.0.0/8' : '::1/128' }
+  return r
+}
+
+export interface Jump {
+  readonly chain: string
+  readonly rule: Rule
+}
+
+/** The fixed chains' rules and the jumps from the built-in chains, by table. */
+export function fixedRules(o: FixedOptions): Record<Table, { chains: Map<string, Rule[]>; jumps: Jump[] }> {
+  const mark = (1 << o.masqueradeBit) >>> 0
+  const j = (chain: string, text: string, to: string, ctNew: boolean): Jump => ({
+    chain,
+    rule: { matches: [...(ctNew ? [newConn] : []), comment(text)], target: { jump: to } },
+  })
+  return {
+    nat: {
+      chains: new Map<string, Rule[]>([
+        [
+          'KUBE-POSTROUTING',
+          [
+            { matches: [{ match: 'mark', mark: { not: mark }, mask: mark }], target: { target: 'RETURN' } },
+            { target: { target: 'MARK', op: 'set-xmark', value: mark, mask: 0 } },
+            { matches: [comment('kubernetes service traffic requiring SNAT')], target: { target: 'MASQUERADE', randomFully: true } },
+          ],
+        ],
+        ['KUBE-MARK-MASQ', [{ target: { target: 'MARK', op: 'set-xmark', value: mark, mask: mark } }]],
+      ]),
+      jumps: [
+        j('PREROUTING', 'kubernetes service portals', 'KUBE-SERVICES', false),
+        j('OUTPUT', 'kubernetes service portals', 'KUBE-SERVICES', false),
+        j('POSTROUTING', 'kubernetes postrouting rules', 'KUBE-POSTROUTING', false),
+      ],
+    },
+    filter: {
+      chains: new Map<string, Rule[]>([
+        [
+          'KUBE-FORWARD',
+          [
+            { matches: [{ match: 'conntrack', ctstate: ['INVALID'] }], target: { target: 'DROP' } },
+            { matches: [comment('kubernetes forwarding rules'), { match: 'mark', mark, mask: mark }], target: { target: 'ACCEPT' } },
+            { matches: [comment('kubernetes forwarding conntrack rule'), { match: 'conntrack', ctstate: ['ESTABLISHED', 'RELATED'] }], target: { target: 'ACCEPT' } },
+          ],
+        ],
+      ]),
+      jumps: [
+        j('INPUT', 'kubernetes load balancer firewall', 'KUBE-PROXY-FIREWALL', true),
+        j('INPUT', 'kubernetes health check service ports', 'KUBE-NODEPORTS', false),
+        j('INPUT', 'kubernetes externally-visible service portals', 'KUBE-EXTERNAL-SERVICES', true),
+        j('FORWARD', 'kubernetes load balancer firewall', 'KUBE-PROXY-FIREWALL', true),
+        j('FORWARD', 'kubernetes forwarding rules', 'KUBE-FORWARD', false),
+        j('FORWARD', 'kubernetes service portals', 'KUBE-SERVICES', true),
+        j('FORWARD', 'kubernetes externally-visible service portals', 'KUBE-EXTERNAL-SERVICES', true),
+        j('OUTPUT', 'kubernetes load balancer firewall', 'KUBE-PROXY-FIREWALL', true),
+        j('OUTPUT', 'kubernetes service portals', 'KUBE-SERVICES', true),
+      ],
+    },
+  }
+}
+
+/** What one service port adds to one table. */
+export interface TablePart {
+  /** Its rules in each shared chain (absent: none). */
+  readonly shared: ReadonlyMap<string, readonly Rule[]>
+  /** Its own chains (nat only), in creation order. */
+  readonly chains: ReadonlyMap<string, readonly Rule[]>
+}
+
+export interface PortRules {
+  readonly nat: TablePart
+  readonly filter: TablePart
+  readonly noLocalEndpoints: readonly ('internal' | 'external')[]
+}
+
+export interface PortContext {
+  readonly family: Family
+  readonly masqueradeAll: boolean
+  /** The pod network of this family; '' when unknown (then only masqueradeAll masquerades off-cluster traffic). */
+  readonly clusterCIDR: string
+  /** The node's primary address: load-balancer source ranges that cover it let the node in. */
+  readonly nodeIP?: string
+  readonly topology?: TopologyOptions
+}
+
+const EMPTY_PART: TablePart = Object.freeze({ shared: new Map(), chains: new Map() })
+export const EMPTY_PORT_RULES: PortRules = Object.freeze({ nat: EMPTY_PART, filter: EMPTY_PART, noLocalEndpoints: [] })
+
+function inFamily(ip: string, family: Family): boolean {
+  return ipFamilyOf(ip.split('/')[0]!) === (family === 'inet' ? 'IPv4' : 'IPv6')
+}
+
+/** The rules of one service port, as kube-proxy's syncProxyRules writes them. */
+export function portRules(port: ServicePort, endpoints: readonly Endpoint[], ctx: PortContext): PortRules {
+  const family = ctx.family
+  const clusterIP = port.clusterIPs.find((ip) => inFamily(ip, family))
+  if (clusterIP === undefined) return EMPTY_PORT_RULES
+  const host = family === 'inet' ? 32 : 128
+  const net = (ip: string): string => (ip.includes('/') ? ip : `${ip}/${host}`)
+  const eps = endpoints.filter((e) => inFamily(e.ip, family))
+  const cat = categorizeEndpoints(eps, port, ctx.topology)
+  const proto = port.protocol.toLowerCase() as 'tcp' | 'udp' | 'sctp'
+  const spn = servicePortNameString(port.name)
+  const names = portChains(port)
+  // The rule model has no sctp match (its --dport): SCTP service ports are not programmed in this mode.
+  if (proto === 'sctp') return EMPTY_PORT_RULES
+  const protoMatch = (dport?: number): Rule['matches'] => [dport === undefined ? { match: proto } : { match: proto, dport }]
+  /** `-d ip -p proto -m comment -m proto --dport P`: the canonical order of kube-proxy's service matches. */
+  const dst = (ip: string | undefined, text: string, dport: number, extra: Rule['matches'] = []): Rule => {
+    const r: Rule = { protocol: proto, matches: [comment(text), ...extra, ...protoMatch(dport)!] }
+    if (ip !== undefined) r.destination = net(ip)
+    return r
+  }
+
+  const nat = { shared: new Map<string, Rule[]>(), chains: new Map<string, Rule[]>() }
+  const filter = { shared: new Map<string, Rule[]>(), chains: new Map<string, Rule[]>() }
+  const add = (m: Map<string, Rule[]>, chain: string, ...rules: Rule[]): void => {
+    let l = m.get(chain)
+    if (!l) m.set(chain, (l = []))
+    l.push(...rules)
+  }
+  const noLocalEndpoints: ('internal' | 'external')[] = []
+
+  const hasEndpoints = cat.hasAnyEndpoints
+  const usesClusterPolicyChain = cat.clusterEndpoints.length > 0
+  const usesLocalPolicyChain = cat.localEndpoints.length > 0
+  const accessible = port.nodePort !== 0 || port.loadBalancerVIPs.length > 0 || port.externalIPs.length > 0
+  let hasInternalEndpoints = hasEndpoints
+  const internalChain = port.internalPolicyLocal ? names.svl : names.svc
+  if (port.internalPolicyLocal && cat.localEndpoints.length === 0) hasInternalEndpoints = false
+  let hasExternalEndpoints = hasEndpoints
+  const externalPolicyChain = port.externalPolicyLocal ? names.svl : names.svc
+  if (port.externalPolicyLocal && cat.localEndpoints.length === 0) hasExternalEndpoints = false
+  const usesExternalChain = hasEndpoints && accessible
+  const externalIPs = port.externalIPs.filter((ip) => inFamily(ip, family))
+  const lbIPs = port.loadBalancerVIPs.filter((ip) => inFamily(ip, family))
+  const sourceRanges = port.loadBalancerSourceRanges.filter((r) => inFamily(r, family))
+  const usesFWChain = hasEndpoints && lbIPs.length > 0 && sourceRanges.length > 0
+  const lbChain = usesFWChain ? names.fw : names.ext
+
+  let internalFilter: { target: 'REJECT' | 'DROP'; text: string } | undefined
+  let externalFilter: { target: 'REJECT' | 'DROP'; text: string } | undefined
+  if (!hasEndpoints) {
+    internalFilter = externalFilter = { target: 'REJECT', text: `${spn} has no endpoints` }
+  } else {
+    if (!hasInternalEndpoints) {
+      internalFilter = { target: 'DROP', text: `${spn} has no local endpoints` }
+      noLocalEndpoints.push('internal')
+    }
+    if (!hasExternalEndpoints) {
+      externalFilter = { target: 'DROP', text: `${spn} has no local endpoints` }
+      if (accessible) noLocalEndpoints.push('external')
+    }
+  }
+  const filterRule = (r: Rule, f: { target: 'REJECT' | 'DROP' }): Rule => ({ ...r, target: f.target === 'REJECT' ? { target: 'REJECT' } : { target: 'DROP' } })
+
+  // The cluster IP.
+  if (hasInternalEndpoints) add(nat.shared, 'KUBE-SERVICES', { ...dst(clusterIP, `${spn} cluster IP`, port.port), target: { jump: internalChain } })
+  else add(filter.shared, 'KUBE-SERVICES', filterRule(dst(clusterIP, internalFilter!.text, port.port), internalFilter!))
+
+  // External IPs.
+  for (const ip of externalIPs) {
+    if (hasEndpoints) add(nat.shared, 'KUBE-SERVICES', { ...dst(ip, `${spn} external IP`, port.port), target: { jump: names.ext } })
+    if (!hasExternalEndpoints) add(filter.shared, 'KUBE-EXTERNAL-SERVICES', filterRule(dst(ip, externalFilter!.text, port.port), externalFilter!))
+  }
+
+  // Load-balancer ingress IPs.
+  for (const ip of lbIPs) {
+    if (hasEndpoints) add(nat.shared, 'KUBE-SERVICES', { ...dst(ip, `${spn} loadbalancer IP`, port.port), target: { jump: lbChain } })
+    if (usesFWChain) add(filter.shared, 'KUBE-PROXY-FIREWALL', { ...dst(ip, `${spn} traffic not accepted by ${names.fw}`, port.port), target: { target: 'DROP' } })
+  }
+  if (!hasExternalEndpoints) for (const ip of lbIPs) add(filter.shared, 'KUBE-EXTERNAL-SERVICES', filterRule(dst(ip, externalFilter!.text, port.port), externalFilter!))
+
+  // The node port.
+  if (port.nodePort !== 0) {
+    if (hasEndpoints) add(nat.shared, 'KUBE-NODEPORTS', { ...dst(undefined, spn, port.nodePort), target: { jump: names.ext } })
+    if (!hasExternalEndpoints)
+      add(filter.shared, 'KUBE-EXTERNAL-SERVICES', filterRule(dst(undefined, externalFilter!.text, port.nodePort, [{ match: 'addrtype', dstType: 'LOCAL' }]), externalFilter!))
+  }
+  // The health check node port is always open.
+  if (port.healthCheckNodePort !== 0)
+    add(filter.shared, 'KUBE-NODEPORTS', {
+      protocol: 'tcp',
+      matches: [comment(`${spn} health check node port`), { match: 'tcp', dport: port.healthCheckNodePort }],
+      target: { target: 'ACCEPT' },
+    })
+
+  if (!hasEndpoints) return { nat, filter, noLocalEndpoints }
+
+  // Masquerade off-cluster traffic to the cluster IP: it may have been routed here from off the node.
+  if (hasInternalEndpoints) {
+    const masq = { ...dst(clusterIP, `${spn} cluster IP`, port.port), target: { jump: 'KUBE-MARK-MASQ' } }
+    if (ctx.masqueradeAll) add(nat.chains, internalChain, masq)
+    else if (ctx.clusterCIDR) add(nat.chains, internalChain, { source: { not: ctx.clusterCIDR }, ...masq })
+  }
+
+  // External traffic: everything jumps to KUBE-EXT-, which handles the special cases.
+  if (usesExternalChain) {
+    add(nat.chains, names.ext)
+    if (!port.externalPolicyLocal) {
+      add(nat.chains, names.ext, { matches: [comment(`masquerade traffic for ${spn} external destinations`)], target: { jump: 'KUBE-MARK-MASQ' } })
+    } else {
+      // Pods reaching an external destination of the service are subject to
+      // neither policy (as if they went out to the load balancer and back).
+      if (ctx.clusterCIDR && usesClusterPolicyChain)
+        add(nat.chains, names.ext, { source: ctx.clusterCIDR, matches: [comment(`pod traffic for ${spn} external destinations`)], target: { jump: names.svc } })
+      // The node itself: its source address is local, so it needs masquerading and all endpoints.
+      add(nat.chains, names.ext, {
+        matches: [comment(`masquerade LOCAL traffic for ${spn} external destinations`), { match: 'addrtype', srcType: 'LOCAL' }],
+        target: { jump: 'KUBE-MARK-MASQ' },
+      })
+      if (usesClusterPolicyChain)
+        add(nat.chains, names.ext, {
+          matches: [comment(`route LOCAL traffic for ${spn} external destinations`), { match: 'addrtype', srcType: 'LOCAL' }],
+          target: { jump: names.svc },
+        })
+    }
+    if (hasExternalEndpoints) add(nat.chains, names.ext, { target: { jump: externalPolicyChain } })
+  }
+
+  // The firewall of load-balancer source ranges; what falls through is dropped in filter KUBE-PROXY-FIREWALL.
+  if (usesFWChain) {
+    const text = `${spn} loadbalancer IP`
+    let allowFromNode = false
+    for (const r of sourceRanges) {
+      add(nat.chains, names.fw, { source: net(r), matches: [comment(text)], target: { jump: names.ext } })
+      if (ctx.nodeIP && cidrContains(r, ctx.nodeIP)) allowFromNode = true
+    }
+    if (allowFromNode) for (const ip of lbIPs) add(nat.chains, names.fw, { source: net(ip), matches: [comment(text)], target: { jump: names.ext } })
+    add(nat.chains, names.fw, { matches: [comment(`other traffic to ${spn} will be dropped by KUBE-PROXY-FIREWALL`)] })
+  }
+
+  const sep = new Map<Endpoint, string>()
+  const sepOf = (e: Endpoint): string => {
+    let c = sep.get(e)
+    if (!c) sep.set(e, (c = endpointChain(port, e.key)))
+    return c
+  }
+  const toEndpoints = (chain: string, list: readonly Endpoint[]): void => {
+    const sticky = port.stickyMaxAgeSeconds
+    if (sticky > 0)
+      for (const e of list)
+        add(nat.chains, chain, {
+          matches: [comment(`${spn} -> ${e.key}`), { match: 'recent', command: 'rcheck', name: sepOf(e), seconds: sticky, reap: true }],
+          target: { jump: sepOf(e) },
+        })
+    const n = list.length
+    list.forEach((e, i) => {
+      const matches: Rule['matches'] = [comment(`${spn} -> ${e.key}`)]
+      if (i < n - 1) matches.push({ match: 'statistic', mode: 'random', probability: probability(n - i) })
+      add(nat.chains, chain, { matches, target: { jump: sepOf(e) } })
+    })
+  }
+  if (usesClusterPolicyChain) toEndpoints(names.svc, cat.clusterEndpoints)
+  if (usesLocalPolicyChain) toEndpoints(names.svl, cat.localEndpoints)
+
+  for (const e of cat.allReachableEndpoints) {
+    const c = sepOf(e)
+    add(nat.chains, c, { source: net(e.ip), matches: [comment(spn)], target: { jump: 'KUBE-MARK-MASQ' } })
+    const matches: Rule['matches'] = [comment(spn)]
+    if (port.stickyMaxAgeSeconds > 0) matches.push({ match: 'recent', command: 'set', name: c })
+    matches.push(...protoMatch()!)
+    add(nat.chains, c, { protocol: proto, matches, target: { target: 'DNAT', toDestination: e.key } })
+  }
+  return { nat, filter, noLocalEndpoints }
+}

@@ -1,0 +1,275 @@
+// The iptables proxier (kube-proxy's iptables mode) driven in-process against
+// the real kernel: the rules read back with iptables-legacy-save exactly as
+// kube-proxy writes them, and real TCP through a fake CNI (three pods serving
+// HTTP on 8080) plus an off-cluster client on a second bridge.
+import t from 'tap'
+import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
+import { IptablesProxier, type SyncReport } from '../../dist/proxy/iptables/proxier.js'
+import { openIptablesDataplane, type IptablesDataplane } from '../../dist/proxy/iptables/dataplane.js'
+import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
+import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
+
+type Json = Record<string, any>
+const NODE = 'node1'
+const NODE_IP = '192.168.50.10'
+const pods = [
+  { name: 'p1', ip: '10.244.0.11' },
+  { name: 'p2', ip: '10.244.0.12' },
+  { name: 'p3', ip: '10.244.0.13' },
+]
+
+function service(name: string, spec: Json, namespace = 'default'): ServiceObject {
+  return parseService({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec })
+}
+
+function slice(svc: string, eps: { ip: string; node?: string }[], port = 8080, namespace = 'default'): EndpointSlice {
+  return parseEndpointSlice({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: `${svc}-abc12`, namespace, labels: { 'kubernetes.io/service-name': svc } },
+    addressType: 'IPv4',
+    ports: [{ name: 'http', protocol: 'TCP', port }],
+    endpoints: eps.map((e) => ({ addresses: [e.ip], conditions: { ready: true }, nodeName: e.node ?? NODE })),
+  })
+}
+
+/** A proxier over the real kernel, fed through the change trackers. */
+function driver(dp: IptablesDataplane, clusterCIDR: string) {
+  const services = new ServiceChangeTracker()
+  const endpoints = new EndpointsChangeTracker({ nodeName: NODE })
+  const proxier = new IptablesProxier(dp, { clusterCIDR })
+  const state = { ports: services.ports, endpoints: (k: string) => endpoints.endpoints(k) }
+  const svcs = new Map<string, ServiceObject>()
+  const slices = new Map<string, EndpointSlice>()
+  return {
+    proxier,
+    put(...objs: (ServiceObject | EndpointSlice)[]) {
+      for (const o of objs) {
+        const m = (o.kind === 'Service' ? svcs : slices) as Map<string, any>
+        if (o.kind === 'Service') services.update(svcs.get(o.metadata.name), o)
+        else endpoints.update(slices.get(o.metadata.name), o)
+        m.set(o.metadata.name, o)
+      }
+    },
+    sync(full = false): Promise<SyncReport> {
+      const ch = applyChanges(services, endpoints)
+      return proxier.sync(state, ch.servicePorts, { full })
+    },
+  }
+}
+
+const save = (table: string): string[] => tool('iptables-legacy-save', ['-t', table]).split('\n')
+const kubeChains = (table: string): string[] => save(table).filter((l) => l.startsWith(':KUBE-')).map((l) => l.slice(1).split(' ')[0]!)
+
+let node: FakeNode
+let outside: FakeNode
+let dp: IptablesDataplane
+
+t.before(async () => {
+  // A default route, as every node has: without one the cluster IPs (bound nowhere in this mode) are unreachable before DNAT.
+  sh(`ip link set lo up; ip link add eth0 type dummy; ip addr add ${NODE_IP}/24 dev eth0; ip link set eth0 up; ip route add default via 192.168.50.1 dev eth0`)
+  node = await makeNode({ pods })
+  // An off-cluster client: its own bridge and subnet, routed through the node.
+  outside = await makeNode({ bridge: 'cbr1', gateway: '192.168.70.1', pods: [{ name: 'client', ip: '192.168.70.2' }] })
+  dp = await openIptablesDataplane()
+})
+
+t.teardown(async () => {
+  await dp?.close()
+  await outside?.destroy()
+  await node?.destroy()
+})
+
+t.test('nginx-basic reads back as kube-proxy writes it; a resync finds nothing to do', async (t) => {
+  const d = driver(dp, '192.168.0.0/16')
+  d.put(
+    service('nginx-basic', { clusterIP: '10.105.250.129', ports: [{ name: 'http', port: 80, targetPort: 80 }] }),
+    slice('nginx-basic', [{ ip: '192.168.0.7' }, { ip: '192.168.1.3', node: 'n2' }, { ip: '192.168.1.4', node: 'n2' }], 80),
+  )
+  const r = await d.sync()
+  t.same(r.errors, [])
+  const nat = save('nat')
+  const expected = [
+    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+    '-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000',
+    '-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN',
+    '-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0',
+    '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
+    '-A KUBE-SEP-BEMSLTMJA26ZCLYL -s 192.168.0.7/32 -m comment --comment "default/nginx-basic:http" -j KUBE-MARK-MASQ',
+    '-A KUBE-SEP-BEMSLTMJA26ZCLYL -p tcp -m comment --comment "default/nginx-basic:http" -m tcp -j DNAT --to-destination 192.168.0.7:80',
+    '-A KUBE-SEP-UF65ZV4QBOPNRP6O -s 192.168.1.3/32 -m comment --comment "default/nginx-basic:http" -j KUBE-MARK-MASQ',
+    '-A KUBE-SEP-UF65ZV4QBOPNRP6O -p tcp -m comment --comment "default/nginx-basic:http" -m tcp -j DNAT --to-destination 192.168.1.3:80',
+    '-A KUBE-SEP-WQR67ZLSTPDXXME4 -s 192.168.1.4/32 -m comment --comment "default/nginx-basic:http" -j KUBE-MARK-MASQ',
+    '-A KUBE-SEP-WQR67ZLSTPDXXME4 -p tcp -m comment --comment "default/nginx-basic:http" -m tcp -j DNAT --to-destination 192.168.1.4:80',
+    '-A KUBE-SERVICES -d 10.105.250.129/32 -p tcp -m comment --comment "default/nginx-basic:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-WWRFY3PZ7W3FGMQW',
+    // kube-proxy's reference has no `! -d 127.0.0.0/8`: it serves node ports on localhost, tsproxy does not.
+    '-A KUBE-SERVICES ! -d 127.0.0.0/8 -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
+    '-A KUBE-SVC-WWRFY3PZ7W3FGMQW ! -s 192.168.0.0/16 -d 10.105.250.129/32 -p tcp -m comment --comment "default/nginx-basic:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ',
+    '-A KUBE-SVC-WWRFY3PZ7W3FGMQW -m comment --comment "default/nginx-basic:http -> 192.168.0.7:80" -m statistic --mode random --probability 0.33333333349 -j KUBE-SEP-BEMSLTMJA26ZCLYL',
+    '-A KUBE-SVC-WWRFY3PZ7W3FGMQW -m comment --comment "default/nginx-basic:http -> 192.168.1.3:80" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-UF65ZV4QBOPNRP6O',
+    '-A KUBE-SVC-WWRFY3PZ7W3FGMQW -m comment --comment "default/nginx-basic:http -> 192.168.1.4:80" -j KUBE-SEP-WQR67ZLSTPDXXME4',
+  ]
+  t.same(nat.filter((l) => l.startsWith('-A ')), expected, 'every nat rule, in iptables-save order')
+  t.same(kubeChains('nat').sort(), ['KUBE-MARK-MASQ', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-SEP-BEMSLTMJA26ZCLYL', 'KUBE-SEP-UF65ZV4QBOPNRP6O', 'KUBE-SEP-WQR67ZLSTPDXXME4', 'KUBE-SERVICES', 'KUBE-SVC-WWRFY3PZ7W3FGMQW'])
+  const filter = save('filter')
+  for (const line of [
+    '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+    '-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',
+    '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+    '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+    '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP',
+    '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
+    '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+  ])
+    t.ok(filter.includes(line), `filter has ${line}`)
+
+  // Written in the canonical form: read back, everything compares equal.
+  const again = await d.sync(true)
+  t.equal(again.full, true)
+  t.equal(again.ops.iptables, 0, 'a full sync right after writes nothing')
+  const fresh = driver(dp, '192.168.0.0/16')
+  fresh.put(
+    service('nginx-basic', { clusterIP: '10.105.250.129', ports: [{ name: 'http', port: 80, targetPort: 80 }] }),
+    slice('nginx-basic', [{ ip: '192.168.0.7' }, { ip: '192.168.1.3', node: 'n2' }, { ip: '192.168.1.4', node: 'n2' }], 80),
+  )
+  const adopted = await fresh.sync()
+  t.equal(adopted.ops.iptables, 0, 'a new proxier adopts the tables without a write')
+  const c = await fresh.proxier.cleanup()
+  t.equal(c.chains, 8 + 5, 'nat 8, filter 5')
+  t.same(kubeChains('nat'), [])
+  t.same(kubeChains('filter'), [])
+  t.same(save('nat').filter((l) => l.startsWith('-A ')), [], 'no jump left')
+})
+
+const http = (port: number, extra: Json = {}) => [{ name: 'http', protocol: 'TCP', port, targetPort: 8080, ...extra }]
+const all = pods.map((p) => ({ ip: p.ip }))
+let d: ReturnType<typeof driver>
+const many = (from: string, host: string, n: number, port = 80, f: FakeNode = node) => f.requestMany(from, { host, port, timeoutMs: 3000 }, n)
+
+t.test('traffic', async (t) => {
+  d = driver(dp, '10.244.0.0/16')
+  t.same(await d.proxier.setup(), [], 'ip_forward was on already (the fake CNI sets it)')
+  d.put(
+    service('web', { clusterIP: '10.96.0.10', ports: http(80) }),
+    slice('web', all),
+    service('web-np', { type: 'NodePort', clusterIP: '10.96.0.11', ports: http(80, { nodePort: 30080 }) }),
+    slice('web-np', all),
+    service('sticky', { clusterIP: '10.96.0.12', ports: http(80), sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } } }),
+    slice('sticky', all),
+    service('local', { type: 'NodePort', clusterIP: '10.96.0.13', ports: http(80, { nodePort: 30081 }), externalTrafficPolicy: 'Local' }),
+    slice('local', [{ ip: pods[0]!.ip }, { ip: pods[1]!.ip, node: 'node2' }, { ip: pods[2]!.ip, node: 'node2' }]),
+    service('empty', { clusterIP: '10.96.0.14', ports: http(80) }),
+  )
+  const r = await d.sync()
+  t.same(r.errors, [])
+  t.equal(r.full, true)
+
+  t.test('ClusterIP from the node reaches every pod', async (t) => {
+    const r = await many('node', '10.96.0.10', 9)
+    t.same(r.errors, [])
+    t.same(Object.keys(r.counts).sort(), ['p1', 'p2', 'p3'])
+  })
+
+  t.test('ClusterIP from each pod, a pod reaching itself (hairpin) masqueraded', async (t) => {
+    for (const p of pods) {
+      const r = await many(p.name, '10.96.0.10', 9)
+      t.same(r.errors, [], `${p.name}: no failed request`)
+      t.ok((r.counts[p.name] ?? 0) > 0, `${p.name} reached itself through the cluster IP`)
+    }
+    const who = await node.requestMany('p1', { host: '10.96.0.10', port: 80, path: '/whoami', timeoutMs: 3000 }, 9)
+    t.same(who.errors, [])
+    t.same([...new Set(who.bodies.map((b) => b.split(':')[0]))].sort(), ['10.244.0.1', '10.244.0.11'], 'hairpinned: from the bridge address; else the pod itself')
+  })
+
+  t.test('NodePort from the node and from off the cluster', async (t) => {
+    const r = await many('node', NODE_IP, 9, 30080)
+    t.same(r.errors, [])
+    t.equal(Object.keys(r.counts).length, 3)
+    const o = await many('client', NODE_IP, 6, 30080, outside)
+    t.same(o.errors, [], 'from the off-cluster client')
+    const who = await outside.requestMany('client', { host: NODE_IP, port: 30080, path: '/whoami', timeoutMs: 3000 }, 3)
+    t.same([...new Set(who.bodies.map((b) => b.split(':')[0]))], ['10.244.0.1'], 'Cluster policy: masqueraded')
+  })
+
+  t.test('ClientIP affinity sticks', async (t) => {
+    const r = await many('node', '10.96.0.12', 9)
+    t.same(r.errors, [])
+    t.equal(Object.keys(r.counts).length, 1, `one pod answered every request (${JSON.stringify(r.counts)})`)
+  })
+
+  t.test('externalTrafficPolicy Local: the node port serves only the local endpoint, keeping the source', async (t) => {
+    const r = await many('client', NODE_IP, 9, 30081, outside)
+    t.same(r.errors, [])
+    t.same(Object.keys(r.counts), ['p1'], 'only the local endpoint')
+    const who = await outside.requestMany('client', { host: NODE_IP, port: 30081, path: '/whoami', timeoutMs: 3000 }, 2)
+    t.same([...new Set(who.bodies.map((b) => b.split(':')[0]))], ['192.168.70.2'], 'the client address preserved')
+    const fromNode = await many('node', NODE_IP, 9, 30081)
+    t.same(fromNode.errors, [])
+    t.ok(Object.keys(fromNode.counts).length > 1, 'the node itself is routed to every endpoint (route LOCAL traffic)')
+  })
+
+  t.test('a service without endpoints is refused, not blackholed', async (t) => {
+    const r = await node.request('node', { host: '10.96.0.14', port: 80, timeoutMs: 3000 })
+    t.equal(r.ok, false)
+    t.match(!r.ok && r.error, /ECONNREFUSED/)
+    const p = await node.request('p2', { host: '10.96.0.14', port: 80, timeoutMs: 3000 })
+    t.match(!p.ok && p.error, /ECONNREFUSED/, 'from a pod too (filter FORWARD)')
+  })
+
+  t.test('endpoint removal: traffic follows, one nat commit touching only that port', async (t) => {
+    d.put(slice('web', all.slice(1)))
+    const before = save('nat').filter((l) => l.startsWith('-A KUBE-SERVICES'))
+    const r = await d.sync()
+    t.same(r.errors, [])
+    t.equal(r.full, false)
+    t.same(save('nat').filter((l) => l.startsWith('-A KUBE-SERVICES')), before, 'KUBE-SERVICES unchanged')
+    const m = await many('node', '10.96.0.10', 9)
+    t.same(m.errors, [])
+    t.same(Object.keys(m.counts).sort(), ['p2', 'p3'])
+  })
+
+  t.test('a new service is inserted before the node-ports jump; a deleted one goes', async (t) => {
+    d.put(service('late', { clusterIP: '10.96.0.20', ports: http(80) }), slice('late', [{ ip: pods[2]!.ip }]))
+    await d.sync()
+    const ks = save('nat').filter((l) => l.startsWith('-A KUBE-SERVICES'))
+    t.match(ks.at(-1), /KUBE-NODEPORTS$/, 'the node-ports jump stays last')
+    t.ok(ks.some((l) => l.includes('-d 10.96.0.20/32')))
+    const r = await many('node', '10.96.0.20', 3)
+    t.same(Object.keys(r.counts), ['p3'])
+  })
+
+  t.test('drift: a flushed KUBE-SERVICES is repaired by a full sync', async (t) => {
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-F', 'KUBE-SERVICES'])
+    const broken = await node.request('node', { host: '10.96.0.10', port: 80, timeoutMs: 1500 })
+    t.equal(broken.ok, false, 'the cluster IP does not answer without its rule')
+    const partial = await d.sync()
+    t.equal(partial.ops.iptables, 0, 'a partial sync does not look')
+    const r = await d.sync(true)
+    t.same(r.errors, [])
+    t.equal(r.repaired.iptables, 1, 'one chain repaired')
+    const m = await many('node', '10.96.0.10', 6)
+    t.same(m.errors, [])
+  })
+
+  t.test('status names the ports with their counters', async (t) => {
+    const s = await d.proxier.status()
+    const web = s.find((x) => x.servicePort === 'default/web:http/TCP')
+    t.ok(web && web.packets > 0, 'packets through web counted')
+    t.notOk(s.find((x) => x.servicePort === 'default/empty:http/TCP'), 'no nat rules for empty')
+  })
+
+  t.test('cleanup leaves only non-KUBE chains', async (t) => {
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-N', 'MINE'])
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-A', 'POSTROUTING', '-j', 'MINE'])
+    const c = await d.proxier.cleanup()
+    t.ok(c.chains > 10)
+    t.same(kubeChains('nat'), [])
+    t.same(kubeChains('filter'), [])
+    t.same(save('nat').filter((l) => l.startsWith('-A ')), ['-A POSTROUTING -j MINE'], 'only the foreign rule is left')
+    t.same(save('filter').filter((l) => l.startsWith('-A ')), [])
+  })
+})

@@ -1,0 +1,372 @@
+// lib/proxy/iptables (kube-proxy's iptables mode) on the host: the exact rules
+// of a service port (rules.ts), and what the proxier asks of an in-memory
+// nat/filter (test/support/fake-iptables.ts): first sync, no-op syncs, the
+// edits of a partial sync, adoption on start, drift repair, failures, cleanup.
+import t from 'tap'
+import { IptablesProxier, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
+import { chainHash, endpointChain, portChains, portRules, probability } from '../../dist/proxy/iptables/rules.js'
+import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
+import { endpointsOf, parseEndpointSlice, parseService, servicePortsOf, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
+import type { Rule } from '../../dist/iptables.js'
+import { FakeIptables } from '../support/fake-iptables.js'
+
+type Json = Record<string, any>
+const NODE = 'node-a'
+
+function svc(name: string, spec: Json = {}, status: Json = {}, namespace = 'ns'): ServiceObject {
+  return parseService({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace },
+    spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }], ...spec },
+    status,
+  })
+}
+
+interface Ep {
+  ip: string
+  node?: string
+  ready?: boolean
+}
+
+function slice(name: string, service: string, eps: (string | Ep)[], ports: Json[] = [{ name: 'http', port: 8080 }], namespace = 'ns'): EndpointSlice {
+  return parseEndpointSlice({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name, namespace, labels: { 'kubernetes.io/service-name': service } },
+    addressType: 'IPv4',
+    ports,
+    endpoints: eps.map((e) => {
+      const s = typeof e === 'string' ? { ip: e } : e
+      return { addresses: [s.ip], conditions: s.ready === undefined ? {} : { ready: s.ready }, ...(s.node ? { nodeName: s.node } : {}) }
+    }),
+  })
+}
+
+/** The rules of the one port of `service` with the endpoints of `slices`. */
+function rulesOf(service: ServiceObject, slices: EndpointSlice[], ctx: Partial<Parameters<typeof portRules>[2]> = {}) {
+  const [port] = [...servicePortsOf(service).values()]
+  const eps = endpointsOf(slices, NODE).get(port!.key) ?? []
+  return { port: port!, rules: portRules(port!, eps, { family: 'inet', masqueradeAll: false, clusterCIDR: '10.244.0.0/16', ...ctx }) }
+}
+
+const c = (text: string) => ({ match: 'comment' as const, comment: text })
+const tcp = (dport?: number) => (dport === undefined ? { match: 'tcp' as const } : { match: 'tcp' as const, dport })
+
+t.test('chain names and probabilities are kube-proxy\'s', async (t) => {
+  t.equal(chainHash('default/nginx-basic:http', 'tcp'), 'WWRFY3PZ7W3FGMQW')
+  t.equal(chainHash('default/nginx-basic:http', 'tcp', '192.168.0.7:80'), 'BEMSLTMJA26ZCLYL')
+  // Three more from the same iptables-save: an unnamed-free UDP port and two endpoints.
+  t.equal(chainHash('kube-system/kube-dns:dns', 'udp'), 'TCOU7JCQXEZGVUNU')
+  t.equal(chainHash('kube-system/kube-dns:dns', 'udp', '192.168.1.2:53'), 'GHNVWKROTCCBFQKZ')
+  t.equal(chainHash('default/kubernetes:https', 'tcp'), 'NPX46M4PTMTKRN6Y')
+  t.equal(probability(3).toFixed(11), '0.33333333349')
+  t.equal(probability(2).toFixed(11), '0.50000000000')
+  const { port } = rulesOf(svc('web', { ports: [{ port: 80 }] }), [])
+  t.equal(port.name.port, '')
+  t.equal(portChains(port).svc, `KUBE-SVC-${chainHash('ns/web', 'tcp')}`, 'an unnamed port hashes without ":port"')
+})
+
+t.test('nginx-basic: three endpoints, exactly the reference rules', async (t) => {
+  const service = svc('nginx-basic', { clusterIP: '10.105.250.129', ports: [{ name: 'http', port: 80 }] }, {}, 'default')
+  const eps = slice('nginx-basic-x', 'nginx-basic', ['192.168.0.7', '192.168.1.3', '192.168.1.4'], [{ name: 'http', port: 80 }], 'default')
+  const { port, rules } = rulesOf(service, [eps], { clusterCIDR: '192.168.0.0/16' })
+  const n = 'default/nginx-basic:http'
+  const svcChain = 'KUBE-SVC-WWRFY3PZ7W3FGMQW'
+  const seps = ['192.168.0.7', '192.168.1.3', '192.168.1.4'].map((ip) => endpointChain(port, `${ip}:80`))
+  t.same(seps, ['KUBE-SEP-BEMSLTMJA26ZCLYL', 'KUBE-SEP-UF65ZV4QBOPNRP6O', 'KUBE-SEP-WQR67ZLSTPDXXME4'])
+  t.strictSame(rules.nat.shared.get('KUBE-SERVICES'), [
+    { protocol: 'tcp', matches: [c(`${n} cluster IP`), tcp(80)], destination: '10.105.250.129/32', target: { jump: svcChain } },
+  ])
+  t.same([...rules.nat.chains.keys()], [svcChain, ...seps])
+  t.strictSame(rules.nat.chains.get(svcChain), [
+    { source: { not: '192.168.0.0/16' }, protocol: 'tcp', matches: [c(`${n} cluster IP`), tcp(80)], destination: '10.105.250.129/32', target: { jump: 'KUBE-MARK-MASQ' } },
+    { matches: [c(`${n} -> 192.168.0.7:80`), { match: 'statistic', mode: 'random', probability: probability(3) }], target: { jump: seps[0] } },
+    { matches: [c(`${n} -> 192.168.1.3:80`), { match: 'statistic', mode: 'random', probability: 0.5 }], target: { jump: seps[1] } },
+    { matches: [c(`${n} -> 192.168.1.4:80`)], target: { jump: seps[2] } },
+  ])
+  t.strictSame(rules.nat.chains.get(seps[0]!), [
+    { source: '192.168.0.7/32', matches: [c(n)], target: { jump: 'KUBE-MARK-MASQ' } },
+    { protocol: 'tcp', matches: [c(n), tcp()], target: { target: 'DNAT', toDestination: '192.168.0.7:80' } },
+  ])
+  t.equal(rules.filter.shared.size, 0, 'nothing in filter for a service with endpoints')
+  t.same(rules.noLocalEndpoints, [])
+  // masqueradeAll: the same rule without the source match.
+  const all = rulesOf(service, [eps], { masqueradeAll: true }).rules.nat.chains.get(svcChain)![0]!
+  t.equal(all.source, undefined)
+  t.same(all.target, { jump: 'KUBE-MARK-MASQ' })
+})
+
+t.test('no endpoints: REJECT in filter, nothing in nat', async (t) => {
+  const { rules } = rulesOf(svc('empty', { type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30001 }], externalIPs: ['192.0.2.9'] }), [])
+  t.equal(rules.nat.shared.size + rules.nat.chains.size, 0)
+  const text = 'ns/empty:http has no endpoints'
+  t.strictSame(rules.filter.shared.get('KUBE-SERVICES'), [{ protocol: 'tcp', matches: [c(text), tcp(80)], destination: '10.96.0.10/32', target: { target: 'REJECT' } }])
+  t.strictSame(rules.filter.shared.get('KUBE-EXTERNAL-SERVICES'), [
+    { protocol: 'tcp', matches: [c(text), tcp(80)], destination: '192.0.2.9/32', target: { target: 'REJECT' } },
+    { protocol: 'tcp', matches: [c(text), { match: 'addrtype', dstType: 'LOCAL' }, tcp(30001)], target: { target: 'REJECT' } },
+  ])
+})
+
+t.test('externalTrafficPolicy Local: EXT short-circuits node and pod traffic, SVL holds local endpoints', async (t) => {
+  const service = svc('loc', { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30002 }] })
+  const { port, rules } = rulesOf(service, [slice('loc-a', 'loc', [{ ip: '10.244.0.5', node: NODE }, { ip: '10.244.1.5', node: 'other' }])])
+  const { svc: s, svl, ext } = portChains(port)
+  const n = 'ns/loc:http'
+  t.strictSame(rules.nat.shared.get('KUBE-NODEPORTS'), [{ protocol: 'tcp', matches: [c(n), tcp(30002)], target: { jump: ext } }])
+  t.strictSame(rules.nat.chains.get(ext), [
+    { source: '10.244.0.0/16', matches: [c(`pod traffic for ${n} external destinations`)], target: { jump: s } },
+    { matches: [c(`masquerade LOCAL traffic for ${n} external destinations`), { match: 'addrtype', srcType: 'LOCAL' }], target: { jump: 'KUBE-MARK-MASQ' } },
+    { matches: [c(`route LOCAL traffic for ${n} external destinations`), { match: 'addrtype', srcType: 'LOCAL' }], target: { jump: s } },
+    { target: { jump: svl } },
+  ])
+  t.strictSame(rules.nat.chains.get(svl), [{ matches: [c(`${n} -> 10.244.0.5:8080`)], target: { jump: endpointChain(port, '10.244.0.5:8080') } }])
+  t.equal(rules.nat.chains.get(s)!.filter((r) => r.target && 'jump' in r.target && r.target.jump.startsWith('KUBE-SEP-')).length, 2, 'SVC keeps both endpoints')
+
+  // No local endpoint: external traffic is dropped in filter, node traffic still routed via EXT.
+  const none = rulesOf(service, [slice('loc-a', 'loc', [{ ip: '10.244.1.5', node: 'other' }])])
+  t.same(none.rules.noLocalEndpoints, ['external'])
+  t.strictSame(none.rules.filter.shared.get('KUBE-EXTERNAL-SERVICES'), [
+    { protocol: 'tcp', matches: [c(`${n} has no local endpoints`), { match: 'addrtype', dstType: 'LOCAL' }, tcp(30002)], target: { target: 'DROP' } },
+  ])
+  t.notOk(none.rules.nat.chains.has(svl))
+  t.same(none.rules.nat.chains.get(ext)!.at(-1), { matches: [c(`route LOCAL traffic for ${n} external destinations`), { match: 'addrtype', srcType: 'LOCAL' }], target: { jump: s } }, 'no jump to a missing SVL')
+})
+
+t.test('internalTrafficPolicy Local: the cluster IP goes to SVL, or is dropped without a local endpoint', async (t) => {
+  const service = svc('itp', { internalTrafficPolicy: 'Local' })
+  const { port, rules } = rulesOf(service, [slice('itp-a', 'itp', [{ ip: '10.244.0.5', node: NODE }, { ip: '10.244.1.5', node: 'other' }])])
+  const { svc: s, svl } = portChains(port)
+  t.same(rules.nat.shared.get('KUBE-SERVICES')![0]!.target, { jump: svl })
+  t.notOk(rules.nat.chains.has(s), 'no SVC chain')
+  t.same(rules.nat.chains.get(svl)![0]!.target, { jump: 'KUBE-MARK-MASQ' }, 'the masquerade rule is in SVL')
+  t.equal(rules.nat.chains.size, 2, 'SVL and the local SEP only')
+  const none = rulesOf(service, [slice('itp-a', 'itp', [{ ip: '10.244.1.5', node: 'other' }])])
+  t.same(none.rules.noLocalEndpoints, ['internal'])
+  t.equal(none.rules.nat.shared.size, 0)
+  t.same(none.rules.filter.shared.get('KUBE-SERVICES')![0]!.target, { target: 'DROP' })
+})
+
+t.test('ClientIP affinity: recent rcheck rules first, recent set in each SEP', async (t) => {
+  const service = svc('sticky', { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } } })
+  const { port, rules } = rulesOf(service, [slice('sticky-a', 'sticky', ['10.244.0.5', '10.244.0.6'])])
+  const { svc: s } = portChains(port)
+  const [a, b] = ['10.244.0.5:8080', '10.244.0.6:8080'].map((e) => endpointChain(port, e))
+  const n = 'ns/sticky:http'
+  t.strictSame(rules.nat.chains.get(s)!.slice(1), [
+    { matches: [c(`${n} -> 10.244.0.5:8080`), { match: 'recent', command: 'rcheck', name: a, seconds: 600, reap: true }], target: { jump: a } },
+    { matches: [c(`${n} -> 10.244.0.6:8080`), { match: 'recent', command: 'rcheck', name: b, seconds: 600, reap: true }], target: { jump: b } },
+    { matches: [c(`${n} -> 10.244.0.5:8080`), { match: 'statistic', mode: 'random', probability: 0.5 }], target: { jump: a } },
+    { matches: [c(`${n} -> 10.244.0.6:8080`)], target: { jump: b } },
+  ])
+  t.strictSame(rules.nat.chains.get(a!)![1], { protocol: 'tcp', matches: [c(n), { match: 'recent', command: 'set', name: a }, tcp()], target: { target: 'DNAT', toDestination: '10.244.0.5:8080' } })
+})
+
+t.test('loadBalancerSourceRanges: KUBE-FW- per range, the node let in, the rest dropped in filter', async (t) => {
+  const service = svc('lb', { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, nodePort: 30003 }], loadBalancerSourceRanges: ['203.0.113.0/24', '192.168.1.0/24'] }, { loadBalancer: { ingress: [{ ip: '198.51.100.7' }] } })
+  const { port, rules } = rulesOf(service, [slice('lb-a', 'lb', ['10.244.0.5'])], { nodeIP: '192.168.1.10' })
+  const { fw, ext } = portChains(port)
+  const n = 'ns/lb:http'
+  t.strictSame(rules.nat.shared.get('KUBE-SERVICES')![1], { protocol: 'tcp', matches: [c(`${n} loadbalancer IP`), tcp(80)], destination: '198.51.100.7/32', target: { jump: fw } })
+  t.strictSame(rules.nat.chains.get(fw), [
+    { source: '203.0.113.0/24', matches: [c(`${n} loadbalancer IP`)], target: { jump: ext } },
+    { source: '192.168.1.0/24', matches: [c(`${n} loadbalancer IP`)], target: { jump: ext } },
+    { source: '198.51.100.7/32', matches: [c(`${n} loadbalancer IP`)], target: { jump: ext } },
+    { matches: [c(`other traffic to ${n} will be dropped by KUBE-PROXY-FIREWALL`)] },
+  ])
+  t.strictSame(rules.filter.shared.get('KUBE-PROXY-FIREWALL'), [
+    { protocol: 'tcp', matches: [c(`${n} traffic not accepted by ${fw}`), tcp(80)], destination: '198.51.100.7/32', target: { target: 'DROP' } },
+  ])
+  t.strictSame(rules.nat.chains.get(ext), [{ matches: [c(`masquerade traffic for ${n} external destinations`)], target: { jump: 'KUBE-MARK-MASQ' } }, { target: { jump: portChains(port).svc } }])
+  const away = rulesOf(service, [slice('lb-a', 'lb', ['10.244.0.5'])], { nodeIP: '172.16.0.1' })
+  t.equal(away.rules.nat.chains.get(fw)!.length, 3, 'a node outside the ranges is not let in')
+})
+
+// ---- the proxier over the fake tables --------------------------------------------------------------
+
+function harness(options: IptablesProxierOptions = {}, fake = new FakeIptables()) {
+  const services = new ServiceChangeTracker()
+  const endpoints = new EndpointsChangeTracker({ nodeName: NODE })
+  const proxier = new IptablesProxier(fake, { clusterCIDR: '10.244.0.0/16', ...options })
+  const state = { ports: services.ports, endpoints: (k: string) => endpoints.endpoints(k) }
+  const svcs = new Map<string, ServiceObject>()
+  const slices = new Map<string, EndpointSlice>()
+  return {
+    fake,
+    proxier,
+    put(...objs: (ServiceObject | EndpointSlice)[]) {
+      for (const o of objs) {
+        if (o.kind === 'Service') {
+          services.update(svcs.get(o.metadata.name), o)
+          svcs.set(o.metadata.name, o)
+        } else {
+          endpoints.update(slices.get(o.metadata.name), o)
+          slices.set(o.metadata.name, o)
+        }
+      }
+    },
+    deleteService(name: string) {
+      services.update(svcs.get(name), undefined)
+      svcs.delete(name)
+    },
+    async sync(full = false) {
+      const ch = applyChanges(services, endpoints)
+      fake.clear()
+      return proxier.sync(state, ch.servicePorts, {
+        full,
+        stale: { deletedUDPClusterIPs: ch.services.deletedUDPClusterIPs, deletedUDPEndpoints: ch.endpoints.deletedUDPEndpoints, newlyActiveUDPServices: ch.endpoints.newlyActiveUDPServices },
+      })
+    },
+  }
+}
+
+const jumpsOf = (rules: Rule[] | undefined): string[] => (rules ?? []).map((r) => (r.target && 'jump' in r.target ? r.target.jump : '-'))
+
+t.test('first sync writes both tables; an unchanged resync writes nothing', async (t) => {
+  const h = harness()
+  t.same(await h.proxier.setup(), ['net.ipv4.ip_forward'])
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5', '10.244.0.6']))
+  const r = await h.sync()
+  t.equal(r.full, true)
+  t.same(r.errors, [])
+  t.equal(h.proxier.synced, true)
+  t.same(h.fake.commits.map((c) => c.table), ['nat', 'filter'])
+  const ks = jumpsOf(h.fake.chain('nat', 'KUBE-SERVICES'))
+  t.same(ks.slice(-1), ['KUBE-NODEPORTS'], 'the node-ports jump is last')
+  t.equal(ks.length, 2)
+  t.same(jumpsOf(h.fake.chain('nat', 'PREROUTING')), ['KUBE-SERVICES'])
+  t.same(jumpsOf(h.fake.chain('nat', 'POSTROUTING')), ['KUBE-POSTROUTING'])
+  t.same(jumpsOf(h.fake.chain('filter', 'FORWARD')), ['KUBE-PROXY-FIREWALL', 'KUBE-FORWARD', 'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES'])
+  const again = await h.sync(true)
+  t.equal(again.full, true)
+  t.same(h.fake.commits, [], 'nothing committed')
+  t.same(again.repaired.iptables, 0)
+  t.equal(h.proxier.draining, 0)
+  t.equal(await h.proxier.drain(), 0)
+})
+
+t.test('partial syncs touch only the changed port', async (t) => {
+  const h = harness()
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5', '10.244.0.6']))
+  h.put(svc('db', { clusterIP: '10.96.0.20', ports: [{ name: 'pg', port: 5432 }] }), slice('db-a', 'db', ['10.244.0.7'], [{ name: 'pg', port: 5432 }]))
+  await h.sync()
+  const web = portChains([...servicePortsOf(svc('web')).values()][0]!)
+
+  // An endpoint more: the SVC chain refilled, one SEP created; KUBE-SERVICES untouched.
+  h.put(slice('web-a', 'web', ['10.244.0.5', '10.244.0.6', '10.244.0.8']))
+  const r = await h.sync()
+  t.equal(r.full, false)
+  t.equal(r.ports, 1)
+  const newSep = endpointChain([...servicePortsOf(svc('web')).values()][0]!, '10.244.0.8:8080')
+  t.same(h.fake.ops().filter((o) => !o.startsWith('nat appendRule')), [`nat createChain ${newSep}`, `nat flushChain ${web.svc}`])
+  t.equal(h.fake.commits.length, 1, 'one nat commit, no filter commit')
+  t.equal(h.fake.chain('nat', web.svc)!.length, 4)
+
+  // A new service: its rule inserted before the node-ports jump.
+  h.put(svc('api', { clusterIP: '10.96.0.30' }), slice('api-a', 'api', ['10.244.0.9']))
+  await h.sync()
+  t.ok(h.fake.ops().includes('nat insertRule KUBE-SERVICES 2'), 'inserted at index 2, before the tail')
+  const ks = jumpsOf(h.fake.chain('nat', 'KUBE-SERVICES'))
+  t.equal(ks.length, 4)
+  t.equal(ks.at(-1), 'KUBE-NODEPORTS')
+
+  // Its endpoints gone: REJECT in filter, its nat rules and chains removed.
+  h.put(slice('api-a', 'api', []))
+  await h.sync()
+  const api = portChains([...servicePortsOf(svc('api')).values()][0]!)
+  t.same(h.fake.ops().filter((o) => o.includes('KUBE-SERVICES') || o.includes('Chain')).sort(), [
+    `nat deleteChain ${api.svc}`,
+    `nat deleteChain ${endpointChain([...servicePortsOf(svc('api')).values()][0]!, '10.244.0.9:8080')}`,
+    `nat deleteRule KUBE-SERVICES`,
+    `nat flushChain ${api.svc}`,
+    `nat flushChain ${endpointChain([...servicePortsOf(svc('api')).values()][0]!, '10.244.0.9:8080')}`,
+    'filter appendRule KUBE-SERVICES',
+  ].sort())
+  t.same(h.fake.chain('filter', 'KUBE-SERVICES')![0]!.target, { target: 'REJECT' })
+  t.notOk(h.fake.chain('nat', api.svc))
+
+  // The service deleted: the REJECT goes too.
+  h.deleteService('api')
+  await h.sync()
+  t.same(h.fake.ops(), ['filter deleteRule KUBE-SERVICES'])
+  t.same(h.fake.chain('filter', 'KUBE-SERVICES'), [])
+
+  // What a partial sync left is what a fresh full sync wants: nothing to repair.
+  const full = await h.sync(true)
+  t.same(h.fake.commits, [])
+  t.equal(full.repaired.iptables, 0)
+})
+
+t.test('a new proxier adopts what is there; drift is repaired and counted', async (t) => {
+  const h = harness()
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']), svc('db', { clusterIP: '10.96.0.20' }), slice('db-a', 'db', ['10.244.0.7']))
+  await h.sync()
+  // The ports' rules in KUBE-SERVICES reversed (as another run could have ordered them): still equal.
+  const ks = h.fake.chain('nat', 'KUBE-SERVICES')!
+  ks.splice(0, 2, ks[1]!, ks[0]!)
+  const h2 = harness({}, h.fake)
+  h2.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']), svc('db', { clusterIP: '10.96.0.20' }), slice('db-a', 'db', ['10.244.0.7']))
+  const r = await h2.sync()
+  t.equal(r.full, true)
+  t.same(h.fake.commits, [], 'nothing rewritten on start')
+  t.equal(r.repaired.iptables, 0)
+  // A partial sync after adoption edits at the right places.
+  h2.put(svc('web', { clusterIP: '10.96.0.11' }))
+  await h2.sync()
+  t.same(jumpsOf(h.fake.chain('nat', 'KUBE-SERVICES')).at(-1), 'KUBE-NODEPORTS')
+  t.equal(h.fake.chain('nat', 'KUBE-SERVICES')![1]!.destination, '10.96.0.11/32', 'web moved after db, before the tail')
+
+  // Drift: KUBE-SERVICES flushed, a jump deleted, a stale chain of ours left behind, a foreign chain.
+  h.fake.tables.nat.get('KUBE-SERVICES')!.length = 0
+  h.fake.tables.nat.set('PREROUTING', [])
+  h.fake.tables.nat.set('KUBE-SVC-STALESTALESTALE1', [{ target: { target: 'RETURN' } }])
+  h.fake.tables.nat.set('OTHER', [{ target: { target: 'RETURN' } }])
+  const fixed = await h2.sync(true)
+  t.equal(fixed.repaired.iptables, 3, 'KUBE-SERVICES, the stale chain, the PREROUTING jump')
+  t.equal(h.fake.chain('nat', 'KUBE-SERVICES')!.length, 3)
+  t.notOk(h.fake.chain('nat', 'KUBE-SVC-STALESTALESTALE1'))
+  t.ok(h.fake.chain('nat', 'OTHER'), 'a foreign chain is left alone')
+  t.same(jumpsOf(h.fake.chain('nat', 'PREROUTING')), ['KUBE-SERVICES'])
+})
+
+t.test('a failed commit asks for a full sync, which writes it', async (t) => {
+  const h = harness()
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))
+  await h.sync()
+  h.put(slice('web-a', 'web', ['10.244.0.5', '10.244.0.6']))
+  h.fake.failNext = new Error('EAGAIN')
+  const r = await h.sync()
+  t.equal(r.errors.length, 1)
+  t.equal(h.proxier.synced, false)
+  const again = await h.sync()
+  t.equal(again.full, true)
+  t.same(again.errors, [])
+  const svcChain = portChains([...servicePortsOf(svc('web')).values()][0]!).svc
+  t.equal(h.fake.chain('nat', svcChain)!.length, 3, 'masquerade + two endpoints')
+})
+
+t.test('stale UDP conntrack entries are deleted as in IPVS mode', async (t) => {
+  const h = harness()
+  const dns = svc('dns', { clusterIP: '10.96.0.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] })
+  h.put(dns, slice('dns-a', 'dns', ['10.244.0.5', '10.244.0.6'], [{ name: 'dns', port: 5353, protocol: 'UDP' }]))
+  await h.sync()
+  h.put(slice('dns-a', 'dns', ['10.244.0.5'], [{ name: 'dns', port: 5353, protocol: 'UDP' }]))
+  const r = await h.sync()
+  t.same(h.fake.conntrackDeletes, [{ family: 'inet', protocol: 'udp', destination: '10.96.0.53', port: 53, replySource: '10.244.0.6' }])
+  t.equal(r.ops.conntrack, 1)
+})
+
+t.test('cleanup removes our chains and jumps, nothing else', async (t) => {
+  const h = harness()
+  h.put(svc('web', { type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080 }] }), slice('web-a', 'web', ['10.244.0.5']))
+  await h.sync()
+  h.fake.tables.nat.set('OTHER', [])
+  h.fake.tables.nat.get('PREROUTING')!.push({ target: { jump: 'OTHER' } })
+  const r = await h.proxier.cleanup()
+  t.equal(r.jumps, 3 + 9)
+  t.same([...h.fake.tables.nat.keys()].sort(), ['INPUT', 'OTHER', 'OUTPUT', 'POSTROUTING', 'PREROUTING'])
+  t.same([...h.fake.tables.filter.keys()].sort(), ['FORWARD', 'INPUT', 'OUTPUT'])
+  t.same(jumpsOf(h.fake.chain('nat', 'PREROUTING')), ['OTHER'])
+  t.equal(r.chains, 4 + 3 + 4 + 1, 'nat: 4 fixed, SVC, EXT, SEP; filter: 4 shared, KUBE-FORWARD')
+  t.equal(h.proxier.synced, false)
+})
