@@ -8,6 +8,11 @@ import { healthRoutes, metricsRoutes, startServer, type RunningServer } from './
 import { openDataplane, type IpvsDataplane } from './ipvs/dataplane.js'
 import { IpvsProxier, type SyncReport } from './ipvs/proxier.js'
 import type { Proxier } from './proxier.js'
+import { IptablesProxier } from './iptables/proxier.js'
+import { openIptablesDataplane, type IptablesDataplane } from './iptables/dataplane.js'
+import { DUMMY_LINK } from './ipvs/rules.js'
+import { Iptables } from '../iptables.js'
+import { Rtnl } from '../route.js'
 import { kubeProxyMetrics, processMetrics, Registry, type KubeProxyMetrics } from './metrics.js'
 import { servicePortNameString } from './model/serviceport.js'
 import { SyncRunner } from './runner.js'
@@ -30,6 +35,8 @@ export interface DaemonOptions {
   log: Log
   /** The kernel, per address family; the real one when not given. */
   dataplane?: IpvsDataplane | ((family: Family) => IpvsDataplane)
+  /** The same for iptables mode. */
+  iptablesDataplane?: (family: Family) => IptablesDataplane
   /** This node's name; from the config (hostnameOverride) or the host name when not given. */
   nodeName?: string
   /** Where the conntrack settings are read and written (/proc/sys when not given). */
@@ -68,6 +75,8 @@ export interface StatusEntry {
   scheduler: string
   persistent?: number
   connections: number
+  /** iptables mode: packets through the service's rules (there is no per-connection count). */
+  packets?: number
   endpoints: { address: string; weight: number; active: number; inactive: number }[]
 }
 
@@ -82,8 +91,9 @@ export class Daemon {
   readonly #log: Log
   readonly #manifests: string | undefined
   readonly #dataplaneOption: DaemonOptions['dataplane']
+  readonly #iptablesDataplaneOption: DaemonOptions['iptablesDataplane']
   readonly #sysctl: SysctlIO | undefined
-  #dataplanes: IpvsDataplane[] = []
+  #dataplanes: { close(): Promise<void> }[] = []
   /** One proxier per address family the cluster uses (kube-proxy's dual-stack meta-proxier). */
   #proxiers: Proxier[] = []
   #source: ManifestSource | undefined
@@ -103,14 +113,55 @@ export class Daemon {
     this.#manifests = options.manifests
     this.#kubeApi = options.kubernetes
     this.#dataplaneOption = options.dataplane
+    this.#iptablesDataplaneOption = options.iptablesDataplane
     this.#sysctl = options.sysctl
     this.nodeName = options.nodeName ?? nodeNameOf(options.config)
     this.endpoints = new EndpointsChangeTracker({ nodeName: this.nodeName })
     this.metrics = kubeProxyMetrics(this.registry)
     processMetrics(this.registry)
     // kube-proxy: unhealthy when an update waited more than twice the sync period.
-    this.health = new ProxyHealth({ healthTimeout: 2 * this.config.ipvs.syncPeriod })
+    this.health = new ProxyHealth({ healthTimeout: 2 * this.#periods.max })
     this.#serviceHealth = new ServiceHealthServer(this.#log)
+  }
+
+  /** The mode's sync periods (ipvs.* or iptables.*). */
+  get #periods(): { min: number; max: number } {
+    const p = this.config.mode === 'iptables' ? this.config.iptables : this.config.ipvs
+    return { min: p.minSyncPeriod, max: p.syncPeriod }
+  }
+
+  /**
+   * Switching modes removes the other mode's state, as kube-proxy does: IPVS
+   * mode's virtual servers, sets, kube-ipvs0 and chains, or iptables mode's
+   * per-service chains. Looked for first (read only), so a restart in the same
+   * mode touches nothing.
+   */
+  async #leaveMode(other: 'ipvs' | 'iptables', family: Family): Promise<void> {
+    try {
+      if (other === 'iptables') {
+        const ipt = await Iptables.open({ family })
+        const chains = await ipt.listChains('nat')
+        if (!chains.some((ch) => /^KUBE-(SVC|SEP|EXT|SVL|FW)-|^KUBE-NODEPORTS$/.test(ch.name))) return
+        const dp = await openIptablesDataplane(family)
+        try {
+          this.#log('info', 'removing iptables-mode state (the mode changed)', { family, removed: await new IptablesProxier(dp, { family, log: this.#log }).cleanup() })
+        } finally {
+          await dp.close()
+        }
+      } else {
+        const rtnl = await Rtnl.open()
+        const link = await rtnl.getLink(DUMMY_LINK).finally(() => rtnl.close())
+        if (!link) return
+        const dp = await openDataplane(family)
+        try {
+          this.#log('info', 'removing IPVS-mode state (the mode changed)', { family, removed: await new IpvsProxier(dp, { family, log: this.#log }).cleanup() })
+        } finally {
+          await dp.close()
+        }
+      }
+    } catch (e) {
+      this.#log('warn', `could not remove the ${other} mode's state`, { family, error: e })
+    }
   }
 
   /** The proxier of each family in use ('inet' first). */
@@ -124,7 +175,7 @@ export class Daemon {
   /** Loads the manifests, programs the kernel (adopting what is there), starts watching and serving. */
   async start(): Promise<void> {
     const c = this.config
-    if (c.mode !== 'ipvs') throw new Error(`proxy mode "${c.mode}" is not implemented yet; run with --proxy-mode=ipvs`)
+    if (c.mode !== 'ipvs' && c.mode !== 'iptables') throw new Error(`proxy mode "${c.mode}" is not implemented; run with --proxy-mode=ipvs or --proxy-mode=iptables`)
     const io = this.#sysctl ?? { get: (k: string) => getSysctl(k), set: (k: string, v: number) => setSysctl(k, v) }
     const ct = await applyConntrackSettings(conntrackSettings(c.conntrack, availableParallelism()), io, this.#log)
     if (ct.length > 0) this.#log('info', 'conntrack settings applied', { keys: ct })
@@ -170,33 +221,50 @@ export class Daemon {
     }
 
     const cidrs = clusterCIDRs(c)
+    const cidrOf = (family: Family): string => cidrs.find((x) => ipFamilyOf(x.split('/')[0]!) === (family === 'inet' ? 'IPv4' : 'IPv6')) ?? ''
     for (const family of families(cidrs)) {
-      const given = this.#dataplaneOption
-      const dp = given === undefined ? await openDataplane(family) : typeof given === 'function' ? given(family) : given
-      this.#dataplanes.push(dp)
-      const proxier = new IpvsProxier(dp, {
-        family,
-        scheduler: ipvsScheduler(c),
-        excludeCIDRs: c.ipvs.excludeCIDRs,
-        nodePortAddresses: c.nodePortAddresses,
-        masqueradeAll: c.iptables.masqueradeAll,
-        masqueradeBit: c.iptables.masqueradeBit,
-        clusterCIDR: cidrs.find((x) => ipFamilyOf(x.split('/')[0]!) === (family === 'inet' ? 'IPv4' : 'IPv6')) ?? '',
-        strictARP: c.ipvs.strictARP,
-        timeouts: { tcp: c.ipvs.tcpTimeout / 1000, tcpFin: c.ipvs.tcpFinTimeout / 1000, udp: c.ipvs.udpTimeout / 1000 },
-        log: this.#log,
-        ...(nodeZone ? { nodeZone } : {}),
-      })
+      let proxier: Proxier
+      if (c.mode === 'ipvs') {
+        const given = this.#dataplaneOption
+        if (given === undefined) await this.#leaveMode('iptables', family)
+        const dp = given === undefined ? await openDataplane(family) : typeof given === 'function' ? given(family) : given
+        this.#dataplanes.push(dp)
+        proxier = new IpvsProxier(dp, {
+          family,
+          scheduler: ipvsScheduler(c),
+          excludeCIDRs: c.ipvs.excludeCIDRs,
+          nodePortAddresses: c.nodePortAddresses,
+          masqueradeAll: c.iptables.masqueradeAll,
+          masqueradeBit: c.iptables.masqueradeBit,
+          clusterCIDR: cidrOf(family),
+          strictARP: c.ipvs.strictARP,
+          timeouts: { tcp: c.ipvs.tcpTimeout / 1000, tcpFin: c.ipvs.tcpFinTimeout / 1000, udp: c.ipvs.udpTimeout / 1000 },
+          log: this.#log,
+          ...(nodeZone ? { nodeZone } : {}),
+        })
+      } else {
+        const given = this.#iptablesDataplaneOption
+        if (given === undefined) await this.#leaveMode('ipvs', family)
+        const dp = given ? given(family) : await openIptablesDataplane(family)
+        this.#dataplanes.push(dp)
+        proxier = new IptablesProxier(dp, {
+          family,
+          masqueradeAll: c.iptables.masqueradeAll,
+          masqueradeBit: c.iptables.masqueradeBit,
+          clusterCIDR: cidrOf(family),
+          log: this.#log,
+          ...(nodeZone ? { nodeZone } : {}),
+        })
+      }
       this.#proxiers.push(proxier)
       const changed = await proxier.setup()
       if (changed.length > 0) this.#log('info', 'sysctls set', { family, keys: changed })
     }
 
-
     this.#runner = new SyncRunner({
       run: (full) => this.#sync(full),
-      minInterval: c.ipvs.minSyncPeriod,
-      maxInterval: c.ipvs.syncPeriod,
+      minInterval: this.#periods.min,
+      maxInterval: this.#periods.max,
       onError: (e) => {
         this.metrics.syncErrorsTotal.inc()
         this.#log('error', 'sync failed; retrying', { error: e })
@@ -235,20 +303,42 @@ export class Daemon {
 
   /** Each programmed virtual server, named by its Kubernetes service port, with live counters. */
   async status(): Promise<StatusEntry[]> {
-    const listed = (await Promise.all(this.#proxiers.map((p) => p.status()))).flat()
-    return listed.map(({ servicePort, server: s }) => {
-      const port = this.services.ports.get(servicePort)
-      const entry: StatusEntry = {
-        service: port ? servicePortNameString(port.name) : servicePort,
-        protocol: s.protocol!,
-        vip: joinHostPort(s.address!, s.port!),
-        scheduler: s.scheduler,
-        connections: s.stats.conns,
-        endpoints: (s.destinations ?? []).map((d) => ({ address: joinHostPort(d.address, d.port), weight: d.weight, active: d.activeConns, inactive: d.inactiveConns })),
+    const out: StatusEntry[] = []
+    for (const p of this.#proxiers) {
+      for (const rec of await p.status()) {
+        const port = this.services.ports.get(rec.servicePort)
+        const service = port ? servicePortNameString(port.name) : rec.servicePort
+        if ('server' in rec) {
+          const s = rec.server
+          const entry: StatusEntry = {
+            service,
+            protocol: s.protocol!,
+            vip: joinHostPort(s.address!, s.port!),
+            scheduler: s.scheduler,
+            connections: s.stats.conns,
+            endpoints: (s.destinations ?? []).map((d) => ({ address: joinHostPort(d.address, d.port), weight: d.weight, active: d.activeConns, inactive: d.inactiveConns })),
+          }
+          if (s.persistent) entry.persistent = s.timeout
+          out.push(entry)
+        } else if (port) {
+          // iptables mode: the cluster IP of this family, the endpoints as the
+          // rules choose them (equal odds), packets through the service's rules.
+          const ip = port.clusterIPs.find((a) => (p.family === 'inet') === !a.includes(':')) ?? port.clusterIPs[0]!
+          const entry: StatusEntry = {
+            service,
+            protocol: port.protocol.toLowerCase(),
+            vip: joinHostPort(ip, port.port),
+            scheduler: 'random',
+            connections: 0,
+            packets: rec.packets,
+            endpoints: this.endpoints.endpoints(rec.servicePort).filter((e) => e.ready && (p.family === 'inet') === !e.ip.includes(':')).map((e) => ({ address: e.key, weight: 1, active: 0, inactive: 0 })),
+          }
+          if (port.stickyMaxAgeSeconds > 0) entry.persistent = port.stickyMaxAgeSeconds
+          out.push(entry)
+        }
       }
-      if (s.persistent) entry.persistent = s.timeout
-      return entry
-    })
+    }
+    return out.sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.vip < b.vip ? -1 : 1))
   }
 
   #sink(): ChangeSink {
@@ -378,7 +468,8 @@ export function formatStatus(entries: StatusEntry[]): string {
   const lines: string[] = []
   for (const e of entries) {
     const sticky = e.persistent ? ` sticky ${e.persistent}s` : ''
-    lines.push(`${e.service}  ${e.protocol.toUpperCase()} ${e.vip}  ${e.scheduler}${sticky}  ${e.connections} connections`)
+    const load = e.packets !== undefined ? `${e.packets} packets` : `${e.connections} connections`
+    lines.push(`${e.service}  ${e.protocol.toUpperCase()} ${e.vip}  ${e.scheduler}${sticky}  ${load}`)
     if (e.endpoints.length === 0) lines.push('    (no endpoints)')
     for (const d of e.endpoints) {
       const note = d.weight === 0 ? '  draining' : ''

@@ -6,11 +6,10 @@ import type { ProxyState, StaleConntrack, SyncReport } from './ipvs/proxier.js'
 
 export type { ProxyState, StaleConntrack, SyncReport } from './ipvs/proxier.js'
 
-/** One programmed service entry point, for `tsproxy status`. */
-export interface StatusRecord {
-  servicePort: string
-  server: ServiceRecord
-}
+/** One programmed service port, for `tsproxy status`: an IPVS virtual server, or iptables chains with counters. */
+export type StatusRecord =
+  | { servicePort: string; server: ServiceRecord }
+  | { servicePort: string; chains: string[]; packets: number; bytes: number }
 
 export interface Proxier {
   readonly family: Family

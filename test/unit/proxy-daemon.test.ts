@@ -9,6 +9,7 @@ import { Daemon } from '../../dist/proxy/daemon.js'
 import { defaultConfig, type KubeProxyConfiguration } from '../../dist/proxy/config.js'
 import type { Log } from '../../dist/proxy/sources/manifests.js'
 import { FakeDataplane } from '../support/fake-dataplane.js'
+import { FakeIptables } from '../support/fake-iptables.js'
 
 const service = (name: string, ip: string) =>
   `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: default }\nspec: { clusterIP: ${ip}, ports: [{ name: http, port: 80, targetPort: 8080 }] }\n`
@@ -100,11 +101,26 @@ t.test('bad manifests are logged, counted and skipped; good ones next to them ap
   t.equal(fake.service('tcp/10.96.0.300:80'), undefined, 'nothing of the bad one')
 })
 
-t.test('a mode other than ipvs is refused at start, saying what to do', async (t) => {
+t.test('nftables mode is refused at start, saying what to do', async (t) => {
   const { dir, log, fake } = setup(t)
-  const d = new Daemon({ config: config({ mode: 'iptables' }), manifests: dir, log, dataplane: fake, sysctl: memSysctl() })
-  await t.rejects(d.start(), /proxy mode "iptables" is not implemented yet; run with --proxy-mode=ipvs/)
+  const d = new Daemon({ config: config({ mode: 'nftables' }), manifests: dir, log, dataplane: fake, sysctl: memSysctl() })
+  await t.rejects(d.start(), /proxy mode "nftables" is not implemented; run with --proxy-mode=ipvs or --proxy-mode=iptables/)
   t.same(fake.writes(), [], 'nothing written')
+})
+
+t.test('iptables mode: the same daemon drives the iptables proxier; status names the service port', async (t) => {
+  const { dir, log } = setup(t)
+  writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11', '10.244.0.12'])}`)
+  const ipt = new FakeIptables()
+  const d = new Daemon({ config: config({ mode: 'iptables' }), manifests: dir, log, iptablesDataplane: () => ipt, nodeName: 'n1', sysctl: memSysctl() })
+  t.teardown(() => d.stop())
+  await d.start()
+  const svcChain = [...ipt.tables.nat.keys()].find((c) => c.startsWith('KUBE-SVC-'))
+  t.ok(svcChain, 'a KUBE-SVC chain was made')
+  t.equal(ipt.tables.nat.get(svcChain!)!.filter((r) => JSON.stringify(r).includes('KUBE-SEP-')).length, 2, 'with a rule per endpoint')
+  const status = await d.status()
+  t.same(status.map((s) => [s.service, s.vip, s.scheduler, s.endpoints.map((e) => e.address)]), [['default/web:http', '10.96.0.10:80', 'random', ['10.244.0.11:8080', '10.244.0.12:8080']]])
+  t.equal(typeof status[0]!.packets, 'number', 'counted in packets')
 })
 
 t.test('dual stack: a proxier per family of the cluster CIDRs, one sync feeding both', async (t) => {
