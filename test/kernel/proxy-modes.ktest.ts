@@ -1,0 +1,105 @@
+// The daemon in both modes on one node, with real TCP through a fake CNI:
+// iptables mode programs kube-proxy's chain layout; switching to IPVS mode
+// removes it and programs IPVS; restarting in the same mode rewrites nothing;
+// switching back removes IPVS mode's virtual servers, sets and kube-ipvs0.
+import t, { type Test } from 'tap'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
+import { startDaemon, type RunningDaemon } from '../support/daemon.mjs'
+
+const NODE = 'node1'
+const pods = [
+  { name: 'm1', ip: '10.244.0.41' },
+  { name: 'm2', ip: '10.244.0.42' },
+  { name: 'm3', ip: '10.244.0.43' },
+]
+// kube-proxy's chain name for default/web:http over TCP (sha256, base32, 16 characters).
+const SVC_CHAIN = 'KUBE-SVC-'
+
+const dir = mkdtempSync(join(tmpdir(), 'tsproxy-modes-'))
+writeFileSync(
+  join(dir, 'web.json'),
+  JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name: 'web-x', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
+        addressType: 'IPv4',
+        ports: [{ name: 'http', port: 8080 }],
+        endpoints: pods.map((p) => ({ addresses: [p.ip], nodeName: NODE })),
+      },
+    ],
+  }),
+)
+
+let node: FakeNode
+let daemon: RunningDaemon | undefined
+const args = [`--hostname-override=${NODE}`, '--cluster-cidr=10.244.0.0/16']
+const run = async (mode: string): Promise<RunningDaemon> => (daemon = await startDaemon({ manifests: dir, args: [...args, `--proxy-mode=${mode}`] }))
+const nat = (): string => tool('iptables-legacy-save', ['-t', 'nat'])
+
+t.before(async () => {
+  // iptables mode binds cluster IPs nowhere: the node needs a route for them
+  // (any) so that locally made connections get as far as the DNAT.
+  sh('ip link set lo up; ip link add eth0 type dummy; ip addr add 192.168.50.10/24 dev eth0; ip link set eth0 up; ip route add default dev eth0')
+  node = await makeNode({ pods })
+})
+t.teardown(async () => {
+  await daemon?.stop()
+  await node?.destroy()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const balanced = async (t: Test, what: string): Promise<void> => {
+  const r = await node.requestMany('node', { host: '10.96.0.10', port: 80, timeoutMs: 3000 }, 12)
+  t.same(r.errors, [], `${what}: no failed request`)
+  t.same(Object.keys(r.counts).sort(), ['m1', 'm2', 'm3'], `${what}: all three pods answer`)
+}
+
+t.test('iptables mode: kube-proxy\'s chain layout, and traffic', async (t) => {
+  await run('iptables')
+  const text = nat()
+  t.match(text, /-A KUBE-SERVICES -d 10\.96\.0\.10\/32 -p tcp -m comment --comment "default\/web:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-[A-Z2-7]{16}/, 'the KUBE-SERVICES match')
+  t.equal((text.match(/-m statistic --mode random --probability/g) ?? []).length, 2, 'two statistic rules for three endpoints (the last takes the rest)')
+  t.equal((text.match(/-j DNAT --to-destination 10\.244\.0\.4[123]:8080/g) ?? []).length, 3, 'a DNAT per endpoint')
+  t.notMatch(tool('ip', ['-o', 'link']), /kube-ipvs0/, 'no kube-ipvs0 in iptables mode')
+  await balanced(t, 'iptables mode')
+  const status = sh('node dist/proxy/main.js status')
+  t.match(status, /default\/web:http\s+TCP 10\.96\.0\.10:80\s+random\s+\d+ packets/, 'tsproxy status in iptables mode')
+  await daemon!.stop()
+})
+
+t.test('switching to IPVS mode removes the iptables-mode chains', async (t) => {
+  const d = await run('ipvs')
+  t.ok(d.logs.some((l) => l.msg === 'removing iptables-mode state (the mode changed)'), 'it says so')
+  t.notMatch(nat(), new RegExp(`${SVC_CHAIN}|KUBE-SEP-|KUBE-NODEPORTS`), 'no KUBE-SVC/SEP/NODEPORTS chain left')
+  t.ok(tool('ipvsadm', ['-Sn']).split('\n').includes('-A -t 10.96.0.10:80 -s rr'), 'the IPVS virtual server is there')
+  await balanced(t, 'IPVS mode')
+  await d.stop()
+})
+
+t.test('a restart in the same mode removes nothing and writes nothing', async (t) => {
+  const d = await run('ipvs')
+  t.notOk(d.logs.some((l) => /^removing/.test(l.msg)), 'no mode-switch cleanup')
+  const first = d.logs.find((l) => l.msg === 'full sync')!
+  t.same(first.ops, { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0, conntrack: 0 }, 'the first sync writes nothing')
+  await d.stop()
+})
+
+t.test('switching back to iptables mode removes IPVS mode\'s state', async (t) => {
+  const d = await run('iptables')
+  t.ok(d.logs.some((l) => l.msg === 'removing IPVS-mode state (the mode changed)'), 'it says so')
+  t.equal(tool('ipvsadm', ['-Sn']).trim(), '', 'no virtual server left')
+  t.notMatch(tool('ip', ['-o', 'link']), /kube-ipvs0/, 'no kube-ipvs0')
+  t.notMatch(tool('ipset', ['list', '-n']), /KUBE-/, 'no IPVS-mode set')
+  t.match(nat(), /KUBE-SVC-[A-Z2-7]{16}/, 'the iptables layout is back')
+  await balanced(t, 'iptables mode again')
+  await d.stop()
+  daemon = undefined
+})
