@@ -9,6 +9,8 @@ import { loadConfig, splitHostPort, usage, type KubeProxyConfiguration } from '.
 import { Daemon, formatStatus, type StatusEntry } from './daemon.js'
 import { openDataplane } from './ipvs/dataplane.js'
 import { IpvsProxier } from './ipvs/proxier.js'
+import { IptablesProxier } from './iptables/proxier.js'
+import { openIptablesDataplane } from './iptables/dataplane.js'
 import { makeLogger } from './log.js'
 import { KubeClient, resolveConnection } from './sources/kube/client.js'
 import type { Log } from './sources/manifests.js'
@@ -88,26 +90,38 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function cleanup(log: Log): Promise<number> {
-  // Both families, whatever the config says: cleanup removes what any earlier run made.
+  // Both families and both modes, whatever the config says: cleanup removes what
+  // any earlier run made. The modes share chain names (KUBE-SERVICES,
+  // KUBE-MARK-MASQ, ...), so a chain may still be referenced by the other
+  // mode's rules on a first pass: iptables mode is tried first, then IPVS mode,
+  // then iptables mode again if its first pass failed.
   let failed = false
   for (const family of ['inet6', 'inet'] as const) {
-    let dp
-    try {
-      dp = await openDataplane(family)
-    } catch (e) {
-      log(family === 'inet' ? 'error' : 'warn', 'cannot clean up this family', { family, error: e })
+    const report = (mode: string, e: unknown): void => {
+      log(family === 'inet' ? 'error' : 'warn', 'cleanup failed', { family, mode, error: e })
       failed ||= family === 'inet'
-      continue
     }
+    const iptablesMode = async (): Promise<void> => {
+      const ipt = await openIptablesDataplane(family)
+      try {
+        log('info', 'cleaned up', { family, mode: 'iptables', ...(await new IptablesProxier(ipt, { family, log }).cleanup()) })
+      } finally {
+        await ipt.close()
+      }
+    }
+    let firstPass: unknown
+    await iptablesMode().catch((e: unknown) => (firstPass = e ?? new Error('failed')))
     try {
-      const removed = await new IpvsProxier(dp, { family, log }).cleanup()
-      log('info', 'cleaned up', { family, ...removed })
+      const dp = await openDataplane(family)
+      try {
+        log('info', 'cleaned up', { family, mode: 'ipvs', ...(await new IpvsProxier(dp, { family, log }).cleanup()) })
+      } finally {
+        await dp.close()
+      }
     } catch (e) {
-      log('error', 'cleanup failed', { family, error: e })
-      failed = true
-    } finally {
-      await dp.close()
+      report('ipvs', e)
     }
+    if (firstPass !== undefined) await iptablesMode().catch((e: unknown) => report('iptables', e))
   }
   return failed ? 1 : 0
 }

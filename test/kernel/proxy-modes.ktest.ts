@@ -103,3 +103,12 @@ t.test('switching back to iptables mode removes IPVS mode\'s state', async (t) =
   await d.stop()
   daemon = undefined
 })
+
+t.test('tsproxy cleanup removes iptables mode\'s chains too', async (t) => {
+  sh('iptables-legacy -t nat -N OTHER-CHAIN')
+  t.match(sh('node dist/proxy/main.js cleanup 2>&1'), /"mode":"iptables"/, 'it cleans up iptables mode')
+  const text = nat()
+  t.notMatch(text, /KUBE-/, 'no KUBE chain or jump left in nat')
+  t.match(text, /:OTHER-CHAIN/, 'the foreign chain stays')
+  t.notMatch(tool('iptables-legacy-save', ['-t', 'filter']), /KUBE-/, 'none in filter')
+})
