@@ -1,0 +1,595 @@
+// The measuring half of benchmarks/proxy-iptables: runs inside the kernel box
+// (run.js boots it), as root, against the box's real netfilter (legacy x_tables).
+//
+// For each size (services × 10 endpoints), three workers, each a node process in
+// a network namespace of its own (`unshare -n`: empty nat and filter tables):
+//
+//   cold      spawns the daemon (dist/proxy/main.js --proxy-mode=iptables), times
+//             spawn → `full sync` / `tsproxy running`, reads its VmRSS/VmHWM,
+//             checks the tables with iptables-legacy-save and keeps that text
+//             (nat + filter) for the peer: what the daemon wrote, byte for byte.
+//   changes   the Daemon class in this process: start, then one EndpointSlice
+//             change at a time (an endpoint replaced, its group file rewritten),
+//             timed to `daemon.settled([file])`, with the daemon's own sync ms and
+//             libiptc's commit breakdown; checked with `iptables-legacy -S` on the
+//             service's chain; at the end the tables are saved again.
+//   peer      what kube-proxy would exec: `iptables-legacy-restore --noflush` of
+//             the daemon's saved text into the empty netns (the cold sync), then
+//             per change the text kube-proxy's partial sync writes (the whole
+//             filter table, nat's shared chains, the changed service's SVC/EXT
+//             and SEP chains, the old SEP flushed and deleted), built from the
+//             daemon's final save; at the end its save must equal the daemon's.
+//
+//   node inside.mjs                 the orchestrator: config in PROXY_IPTABLES_CONFIG, raw results to cfg.out
+//   node inside.mjs --worker JSON   one worker, in the current netns; prints one JSON line
+import { spawn, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+
+const self = fileURLToPath(import.meta.url)
+const repoRoot = path.resolve(path.dirname(self), '../..')
+const MAIN = path.join(repoRoot, 'dist/proxy/main.js')
+const round2 = (x) => (x == null || !Number.isFinite(x) ? null : Math.round(x * 100) / 100)
+
+// ---- the cluster: the same as benchmarks/proxy-ipvs --------------------------------------
+
+const NODE = 'node1'
+const OTHER_NODE = 'node2' // every endpoint lives there: no local-endpoint special cases
+const NODE_IP = '192.168.50.10'
+const CLUSTER_CIDR = '10.240.0.0/12'
+const PER_FILE = 100 // services (Service + EndpointSlice) per manifest file
+const NODE_PORTS_MAX = 2500
+const ip4 = (base, n) => `10.${base + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`
+const clusterIP = (i) => ip4(96, i + 10)
+const endpointIP = (k) => ip4(244, k)
+const newEndpointIP = (c) => ip4(252, c + 1)
+const isNodePort = (i) => i % 10 === 5 && (i - 5) / 10 < NODE_PORTS_MAX
+const nodePortOf = (i) => 30000 + (i - 5) / 10
+
+function makeCluster({ services, endpoints }) {
+  const eps = []
+  for (let i = 0; i < services; i++) {
+    const list = []
+    for (let j = 0; j < endpoints; j++) list.push(endpointIP(i * endpoints + j))
+    eps.push(list)
+  }
+  let nodePorts = 0
+  for (let i = 0; i < services; i++) if (isNodePort(i)) nodePorts++
+  return { services, endpoints, eps, nodePorts }
+}
+
+const name = (i) => `svc-${String(i).padStart(5, '0')}`
+
+function serviceDoc(i) {
+  const port = { name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }
+  const np = isNodePort(i)
+  if (np) port.nodePort = nodePortOf(i)
+  return {
+    apiVersion: 'v1', kind: 'Service',
+    metadata: { name: name(i), namespace: 'bench' },
+    spec: { type: np ? 'NodePort' : 'ClusterIP', clusterIP: clusterIP(i), clusterIPs: [clusterIP(i)], ports: [port], selector: { app: name(i) } },
+  }
+}
+
+function sliceDoc(cluster, i) {
+  return {
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name: `${name(i)}-x7k2p`, namespace: 'bench', labels: { 'kubernetes.io/service-name': name(i) } },
+    addressType: 'IPv4',
+    ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
+    endpoints: cluster.eps[i].map((ip) => ({ addresses: [ip], conditions: { ready: true, serving: true, terminating: false }, nodeName: OTHER_NODE })),
+  }
+}
+
+const groupFile = (dir, g) => path.join(dir, `group-${String(g).padStart(4, '0')}.json`)
+
+function groupText(cluster, g) {
+  const items = []
+  for (let i = g * PER_FILE; i < Math.min(cluster.services, (g + 1) * PER_FILE); i++) items.push(serviceDoc(i), sliceDoc(cluster, i))
+  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items })
+}
+
+function writeManifests(cluster, dir) {
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  let bytes = 0
+  const groups = Math.ceil(cluster.services / PER_FILE)
+  for (let g = 0; g < groups; g++) {
+    const text = groupText(cluster, g)
+    bytes += text.length
+    fs.writeFileSync(groupFile(dir, g), text)
+  }
+  return { files: groups, bytes }
+}
+
+/** The service changed at step c: spread over the whole range and over the files. */
+const changedService = (c, services) => (c * 7919 + 13) % services
+
+// ---- the oracles: iptables-legacy-save text, never our library ---------------------------
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { maxBuffer: 1 << 30, encoding: 'utf8', ...opts })
+  if (r.error) throw r.error
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${String(r.stderr ?? '').trim().slice(0, 500)}`)
+  return r
+}
+
+function timed(cmd, args, input) {
+  const t0 = performance.now()
+  run(cmd, args, input === undefined ? {} : { input })
+  return performance.now() - t0
+}
+
+/** iptables-legacy-save of filter and nat (the order iptables-restore reads them in one go). */
+const save = () => run('iptables-legacy-save', ['-t', 'filter']).stdout + run('iptables-legacy-save', ['-t', 'nat']).stdout
+
+/** Parses save text: per table, chains in order with builtin flag and rule lines. */
+function parseSave(text) {
+  const tables = new Map()
+  let t
+  for (const line of text.split('\n')) {
+    if (line.startsWith('*')) tables.set(line.slice(1), (t = new Map()))
+    else if (line.startsWith(':')) {
+      const [chain, policy] = line.slice(1).split(' ')
+      t.set(chain, { builtin: policy !== '-', rules: [] })
+    } else if (line.startsWith('-A ')) {
+      const chain = line.slice(3, line.indexOf(' ', 3))
+      t.get(chain).rules.push(line)
+    }
+  }
+  return tables
+}
+
+/** The same table gives the same digest: comments and counters dropped. */
+function digestOf(text) {
+  const lines = text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => (l.startsWith(':') ? l.replace(/\[\d+:\d+\]$/, '[0:0]') : l))
+  return createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16)
+}
+
+const PORT_CHAIN = /^KUBE-(SVC|SVL|EXT|FW|SEP)-/
+
+/** Counts by table: chains, rules, and what a kube-proxy layout must hold. */
+function countsOf(tables) {
+  const out = {}
+  for (const [table, chains] of tables) {
+    let rules = 0
+    for (const c of chains.values()) rules += c.rules.length
+    out[table] = { chains: chains.size, rules }
+  }
+  const nat = tables.get('nat') ?? new Map()
+  const prefix = (p) => [...nat.keys()].filter((c) => c.startsWith(p)).length
+  out.svcChains = prefix('KUBE-SVC-')
+  out.sepChains = prefix('KUBE-SEP-')
+  out.extChains = prefix('KUBE-EXT-')
+  out.kubeServicesRules = nat.get('KUBE-SERVICES')?.rules.length ?? null
+  out.kubeNodePortsRules = nat.get('KUBE-NODEPORTS')?.rules.length ?? null
+  return out
+}
+
+/** What the counts must be for `cluster` (kube-proxy's layout: one SVC and E SEPs per service, an EXT per NodePort). */
+function checkCounts(have, c) {
+  const want = { svcChains: c.services, sepChains: c.services * c.endpoints, extChains: c.nodePorts, kubeServicesRules: c.services + 1, kubeNodePortsRules: c.nodePorts }
+  const bad = Object.keys(want).filter((k) => have[k] !== want[k])
+  return bad.length ? `tables hold ${bad.map((k) => `${k}=${have[k]} (expected ${want[k]})`).join(', ')}` : undefined
+}
+
+/** Per service name: its port chains (SVC, EXT, SEP…) in nat, found by the rules' comments. */
+function chainsByService(tables) {
+  const by = new Map()
+  for (const [chain, c] of tables.get('nat')) {
+    if (!PORT_CHAIN.test(chain)) continue
+    for (const r of c.rules) {
+      const m = /--comment "?[^/ ]+\/(svc-\d+):/.exec(r)
+      if (!m) continue
+      let s = by.get(m[1])
+      if (!s) by.set(m[1], (s = []))
+      s.push(chain)
+      break
+    }
+  }
+  return by
+}
+
+function netnsSetup() {
+  run('sh', ['-c', `ip link set lo up && ip link add eth0 type dummy && ip addr add ${NODE_IP}/24 dev eth0 && ip link set eth0 up`])
+  const t = parseSave(save())
+  for (const [table, chains] of t) {
+    const n = [...chains.values()].reduce((a, c) => a + c.rules.length, 0)
+    if (n || [...chains.values()].some((c) => !c.builtin)) throw new Error(`the ${table} table was not empty`)
+  }
+}
+
+function procStatus(pid) {
+  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN)
+  return { rssMB: round2(kb('VmRSS') / 1024), hwmMB: round2(kb('VmHWM') / 1024) }
+}
+
+function percentile(xs, p) {
+  const s = xs.filter((x) => x != null).sort((a, b) => a - b)
+  if (!s.length) return null
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]
+}
+const stats = (xs) => ({ n: xs.length, p50: round2(percentile(xs, 50)), p90: round2(percentile(xs, 90)), p99: round2(percentile(xs, 99)), max: round2(Math.max(...xs)), mean: round2(xs.reduce((a, b) => a + b, 0) / xs.length) })
+
+const daemonFlags = (dir) => [
+  '--proxy-mode=iptables', `--manifests=${dir}`, `--hostname-override=${NODE}`, `--cluster-cidr=${CLUSTER_CIDR}`,
+  '--healthz-bind-address=127.0.0.1:10256', '--metrics-bind-address=127.0.0.1:10249',
+]
+
+// ---- worker: cold start of the daemon process -----------------------------------------
+
+async function coldWorker(spec, cfg) {
+  netnsSetup()
+  const cluster = makeCluster(spec.size)
+  const flags = [...(cfg.daemonNodeFlags ?? []), MAIN, ...daemonFlags(spec.dir)]
+  const t0 = performance.now()
+  const proc = spawn(process.execPath, flags, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const lines = []
+  let fullSync
+  let running
+  let exited
+  const done = new Promise((resolve, reject) => {
+    let partial = ''
+    proc.stderr.setEncoding('utf8').on('data', (chunk) => {
+      const now = performance.now()
+      partial += chunk
+      const parts = partial.split('\n')
+      partial = parts.pop()
+      for (const line of parts) {
+        let rec
+        try {
+          rec = JSON.parse(line)
+        } catch {
+          rec = { msg: line }
+        }
+        lines.push(rec)
+        if (rec.msg === 'full sync' && !fullSync) fullSync = { at: now - t0, rec }
+        if (rec.msg === 'tsproxy running') {
+          running = now - t0
+          resolve()
+        }
+        if (rec.level === 'error') reject(new Error(`daemon error: ${line}`))
+      }
+    })
+    proc.on('exit', (code, signal) => {
+      exited = { code, signal }
+      reject(new Error(`daemon exited ${code ?? signal} before running; last lines: ${lines.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`))
+    })
+  })
+  const timer = setTimeout(() => proc.kill('SIGKILL'), (cfg.coldTimeoutS ?? 900) * 1000)
+  try {
+    await done
+  } finally {
+    clearTimeout(timer)
+  }
+  const memAtRunning = procStatus(proc.pid)
+  const loaded = lines.find((l) => l.msg === 'manifests loaded')
+  await new Promise((r) => setTimeout(r, 2000))
+  const memLater = procStatus(proc.pid)
+  proc.kill('SIGTERM')
+  await new Promise((r) => (exited ? r() : proc.on('exit', r)))
+  // Untimed, after the daemon stopped (it leaves the rules): what it wrote.
+  const t1 = performance.now()
+  const text = save()
+  const saveMs = performance.now() - t1
+  const counts = countsOf(parseSave(text))
+  const bad = checkCounts(counts, cluster)
+  if (bad) throw new Error(`after the daemon's cold start: ${bad}`)
+  fs.writeFileSync(spec.saveTo, text)
+  return {
+    wallMs: round2(running),
+    fullSyncSeenMs: round2(fullSync?.at),
+    syncMs: fullSync?.rec.ms,
+    ops: fullSync?.rec.ops,
+    manifestsLoaded: loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined,
+    mem: memAtRunning,
+    memAfter2s: memLater,
+    counts,
+    digest: digestOf(text),
+    saveBytes: text.length,
+    saveMs: round2(saveMs),
+  }
+}
+
+// ---- worker: the Daemon class in this process: one change at a time ----------------------
+
+async function changesWorker(spec, cfg) {
+  netnsSetup()
+  const cluster = makeCluster(spec.size)
+  const { Daemon } = await import(path.join(repoRoot, 'dist/proxy/daemon.js'))
+  const { defaultConfig } = await import(path.join(repoRoot, 'dist/proxy/config.js'))
+  const { openIptablesDataplane } = await import(path.join(repoRoot, 'dist/proxy/iptables/dataplane.js'))
+  const config = defaultConfig()
+  config.mode = 'iptables'
+  config.clusterCIDR = CLUSTER_CIDR
+  config.hostnameOverride = NODE
+  config.healthzBindAddress = ''
+  config.metricsBindAddress = ''
+  // No periodic full resync in the middle (it is the cold start), and no 1 s
+  // spacing between syncs (kube-proxy's default min-sync-period): one change is timed, not the rate limit.
+  config.iptables.syncPeriod = 3600_000
+  config.iptables.minSyncPeriod = 0
+  // The real dataplane, its commits recorded (libiptc's own breakdown of each).
+  const real = await openIptablesDataplane('inet')
+  const commits = []
+  const dp = {
+    ...real,
+    begin(table) {
+      const tx = real.begin(table)
+      return new Proxy(tx, {
+        get(target, prop) {
+          if (prop === 'commit') {
+            return async () => {
+              const t0 = performance.now()
+              const info = await target.commit()
+              commits.push({ table, ms: performance.now() - t0, ...info })
+              return info
+            }
+          }
+          const v = target[prop]
+          return typeof v === 'function' ? v.bind(target) : v
+        },
+      })
+    },
+  }
+  const errors = []
+  const log = (level, msg, fields) => {
+    if (level === 'error') errors.push(`${msg} ${JSON.stringify(fields ?? {})}`.slice(0, 500))
+  }
+  const daemon = new Daemon({ config, manifests: spec.dir, log, iptablesDataplane: () => dp })
+  const t0 = performance.now()
+  await daemon.start()
+  const startMs = performance.now() - t0
+  const startCommits = commits.splice(0)
+  const before = save()
+  const beforeTables = parseSave(before)
+  const countsBefore = countsOf(beforeTables)
+  const bad = checkCounts(countsBefore, cluster)
+  if (bad) throw new Error(`after start: ${bad}`)
+  if (spec.coldDigest && digestOf(before) !== spec.coldDigest) throw new Error(`after start: the tables differ from the cold daemon's (${digestOf(before)} vs ${spec.coldDigest})`)
+  const svcChainOf = new Map()
+  for (const r of beforeTables.get('nat').get('KUBE-SERVICES').rules) {
+    const m = /--comment "?[^/ ]+\/(svc-\d+):http cluster IP"? .* -j (KUBE-SVC-\S+)/.exec(r)
+    if (m) svcChainOf.set(m[1], m[2])
+  }
+
+  const rewrite = (i) => {
+    const file = groupFile(spec.dir, Math.floor(i / PER_FILE))
+    const tmp = `${file}.tmp`
+    fs.writeFileSync(tmp, groupText(cluster, Math.floor(i / PER_FILE)))
+    fs.renameSync(tmp, file)
+    return [file]
+  }
+  const settledMs = []
+  const syncMs = []
+  const checkMs = []
+  const perChange = []
+  const changes = []
+  for (let c = 0; c < spec.changes; c++) {
+    const i = changedService(c, cluster.services)
+    const j = c % cluster.endpoints
+    const old = cluster.eps[i][j]
+    const ip = newEndpointIP(c)
+    cluster.eps[i][j] = ip
+    changes.push({ c, service: name(i), old, ip })
+    const files = rewrite(i)
+    commits.length = 0
+    const t = performance.now()
+    await daemon.settled(files)
+    settledMs.push(performance.now() - t)
+    syncMs.push(daemon.lastSync.ms)
+    perChange.push({ ops: daemon.lastSync.ops.iptables, full: daemon.lastSync.full, commits: commits.map((x) => ({ table: x.table, ms: round2(x.ms), lockMs: round2(x.lockMs), loadMs: round2(x.loadMs), applyMs: round2(x.applyMs), commitMs: round2(x.commitMs), snapshotReused: x.snapshotReused, entries: x.entries, bytes: x.bytes })) })
+    // Checked (untimed) with the standard tool: the service's chain jumps to the new endpoint, not the old.
+    const tc = performance.now()
+    const svc = svcChainOf.get(name(i))
+    const text = run('iptables-legacy', ['-w', '-t', 'nat', '-S', svc]).stdout
+    checkMs.push(performance.now() - tc)
+    if (!text.includes(`-> ${ip}:8080`) || text.includes(`-> ${old}:8080`)) throw new Error(`change ${c}: ${svc} of ${name(i)} does not jump to ${ip} alone:\n${text.slice(0, 1500)}`)
+  }
+  await daemon.settled()
+  const after = save()
+  const countsAfter = countsOf(parseSave(after))
+  const badAfter = checkCounts(countsAfter, cluster)
+  if (badAfter) throw new Error(`after the changes: ${badAfter}`)
+  if (errors.length) throw new Error(`daemon logged errors: ${errors.slice(0, 3).join(' | ')}`)
+  fs.writeFileSync(spec.saveTo, after)
+  const rss = process.memoryUsage().rss
+  await daemon.stop()
+  await real.close()
+  const pick = (k) => stats(perChange.map((p) => p.commits.reduce((a, x) => a + (x[k] ?? 0), 0)))
+  return {
+    startInProcessMs: round2(startMs),
+    startCommits: startCommits.map((x) => ({ table: x.table, ms: round2(x.ms), lockMs: round2(x.lockMs), loadMs: round2(x.loadMs), applyMs: round2(x.applyMs), commitMs: round2(x.commitMs), entries: x.entries, bytes: x.bytes })),
+    settled: stats(settledMs),
+    sync: stats(syncMs),
+    commit: { ms: pick('ms'), lockMs: pick('lockMs'), loadMs: pick('loadMs'), applyMs: pick('applyMs'), kernelReplaceMs: pick('commitMs'), perChange: perChange.map((p) => p.commits.length), tables: [...new Set(perChange.flatMap((p) => p.commits.map((x) => x.table)))] },
+    opsPerChange: stats(perChange.map((p) => p.ops)),
+    checkMs: stats(checkMs),
+    harnessRssMB: round2(rss / 2 ** 20),
+    countsBefore,
+    countsAfter,
+    digestBefore: digestOf(before),
+    digestAfter: digestOf(after),
+    changes,
+    samples: { settledMs: settledMs.map(round2), syncMs: syncMs.map(round2) },
+    perChange,
+  }
+}
+
+// ---- worker: what kube-proxy would exec ----------------------------------------------------
+
+/**
+ * The iptables-restore input of kube-proxy's partial sync for one changed service
+ * (pkg/proxy/iptables/proxier.go, MinimizeIPTablesRestore): the whole filter table
+ * (its chains are always written), nat's chains that are not per-port (KUBE-SERVICES
+ * with every service's rule, KUBE-NODEPORTS, KUBE-POSTROUTING, KUBE-MARK-MASQ), and
+ * every chain of the changed service (SVC, EXT, all its SEPs); the replaced endpoint's
+ * SEP chain declared (flushed) and deleted with -X, so the result is the daemon's table.
+ * Built-in chains are left out (with --noflush their rules would be appended again).
+ */
+function changeText(final, byService, svc, staleChains) {
+  const out = []
+  for (const table of ['filter', 'nat']) {
+    const chains = final.get(table)
+    const keep = [...chains].filter(([c, v]) => !v.builtin && (table === 'filter' || !PORT_CHAIN.test(c)))
+    if (table === 'nat') for (const c of byService.get(svc)) keep.push([c, chains.get(c)])
+    const stale = table === 'nat' ? staleChains : []
+    out.push(`*${table}`, ...keep.map(([c]) => `:${c} - [0:0]`), ...stale.map((c) => `:${c} - [0:0]`))
+    for (const [, v] of keep) out.push(...v.rules)
+    for (const c of stale) out.push(`-X ${c}`)
+    out.push('COMMIT')
+  }
+  return out.join('\n') + '\n'
+}
+
+async function peerWorker(spec, cfg) {
+  netnsSetup()
+  const cluster = makeCluster(spec.size)
+  const coldText = fs.readFileSync(spec.coldSave, 'utf8')
+  const finalText = fs.readFileSync(spec.finalSave, 'utf8')
+  const restore = ['-w', '--noflush']
+  // The cold sync: the daemon's own tables, restored into the empty netns.
+  const coldMs = timed('iptables-legacy-restore', restore, coldText)
+  const afterCold = save()
+  if (digestOf(afterCold) !== digestOf(coldText)) throw new Error('after the restore: the tables differ from what the daemon wrote')
+  const counts = countsOf(parseSave(afterCold))
+  const bad = checkCounts(counts, cluster)
+  if (bad) throw new Error(`after the restore: ${bad}`)
+  // One change each: kube-proxy's partial-sync text for that service.
+  const initial = parseSave(coldText)
+  const final = parseSave(finalText)
+  const initialBy = chainsByService(initial)
+  const finalBy = chainsByService(final)
+  const samples = []
+  const bytes = []
+  const lines = []
+  for (const ch of spec.changes) {
+    const was = new Set(finalBy.get(ch.service))
+    const stale = initialBy.get(ch.service).filter((c) => !was.has(c))
+    if (stale.length !== 1) throw new Error(`${ch.service}: ${stale.length} stale chains, expected the replaced endpoint's one`)
+    const text = changeText(final, finalBy, ch.service, stale)
+    bytes.push(text.length)
+    lines.push(text.split('\n').length - 1)
+    samples.push(timed('iptables-legacy-restore', restore, text))
+  }
+  const end = save()
+  if (digestOf(end) !== digestOf(finalText)) throw new Error('after the changes: the tables differ from the daemon\'s after its changes')
+  // Where a restore's time goes: a process start, and a restore that reads nat and commits nothing.
+  const base = { processStartMs: [], readOnlyRestoreMs: [] }
+  for (let r = 0; r < spec.baselineReps; r++) {
+    base.processStartMs.push(timed('true', []))
+    base.readOnlyRestoreMs.push(timed('iptables-legacy-restore', restore, '*nat\nCOMMIT\n'))
+  }
+  return {
+    coldRestoreMs: round2(coldMs),
+    coldTextBytes: coldText.length,
+    coldTextLines: coldText.split('\n').length - 1,
+    counts,
+    change: stats(samples),
+    changeTextBytes: stats(bytes),
+    changeTextLines: stats(lines),
+    baseline: { processStartMs: stats(base.processStartMs), readOnlyRestoreMs: stats(base.readOnlyRestoreMs) },
+    digestEnd: digestOf(end),
+    samples: samples.map(round2),
+  }
+}
+
+// ---- orchestrator ------------------------------------------------------------------------
+
+async function orchestrate() {
+  const cfg = JSON.parse(process.env.PROXY_IPTABLES_CONFIG ?? '{}')
+  const sizes = cfg.sizes ?? [1000, 10000]
+  const endpoints = cfg.endpoints ?? 10
+  const nChanges = cfg.changes ?? 40
+  const started = performance.now()
+  const log = (msg) => process.stdout.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`)
+  const env = {
+    kernelRelease: os.release(),
+    node: process.version,
+    cpus: os.cpus().length,
+    iptables: spawnSync('iptables-legacy', ['--version'], { encoding: 'utf8' }).stdout.trim(),
+    manifestsOn: 'the box\'s own tmpfs (/run)',
+    isolation: 'each worker in a fresh network namespace (unshare -n), its own node process',
+  }
+  log(`box: Linux ${env.kernelRelease}, node ${env.node}, ${env.iptables}`)
+
+  const runWorker = (spec) => {
+    const r = spawnSync('unshare', ['-n', process.execPath, ...(cfg.workerNodeFlags ?? []), self, '--worker', JSON.stringify(spec)], {
+      encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PROXY_IPTABLES_CONFIG: JSON.stringify(cfg) },
+    })
+    const last = (r.stdout ?? '').trim().split('\n').pop()
+    try {
+      return JSON.parse(last)
+    } catch {
+      return { error: `worker exited ${r.status ?? r.signal ?? r.error?.message}: ${(r.stderr ?? '').trim().slice(-1500)}` }
+    }
+  }
+  const pause = () => new Promise((r) => setTimeout(r, 500))
+
+  const results = []
+  for (const services of sizes) {
+    const size = { services, endpoints }
+    const cluster = makeCluster(size)
+    const base = `/run/tsproxy-bench-proxy-iptables/${services}`
+    const dir = `${base}/manifests`
+    const written = writeManifests(cluster, dir)
+    const coldSave = `${base}/cold.save`
+    const finalSave = `${base}/final.save`
+    const res = { services, endpoints, nodePorts: cluster.nodePorts, manifests: written, cold: null, changes: null, peer: null, errors: [] }
+    log(`== ${services} services × ${endpoints} endpoints (${cluster.nodePorts} NodePort), ${written.files} files, ${(written.bytes / 2 ** 20).toFixed(1)} MB`)
+    const step = (kind, spec, ok) => {
+      const r = runWorker({ kind, size, ...spec })
+      if (r.error) {
+        res.errors.push(`${kind}: ${r.error}`)
+        log(`${kind}: FAILED: ${r.error.split('\n').slice(0, 3).join(' / ')}`)
+        return null
+      }
+      log(ok(r.value))
+      return r.value
+    }
+    res.cold = step('cold', { dir, saveTo: coldSave }, (v) =>
+      `cold: daemon running after ${v.wallMs.toFixed(0)} ms (full sync logged ${v.syncMs} ms), RSS ${v.mem.rssMB} MB (peak ${v.mem.hwmMB}); nat ${v.counts.nat.chains} chains / ${v.counts.nat.rules} rules, filter ${v.counts.filter.rules} rules ✓`)
+    await pause()
+    writeManifests(cluster, dir)
+    if (res.cold) {
+      res.changes = step('changes', { dir, changes: nChanges, saveTo: finalSave, coldDigest: res.cold.digest }, (v) =>
+        `changes: start in-process ${v.startInProcessMs} ms; settled p50 ${v.settled.p50} p99 ${v.settled.p99} ms; sync p50 ${v.sync.p50} p99 ${v.sync.p99} ms; commit p50 ${v.commit.ms.p50} (kernel replace ${v.commit.kernelReplaceMs.p50}) ms ✓`)
+      await pause()
+    }
+    if (res.cold && res.changes) {
+      res.peer = step('peer', { coldSave, finalSave, changes: res.changes.changes, baselineReps: cfg.baselineReps ?? 10 }, (v) =>
+        `peer: iptables-legacy-restore (cold) ${v.coldRestoreMs} ms ✓; one change (--noflush, ${v.changeTextLines.p50} lines) p50 ${v.change.p50} p99 ${v.change.p99} ms; process start ${v.baseline.processStartMs.p50} ms, read-only restore ${v.baseline.readOnlyRestoreMs.p50} ms ✓`)
+    }
+    fs.rmSync(base, { recursive: true, force: true })
+    results.push(res)
+  }
+  const out = { env, config: { sizes, endpoints, changes: nChanges, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
+  fs.mkdirSync(path.dirname(cfg.out), { recursive: true })
+  fs.writeFileSync(cfg.out, JSON.stringify(out, null, 2) + '\n')
+  const failed = results.reduce((n, r) => n + r.errors.length, 0)
+  log(`done: ${failed} failed worker(s)`)
+  process.exitCode = failed ? 1 : 0
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+const at = process.argv.indexOf('--worker')
+if (at >= 0) {
+  const spec = JSON.parse(process.argv[at + 1])
+  const cfg = JSON.parse(process.env.PROXY_IPTABLES_CONFIG ?? '{}')
+  try {
+    const fn = { cold: coldWorker, changes: changesWorker, peer: peerWorker }[spec.kind]
+    const value = await fn(spec, cfg)
+    process.stdout.write(JSON.stringify({ value }) + '\n')
+  } catch (e) {
+    process.stdout.write(JSON.stringify({ error: String(e?.stack ?? e) }) + '\n')
+  }
+  process.exit(0)
+} else {
+  await orchestrate()
+}
