@@ -18,6 +18,8 @@
 //
 // libiptc replaces the whole table at each commit: the cost of any commit
 // grows with the size of the table, not of the change.
+import { deleteStaleConntrack, staleConntrackFilters } from '../stale-conntrack.js'
+import { Serial } from '../../serial.js'
 import type { Rule } from '../../iptables.js'
 import type { Family } from '../../validate.js'
 import type { Log } from '../sources/manifests.js'
@@ -161,12 +163,11 @@ export class IptablesProxier {
     return this.#exclusive(() => this.#sync(state, changed, options))
   }
 
-  #queue: Promise<unknown> = Promise.resolve()
+  /** Kernel work of syncs, drain checks, status and cleanup runs one at a time: each reads what the last wrote. */
+  readonly #serial = new Serial()
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn, fn)
-    this.#queue = run.catch(() => undefined)
-    return run
+    return this.#serial.run(fn)
   }
 
   async #sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack }): Promise<SyncReport> {
@@ -509,30 +510,7 @@ export class IptablesProxier {
 
   /** Stale UDP conntrack entries, as the IPVS proxier (and kube-proxy) deletes them after a sync. */
   async #cleanConntrack(state: ProxyState, stale: StaleConntrack, report: Report): Promise<void> {
-    const filters: { protocol: 'udp'; destination?: string; port?: number; replySource?: string }[] = []
-    const fam = (ip: string): boolean => (this.family === 'inet') === !ip.includes(':')
-    for (const ip of stale.deletedUDPClusterIPs ?? []) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip })
-    for (const key of stale.newlyActiveUDPServices ?? []) {
-      const port = state.ports.get(key)
-      if (!port) continue
-      for (const ip of [...port.clusterIPs, ...port.externalIPs, ...port.loadBalancerVIPs]) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip, port: port.port })
-      if (port.nodePort) filters.push({ protocol: 'udp', port: port.nodePort })
-    }
-    for (const ep of stale.deletedUDPEndpoints ?? []) {
-      if (!fam(ep.ip)) continue
-      const port = state.ports.get(ep.servicePort)
-      if (!port) continue
-      for (const ip of [...port.clusterIPs, ...port.externalIPs, ...port.loadBalancerVIPs]) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip, port: port.port, replySource: ep.ip })
-      if (port.nodePort) filters.push({ protocol: 'udp', port: port.nodePort, replySource: ep.ip })
-    }
-    for (const f of filters) {
-      try {
-        await this.#dp.conntrack.delete({ family: this.family, ...f })
-        report.ops.conntrack++
-      } catch (e) {
-        this.#log('warn', 'conntrack cleanup failed', { error: e, filter: f })
-      }
-    }
+    report.ops.conntrack += await deleteStaleConntrack(this.#dp.conntrack, staleConntrackFilters(this.family, state, stale), this.#log)
   }
 }
 

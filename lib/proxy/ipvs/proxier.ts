@@ -14,6 +14,8 @@
 // Graceful termination: a TCP real server that goes away gets weight 0 (no new
 // connections) and is deleted once IPVS reports no established connection on
 // it; UDP and SCTP ones are deleted at once, as kube-proxy does.
+import { deleteStaleConntrack, staleConntrackFilters } from '../stale-conntrack.js'
+import { Serial } from '../../serial.js'
 import type { IpSetEntry } from '../../ipset.js'
 import type { DestinationRecord, IpvsOp, IpvsTimeouts, Outcome, ServiceRecord } from '../../ipvs.js'
 import type { RtnlOp } from '../../route.js'
@@ -176,13 +178,11 @@ export class IpvsProxier implements Proxier {
     return this.#exclusive(() => this.#sync(state, changed, options))
   }
 
-  /** Kernel work of syncs, drain checks and cleanup runs one at a time: each reads what the last wrote. */
-  #queue: Promise<unknown> = Promise.resolve()
+  /** Kernel work of syncs, drain checks, status and cleanup runs one at a time: each reads what the last wrote. */
+  readonly #serial = new Serial()
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn, fn)
-    this.#queue = run.catch(() => undefined)
-    return run
+    return this.#serial.run(fn)
   }
 
   async #sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack }): Promise<SyncReport> {
@@ -635,30 +635,7 @@ export class IpvsProxier implements Proxier {
    * packets wrong. Deletes them, as kube-proxy does after each sync.
    */
   async #cleanConntrack(state: ProxyState, stale: StaleConntrack, report: Report): Promise<void> {
-    const filters: { protocol: 'udp'; destination?: string; port?: number; replySource?: string }[] = []
-    const fam = (ip: string): boolean => (this.family === 'inet') === !ip.includes(':')
-    for (const ip of stale.deletedUDPClusterIPs ?? []) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip })
-    for (const key of stale.newlyActiveUDPServices ?? []) {
-      const port = state.ports.get(key)
-      if (!port) continue
-      for (const ip of [...port.clusterIPs, ...port.externalIPs, ...port.loadBalancerVIPs]) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip, port: port.port })
-      if (port.nodePort) filters.push({ protocol: 'udp', port: port.nodePort })
-    }
-    for (const ep of stale.deletedUDPEndpoints ?? []) {
-      if (!fam(ep.ip)) continue
-      const port = state.ports.get(ep.servicePort)
-      if (!port) continue
-      for (const ip of [...port.clusterIPs, ...port.externalIPs, ...port.loadBalancerVIPs]) if (fam(ip)) filters.push({ protocol: 'udp', destination: ip, port: port.port, replySource: ep.ip })
-      if (port.nodePort) filters.push({ protocol: 'udp', port: port.nodePort, replySource: ep.ip })
-    }
-    for (const f of filters) {
-      try {
-        await this.#dp.conntrack.delete({ family: this.family, ...f })
-        report.ops.conntrack++
-      } catch (e) {
-        this.#log('warn', 'conntrack cleanup failed', { error: e, filter: f })
-      }
-    }
+    report.ops.conntrack += await deleteStaleConntrack(this.#dp.conntrack, staleConntrackFilters(this.family, state, stale), this.#log)
   }
 }
 

@@ -8,6 +8,7 @@
 // server would refuse the update), and a document that cannot be identified at
 // all (a YAML syntax error) keeps every object its file held before, until the
 // file reads cleanly: an edit never half-applies, and a typo never drops traffic.
+import { Serial } from '../../serial.js'
 import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
@@ -136,7 +137,7 @@ export class ManifestSource {
   readonly #stamps = new Map<string, string>()
   #dirty = new Set<string>()
   #rescan = false
-  #queue: Promise<unknown> = Promise.resolve()
+  readonly #serial = new Serial()
   #closed = false
   /** The result of the last reload that read something. */
   lastResult: ReloadResult | undefined
@@ -238,7 +239,7 @@ export class ManifestSource {
     clearInterval(this.#poller)
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = undefined
-    await this.#queue.catch(() => undefined)
+    await this.#serial.idle()
   }
 
   /** The refusals of the files as they are now. */
@@ -255,9 +256,7 @@ export class ManifestSource {
   }
 
   #enqueue<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn, fn)
-    this.#queue = run.catch(() => undefined)
-    return run
+    return this.#serial.run(fn)
   }
 
   async #reloadPending(): Promise<ReloadResult | undefined> {
