@@ -102,6 +102,8 @@ export class Daemon {
   #runner: SyncRunner | undefined
   #servers: RunningServer[] = []
   readonly #serviceHealth: ServiceHealthServer
+  /** Service ports with a healthCheckNodePort. */
+  readonly #hcPorts = new Set<string>()
   #drainTimer: NodeJS.Timeout | undefined
   /** The last sync's report. */
   lastSync: (SyncReport & { at: Date; ms: number }) | undefined
@@ -412,14 +414,22 @@ export class Daemon {
       ms: Math.round(seconds * 1e4) / 10,
     })
     if (this.#proxiers.some((p) => p.draining > 0)) this.#scheduleDrain()
-    await this.#serviceHealth.sync(this.#healthChecks())
+    // Only ports that have (or had) a health check: no pass over every port per sync.
+    let hcChanged = false
+    for (const key of changes.servicePorts) {
+      const had = this.#hcPorts.delete(key)
+      if ((this.services.ports.get(key)?.healthCheckNodePort ?? 0) !== 0) this.#hcPorts.add(key)
+      hcChanged ||= had || this.#hcPorts.has(key)
+    }
+    if (hcChanged || (report.full && this.#hcPorts.size > 0)) await this.#serviceHealth.sync(this.#healthChecks())
   }
 
   /** healthCheckNodePort -> the service and its ready endpoints on this node. */
   #healthChecks(): Map<number, ServiceHealth> {
     const out = new Map<number, ServiceHealth & { ips: Set<string> }>()
-    for (const [key, port] of this.services.ports) {
-      if (port.healthCheckNodePort === 0) continue
+    for (const key of this.#hcPorts) {
+      const port = this.services.ports.get(key)
+      if (!port) continue
       let h = out.get(port.healthCheckNodePort)
       if (!h) out.set(port.healthCheckNodePort, (h = { namespace: port.name.namespace, name: port.name.name, localEndpoints: 0, ips: new Set() }))
       for (const e of this.endpoints.endpoints(key)) if (e.isLocal && e.ready) h.ips.add(e.ip)
