@@ -49,13 +49,22 @@ export class SyncRunner {
 
   /** Resolves when no sync is running or pending. */
   async idle(): Promise<void> {
-    while (this.#running || (this.#pending && !this.#stopped)) await (this.#running ?? new Promise((r) => setTimeout(r, 1)))
+    // A pending sync waiting for its timer has no promise yet: wait for it to start.
+    while (this.#running || (this.#pending && !this.#stopped)) await (this.#running ?? new Promise<void>((r) => this.#started.push(r)))
+  }
+
+  /** Resolved when the next sync starts, or the runner stops. */
+  #started: (() => void)[] = []
+
+  #wake(): void {
+    for (const r of this.#started.splice(0)) r()
   }
 
   async stop(): Promise<void> {
     this.#stopped = true
     clearInterval(this.#periodic)
     clearTimeout(this.#timer)
+    this.#wake()
     await this.#running
   }
 
@@ -104,5 +113,6 @@ export class SyncRunner {
         this.#running = undefined
         if (this.#pending) this.#schedule(failed ? Math.max(1000, this.#o.minInterval) : undefined)
       })
+    this.#wake()
   }
 }
