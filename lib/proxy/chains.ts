@@ -32,6 +32,29 @@ function withoutCounters(r: RuleRecord): Rule {
 
 const sameRules = (a: readonly Rule[], b: readonly Rule[]): boolean => samePlain(a, b)
 
+/**
+ * Of `ours` (to be flushed), the chains nothing else still jumps to, once the
+ * `dropped` rules are deleted too. The IPVS and iptables modes share chain
+ * names (KUBE-SERVICES, KUBE-MARK-MASQ, ...): a chain the other mode's rules
+ * still use stays (flushed), for that mode's cleanup or next sync.
+ */
+export function deletable(
+  tables: ReadonlyMap<string, readonly Rule[]>,
+  ours: ReadonlySet<string>,
+  dropped: (chain: string, rule: Rule) => boolean,
+): string[] {
+  const used = new Set<string>()
+  for (const [chain, rules] of tables) {
+    if (ours.has(chain)) continue
+    for (const r of rules) {
+      const t = r.target
+      const to = t && 'jump' in t ? t.jump : t && 'goto' in t ? t.goto : undefined
+      if (to !== undefined && ours.has(to) && !dropped(chain, r)) used.add(to)
+    }
+  }
+  return [...ours].filter((c) => !used.has(c))
+}
+
 /** Commits when there is something to commit. */
 async function finish(tx: IptablesTransaction, repaired: string[]): Promise<TableSyncResult> {
   if (repaired.length === 0) {
@@ -86,9 +109,10 @@ export function tableWriter(iptables: Iptables): TableWriter {
           }
         }
         // Flush every chain first: they may jump to each other.
-        const ours = [...spec.chains.keys()].filter((c) => have.has(c))
+        const ours = new Set([...spec.chains.keys()].filter((c) => have.has(c)))
         for (const c of ours) tx.flushChain(c)
-        for (const c of ours) {
+        const dropped = (chain: string, rule: Rule): boolean => spec.jumps.some((j) => j.chain === chain && samePlain(rule, j.rule))
+        for (const c of deletable(have, ours, dropped)) {
           tx.deleteChain(c)
           repaired.push(c)
         }

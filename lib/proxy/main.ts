@@ -91,26 +91,24 @@ async function main(argv: string[]): Promise<number> {
 
 async function cleanup(log: Log): Promise<number> {
   // Both families and both modes, whatever the config says: cleanup removes what
-  // any earlier run made. The modes share chain names (KUBE-SERVICES,
-  // KUBE-MARK-MASQ, ...), so a chain may still be referenced by the other
-  // mode's rules on a first pass: iptables mode is tried first, then IPVS mode,
-  // then iptables mode again if its first pass failed.
+  // any earlier run made. A chain name both modes use stays while the other
+  // mode's rules still jump to it, and goes with the second pass.
   let failed = false
   for (const family of ['inet6', 'inet'] as const) {
     const report = (mode: string, e: unknown): void => {
       log(family === 'inet' ? 'error' : 'warn', 'cleanup failed', { family, mode, error: e })
       failed ||= family === 'inet'
     }
-    const iptablesMode = async (): Promise<void> => {
+    try {
       const ipt = await openIptablesDataplane(family)
       try {
         log('info', 'cleaned up', { family, mode: 'iptables', ...(await new IptablesProxier(ipt, { family, log }).cleanup()) })
       } finally {
         await ipt.close()
       }
+    } catch (e) {
+      report('iptables', e)
     }
-    let firstPass: unknown
-    await iptablesMode().catch((e: unknown) => (firstPass = e ?? new Error('failed')))
     try {
       const dp = await openDataplane(family)
       try {
@@ -121,7 +119,6 @@ async function cleanup(log: Log): Promise<number> {
     } catch (e) {
       report('ipvs', e)
     }
-    if (firstPass !== undefined) await iptablesMode().catch((e: unknown) => report('iptables', e))
   }
   return failed ? 1 : 0
 }

@@ -18,6 +18,7 @@
 //
 // libiptc replaces the whole table at each commit: the cost of any commit
 // grows with the size of the table, not of the change.
+import { deletable } from '../chains.js'
 import { deleteStaleConntrack, staleConntrackFilters } from '../stale-conntrack.js'
 import { Serial } from '../../serial.js'
 import type { Rule } from '../../iptables.js'
@@ -459,8 +460,12 @@ export class IptablesProxier {
             }
           }
           for (const c of ours) tx.flushChain(c)
-          for (const c of ours) tx.deleteChain(c)
-          chains += ours.length
+          const gone = deletable(new Map(read.map((c) => [c.name, c.ruleList as Rule[]])), set, (chain, r) => {
+            const t = r.target
+            return read.find((c) => c.name === chain)!.builtin && !!t && 'jump' in t && set.has(t.jump)
+          })
+          for (const c of gone) tx.deleteChain(c)
+          chains += gone.length
           edits += ours.length
           if (edits > 0) await tx.commit()
           else await tx.abort()
