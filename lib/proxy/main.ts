@@ -13,7 +13,7 @@ import { IpvsProxier } from './ipvs/proxier.js'
 import { IptablesProxier } from './iptables/proxier.js'
 import { openIptablesDataplane } from './iptables/dataplane.js'
 import { makeLogger } from './log.js'
-import { acquireLock, LockHeldError, type InstanceLock } from '../lock.js'
+import { acquireLock, INSTANCE_LOCK_FILE, LockHeldError, type InstanceLock } from '../lock.js'
 import { capabilityMessage, lockFilePath, missingCapabilities } from './preflight.js'
 import { KubeClient, resolveConnection } from './sources/kube/client.js'
 import type { Log } from './sources/manifests.js'
@@ -30,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const { config, options, warnings } = loaded
   if (options.help) {
-    process.stdout.write(`${usage()}\n\nCommands: tsproxy cleanup | tsproxy status\n`)
+    process.stdout.write(`${usage()}\n\nCommands: tsproxy cleanup | tsproxy status\nEnvironment: TSPROXY_LOCK_FILE   the instance lock (default ${INSTANCE_LOCK_FILE})\n`)
     return 0
   }
   if (options.version) {
@@ -105,6 +105,7 @@ async function main(argv: string[]): Promise<number> {
  */
 const LOCK_WAIT_MS = 5000
 
+/** Held until the process exits: nothing releases it before. */
 let instanceLock: InstanceLock | undefined
 
 /**
