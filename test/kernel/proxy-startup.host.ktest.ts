@@ -83,7 +83,8 @@ t.test('a second daemon refuses while the first runs, naming the lock file and t
 
 t.test('without CAP_NET_ADMIN / CAP_NET_RAW: exit 1 with one line saying what is missing', async (t) => {
   const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
-  for (const [what, args] of [['the daemon', run], ['cleanup', ['cleanup']]] as const) {
+  const ipvs = ['--proxy-mode=ipvs', ...run.slice(1)]
+  for (const [what, args] of [['the daemon', run], ['the daemon in IPVS mode', ipvs], ['cleanup', ['cleanup']]] as const) {
     const r = once(nobody, [...args])
     t.equal(r.code, 1, `${what}, as nobody: exit 1`)
     t.equal(r.lines.length, 1, `${what}: exactly one line (${r.lines.join(' | ')})`)
