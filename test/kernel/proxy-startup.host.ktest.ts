@@ -20,7 +20,7 @@ const env = { TSPROXY_LOCK_FILE: LOCK }
 const running: RunningDaemon[] = []
 t.teardown(async () => {
   for (const d of running) await d.stop('SIGKILL')
-  sh('node dist/proxy/main.js cleanup >/dev/null 2>&1 || true')
+  sh(`TSPROXY_LOCK_FILE=${LOCK} node dist/proxy/main.js cleanup >/dev/null 2>&1 || true`)
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -55,7 +55,7 @@ t.test('a second daemon refuses while the first runs, naming the lock file and t
   const b = await daemon({ waitSynced: false })
   const exit = await Promise.race([b.exit, new Promise((r) => setTimeout(() => r('still running'), 20_000))])
   t.same(exit, { code: 1, signal: null }, 'the second daemon exits 1')
-  t.match(msgOf(JSON.stringify(b.logs.at(-1))), `another tsproxy holds the instance lock ${LOCK} (pid ${a.proc.pid})`, 'its last line names the lock file and the first daemon\'s pid')
+  t.match(b.logs.at(-1)?.msg, `another tsproxy holds the instance lock ${LOCK} (pid ${a.proc.pid})`, 'its last line names the lock file and the first daemon\'s pid')
   t.ok(b.logs.some((l) => /waiting up to 5s/.test(l.msg)), 'after saying it waits for it')
   t.notOk(b.logs.some((l) => /sync|conntrack settings|sysctls set/.test(l.msg)), 'it wrote nothing to the kernel')
   t.equal(readFileSync(LOCK, 'utf8'), `${a.proc.pid}\n`, 'the lock file names the holder')
