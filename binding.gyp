@@ -16,7 +16,8 @@
         "native/iptc/libiptc.cc",
         "native/iptc/table.cc",
         "native/iptc/binding.cc",
-        "native/nftables/nftables.cc"
+        "native/nftables/nftables.cc",
+        "native/lock/lock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -57,6 +57,13 @@ export interface NativeAddon {
   collect(codec: string, dumps: boolean[], portId: number, firstSeq: number, datagrams: Buffer[], ackSlot?: number): CollectOutcome
   /** native/iptc: libiptc transactions; libip4tc / libip6tc are dlopen()ed on first use. */
   iptc: NativeIptc
+  /**
+   * native/lock: open(O_CREAT|O_CLOEXEC) + flock(LOCK_EX|LOCK_NB); on success the
+   * file holds our pid. Held, `errno` is EWOULDBLOCK (11) with the holder's `pid` when it wrote one.
+   */
+  lockFile(path: string): { fd: number } | { errno: number; pid?: number }
+  /** Closes the descriptor lockFile gave, which drops the lock. */
+  unlockFile(fd: number): void
 }
 
 /** A chain as native/iptc dumps it. */

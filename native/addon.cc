@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "iptc/binding.h"
+#include "lock/binding.h"
 #include "netlink/binding.h"
 #include "netlink/codec.h"
 
@@ -30,6 +31,7 @@ const Codec* findCodec(const std::string& name) {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nl::initBinding(env, exports);
   iptc::initBinding(env, exports);  // libiptc itself is dlopen()ed on first use
+  lockfile::initBinding(env, exports);
   return exports;
 }
 

@@ -178,6 +178,22 @@ export class Daemon {
   async start(): Promise<void> {
     const c = this.config
     if (c.mode !== 'ipvs' && c.mode !== 'iptables') throw new Error(`proxy mode "${c.mode}" is not implemented; run with --proxy-mode=ipvs or --proxy-mode=iptables`)
+    // The kernel's interfaces first: a missing module (ip_vs, ip_set, conntrack
+    // netlink) is one error before anything is written, served or loaded.
+    const cidrs = clusterCIDRs(c)
+    const opened = new Map<Family, IpvsDataplane | IptablesDataplane>()
+    for (const family of families(cidrs)) {
+      let dp: IpvsDataplane | IptablesDataplane
+      if (c.mode === 'ipvs') {
+        const given = this.#dataplaneOption
+        dp = given === undefined ? await openDataplane(family) : typeof given === 'function' ? given(family) : given
+      } else {
+        const given = this.#iptablesDataplaneOption
+        dp = given ? given(family) : await openIptablesDataplane(family)
+      }
+      this.#dataplanes.push(dp)
+      opened.set(family, dp)
+    }
     const io = this.#sysctl ?? { get: (k: string) => getSysctl(k), set: (k: string, v: number) => setSysctl(k, v) }
     const ct = await applyConntrackSettings(conntrackSettings(c.conntrack, availableParallelism()), io, this.#log)
     if (ct.length > 0) this.#log('info', 'conntrack settings applied', { keys: ct })
@@ -222,16 +238,12 @@ export class Daemon {
       this.#log('info', 'manifests loaded', { path: this.#source.path, services: this.#source.stats.services, endpointSlices: this.#source.stats.endpointSlices, errors: loaded.errors.length })
     }
 
-    const cidrs = clusterCIDRs(c)
     const cidrOf = (family: Family): string => cidrs.find((x) => ipFamilyOf(x.split('/')[0]!) === (family === 'inet' ? 'IPv4' : 'IPv6')) ?? ''
     for (const family of families(cidrs)) {
       let proxier: Proxier
       if (c.mode === 'ipvs') {
-        const given = this.#dataplaneOption
-        if (given === undefined) await this.#leaveMode('iptables', family)
-        const dp = given === undefined ? await openDataplane(family) : typeof given === 'function' ? given(family) : given
-        this.#dataplanes.push(dp)
-        proxier = new IpvsProxier(dp, {
+        if (this.#dataplaneOption === undefined) await this.#leaveMode('iptables', family)
+        proxier = new IpvsProxier(opened.get(family) as IpvsDataplane, {
           family,
           scheduler: ipvsScheduler(c),
           excludeCIDRs: c.ipvs.excludeCIDRs,
@@ -245,11 +257,8 @@ export class Daemon {
           ...(nodeZone ? { nodeZone } : {}),
         })
       } else {
-        const given = this.#iptablesDataplaneOption
-        if (given === undefined) await this.#leaveMode('ipvs', family)
-        const dp = given ? given(family) : await openIptablesDataplane(family)
-        this.#dataplanes.push(dp)
-        proxier = new IptablesProxier(dp, {
+        if (this.#iptablesDataplaneOption === undefined) await this.#leaveMode('ipvs', family)
+        proxier = new IptablesProxier(opened.get(family) as IptablesDataplane, {
           family,
           masqueradeAll: c.iptables.masqueradeAll,
           masqueradeBit: c.iptables.masqueradeBit,

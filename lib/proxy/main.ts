@@ -3,6 +3,7 @@
 //   tsproxy --proxy-mode=ipvs --manifests DIR [--config FILE] [flags]   run the proxy
 //   tsproxy cleanup   (or --cleanup)                                     remove what it made, then exit
 //   tsproxy status                                                       each service -> VIP -> endpoints
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { loadConfig, splitHostPort, usage, type KubeProxyConfiguration } from './config.js'
@@ -12,6 +13,8 @@ import { IpvsProxier } from './ipvs/proxier.js'
 import { IptablesProxier } from './iptables/proxier.js'
 import { openIptablesDataplane } from './iptables/dataplane.js'
 import { makeLogger } from './log.js'
+import { acquireLock, INSTANCE_LOCK_FILE, LockHeldError, type InstanceLock } from '../lock.js'
+import { capabilityMessage, lockFilePath, missingCapabilities } from './preflight.js'
 import { KubeClient, resolveConnection } from './sources/kube/client.js'
 import type { Log } from './sources/manifests.js'
 
@@ -27,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const { config, options, warnings } = loaded
   if (options.help) {
-    process.stdout.write(`${usage()}\n\nCommands: tsproxy cleanup | tsproxy status\n`)
+    process.stdout.write(`${usage()}\n\nCommands: tsproxy cleanup | tsproxy status\nEnvironment: TSPROXY_LOCK_FILE   the instance lock (default ${INSTANCE_LOCK_FILE})\n`)
     return 0
   }
   if (options.version) {
@@ -40,11 +43,15 @@ async function main(argv: string[]): Promise<number> {
   if (options.args.length > 1) return fail(`unexpected arguments: ${options.args.slice(1).join(' ')}`)
   switch (command) {
     case 'cleanup':
-      return cleanup(log)
+      // No wait: an operator cleaning up under a running daemon must stop it first.
+      return (await takeNode(log, 0)) ?? cleanup(log)
     case 'status':
       return status(config)
-    case 'run':
+    case 'run': {
+      const refused = await takeNode(log, LOCK_WAIT_MS)
+      if (refused !== undefined) return refused
       break
+    }
     default:
       return fail(`unknown command "${command}" (commands: cleanup, status)`)
   }
@@ -87,6 +94,50 @@ async function main(argv: string[]): Promise<number> {
   }
   log('info', 'tsproxy running', { version, mode: config.mode, node: daemon.nodeName, healthz: config.healthzBindAddress, metrics: config.metricsBindAddress })
   return -1 // keep running
+}
+
+/**
+ * A starting daemon waits this long for the instance lock: in a rolling
+ * restart the old pod may still be stopping (it exits within moments of
+ * SIGTERM, and a dead process holds nothing). Longer than that, another
+ * writer really runs, and two would undo each other's repairs forever, so it
+ * refuses; the kubelet restarts it with backoff.
+ */
+const LOCK_WAIT_MS = 5000
+
+/** Held until the process exits: nothing releases it before. */
+let instanceLock: InstanceLock | undefined
+
+/**
+ * Before any kernel write (sysctls included): the capabilities, then the
+ * instance lock, held until the process exits. An exit code when the process
+ * must not go on, after one line saying why.
+ */
+async function takeNode(log: Log, waitMs: number): Promise<number | undefined> {
+  let status = ''
+  try {
+    status = readFileSync('/proc/self/status', 'utf8')
+  } catch {
+    // no /proc: the kernel will tell
+  }
+  const missing = missingCapabilities(status)
+  if (missing.length > 0) {
+    log('error', capabilityMessage(missing), { missing })
+    return 1
+  }
+  const path = lockFilePath()
+  const holder = (e: LockHeldError): string => `another tsproxy holds the instance lock ${path}${e.pid ? ` (pid ${e.pid})` : ''}`
+  try {
+    instanceLock = await acquireLock(path, {
+      waitMs,
+      onWait: (e) => log('info', `${holder(e)}; waiting up to ${waitMs / 1000}s for it to exit`, { lock: path, ...(e.pid ? { pid: e.pid } : {}) }),
+    })
+  } catch (e) {
+    if (e instanceof LockHeldError) log('error', `${holder(e)}: one writer per node; stop it first`, { lock: path, ...(e.pid ? { pid: e.pid } : {}) })
+    else log('error', `cannot take the instance lock: ${(e as Error).message}`, { lock: path })
+    return 1
+  }
+  return undefined
 }
 
 async function cleanup(log: Log): Promise<number> {

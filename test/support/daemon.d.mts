@@ -29,6 +29,8 @@ export declare function startDaemon(options: {
   echo?: boolean
   waitSynced?: boolean
   timeoutMs?: number
+  /** Added to the test's environment (e.g. TSPROXY_LOCK_FILE). */
+  env?: Record<string, string>
 }): Promise<RunningDaemon>
 
 export declare function until<T>(check: () => T | Promise<T>, options?: { timeoutMs?: number; everyMs?: number; what?: string }): Promise<T>

@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url'
 
 const MAIN = fileURLToPath(new URL('../../dist/proxy/main.js', import.meta.url))
 
-export async function startDaemon({ manifests, args = [], healthz = '127.0.0.1:10256', metrics = '127.0.0.1:10249', echo = false, waitSynced = true, timeoutMs = 60_000 }) {
+export async function startDaemon({ manifests, args = [], healthz = '127.0.0.1:10256', metrics = '127.0.0.1:10249', echo = false, waitSynced = true, timeoutMs = 60_000, env }) {
   const argv = [MAIN, '--proxy-mode=ipvs', ...(manifests ? [`--manifests=${manifests}`] : []), `--healthz-bind-address=${healthz}`, `--metrics-bind-address=${metrics}`, ...args]
-  const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'pipe'] })
+  const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) })
   const logs = []
   const waiters = new Set()
   let exited
