@@ -292,6 +292,11 @@ export interface WireEntry {
   flags?: number
 }
 
+/** The kind of a set validation accepted (so one of TYPES). */
+function kindOf(info: SetInfo): TypeInfo['kind'] {
+  return TYPES[info.type as SetType]!.kind
+}
+
 function typeInfo(at: Where, field: string, type: string): TypeInfo {
   const t = TYPES[type as SetType]
   if (!t) v.fail(at, field, type, `is a ${type} set; tsproxy handles ${SET_TYPES.join(', ')}`)
@@ -1144,7 +1149,7 @@ export class IpSet {
     const wire = entryWire({ op }, info, entry, 'test')
     const [r] = await this.#run([{ cmd: 'test', name: n, entry: wire }], op)
     if (r!.error === IPSET_ERR_EXIST) return false
-    if (r!.error) throw this.#fail(r!, op, 'test', n)
+    if (r!.error) throw this.#fail(r!, op, 'test', n, kindOf(info))
     return true
   }
 
@@ -1154,14 +1159,20 @@ export class IpSet {
     const info = await this.#info(n, op)
     const wire = entryWire({ op }, info, entry, cmd)
     const [r] = await this.#run([{ cmd, name: n, entry: wire, ...(exist ? { exist } : {}) }], op)
-    if (r!.error) throw this.#fail(r!, op, cmd, n)
+    if (r!.error) throw this.#fail(r!, op, cmd, n, kindOf(info))
   }
 
-  #fail(r: NativeResult<unknown>, op: string, cmd: Cmd, set: string, index?: number): NetlinkError {
-    const info = this.#sets.get(set)
+  /**
+   * A refusal of an entry of a `kind` set, named as that kind numbers its
+   * errors (from the request, not from what the handle knows now: the first
+   * refusal of a batch may make it forget the set).
+   */
+  #fail(r: NativeResult<unknown>, op: string, cmd: Cmd, set: string, kind: TypeInfo['kind'], index?: number): NetlinkError {
     // An answer that says our picture of the set is wrong: read it again next time.
-    if (r.error === ENOENT || r.error === 4097 || r.error === 4102 || (r.error >= 4107 && r.error <= 4114) || r.error === 4352) this.#sets.delete(set)
-    return ipsetError(r, op, cmd, info ? TYPES[info.type as SetType]?.kind : undefined, index)
+    // (4352 is a bitmap's "out of range", a stale range; for hash sets it is "full", and says nothing of the picture.)
+    if (r.error === ENOENT || r.error === 4097 || r.error === 4102 || (r.error >= 4107 && r.error <= 4114) || (r.error === 4352 && kind === 'bitmap'))
+      this.#sets.delete(set)
+    return ipsetError(r, op, cmd, kind, index)
   }
 
   /**
@@ -1266,7 +1277,7 @@ export class IpSet {
       return
     }
     const fail = (index: number): void => {
-      outcomes[index] = { ok: false, error: this.#fail(r, `ipset.${m.cmd}`, m.cmd, m.set, index) }
+      outcomes[index] = { ok: false, error: this.#fail(r, `ipset.${m.cmd}`, m.cmd, m.set, m.kind, index) }
     }
     const line = m.single ? 0 : Number((r.echo as { line?: number } | undefined)?.line ?? 0)
     if (line < 1 || line > m.count) {
