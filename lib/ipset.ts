@@ -1024,6 +1024,10 @@ export class IpSet {
   }
 
   async create(spec: CreateSpec): Promise<void> {
+    return this.#sock.call('ipset.create', () => this.#create(spec))
+  }
+
+  async #create(spec: CreateSpec): Promise<void> {
     const op = 'ipset.create'
     const { wire, info } = createWire({ op }, spec)
     const revision = await this.#revision(spec.type, wire.family, op)
@@ -1033,6 +1037,10 @@ export class IpSet {
 
   /** Destroys a set; with `exist`, a missing set is no error (kernels since 6.8; older ones say ENOENT). */
   async destroy(name: string, options: { exist?: boolean } = {}): Promise<void> {
+    return this.#sock.call('ipset.destroy', () => this.#destroy(name, options))
+  }
+
+  async #destroy(name: string, options: { exist?: boolean } = {}): Promise<void> {
     const op = 'ipset.destroy'
     const n = setName({ op }, 'name', name)
     this.#sets.delete(n)
@@ -1041,33 +1049,45 @@ export class IpSet {
 
   /** Destroys every set of this network namespace (none may be in use). */
   async destroyAll(): Promise<void> {
-    this.#sets.clear()
-    await this.#one('destroy', { cmd: 'destroy' }, 'ipset.destroyAll')
+    return this.#sock.call('ipset.destroyAll', async () => {
+      this.#sets.clear()
+      await this.#one('destroy', { cmd: 'destroy' }, 'ipset.destroyAll')
+    })
   }
 
   /** Removes every entry of a set. */
   async flush(name: string): Promise<void> {
-    const op = 'ipset.flush'
-    await this.#one('flush', { cmd: 'flush', name: setName({ op }, 'name', name) }, op)
+    return this.#sock.call('ipset.flush', async () => {
+      const op = 'ipset.flush'
+      await this.#one('flush', { cmd: 'flush', name: setName({ op }, 'name', name) }, op)
+    })
   }
 
   async flushAll(): Promise<void> {
-    await this.#one('flush', { cmd: 'flush' }, 'ipset.flushAll')
+    return this.#sock.call('ipset.flushAll', async () => {
+      await this.#one('flush', { cmd: 'flush' }, 'ipset.flushAll')
+    })
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const op = 'ipset.rename'
-    const a = setName({ op }, 'from', from)
-    const b = setName({ op }, 'to', to)
-    const info = this.#sets.get(a)
-    this.#sets.delete(a)
-    this.#sets.delete(b)
-    await this.#one('rename', { cmd: 'rename', name: a, name2: b }, op)
-    if (info) this.#sets.set(b, info)
+    return this.#sock.call('ipset.rename', async () => {
+      const op = 'ipset.rename'
+      const a = setName({ op }, 'from', from)
+      const b = setName({ op }, 'to', to)
+      const info = this.#sets.get(a)
+      this.#sets.delete(a)
+      this.#sets.delete(b)
+      await this.#one('rename', { cmd: 'rename', name: a, name2: b }, op)
+      if (info) this.#sets.set(b, info)
+    })
   }
 
   /** Exchanges the contents (and so the names) of two sets of the same type and family, atomically. */
   async swap(a: string, b: string): Promise<void> {
+    return this.#sock.call('ipset.swap', () => this.#swap(a, b))
+  }
+
+  async #swap(a: string, b: string): Promise<void> {
     const op = 'ipset.swap'
     const x = setName({ op }, 'a', a)
     const y = setName({ op }, 'b', b)
@@ -1082,34 +1102,42 @@ export class IpSet {
 
   /** The names of every set, in the kernel's order. */
   async listNames(): Promise<string[]> {
-    const r = await this.#one('list', { cmd: 'list', flags: FLAG_LIST_SETNAME }, 'ipset.listNames')
-    return r.records.filter((x) => x.kind === 'set').map((x) => x.name)
+    return this.#sock.call('ipset.listNames', async () => {
+      const r = await this.#one('list', { cmd: 'list', flags: FLAG_LIST_SETNAME }, 'ipset.listNames')
+      return r.records.filter((x) => x.kind === 'set').map((x) => x.name)
+    })
   }
 
   /** One set's header (no members); rejects with ENOENT when there is no such set. */
   async header(name: string): Promise<IpSetRecord> {
-    const op = 'ipset.header'
-    const n = setName({ op }, 'name', name)
-    const r = await this.#one('list', { cmd: 'list', name: n, flags: FLAG_LIST_HEADER }, op)
-    const [rec] = this.#records(r.records, false)
-    if (!rec) throw ipsetError({ error: ENOENT, records: [] }, op, 'list')
-    return rec
+    return this.#sock.call('ipset.header', async () => {
+      const op = 'ipset.header'
+      const n = setName({ op }, 'name', name)
+      const r = await this.#one('list', { cmd: 'list', name: n, flags: FLAG_LIST_HEADER }, op)
+      const [rec] = this.#records(r.records, false)
+      if (!rec) throw ipsetError({ error: ENOENT, records: [] }, op, 'list')
+      return rec
+    })
   }
 
   /** One set with its header and every member; rejects with ENOENT when there is no such set. */
   async list(name: string): Promise<IpSetRecord> {
-    const op = 'ipset.list'
-    const n = setName({ op }, 'name', name)
-    const r = await this.#one('list', { cmd: 'list', name: n }, op)
-    const [rec] = this.#records(r.records, true)
-    if (!rec) throw ipsetError({ error: ENOENT, records: [] }, op, 'list')
-    return rec
+    return this.#sock.call('ipset.list', async () => {
+      const op = 'ipset.list'
+      const n = setName({ op }, 'name', name)
+      const r = await this.#one('list', { cmd: 'list', name: n }, op)
+      const [rec] = this.#records(r.records, true)
+      if (!rec) throw ipsetError({ error: ENOENT, records: [] }, op, 'list')
+      return rec
+    })
   }
 
   /** Every set with its members (list:set sets last, as the kernel dumps them). */
   async listAll(): Promise<IpSetRecord[]> {
-    const r = await this.#one('list', { cmd: 'list' }, 'ipset.listAll')
-    return this.#records(r.records, true)
+    return this.#sock.call('ipset.listAll', async () => {
+      const r = await this.#one('list', { cmd: 'list' }, 'ipset.listAll')
+      return this.#records(r.records, true)
+    })
   }
 
   /** Dump messages to records: a set's first message has its header, every message some members. */
@@ -1143,23 +1171,27 @@ export class IpSet {
 
   /** Whether the set holds the entry (for net types: that exact network). */
   async test(name: string, entry: IpSetEntry): Promise<boolean> {
-    const op = 'ipset.test'
-    const n = setName({ op }, 'name', name)
-    const info = await this.#info(n, op)
-    const wire = entryWire({ op }, info, entry, 'test')
-    const [r] = await this.#run([{ cmd: 'test', name: n, entry: wire }], op)
-    if (r!.error === IPSET_ERR_EXIST) return false
-    if (r!.error) throw this.#fail(r!, op, 'test', n, kindOf(info))
-    return true
+    return this.#sock.call('ipset.test', async () => {
+      const op = 'ipset.test'
+      const n = setName({ op }, 'name', name)
+      const info = await this.#info(n, op)
+      const wire = entryWire({ op }, info, entry, 'test')
+      const [r] = await this.#run([{ cmd: 'test', name: n, entry: wire }], op)
+      if (r!.error === IPSET_ERR_EXIST) return false
+      if (r!.error) throw this.#fail(r!, op, 'test', n, kindOf(info))
+      return true
+    })
   }
 
   async #adt(cmd: 'add' | 'del', name: string, entry: IpSetEntry, exist: boolean): Promise<void> {
-    const op = `ipset.${cmd}`
-    const n = setName({ op }, 'name', name)
-    const info = await this.#info(n, op)
-    const wire = entryWire({ op }, info, entry, cmd)
-    const [r] = await this.#run([{ cmd, name: n, entry: wire, ...(exist ? { exist } : {}) }], op)
-    if (r!.error) throw this.#fail(r!, op, cmd, n, kindOf(info))
+    return this.#sock.call(`ipset.${cmd}`, async () => {
+      const op = `ipset.${cmd}`
+      const n = setName({ op }, 'name', name)
+      const info = await this.#info(n, op)
+      const wire = entryWire({ op }, info, entry, cmd)
+      const [r] = await this.#run([{ cmd, name: n, entry: wire, ...(exist ? { exist } : {}) }], op)
+      if (r!.error) throw this.#fail(r!, op, cmd, n, kindOf(info))
+    })
   }
 
   /**
@@ -1186,6 +1218,10 @@ export class IpSet {
    * without being sent.
    */
   async batch(ops: IpSetOp[]): Promise<Outcome[]> {
+    return this.#sock.call('ipset.batch', () => this.#batch(ops))
+  }
+
+  async #batch(ops: IpSetOp[]): Promise<Outcome[]> {
     const op = 'ipset.batch'
     if (!Array.isArray(ops)) v.fail({ op }, 'ops', ops, 'must be an array')
     const names = new Set<string>()
@@ -1298,34 +1334,36 @@ export class IpSet {
    * nothing changes and the first refusal is thrown (with its index).
    */
   async replaceMembers(name: string, entries: IpSetEntry[]): Promise<void> {
-    const op = 'ipset.replaceMembers'
-    const n = setName({ op }, 'name', name)
-    if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
-    const h = await this.header(n)
-    const info = this.#sets.get(n) ?? infoOf(h.type, h.family ? NFPROTO[h.family] : 0, {})
-    typeInfo({ op }, 'name', h.type)
-    entries.forEach((e, index) => entryWire({ op, index }, info, e, 'add'))
-    const tmp = `tsproxy-tmp-${randomBytes(6).toString('hex')}`
-    const spec: CreateSpec = { name: tmp, type: h.type as SetType }
-    if (h.family) spec.family = h.family
-    if (h.hashsize !== undefined) spec.hashsize = h.hashsize
-    if (h.maxelem !== undefined) spec.maxelem = h.maxelem
-    if (h.range) spec.range = h.range
-    if (h.size !== undefined) spec.size = h.size
-    if (h.timeout !== undefined) spec.timeout = h.timeout
-    if (h.counters) spec.counters = true
-    if (h.comment) spec.comment = true
-    if (h.skbinfo) spec.skbinfo = true
-    if (h.forceadd) spec.forceadd = true
-    await this.create(spec)
-    try {
-      const outcomes = await this.batch(entries.map((entry) => ({ op: 'add' as const, set: tmp, entry, exist: true })))
-      const bad = outcomes.find((o): o is { ok: false; error: NetlinkError } => !o.ok)
-      if (bad) throw bad.error
-      await this.swap(tmp, n)
-    } finally {
-      await this.destroy(tmp).catch(() => undefined)
-    }
+    return this.#sock.call('ipset.replaceMembers', async () => {
+      const op = 'ipset.replaceMembers'
+      const n = setName({ op }, 'name', name)
+      if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
+      const h = await this.header(n)
+      const info = this.#sets.get(n) ?? infoOf(h.type, h.family ? NFPROTO[h.family] : 0, {})
+      typeInfo({ op }, 'name', h.type)
+      entries.forEach((e, index) => entryWire({ op, index }, info, e, 'add'))
+      const tmp = `tsproxy-tmp-${randomBytes(6).toString('hex')}`
+      const spec: CreateSpec = { name: tmp, type: h.type as SetType }
+      if (h.family) spec.family = h.family
+      if (h.hashsize !== undefined) spec.hashsize = h.hashsize
+      if (h.maxelem !== undefined) spec.maxelem = h.maxelem
+      if (h.range) spec.range = h.range
+      if (h.size !== undefined) spec.size = h.size
+      if (h.timeout !== undefined) spec.timeout = h.timeout
+      if (h.counters) spec.counters = true
+      if (h.comment) spec.comment = true
+      if (h.skbinfo) spec.skbinfo = true
+      if (h.forceadd) spec.forceadd = true
+      await this.#create(spec)
+      try {
+        const outcomes = await this.#batch(entries.map((entry) => ({ op: 'add' as const, set: tmp, entry, exist: true })))
+        const bad = outcomes.find((o): o is { ok: false; error: NetlinkError } => !o.ok)
+        if (bad) throw bad.error
+        await this.#swap(tmp, n)
+      } finally {
+        await this.#destroy(tmp).catch(() => undefined)
+      }
+    })
   }
 
   /**
@@ -1335,83 +1373,85 @@ export class IpSet {
    * then one batch.
    */
   async syncMembers(name: string, entries: IpSetEntry[]): Promise<SyncResult> {
-    const op = 'ipset.syncMembers'
-    const n = setName({ op }, 'name', name)
-    if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
-    const info = await this.#info(n, op)
-    const kind = TYPES[info.type as SetType]!.kind
-    const af = info.family === 'inet6' ? NFPROTO.inet6 : NFPROTO.inet
+    return this.#sock.call('ipset.syncMembers', async () => {
+      const op = 'ipset.syncMembers'
+      const n = setName({ op }, 'name', name)
+      if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
+      const info = await this.#info(n, op)
+      const kind = TYPES[info.type as SetType]!.kind
+      const af = info.family === 'inet6' ? NFPROTO.inet6 : NFPROTO.inet
 
-    // What the set holds, as the dump's columns: indexed by hash, rebuilt as
-    // wire entries only where needed (a match to confirm, a delete to send).
-    const listed = (await this.#one('list', { cmd: 'list', name: n }, op)).records.filter((x) => x.kind === 'set' && x.name === n)
-    const cols = listed.flatMap((x) => (x.members ? [x.members] : []))
-    const total = cols.reduce((sum, c) => sum + c.count, 0)
-    const colOf = new Int32Array(total)
-    const rowOf = new Int32Array(total)
-    const held = new HashIndex(total)
-    for (let c = 0, k = 0; c < cols.length; c++) {
-      for (let i = 0; i < cols[c]!.count; i++, k++) {
-        keyHash(memberWire(cols[c]!, i, af), undefined)
-        colOf[k] = c
-        rowOf[k] = i
-        held.set(h1 | 0, h2 | 0, k)
+      // What the set holds, as the dump's columns: indexed by hash, rebuilt as
+      // wire entries only where needed (a match to confirm, a delete to send).
+      const listed = (await this.#one('list', { cmd: 'list', name: n }, op)).records.filter((x) => x.kind === 'set' && x.name === n)
+      const cols = listed.flatMap((x) => (x.members ? [x.members] : []))
+      const total = cols.reduce((sum, c) => sum + c.count, 0)
+      const colOf = new Int32Array(total)
+      const rowOf = new Int32Array(total)
+      const held = new HashIndex(total)
+      for (let c = 0, k = 0; c < cols.length; c++) {
+        for (let i = 0; i < cols[c]!.count; i++, k++) {
+          keyHash(memberWire(cols[c]!, i, af), undefined)
+          colOf[k] = c
+          rowOf[k] = i
+          held.set(h1 | 0, h2 | 0, k)
+        }
       }
-    }
-    const member = (k: number): WireEntry => memberWire(cols[colOf[k]!]!, rowOf[k]!, af)
+      const member = (k: number): WireEntry => memberWire(cols[colOf[k]!]!, rowOf[k]!, af)
 
-    // What should be there: validated whole before anything is sent.
-    const kept = new Uint8Array(total)
-    const wanted = new HashIndex(entries.length)
-    const adds: WireEntry[] = []
-    let unchanged = 0
-    const at: Where & { index: number } = { op, index: 0 }
-    for (let j = 0; j < entries.length; j++) {
-      if (j % SLICE === SLICE - 1) await yieldToLoop()
-      at.index = j
-      const w = entryWire(at, info, entries[j], 'add')
-      keyHash(w, undefined)
-      const x = h1 | 0
-      const y = h2 | 0
-      const first = wanted.get(x, y)
-      if (first >= 0 && sameEntry(w, entryWire(at, info, entries[first], 'add'))) continue // given twice
-      if (first < 0) wanted.set(x, y, j)
-      const k = held.get(x, y)
-      if (k >= 0 && sameEntry(w, member(k))) {
-        kept[k] = 1
-        unchanged++
-      } else {
-        adds.push(w)
+      // What should be there: validated whole before anything is sent.
+      const kept = new Uint8Array(total)
+      const wanted = new HashIndex(entries.length)
+      const adds: WireEntry[] = []
+      let unchanged = 0
+      const at: Where & { index: number } = { op, index: 0 }
+      for (let j = 0; j < entries.length; j++) {
+        if (j % SLICE === SLICE - 1) await yieldToLoop()
+        at.index = j
+        const w = entryWire(at, info, entries[j], 'add')
+        keyHash(w, undefined)
+        const x = h1 | 0
+        const y = h2 | 0
+        const first = wanted.get(x, y)
+        if (first >= 0 && sameEntry(w, entryWire(at, info, entries[first], 'add'))) continue // given twice
+        if (first < 0) wanted.set(x, y, j)
+        const k = held.get(x, y)
+        if (k >= 0 && sameEntry(w, member(k))) {
+          kept[k] = 1
+          unchanged++
+        } else {
+          adds.push(w)
+        }
       }
-    }
-    // Deletes first: should two different entries ever share both hashes, the
-    // one deleted by mistake is the one added back.
-    const msgs: Message[] = []
-    const cmds: ('add' | 'del')[] = []
-    for (let k = 0; k < total; k++) {
-      if (kept[k]) continue
-      append(msgs, 'del', n, true, kind, cmds.length, member(k))
-      cmds.push('del')
-    }
-    for (const w of adds) {
-      append(msgs, 'add', n, true, kind, cmds.length, w)
-      cmds.push('add')
-    }
-    // Each entry is either deleted or added, once: one segment.
-    const outcomes: Outcome[] = new Array(cmds.length)
-    await this.#runMessages(msgs, outcomes)
-    const errors: NetlinkError[] = []
-    let added = 0
-    let deleted = 0
-    outcomes.forEach((o, i) => {
-      if (!o.ok) errors.push(o.error)
-      else if (cmds[i] === 'add') added++
-      else deleted++
+      // Deletes first: should two different entries ever share both hashes, the
+      // one deleted by mistake is the one added back.
+      const msgs: Message[] = []
+      const cmds: ('add' | 'del')[] = []
+      for (let k = 0; k < total; k++) {
+        if (kept[k]) continue
+        append(msgs, 'del', n, true, kind, cmds.length, member(k))
+        cmds.push('del')
+      }
+      for (const w of adds) {
+        append(msgs, 'add', n, true, kind, cmds.length, w)
+        cmds.push('add')
+      }
+      // Each entry is either deleted or added, once: one segment.
+      const outcomes: Outcome[] = new Array(cmds.length)
+      await this.#runMessages(msgs, outcomes)
+      const errors: NetlinkError[] = []
+      let added = 0
+      let deleted = 0
+      outcomes.forEach((o, i) => {
+        if (!o.ok) errors.push(o.error)
+        else if (cmds[i] === 'add') added++
+        else deleted++
+      })
+      return { added, deleted, unchanged, errors }
     })
-    return { added, deleted, unchanged, errors }
   }
 
-  /** Operations already started complete first; later calls reject with EBADF. */
+  /** Every call started before it finishes first (all of its requests); later calls reject with EBADF. */
   async close(): Promise<void> {
     await this.#sock.close()
   }

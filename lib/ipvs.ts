@@ -434,8 +434,9 @@ export class Ipvs {
     return this.#family
   }
 
+  /** One request, as a call of its own (begun now: every caller makes it before any await). */
   async #one<R>(op: string, wire: NativeOp): Promise<R[]> {
-    return this.#sock.request<R>('ipvs', this.#family, wire, `ipvs.${op}`)
+    return this.#sock.call(`ipvs.${op}`, () => this.#sock.request<R>('ipvs', this.#family, wire, `ipvs.${op}`))
   }
 
   async addService(service: ServiceSpec): Promise<void> {
@@ -453,30 +454,34 @@ export class Ipvs {
 
   /** One service, or undefined when the kernel has none with that key. */
   async getService(service: ServiceKey): Promise<ServiceRecord | undefined> {
-    const at = { op: 'ipvs.getService' }
-    const wire = { cmd: 'getService', service: serviceKey(at, service) }
-    const [result] = await this.#sock.execute<RawService>('ipvs', this.#family, [wire], at.op)
-    if (result!.error === ESRCH) return undefined
-    if (result!.error) throw toError(result!, at.op)
-    const raw = result!.records.find((r) => r.kind === 'service')
-    return raw && serviceRecord(raw)
+    return this.#sock.call('ipvs.getService', async () => {
+      const at = { op: 'ipvs.getService' }
+      const wire = { cmd: 'getService', service: serviceKey(at, service) }
+      const [result] = await this.#sock.execute<RawService>('ipvs', this.#family, [wire], at.op)
+      if (result!.error === ESRCH) return undefined
+      if (result!.error) throw toError(result!, at.op)
+      const raw = result!.records.find((r) => r.kind === 'service')
+      return raw && serviceRecord(raw)
+    })
   }
 
   /** Every service; with `destinations: true` each carries its destinations (one call for all). */
   async listServices(options: { destinations?: boolean } = {}): Promise<ServiceRecord[]> {
-    const op = 'ipvs.listServices'
-    const raws = (await this.#one<RawService>('listServices', { cmd: 'listServices' })).filter((r) => r.kind === 'service')
-    const services = raws.map(serviceRecord)
-    if (!options.destinations || services.length === 0) return services
-    // One request per service (the kernel lists destinations of one service at
-    // a time), all handed to the socket at once: no round trip through JS between them.
-    const wires = raws.map((r) => ({ cmd: 'listDests', service: rawKey(r) }))
-    const results = await this.#sock.execute<RawDest>('ipvs', this.#family, wires, op)
-    results.forEach((res, i) => {
-      if (res.error) throw toError(res, op, i)
-      services[i]!.destinations = res.records.filter((d) => d.kind === 'destination').map(destinationRecord)
+    return this.#sock.call('ipvs.listServices', async () => {
+      const op = 'ipvs.listServices'
+      const raws = (await this.#one<RawService>('listServices', { cmd: 'listServices' })).filter((r) => r.kind === 'service')
+      const services = raws.map(serviceRecord)
+      if (!options.destinations || services.length === 0) return services
+      // One request per service (the kernel lists destinations of one service at
+      // a time), all handed to the socket at once: no round trip through JS between them.
+      const wires = raws.map((r) => ({ cmd: 'listDests', service: rawKey(r) }))
+      const results = await this.#sock.execute<RawDest>('ipvs', this.#family, wires, op)
+      results.forEach((res, i) => {
+        if (res.error) throw toError(res, op, i)
+        services[i]!.destinations = res.records.filter((d) => d.kind === 'destination').map(destinationRecord)
+      })
+      return services
     })
-    return services
   }
 
   async addDestination(service: ServiceKey, destination: DestinationSpec): Promise<void> {
@@ -504,16 +509,18 @@ export class Ipvs {
    * its own result, in order: the kernel applies the good ones and refuses the bad.
    */
   async batch(ops: IpvsOp[]): Promise<Outcome[]> {
-    if (!Array.isArray(ops)) v.fail({ op: 'ipvs.batch' }, 'ops', ops, 'must be an array')
-    // Everything is checked before anything is sent, a slice per turn of the loop.
-    const wires: NativeOp[] = new Array(ops.length)
-    for (let i = 0; i < ops.length; i++) {
-      wires[i] = toWire(ops[i]!, i)
-      if (i % SLICE === SLICE - 1) await yieldToLoop()
-    }
-    if (wires.length === 0) return []
-    const results = await this.#sock.execute('ipvs', this.#family, wires, 'ipvs.batch')
-    return results.map((r, i) => toOutcome(r, `ipvs.${ops[i]!.op}`, i))
+    return this.#sock.call('ipvs.batch', async () => {
+      if (!Array.isArray(ops)) v.fail({ op: 'ipvs.batch' }, 'ops', ops, 'must be an array')
+      // Everything is checked before anything is sent, a slice per turn of the loop.
+      const wires: NativeOp[] = new Array(ops.length)
+      for (let i = 0; i < ops.length; i++) {
+        wires[i] = toWire(ops[i]!, i)
+        if (i % SLICE === SLICE - 1) await yieldToLoop()
+      }
+      if (wires.length === 0) return []
+      const results = await this.#sock.execute('ipvs', this.#family, wires, 'ipvs.batch')
+      return results.map((r, i) => toOutcome(r, `ipvs.${ops[i]!.op}`, i))
+    })
   }
 
   async getInfo(): Promise<IpvsInfo> {
@@ -547,7 +554,7 @@ export class Ipvs {
     await this.#one('flush', { cmd: 'flush' })
   }
 
-  /** Operations already started complete first; later calls reject with EBADF. */
+  /** Every call started before it finishes first (all of its requests); later calls reject with EBADF. */
   async close(): Promise<void> {
     await this.#sock.close()
   }
