@@ -100,7 +100,7 @@ export interface ConntrackEntry {
 
 // ---- kernel numbers -----------------------------------------------------------------------
 
-const PROTOCOLS: Record<ConntrackProtocol, number> = { tcp: 6, udp: 17, sctp: 132, udplite: 136, dccp: 33, icmp: 1, icmpv6: 58, gre: 47 }
+const PROTOCOLS = v.table<ConntrackProtocol, number>({ tcp: 6, udp: 17, sctp: 132, udplite: 136, dccp: 33, icmp: 1, icmpv6: 58, gre: 47 })
 const PROTOCOL_NAMES = Object.keys(PROTOCOLS) as ConntrackProtocol[]
 const WITH_PORTS = new Set([6, 17, 132, 136, 33])
 const STATUS: ConntrackStatus[] = [
@@ -124,6 +124,8 @@ const STATUS: ConntrackStatus[] = [
 const TCP_STATES = ['NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT', 'CLOSE', 'SYN_SENT2']
 const ENOENT = 2
 const FAMILIES = ['inet', 'inet6'] as const
+/** A ConntrackEntry as listed: deleteEntries uses family, protocol, original, id and zone; the rest is known, and ignored. */
+const ENTRY_FIELDS = ['family', 'protocol', 'original', 'reply', 'status', 'timeout', 'mark', 'id', 'zone', 'state']
 
 // ---- validation ---------------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ interface Checked {
 
 function checkFilter(at: Where, value: unknown, forDelete: boolean): Checked {
   const f = v.object(at, 'filter', value)
+  v.only(at, 'filter', f, ['family', 'protocol', 'destination', 'port', 'source', 'replySource'])
   let family: Family | undefined = f.family === undefined ? undefined : v.oneOf(at, 'filter.family', f.family, FAMILIES)
   const out: Checked = { families: [] }
   for (const key of ['destination', 'source', 'replySource'] as const) {
@@ -327,8 +330,10 @@ export class Conntrack {
       const wires = entries.map((e, index) => {
         const at = { op, index }
         const o = v.object(at, 'entry', e)
+      v.only(at, 'entry', o, ENTRY_FIELDS)
         const family = v.oneOf(at, 'entry.family', o.family, FAMILIES)
         const t = v.object(at, 'entry.original', o.original)
+      v.only(at, 'entry.original', t, ['source', 'destination', 'sourcePort', 'destinationPort', 'icmpType', 'icmpCode', 'icmpId'])
         v.address(at, 'entry.original.source', t.source, family)
         v.address(at, 'entry.original.destination', t.destination, family)
         const proto = typeof o.protocol === 'number' ? v.integer(at, 'entry.protocol', o.protocol, 0, 255) : PROTOCOLS[v.oneOf(at, 'entry.protocol', o.protocol, PROTOCOL_NAMES)]

@@ -140,7 +140,7 @@ const NAME_SIZE = 32 // IPSET_MAXNAMELEN
 const MAX_COMMENT = 255 // IPSET_MAX_COMMENT_SIZE
 const MAX_TIMEOUT = 2147483 // the kernel caps larger values silently; the ipset tool refuses them
 const U32_MAX = 0xffffffff
-const NFPROTO: Record<Family, number> = { inet: 2, inet6: 10 }
+const NFPROTO = v.table<Family, number>({ inet: 2, inet6: 10 })
 const FLAG_LIST_SETNAME = 1 << 1
 const FLAG_LIST_HEADER = 1 << 2
 const CADT_NOMATCH = 1 << 2
@@ -148,7 +148,7 @@ const CADT_WITH_COUNTERS = 1 << 3
 const CADT_WITH_COMMENT = 1 << 4
 const CADT_WITH_FORCEADD = 1 << 5
 const CADT_WITH_SKBINFO = 1 << 6
-const PROTO_NUMBERS: Record<string, number> = { tcp: 6, udp: 17, sctp: 132, udplite: 136, icmp: 1, icmpv6: 58 }
+const PROTO_NUMBERS: Readonly<Record<string, number>> = v.table({ tcp: 6, udp: 17, sctp: 132, udplite: 136, icmp: 1, icmpv6: 58 })
 const PROTO_NAMES = new Map(Object.entries(PROTO_NUMBERS).map(([k, n]) => [n, k]))
 const ENOENT = 2
 const EEXIST = 17
@@ -165,7 +165,7 @@ interface TypeInfo {
   maxRevision: number
 }
 
-const TYPES: Record<SetType, TypeInfo> = {
+const TYPES = v.table<SetType, TypeInfo>({
   'hash:ip': { kind: 'hash', fields: ['ip'], maxRevision: 6 },
   'hash:ip,port': { kind: 'hash', fields: ['ip', 'protocol', 'port'], maxRevision: 7 },
   'hash:ip,port,ip': { kind: 'hash', fields: ['ip', 'protocol', 'port', 'ip2'], maxRevision: 6 },
@@ -174,7 +174,7 @@ const TYPES: Record<SetType, TypeInfo> = {
   'hash:net,port': { kind: 'hash', fields: ['net', 'protocol', 'port'], net: 'ip', maxRevision: 8 },
   'bitmap:port': { kind: 'bitmap', fields: ['port'], maxRevision: 3 },
   'list:set': { kind: 'list', fields: ['set'], maxRevision: 3 },
-}
+})
 const EXTENSIONS = ['timeout', 'comment', 'packets', 'bytes', 'skbmark', 'skbmarkmask', 'skbprio', 'skbqueue'] as const
 
 // ---- errors: ipset's private errnos (>= 4096) by name, in the ipset tool's words ---------------
@@ -361,9 +361,8 @@ export function entryWire(at: Where, info: SetInfo, value: unknown, cmd: 'add' |
   const t = typeInfo(at, 'set', info.type)
   if (typeof value !== 'object' || value === null || Array.isArray(value)) v.object(at, field, value)
   const e = value as Record<string, unknown>
-  const allowed = allowedFields(t, cmd)
-  for (const k in e) {
-    if (allowed.has(k) || e[k] === undefined) continue
+  const k = v.unknownField(e, allowedFields(t, cmd))
+  if (k !== undefined) {
     const why = ADD_ONLY.includes(k)
       ? cmd === 'add' ? `is not available in ${info.type} sets` : `applies only to add`
       : `is not a field of ${info.type} entries (they have ${t.fields.join(', ')})`
@@ -490,8 +489,19 @@ const ADT_BUDGET = 32 * 1024
 const WIRE_FIELDS = ['ip', 'cidr', 'port', 'proto', 'ip2', 'cidr2', 'name', 'timeout', 'packets', 'bytes', 'comment', 'skbmark', 'skbmarkmask', 'skbprio', 'skbqueue', 'flags'] as const
 const TEXT_FIELDS = new Set(['ip', 'ip2', 'name', 'comment'])
 
+const CREATE_FIELDS: ReadonlySet<string> = new Set(['name', 'type', 'family', 'hashsize', 'maxelem', 'range', 'size', 'timeout', 'counters', 'comment', 'skbinfo', 'forceadd', 'exist'])
+const OP_FIELDS: ReadonlySet<string> = new Set(['op', 'set', 'entry', 'exist'])
+
+/** `{ exist }`, the options of add, del and destroy. */
+function existOption(at: Where, options: unknown): boolean {
+  const o = v.object(at, 'options', options)
+  v.only(at, 'options', o, ['exist'])
+  return o.exist === undefined ? false : v.boolean(at, 'options.exist', o.exist)
+}
+
 function createWire(at: Where, spec: CreateSpec): { wire: NativeOp & { name: string; family: number }; info: SetInfo } {
   const s = v.object(at, 'spec', spec)
+  v.only(at, 'spec', s, CREATE_FIELDS)
   const name = setName(at, 'spec.name', s.name)
   const type = v.oneOf(at, 'spec.type', s.type, SET_TYPES)
   const t = TYPES[type]
@@ -1043,8 +1053,9 @@ export class IpSet {
   async #destroy(name: string, options: { exist?: boolean } = {}): Promise<void> {
     const op = 'ipset.destroy'
     const n = setName({ op }, 'name', name)
+    const exist = existOption({ op }, options)
     this.#sets.delete(n)
-    await this.#one('destroy', { cmd: 'destroy', name: n, ...(options.exist ? { exist: true } : {}) }, op)
+    await this.#one('destroy', { cmd: 'destroy', name: n, ...(exist ? { exist: true } : {}) }, op)
   }
 
   /** Destroys every set of this network namespace (none may be in use). */
@@ -1162,11 +1173,11 @@ export class IpSet {
   }
 
   async add(name: string, entry: IpSetEntry, options: { exist?: boolean } = {}): Promise<void> {
-    await this.#adt('add', name, entry, options.exist === true)
+    await this.#adt('add', name, entry, options)
   }
 
   async del(name: string, entry: IpSetEntry, options: { exist?: boolean } = {}): Promise<void> {
-    await this.#adt('del', name, entry, options.exist === true)
+    await this.#adt('del', name, entry, options)
   }
 
   /** Whether the set holds the entry (for net types: that exact network). */
@@ -1183,10 +1194,11 @@ export class IpSet {
     })
   }
 
-  async #adt(cmd: 'add' | 'del', name: string, entry: IpSetEntry, exist: boolean): Promise<void> {
+  async #adt(cmd: 'add' | 'del', name: string, entry: IpSetEntry, options: { exist?: boolean }): Promise<void> {
     return this.#sock.call(`ipset.${cmd}`, async () => {
       const op = `ipset.${cmd}`
       const n = setName({ op }, 'name', name)
+      const exist = existOption({ op }, options)
       const info = await this.#info(n, op)
       const wire = entryWire({ op }, info, entry, cmd)
       const [r] = await this.#run([{ cmd, name: n, entry: wire, ...(exist ? { exist } : {}) }], op)
@@ -1227,9 +1239,10 @@ export class IpSet {
     const names = new Set<string>()
     for (let index = 0; index < ops.length; index++) {
       const o = ops[index]!
-      if (typeof o === 'object' && o !== null && (o.op === 'add' || o.op === 'del') && names.has(o.set) && (o.exist === undefined || typeof o.exist === 'boolean')) continue
+      if (typeof o === 'object' && o !== null && (o.op === 'add' || o.op === 'del') && names.has(o.set) && (o.exist === undefined || typeof o.exist === 'boolean') &&
+        v.unknownField(o as unknown as Record<string, unknown>, OP_FIELDS) === undefined) continue
       const at = { op: `ipset.${(o as { op?: string })?.op ?? 'batch'}`, index }
-      v.object(at, 'op', o)
+      v.only(at, 'op', v.object(at, 'op', o), OP_FIELDS)
       v.oneOf(at, 'op', o.op, ['add', 'del'] as const)
       names.add(setName(at, 'set', o.set))
       if (o.exist !== undefined) v.boolean(at, 'exist', o.exist)

@@ -184,7 +184,7 @@ const ADDRESS_FLAGS: [AddressFlag, number][] = [
 ]
 const IFA_F_NODAD = 0x02
 const IFA_F_NOPREFIXROUTE = 0x200
-const SCOPES: Record<AddressScope, number> = { global: 0, site: 200, link: 253, host: 254, nowhere: 255 }
+const SCOPES = v.table<AddressScope, number>({ global: 0, site: 200, link: 253, host: 254, nowhere: 255 })
 const SPEC_SCOPES = ['global', 'site', 'link', 'host'] as const
 
 // ---- validation ---------------------------------------------------------------------------
@@ -208,8 +208,12 @@ interface WireAddr {
   peer?: string
 }
 
+const ADDRESS_FIELDS = ['address', 'prefix', 'noPrefixRoute', 'nodad', 'scope', 'peer']
+const OP_FIELDS = ['op', 'link', 'address', 'exist']
+
 function addressSpec(at: Where, value: unknown): WireAddr {
   const s = typeof value === 'string' ? { address: value } : v.object(at, 'address', value)
+  v.only(at, 'address', s, ADDRESS_FIELDS)
   const family = v.address(at, 'address.address', s.address)
   const max = hostPrefix(family)
   const prefix = s.prefix === undefined ? max : v.integer(at, 'address.prefix', s.prefix, 0, max)
@@ -230,6 +234,8 @@ function addressSpec(at: Where, value: unknown): WireAddr {
 
 function addressKey(at: Where, value: unknown): WireAddr {
   const s = typeof value === 'string' ? { address: value } : v.object(at, 'address', value)
+  // An AddressSpec names its address too: its other fields are known, and not part of the key.
+  v.only(at, 'address', s, ADDRESS_FIELDS)
   const family = v.address(at, 'address.address', s.address)
   const max = hostPrefix(family)
   const prefix = s.prefix === undefined ? max : v.integer(at, 'address.prefix', s.prefix, 0, max)
@@ -238,6 +244,13 @@ function addressKey(at: Where, value: unknown): WireAddr {
 
 function exist(at: Where, value: unknown): boolean {
   return value === undefined ? false : v.boolean(at, 'exist', value)
+}
+
+/** `{ exist }`, the options of deleteLink, addAddress and deleteAddress. */
+function existOption(at: Where, options: unknown): boolean {
+  const o = v.object(at, 'options', options)
+  v.only(at, 'options', o, ['exist'])
+  return exist(at, o.exist)
 }
 
 // ---- records ------------------------------------------------------------------------------
@@ -364,6 +377,7 @@ export class Rtnl {
       const at = { op: 'route.addDummy' }
       v.linkName(at, 'name', name)
       const o = v.object(at, 'options', options)
+      v.only(at, 'options', o, ['up', 'mtu', 'exist'])
       const wire: NativeOp = { cmd: 'newLink', name, kind: 'dummy' }
       if (o.up !== undefined) wire.up = v.boolean(at, 'options.up', o.up)
       if (o.mtu !== undefined) wire.mtu = v.integer(at, 'options.mtu', o.mtu, 68, 65535)
@@ -388,7 +402,7 @@ export class Rtnl {
     return this.#sock.call('route.deleteLink', async () => {
       const at = { op: 'route.deleteLink' }
       const ref = linkRef(at, 'link', link)
-      const quiet = exist(at, v.object(at, 'options', options).exist)
+      const quiet = existOption(at, options)
       const [r] = await this.#run([{ cmd: 'delLink', ...refWire(ref) }], at.op)
       if (r!.error === 0) return true
       if (r!.error === ENODEV && quiet) return false
@@ -405,6 +419,7 @@ export class Rtnl {
     const at = { op: 'route.setLink' }
     const ref = linkRef(at, 'link', link)
     const c = v.object(at, 'change', change)
+    v.only(at, 'change', c, ['up', 'mtu'])
     const wire: NativeOp = { cmd: 'setLink', ...refWire(ref) }
     if (c.up !== undefined) wire.up = v.boolean(at, 'change.up', c.up)
     if (c.mtu !== undefined) wire.mtu = v.integer(at, 'change.mtu', c.mtu, 68, 65535)
@@ -447,7 +462,7 @@ export class Rtnl {
   async addAddress(link: LinkRef, address: AddressSpec | string, options: { exist?: boolean } = {}): Promise<boolean> {
     return this.#sock.call('route.addAddress', async () => {
       const at = { op: 'route.addAddress' }
-      const quiet = exist(at, v.object(at, 'options', options).exist)
+      const quiet = existOption(at, options)
       const [o] = await this.#apply([{ op: 'addAddress', link, address, exist: quiet }], at.op)
       if (!o!.ok) throw o!.error
       return !o!.unchanged
@@ -462,7 +477,7 @@ export class Rtnl {
   async deleteAddress(link: LinkRef, address: AddressKey | string, options: { exist?: boolean } = {}): Promise<boolean> {
     return this.#sock.call('route.deleteAddress', async () => {
       const at = { op: 'route.deleteAddress' }
-      const quiet = exist(at, v.object(at, 'options', options).exist)
+      const quiet = existOption(at, options)
       const [o] = await this.#apply([{ op: 'deleteAddress', link, address, exist: quiet }], at.op)
       if (!o!.ok) throw o!.error
       return !o!.unchanged
@@ -495,6 +510,7 @@ export class Rtnl {
     return this.#sock.call('route.listAddresses', async () => {
       const at = { op: 'route.listAddresses' }
       const f = v.object(at, 'filter', filter)
+      v.only(at, 'filter', f, ['link', 'family'])
       const ref = f.link === undefined ? undefined : linkRef(at, 'filter.link', f.link)
       const family = f.family === undefined ? undefined : v.oneOf(at, 'filter.family', f.family, ['inet', 'inet6'] as const)
       // Links and addresses in one call: two dumps, one after the other, no
@@ -550,6 +566,7 @@ export class Rtnl {
       const o = ops[i] as unknown
       const at: Where = { op: opName === 'route.batch' ? `route.${(o as { op?: unknown })?.op ?? 'batch'}` : opName, ...(opName === 'route.batch' ? { index: i } : {}) }
       const op = v.object(at, 'op', o)
+      v.only(at, 'op', op, OP_FIELDS)
       const ref = linkRef(at, 'link', op.link)
       let wire: WireAddr & { cmd: string }
       if (op.op === 'addAddress') wire = { cmd: 'newAddr', ...addressSpec(at, op.address) }
