@@ -100,7 +100,7 @@ export interface ConntrackEntry {
 
 // ---- kernel numbers -----------------------------------------------------------------------
 
-const PROTOCOLS: Record<ConntrackProtocol, number> = { tcp: 6, udp: 17, sctp: 132, udplite: 136, dccp: 33, icmp: 1, icmpv6: 58, gre: 47 }
+const PROTOCOLS = v.table<ConntrackProtocol, number>({ tcp: 6, udp: 17, sctp: 132, udplite: 136, dccp: 33, icmp: 1, icmpv6: 58, gre: 47 })
 const PROTOCOL_NAMES = Object.keys(PROTOCOLS) as ConntrackProtocol[]
 const WITH_PORTS = new Set([6, 17, 132, 136, 33])
 const STATUS: ConntrackStatus[] = [
@@ -124,6 +124,8 @@ const STATUS: ConntrackStatus[] = [
 const TCP_STATES = ['NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT', 'CLOSE', 'SYN_SENT2']
 const ENOENT = 2
 const FAMILIES = ['inet', 'inet6'] as const
+/** A ConntrackEntry as listed: deleteEntries uses family, protocol, original, id and zone; the rest is known, and ignored. */
+const ENTRY_FIELDS = ['family', 'protocol', 'original', 'reply', 'status', 'timeout', 'mark', 'id', 'zone', 'state']
 
 // ---- validation ---------------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ interface Checked {
 
 function checkFilter(at: Where, value: unknown, forDelete: boolean): Checked {
   const f = v.object(at, 'filter', value)
+  v.only(at, 'filter', f, ['family', 'protocol', 'destination', 'port', 'source', 'replySource'])
   let family: Family | undefined = f.family === undefined ? undefined : v.oneOf(at, 'filter.family', f.family, FAMILIES)
   const out: Checked = { families: [] }
   for (const key of ['destination', 'source', 'replySource'] as const) {
@@ -297,8 +300,10 @@ export class Conntrack {
 
   /** The entries a filter names (every entry without one), as `conntrack -L` lists them. */
   async list(filter: ConntrackFilter = {}): Promise<ConntrackEntry[]> {
-    const op = 'conntrack.list'
-    return (await this.#dump(checkFilter({ op }, filter, false), op)).map(entry)
+    return this.#sock.call('conntrack.list', async () => {
+      const op = 'conntrack.list'
+      return (await this.#dump(checkFilter({ op }, filter, false), op)).map(entry)
+    })
   }
 
   /**
@@ -310,34 +315,40 @@ export class Conntrack {
    * (after the rest were tried).
    */
   async delete(filter: ConntrackFilter): Promise<number> {
-    const op = 'conntrack.delete'
-    const raws = await this.#dump(checkFilter({ op }, filter, true), op)
-    return this.#delete(raws.map((e) => deleteWire(e.family, e.orig, e.id, e.zone)), op)
+    return this.#sock.call('conntrack.delete', async () => {
+      const op = 'conntrack.delete'
+      const raws = await this.#dump(checkFilter({ op }, filter, true), op)
+      return this.#delete(raws.map((e) => deleteWire(e.family, e.orig, e.id, e.zone)), op)
+    })
   }
 
   /** Deletes the given entries (as listed) and resolves how many it deleted. */
   async deleteEntries(entries: ConntrackEntry[]): Promise<number> {
-    const op = 'conntrack.deleteEntries'
-    if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
-    const wires = entries.map((e, index) => {
-      const at = { op, index }
-      const o = v.object(at, 'entry', e)
-      const family = v.oneOf(at, 'entry.family', o.family, FAMILIES)
-      const t = v.object(at, 'entry.original', o.original)
-      v.address(at, 'entry.original.source', t.source, family)
-      v.address(at, 'entry.original.destination', t.destination, family)
-      const proto = typeof o.protocol === 'number' ? v.integer(at, 'entry.protocol', o.protocol, 0, 255) : PROTOCOLS[v.oneOf(at, 'entry.protocol', o.protocol, PROTOCOL_NAMES)]
-      const raw: RawTuple = { src: t.source as string, dst: t.destination as string, proto }
-      if (t.sourcePort !== undefined) raw.sport = v.port(at, 'entry.original.sourcePort', t.sourcePort, 0)
-      if (t.destinationPort !== undefined) raw.dport = v.port(at, 'entry.original.destinationPort', t.destinationPort, 0)
-      if (t.icmpType !== undefined) raw.icmpType = v.integer(at, 'entry.original.icmpType', t.icmpType, 0, 255)
-      if (t.icmpCode !== undefined) raw.icmpCode = v.integer(at, 'entry.original.icmpCode', t.icmpCode, 0, 255)
-      if (t.icmpId !== undefined) raw.icmpId = v.integer(at, 'entry.original.icmpId', t.icmpId, 0, 65535)
-      const id = o.id === undefined ? undefined : v.integer(at, 'entry.id', o.id, 0, 0xffffffff)
-      const zone = o.zone === undefined ? undefined : v.integer(at, 'entry.zone', o.zone, 0, 65535)
-      return deleteWire(v.familyOf(family), raw, id, zone)
+    return this.#sock.call('conntrack.deleteEntries', async () => {
+      const op = 'conntrack.deleteEntries'
+      if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
+      const wires = entries.map((e, index) => {
+        const at = { op, index }
+        const o = v.object(at, 'entry', e)
+      v.only(at, 'entry', o, ENTRY_FIELDS)
+        const family = v.oneOf(at, 'entry.family', o.family, FAMILIES)
+        const t = v.object(at, 'entry.original', o.original)
+      v.only(at, 'entry.original', t, ['source', 'destination', 'sourcePort', 'destinationPort', 'icmpType', 'icmpCode', 'icmpId'])
+        v.address(at, 'entry.original.source', t.source, family)
+        v.address(at, 'entry.original.destination', t.destination, family)
+        const proto = typeof o.protocol === 'number' ? v.integer(at, 'entry.protocol', o.protocol, 0, 255) : PROTOCOLS[v.oneOf(at, 'entry.protocol', o.protocol, PROTOCOL_NAMES)]
+        const raw: RawTuple = { src: t.source as string, dst: t.destination as string, proto }
+        if (t.sourcePort !== undefined) raw.sport = v.port(at, 'entry.original.sourcePort', t.sourcePort, 0)
+        if (t.destinationPort !== undefined) raw.dport = v.port(at, 'entry.original.destinationPort', t.destinationPort, 0)
+        if (t.icmpType !== undefined) raw.icmpType = v.integer(at, 'entry.original.icmpType', t.icmpType, 0, 255)
+        if (t.icmpCode !== undefined) raw.icmpCode = v.integer(at, 'entry.original.icmpCode', t.icmpCode, 0, 255)
+        if (t.icmpId !== undefined) raw.icmpId = v.integer(at, 'entry.original.icmpId', t.icmpId, 0, 65535)
+        const id = o.id === undefined ? undefined : v.integer(at, 'entry.id', o.id, 0, 0xffffffff)
+        const zone = o.zone === undefined ? undefined : v.integer(at, 'entry.zone', o.zone, 0, 65535)
+        return deleteWire(v.familyOf(family), raw, id, zone)
+      })
+      return this.#delete(wires, op)
     })
-    return this.#delete(wires, op)
   }
 
   async #delete(wires: NativeOp[], op: string): Promise<number> {
@@ -355,14 +366,16 @@ export class Conntrack {
 
   /** How many entries the table holds (`conntrack -C`). */
   async count(op = 'conntrack.count'): Promise<number> {
-    const [r] = await this.#sock.execute<{ kind: string; entries: number }>('conntrack', 0, [{ cmd: 'count' }], op)
-    if (r!.error) throw toError(r!, op)
-    const stats = r!.records.find((x) => x.kind === 'stats')
-    if (!stats) throw new NetlinkError({ errno: 74 /* EBADMSG */, op, message: 'EBADMSG: the kernel sent no statistics' })
-    return stats.entries
+    return this.#sock.call(op, async () => {
+      const [r] = await this.#sock.execute<{ kind: string; entries: number }>('conntrack', 0, [{ cmd: 'count' }], op)
+      if (r!.error) throw toError(r!, op)
+      const stats = r!.records.find((x) => x.kind === 'stats')
+      if (!stats) throw new NetlinkError({ errno: 74 /* EBADMSG */, op, message: 'EBADMSG: the kernel sent no statistics' })
+      return stats.entries
+    })
   }
 
-  /** Operations already started complete first; later calls reject with EBADF. */
+  /** Every call started before it finishes first (all of its requests); later calls reject with EBADF. */
   async close(): Promise<void> {
     await this.#sock.close()
   }

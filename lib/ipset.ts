@@ -140,7 +140,7 @@ const NAME_SIZE = 32 // IPSET_MAXNAMELEN
 const MAX_COMMENT = 255 // IPSET_MAX_COMMENT_SIZE
 const MAX_TIMEOUT = 2147483 // the kernel caps larger values silently; the ipset tool refuses them
 const U32_MAX = 0xffffffff
-const NFPROTO: Record<Family, number> = { inet: 2, inet6: 10 }
+const NFPROTO = v.table<Family, number>({ inet: 2, inet6: 10 })
 const FLAG_LIST_SETNAME = 1 << 1
 const FLAG_LIST_HEADER = 1 << 2
 const CADT_NOMATCH = 1 << 2
@@ -148,7 +148,7 @@ const CADT_WITH_COUNTERS = 1 << 3
 const CADT_WITH_COMMENT = 1 << 4
 const CADT_WITH_FORCEADD = 1 << 5
 const CADT_WITH_SKBINFO = 1 << 6
-const PROTO_NUMBERS: Record<string, number> = { tcp: 6, udp: 17, sctp: 132, udplite: 136, icmp: 1, icmpv6: 58 }
+const PROTO_NUMBERS: Readonly<Record<string, number>> = v.table({ tcp: 6, udp: 17, sctp: 132, udplite: 136, icmp: 1, icmpv6: 58 })
 const PROTO_NAMES = new Map(Object.entries(PROTO_NUMBERS).map(([k, n]) => [n, k]))
 const ENOENT = 2
 const EEXIST = 17
@@ -165,7 +165,7 @@ interface TypeInfo {
   maxRevision: number
 }
 
-const TYPES: Record<SetType, TypeInfo> = {
+const TYPES = v.table<SetType, TypeInfo>({
   'hash:ip': { kind: 'hash', fields: ['ip'], maxRevision: 6 },
   'hash:ip,port': { kind: 'hash', fields: ['ip', 'protocol', 'port'], maxRevision: 7 },
   'hash:ip,port,ip': { kind: 'hash', fields: ['ip', 'protocol', 'port', 'ip2'], maxRevision: 6 },
@@ -174,7 +174,7 @@ const TYPES: Record<SetType, TypeInfo> = {
   'hash:net,port': { kind: 'hash', fields: ['net', 'protocol', 'port'], net: 'ip', maxRevision: 8 },
   'bitmap:port': { kind: 'bitmap', fields: ['port'], maxRevision: 3 },
   'list:set': { kind: 'list', fields: ['set'], maxRevision: 3 },
-}
+})
 const EXTENSIONS = ['timeout', 'comment', 'packets', 'bytes', 'skbmark', 'skbmarkmask', 'skbprio', 'skbqueue'] as const
 
 // ---- errors: ipset's private errnos (>= 4096) by name, in the ipset tool's words ---------------
@@ -292,6 +292,11 @@ export interface WireEntry {
   flags?: number
 }
 
+/** The kind of a set validation accepted (so one of TYPES). */
+function kindOf(info: SetInfo): TypeInfo['kind'] {
+  return TYPES[info.type as SetType]!.kind
+}
+
 function typeInfo(at: Where, field: string, type: string): TypeInfo {
   const t = TYPES[type as SetType]
   if (!t) v.fail(at, field, type, `is a ${type} set; tsproxy handles ${SET_TYPES.join(', ')}`)
@@ -356,9 +361,8 @@ export function entryWire(at: Where, info: SetInfo, value: unknown, cmd: 'add' |
   const t = typeInfo(at, 'set', info.type)
   if (typeof value !== 'object' || value === null || Array.isArray(value)) v.object(at, field, value)
   const e = value as Record<string, unknown>
-  const allowed = allowedFields(t, cmd)
-  for (const k in e) {
-    if (allowed.has(k) || e[k] === undefined) continue
+  const k = v.unknownField(e, allowedFields(t, cmd))
+  if (k !== undefined) {
     const why = ADD_ONLY.includes(k)
       ? cmd === 'add' ? `is not available in ${info.type} sets` : `applies only to add`
       : `is not a field of ${info.type} entries (they have ${t.fields.join(', ')})`
@@ -485,8 +489,19 @@ const ADT_BUDGET = 32 * 1024
 const WIRE_FIELDS = ['ip', 'cidr', 'port', 'proto', 'ip2', 'cidr2', 'name', 'timeout', 'packets', 'bytes', 'comment', 'skbmark', 'skbmarkmask', 'skbprio', 'skbqueue', 'flags'] as const
 const TEXT_FIELDS = new Set(['ip', 'ip2', 'name', 'comment'])
 
+const CREATE_FIELDS: ReadonlySet<string> = new Set(['name', 'type', 'family', 'hashsize', 'maxelem', 'range', 'size', 'timeout', 'counters', 'comment', 'skbinfo', 'forceadd', 'exist'])
+const OP_FIELDS: ReadonlySet<string> = new Set(['op', 'set', 'entry', 'exist'])
+
+/** `{ exist }`, the options of add, del and destroy. */
+function existOption(at: Where, options: unknown): boolean {
+  const o = v.object(at, 'options', options)
+  v.only(at, 'options', o, ['exist'])
+  return o.exist === undefined ? false : v.boolean(at, 'options.exist', o.exist)
+}
+
 function createWire(at: Where, spec: CreateSpec): { wire: NativeOp & { name: string; family: number }; info: SetInfo } {
   const s = v.object(at, 'spec', spec)
+  v.only(at, 'spec', s, CREATE_FIELDS)
   const name = setName(at, 'spec.name', s.name)
   const type = v.oneOf(at, 'spec.type', s.type, SET_TYPES)
   const t = TYPES[type]
@@ -1019,6 +1034,10 @@ export class IpSet {
   }
 
   async create(spec: CreateSpec): Promise<void> {
+    return this.#sock.call('ipset.create', () => this.#create(spec))
+  }
+
+  async #create(spec: CreateSpec): Promise<void> {
     const op = 'ipset.create'
     const { wire, info } = createWire({ op }, spec)
     const revision = await this.#revision(spec.type, wire.family, op)
@@ -1028,41 +1047,58 @@ export class IpSet {
 
   /** Destroys a set; with `exist`, a missing set is no error (kernels since 6.8; older ones say ENOENT). */
   async destroy(name: string, options: { exist?: boolean } = {}): Promise<void> {
+    return this.#sock.call('ipset.destroy', () => this.#destroy(name, options))
+  }
+
+  async #destroy(name: string, options: { exist?: boolean } = {}): Promise<void> {
     const op = 'ipset.destroy'
     const n = setName({ op }, 'name', name)
+    const exist = existOption({ op }, options)
     this.#sets.delete(n)
-    await this.#one('destroy', { cmd: 'destroy', name: n, ...(options.exist ? { exist: true } : {}) }, op)
+    await this.#one('destroy', { cmd: 'destroy', name: n, ...(exist ? { exist: true } : {}) }, op)
   }
 
   /** Destroys every set of this network namespace (none may be in use). */
   async destroyAll(): Promise<void> {
-    this.#sets.clear()
-    await this.#one('destroy', { cmd: 'destroy' }, 'ipset.destroyAll')
+    return this.#sock.call('ipset.destroyAll', async () => {
+      this.#sets.clear()
+      await this.#one('destroy', { cmd: 'destroy' }, 'ipset.destroyAll')
+    })
   }
 
   /** Removes every entry of a set. */
   async flush(name: string): Promise<void> {
-    const op = 'ipset.flush'
-    await this.#one('flush', { cmd: 'flush', name: setName({ op }, 'name', name) }, op)
+    return this.#sock.call('ipset.flush', async () => {
+      const op = 'ipset.flush'
+      await this.#one('flush', { cmd: 'flush', name: setName({ op }, 'name', name) }, op)
+    })
   }
 
   async flushAll(): Promise<void> {
-    await this.#one('flush', { cmd: 'flush' }, 'ipset.flushAll')
+    return this.#sock.call('ipset.flushAll', async () => {
+      await this.#one('flush', { cmd: 'flush' }, 'ipset.flushAll')
+    })
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const op = 'ipset.rename'
-    const a = setName({ op }, 'from', from)
-    const b = setName({ op }, 'to', to)
-    const info = this.#sets.get(a)
-    this.#sets.delete(a)
-    this.#sets.delete(b)
-    await this.#one('rename', { cmd: 'rename', name: a, name2: b }, op)
-    if (info) this.#sets.set(b, info)
+    return this.#sock.call('ipset.rename', async () => {
+      const op = 'ipset.rename'
+      const a = setName({ op }, 'from', from)
+      const b = setName({ op }, 'to', to)
+      const info = this.#sets.get(a)
+      this.#sets.delete(a)
+      this.#sets.delete(b)
+      await this.#one('rename', { cmd: 'rename', name: a, name2: b }, op)
+      if (info) this.#sets.set(b, info)
+    })
   }
 
   /** Exchanges the contents (and so the names) of two sets of the same type and family, atomically. */
   async swap(a: string, b: string): Promise<void> {
+    return this.#sock.call('ipset.swap', () => this.#swap(a, b))
+  }
+
+  async #swap(a: string, b: string): Promise<void> {
     const op = 'ipset.swap'
     const x = setName({ op }, 'a', a)
     const y = setName({ op }, 'b', b)
@@ -1077,34 +1113,42 @@ export class IpSet {
 
   /** The names of every set, in the kernel's order. */
   async listNames(): Promise<string[]> {
-    const r = await this.#one('list', { cmd: 'list', flags: FLAG_LIST_SETNAME }, 'ipset.listNames')
-    return r.records.filter((x) => x.kind === 'set').map((x) => x.name)
+    return this.#sock.call('ipset.listNames', async () => {
+      const r = await this.#one('list', { cmd: 'list', flags: FLAG_LIST_SETNAME }, 'ipset.listNames')
+      return r.records.filter((x) => x.kind === 'set').map((x) => x.name)
+    })
   }
 
   /** One set's header (no members); rejects with ENOENT when there is no such set. */
   async header(name: string): Promise<IpSetRecord> {
-    const op = 'ipset.header'
-    const n = setName({ op }, 'name', name)
-    const r = await this.#one('list', { cmd: 'list', name: n, flags: FLAG_LIST_HEADER }, op)
-    const [rec] = this.#records(r.records, false)
-    if (!rec) throw ipsetError({ error: ENOENT, records: [] }, op, 'list')
-    return rec
+    return this.#sock.call('ipset.header', async () => {
+      const op = 'ipset.header'
+      const n = setName({ op }, 'name', name)
+      const r = await this.#one('list', { cmd: 'list', name: n, flags: FLAG_LIST_HEADER }, op)
+      const [rec] = this.#records(r.records, false)
+      if (!rec) throw ipsetError({ error: ENOENT, records: [] }, op, 'list')
+      return rec
+    })
   }
 
   /** One set with its header and every member; rejects with ENOENT when there is no such set. */
   async list(name: string): Promise<IpSetRecord> {
-    const op = 'ipset.list'
-    const n = setName({ op }, 'name', name)
-    const r = await this.#one('list', { cmd: 'list', name: n }, op)
-    const [rec] = this.#records(r.records, true)
-    if (!rec) throw ipsetError({ error: ENOENT, records: [] }, op, 'list')
-    return rec
+    return this.#sock.call('ipset.list', async () => {
+      const op = 'ipset.list'
+      const n = setName({ op }, 'name', name)
+      const r = await this.#one('list', { cmd: 'list', name: n }, op)
+      const [rec] = this.#records(r.records, true)
+      if (!rec) throw ipsetError({ error: ENOENT, records: [] }, op, 'list')
+      return rec
+    })
   }
 
   /** Every set with its members (list:set sets last, as the kernel dumps them). */
   async listAll(): Promise<IpSetRecord[]> {
-    const r = await this.#one('list', { cmd: 'list' }, 'ipset.listAll')
-    return this.#records(r.records, true)
+    return this.#sock.call('ipset.listAll', async () => {
+      const r = await this.#one('list', { cmd: 'list' }, 'ipset.listAll')
+      return this.#records(r.records, true)
+    })
   }
 
   /** Dump messages to records: a set's first message has its header, every message some members. */
@@ -1129,39 +1173,50 @@ export class IpSet {
   }
 
   async add(name: string, entry: IpSetEntry, options: { exist?: boolean } = {}): Promise<void> {
-    await this.#adt('add', name, entry, options.exist === true)
+    await this.#adt('add', name, entry, options)
   }
 
   async del(name: string, entry: IpSetEntry, options: { exist?: boolean } = {}): Promise<void> {
-    await this.#adt('del', name, entry, options.exist === true)
+    await this.#adt('del', name, entry, options)
   }
 
   /** Whether the set holds the entry (for net types: that exact network). */
   async test(name: string, entry: IpSetEntry): Promise<boolean> {
-    const op = 'ipset.test'
-    const n = setName({ op }, 'name', name)
-    const info = await this.#info(n, op)
-    const wire = entryWire({ op }, info, entry, 'test')
-    const [r] = await this.#run([{ cmd: 'test', name: n, entry: wire }], op)
-    if (r!.error === IPSET_ERR_EXIST) return false
-    if (r!.error) throw this.#fail(r!, op, 'test', n)
-    return true
+    return this.#sock.call('ipset.test', async () => {
+      const op = 'ipset.test'
+      const n = setName({ op }, 'name', name)
+      const info = await this.#info(n, op)
+      const wire = entryWire({ op }, info, entry, 'test')
+      const [r] = await this.#run([{ cmd: 'test', name: n, entry: wire }], op)
+      if (r!.error === IPSET_ERR_EXIST) return false
+      if (r!.error) throw this.#fail(r!, op, 'test', n, kindOf(info))
+      return true
+    })
   }
 
-  async #adt(cmd: 'add' | 'del', name: string, entry: IpSetEntry, exist: boolean): Promise<void> {
-    const op = `ipset.${cmd}`
-    const n = setName({ op }, 'name', name)
-    const info = await this.#info(n, op)
-    const wire = entryWire({ op }, info, entry, cmd)
-    const [r] = await this.#run([{ cmd, name: n, entry: wire, ...(exist ? { exist } : {}) }], op)
-    if (r!.error) throw this.#fail(r!, op, cmd, n)
+  async #adt(cmd: 'add' | 'del', name: string, entry: IpSetEntry, options: { exist?: boolean }): Promise<void> {
+    return this.#sock.call(`ipset.${cmd}`, async () => {
+      const op = `ipset.${cmd}`
+      const n = setName({ op }, 'name', name)
+      const exist = existOption({ op }, options)
+      const info = await this.#info(n, op)
+      const wire = entryWire({ op }, info, entry, cmd)
+      const [r] = await this.#run([{ cmd, name: n, entry: wire, ...(exist ? { exist } : {}) }], op)
+      if (r!.error) throw this.#fail(r!, op, cmd, n, kindOf(info))
+    })
   }
 
-  #fail(r: NativeResult<unknown>, op: string, cmd: Cmd, set: string, index?: number): NetlinkError {
-    const info = this.#sets.get(set)
+  /**
+   * A refusal of an entry of a `kind` set, named as that kind numbers its
+   * errors (from the request, not from what the handle knows now: the first
+   * refusal of a batch may make it forget the set).
+   */
+  #fail(r: NativeResult<unknown>, op: string, cmd: Cmd, set: string, kind: TypeInfo['kind'], index?: number): NetlinkError {
     // An answer that says our picture of the set is wrong: read it again next time.
-    if (r.error === ENOENT || r.error === 4097 || r.error === 4102 || (r.error >= 4107 && r.error <= 4114) || r.error === 4352) this.#sets.delete(set)
-    return ipsetError(r, op, cmd, info ? TYPES[info.type as SetType]?.kind : undefined, index)
+    // (4352 is a bitmap's "out of range", a stale range; for hash sets it is "full", and says nothing of the picture.)
+    if (r.error === ENOENT || r.error === 4097 || r.error === 4102 || (r.error >= 4107 && r.error <= 4114) || (r.error === 4352 && kind === 'bitmap'))
+      this.#sets.delete(set)
+    return ipsetError(r, op, cmd, kind, index)
   }
 
   /**
@@ -1175,14 +1230,19 @@ export class IpSet {
    * without being sent.
    */
   async batch(ops: IpSetOp[]): Promise<Outcome[]> {
+    return this.#sock.call('ipset.batch', () => this.#batch(ops))
+  }
+
+  async #batch(ops: IpSetOp[]): Promise<Outcome[]> {
     const op = 'ipset.batch'
     if (!Array.isArray(ops)) v.fail({ op }, 'ops', ops, 'must be an array')
     const names = new Set<string>()
     for (let index = 0; index < ops.length; index++) {
       const o = ops[index]!
-      if (typeof o === 'object' && o !== null && (o.op === 'add' || o.op === 'del') && names.has(o.set) && (o.exist === undefined || typeof o.exist === 'boolean')) continue
+      if (typeof o === 'object' && o !== null && (o.op === 'add' || o.op === 'del') && names.has(o.set) && (o.exist === undefined || typeof o.exist === 'boolean') &&
+        v.unknownField(o as unknown as Record<string, unknown>, OP_FIELDS) === undefined) continue
       const at = { op: `ipset.${(o as { op?: string })?.op ?? 'batch'}`, index }
-      v.object(at, 'op', o)
+      v.only(at, 'op', v.object(at, 'op', o), OP_FIELDS)
       v.oneOf(at, 'op', o.op, ['add', 'del'] as const)
       names.add(setName(at, 'set', o.set))
       if (o.exist !== undefined) v.boolean(at, 'exist', o.exist)
@@ -1266,7 +1326,7 @@ export class IpSet {
       return
     }
     const fail = (index: number): void => {
-      outcomes[index] = { ok: false, error: this.#fail(r, `ipset.${m.cmd}`, m.cmd, m.set, index) }
+      outcomes[index] = { ok: false, error: this.#fail(r, `ipset.${m.cmd}`, m.cmd, m.set, m.kind, index) }
     }
     const line = m.single ? 0 : Number((r.echo as { line?: number } | undefined)?.line ?? 0)
     if (line < 1 || line > m.count) {
@@ -1287,34 +1347,36 @@ export class IpSet {
    * nothing changes and the first refusal is thrown (with its index).
    */
   async replaceMembers(name: string, entries: IpSetEntry[]): Promise<void> {
-    const op = 'ipset.replaceMembers'
-    const n = setName({ op }, 'name', name)
-    if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
-    const h = await this.header(n)
-    const info = this.#sets.get(n) ?? infoOf(h.type, h.family ? NFPROTO[h.family] : 0, {})
-    typeInfo({ op }, 'name', h.type)
-    entries.forEach((e, index) => entryWire({ op, index }, info, e, 'add'))
-    const tmp = `tsproxy-tmp-${randomBytes(6).toString('hex')}`
-    const spec: CreateSpec = { name: tmp, type: h.type as SetType }
-    if (h.family) spec.family = h.family
-    if (h.hashsize !== undefined) spec.hashsize = h.hashsize
-    if (h.maxelem !== undefined) spec.maxelem = h.maxelem
-    if (h.range) spec.range = h.range
-    if (h.size !== undefined) spec.size = h.size
-    if (h.timeout !== undefined) spec.timeout = h.timeout
-    if (h.counters) spec.counters = true
-    if (h.comment) spec.comment = true
-    if (h.skbinfo) spec.skbinfo = true
-    if (h.forceadd) spec.forceadd = true
-    await this.create(spec)
-    try {
-      const outcomes = await this.batch(entries.map((entry) => ({ op: 'add' as const, set: tmp, entry, exist: true })))
-      const bad = outcomes.find((o): o is { ok: false; error: NetlinkError } => !o.ok)
-      if (bad) throw bad.error
-      await this.swap(tmp, n)
-    } finally {
-      await this.destroy(tmp).catch(() => undefined)
-    }
+    return this.#sock.call('ipset.replaceMembers', async () => {
+      const op = 'ipset.replaceMembers'
+      const n = setName({ op }, 'name', name)
+      if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
+      const h = await this.header(n)
+      const info = this.#sets.get(n) ?? infoOf(h.type, h.family ? NFPROTO[h.family] : 0, {})
+      typeInfo({ op }, 'name', h.type)
+      entries.forEach((e, index) => entryWire({ op, index }, info, e, 'add'))
+      const tmp = `tsproxy-tmp-${randomBytes(6).toString('hex')}`
+      const spec: CreateSpec = { name: tmp, type: h.type as SetType }
+      if (h.family) spec.family = h.family
+      if (h.hashsize !== undefined) spec.hashsize = h.hashsize
+      if (h.maxelem !== undefined) spec.maxelem = h.maxelem
+      if (h.range) spec.range = h.range
+      if (h.size !== undefined) spec.size = h.size
+      if (h.timeout !== undefined) spec.timeout = h.timeout
+      if (h.counters) spec.counters = true
+      if (h.comment) spec.comment = true
+      if (h.skbinfo) spec.skbinfo = true
+      if (h.forceadd) spec.forceadd = true
+      await this.#create(spec)
+      try {
+        const outcomes = await this.#batch(entries.map((entry) => ({ op: 'add' as const, set: tmp, entry, exist: true })))
+        const bad = outcomes.find((o): o is { ok: false; error: NetlinkError } => !o.ok)
+        if (bad) throw bad.error
+        await this.#swap(tmp, n)
+      } finally {
+        await this.#destroy(tmp).catch(() => undefined)
+      }
+    })
   }
 
   /**
@@ -1324,83 +1386,85 @@ export class IpSet {
    * then one batch.
    */
   async syncMembers(name: string, entries: IpSetEntry[]): Promise<SyncResult> {
-    const op = 'ipset.syncMembers'
-    const n = setName({ op }, 'name', name)
-    if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
-    const info = await this.#info(n, op)
-    const kind = TYPES[info.type as SetType]!.kind
-    const af = info.family === 'inet6' ? NFPROTO.inet6 : NFPROTO.inet
+    return this.#sock.call('ipset.syncMembers', async () => {
+      const op = 'ipset.syncMembers'
+      const n = setName({ op }, 'name', name)
+      if (!Array.isArray(entries)) v.fail({ op }, 'entries', entries, 'must be an array')
+      const info = await this.#info(n, op)
+      const kind = TYPES[info.type as SetType]!.kind
+      const af = info.family === 'inet6' ? NFPROTO.inet6 : NFPROTO.inet
 
-    // What the set holds, as the dump's columns: indexed by hash, rebuilt as
-    // wire entries only where needed (a match to confirm, a delete to send).
-    const listed = (await this.#one('list', { cmd: 'list', name: n }, op)).records.filter((x) => x.kind === 'set' && x.name === n)
-    const cols = listed.flatMap((x) => (x.members ? [x.members] : []))
-    const total = cols.reduce((sum, c) => sum + c.count, 0)
-    const colOf = new Int32Array(total)
-    const rowOf = new Int32Array(total)
-    const held = new HashIndex(total)
-    for (let c = 0, k = 0; c < cols.length; c++) {
-      for (let i = 0; i < cols[c]!.count; i++, k++) {
-        keyHash(memberWire(cols[c]!, i, af), undefined)
-        colOf[k] = c
-        rowOf[k] = i
-        held.set(h1 | 0, h2 | 0, k)
+      // What the set holds, as the dump's columns: indexed by hash, rebuilt as
+      // wire entries only where needed (a match to confirm, a delete to send).
+      const listed = (await this.#one('list', { cmd: 'list', name: n }, op)).records.filter((x) => x.kind === 'set' && x.name === n)
+      const cols = listed.flatMap((x) => (x.members ? [x.members] : []))
+      const total = cols.reduce((sum, c) => sum + c.count, 0)
+      const colOf = new Int32Array(total)
+      const rowOf = new Int32Array(total)
+      const held = new HashIndex(total)
+      for (let c = 0, k = 0; c < cols.length; c++) {
+        for (let i = 0; i < cols[c]!.count; i++, k++) {
+          keyHash(memberWire(cols[c]!, i, af), undefined)
+          colOf[k] = c
+          rowOf[k] = i
+          held.set(h1 | 0, h2 | 0, k)
+        }
       }
-    }
-    const member = (k: number): WireEntry => memberWire(cols[colOf[k]!]!, rowOf[k]!, af)
+      const member = (k: number): WireEntry => memberWire(cols[colOf[k]!]!, rowOf[k]!, af)
 
-    // What should be there: validated whole before anything is sent.
-    const kept = new Uint8Array(total)
-    const wanted = new HashIndex(entries.length)
-    const adds: WireEntry[] = []
-    let unchanged = 0
-    const at: Where & { index: number } = { op, index: 0 }
-    for (let j = 0; j < entries.length; j++) {
-      if (j % SLICE === SLICE - 1) await yieldToLoop()
-      at.index = j
-      const w = entryWire(at, info, entries[j], 'add')
-      keyHash(w, undefined)
-      const x = h1 | 0
-      const y = h2 | 0
-      const first = wanted.get(x, y)
-      if (first >= 0 && sameEntry(w, entryWire(at, info, entries[first], 'add'))) continue // given twice
-      if (first < 0) wanted.set(x, y, j)
-      const k = held.get(x, y)
-      if (k >= 0 && sameEntry(w, member(k))) {
-        kept[k] = 1
-        unchanged++
-      } else {
-        adds.push(w)
+      // What should be there: validated whole before anything is sent.
+      const kept = new Uint8Array(total)
+      const wanted = new HashIndex(entries.length)
+      const adds: WireEntry[] = []
+      let unchanged = 0
+      const at: Where & { index: number } = { op, index: 0 }
+      for (let j = 0; j < entries.length; j++) {
+        if (j % SLICE === SLICE - 1) await yieldToLoop()
+        at.index = j
+        const w = entryWire(at, info, entries[j], 'add')
+        keyHash(w, undefined)
+        const x = h1 | 0
+        const y = h2 | 0
+        const first = wanted.get(x, y)
+        if (first >= 0 && sameEntry(w, entryWire(at, info, entries[first], 'add'))) continue // given twice
+        if (first < 0) wanted.set(x, y, j)
+        const k = held.get(x, y)
+        if (k >= 0 && sameEntry(w, member(k))) {
+          kept[k] = 1
+          unchanged++
+        } else {
+          adds.push(w)
+        }
       }
-    }
-    // Deletes first: should two different entries ever share both hashes, the
-    // one deleted by mistake is the one added back.
-    const msgs: Message[] = []
-    const cmds: ('add' | 'del')[] = []
-    for (let k = 0; k < total; k++) {
-      if (kept[k]) continue
-      append(msgs, 'del', n, true, kind, cmds.length, member(k))
-      cmds.push('del')
-    }
-    for (const w of adds) {
-      append(msgs, 'add', n, true, kind, cmds.length, w)
-      cmds.push('add')
-    }
-    // Each entry is either deleted or added, once: one segment.
-    const outcomes: Outcome[] = new Array(cmds.length)
-    await this.#runMessages(msgs, outcomes)
-    const errors: NetlinkError[] = []
-    let added = 0
-    let deleted = 0
-    outcomes.forEach((o, i) => {
-      if (!o.ok) errors.push(o.error)
-      else if (cmds[i] === 'add') added++
-      else deleted++
+      // Deletes first: should two different entries ever share both hashes, the
+      // one deleted by mistake is the one added back.
+      const msgs: Message[] = []
+      const cmds: ('add' | 'del')[] = []
+      for (let k = 0; k < total; k++) {
+        if (kept[k]) continue
+        append(msgs, 'del', n, true, kind, cmds.length, member(k))
+        cmds.push('del')
+      }
+      for (const w of adds) {
+        append(msgs, 'add', n, true, kind, cmds.length, w)
+        cmds.push('add')
+      }
+      // Each entry is either deleted or added, once: one segment.
+      const outcomes: Outcome[] = new Array(cmds.length)
+      await this.#runMessages(msgs, outcomes)
+      const errors: NetlinkError[] = []
+      let added = 0
+      let deleted = 0
+      outcomes.forEach((o, i) => {
+        if (!o.ok) errors.push(o.error)
+        else if (cmds[i] === 'add') added++
+        else deleted++
+      })
+      return { added, deleted, unchanged, errors }
     })
-    return { added, deleted, unchanged, errors }
   }
 
-  /** Operations already started complete first; later calls reject with EBADF. */
+  /** Every call started before it finishes first (all of its requests); later calls reject with EBADF. */
   async close(): Promise<void> {
     await this.#sock.close()
   }

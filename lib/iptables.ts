@@ -181,6 +181,7 @@ export class Iptables {
    */
   static async open(options: IptablesOptions = {}): Promise<Iptables> {
     const at: Where = { op: 'iptables.open' }
+    v.only(at, 'options', v.object(at, 'options', options), ['family', 'reuseSnapshots', 'lockTimeoutMs'])
     const family = options.family === undefined ? 'inet' : v.oneOf(at, 'family', options.family, ['inet', 'inet6'] as const)
     const reuseSnapshots = options.reuseSnapshots === undefined ? true : v.boolean(at, 'reuseSnapshots', options.reuseSnapshots)
     const lockTimeoutMs = options.lockTimeoutMs === undefined ? 5000 : v.integer(at, 'lockTimeoutMs', options.lockTimeoutMs, 0, 0x7fffffff)

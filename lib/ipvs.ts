@@ -141,7 +141,7 @@ export type IpvsOp =
   | { op: 'flush' }
 
 // Kernel numbers (linux/in.h, linux/ip_vs.h).
-const PROTOCOLS: Record<IpvsProtocol, number> = { tcp: 6, udp: 17, sctp: 132 }
+const PROTOCOLS = v.table<IpvsProtocol, number>({ tcp: 6, udp: 17, sctp: 132 })
 const FORWARDS: ForwardMethod[] = ['masq', 'local', 'tunnel', 'route', 'bypass']
 const TUNNEL_TYPES: TunnelType[] = ['ipip', 'gue', 'gre']
 const TUNNEL_FLAGS: TunnelFlag[] = ['nocsum', 'csum', 'remcsum']
@@ -151,7 +151,7 @@ const F_ONEPACKET = 0x4
 const F_SCHED1 = 0x8
 const F_SCHED2 = 0x10
 const F_SCHED3 = 0x20
-const FLAG_BITS: Record<ServiceFlag, number> = {
+const FLAG_BITS = v.table<ServiceFlag, number>({
   persistent: F_PERSISTENT,
   hashed: F_HASHED,
   'one-packet': F_ONEPACKET,
@@ -162,7 +162,7 @@ const FLAG_BITS: Record<ServiceFlag, number> = {
   'flag-1': F_SCHED1,
   'flag-2': F_SCHED2,
   'flag-3': F_SCHED3,
-}
+})
 const SCHED_NAME_SIZE = 16 // IP_VS_SCHEDNAME_MAXLEN
 const PE_NAME_SIZE = 16 // IP_VS_PENAME_MAXLEN
 const U32_MAX = 0xffffffff
@@ -189,9 +189,25 @@ const PROTOCOL_NAMES = Object.keys(PROTOCOLS) as IpvsProtocol[]
 const FLAG_NAMES = Object.keys(FLAG_BITS) as ServiceFlag[]
 const FAMILIES = ['inet', 'inet6'] as const
 const KNOWN_SCHEDULERS: ReadonlySet<string> = new Set(SCHEDULERS)
+// The fields of each input record. A record read back (ServiceRecord,
+// DestinationRecord) can be written again: its read-only fields are known, and ignored.
+const SERVICE_FIELDS: ReadonlySet<string> = new Set(['protocol', 'address', 'port', 'fwmark', 'family', 'scheduler', 'persistent', 'timeout', 'netmask', 'flags', 'pe', 'stats', 'destinations'])
+const DESTINATION_FIELDS: ReadonlySet<string> = new Set(['address', 'port', 'weight', 'forward', 'upperThreshold', 'lowerThreshold', 'tunnelType', 'tunnelPort', 'tunnelFlags',
+  'family', 'activeConns', 'inactiveConns', 'persistConns', 'stats'])
+const OP_FIELDS: Readonly<Record<IpvsOp['op'], readonly string[]>> = v.table({
+  addService: ['op', 'service'],
+  updateService: ['op', 'service'],
+  deleteService: ['op', 'service'],
+  addDestination: ['op', 'service', 'destination'],
+  updateDestination: ['op', 'service', 'destination'],
+  deleteDestination: ['op', 'service', 'destination'],
+  zero: ['op', 'service'],
+  flush: ['op'],
+})
 
 function serviceKey(at: Where, value: unknown): WireService {
   const s = v.object(at, 'service', value)
+  v.only(at, 'service', s, SERVICE_FIELDS)
   if (s.fwmark !== undefined) {
     const fwmark = v.integer(at, 'service.fwmark', s.fwmark, 1, U32_MAX)
     const family = s.family === undefined ? 'inet' : v.oneOf(at, 'service.family', s.family, FAMILIES)
@@ -199,6 +215,8 @@ function serviceKey(at: Where, value: unknown): WireService {
   }
   const protocol = PROTOCOLS[s.protocol as IpvsProtocol] ?? PROTOCOLS[v.oneOf(at, 'service.protocol', s.protocol, PROTOCOL_NAMES)]
   const family = v.address(at, 'service.address', s.address)
+  if (s.family !== undefined && v.oneOf(at, 'service.family', s.family, FAMILIES) !== family)
+    v.fail(at, 'service.family', s.family, `does not match service.address (${family})`)
   const port = v.port(at, 'service.port', s.port, 0)
   return { af: v.familyOf(family), protocol, address: s.address as string, port }
 }
@@ -249,6 +267,7 @@ interface WireDest {
 
 function destination(at: Where, svc: WireService, value: unknown, full: boolean): WireDest {
   const d = v.object(at, 'destination', value)
+  v.only(at, 'destination', d, DESTINATION_FIELDS)
   const family = v.address(at, 'destination.address', d.address)
   const port = v.port(at, 'destination.port', d.port, svc.fwmark === undefined ? 1 : 0)
   const wire: WireDest = { af: v.familyOf(family), address: d.address as string, port }
@@ -284,7 +303,9 @@ export function toWire(op: IpvsOp, index?: number): NativeOp {
 }
 
 function wireOp(at: Where, op: IpvsOp): NativeOp {
-  v.object(at, 'op', op)
+  const o = v.object(at, 'op', op)
+  const fields = OP_FIELDS[o.op as IpvsOp['op']]
+  if (fields) v.only(at, 'op', o, fields)
   switch (op.op) {
     case 'addService':
       return { cmd: 'newService', service: serviceSpec(at, op.service) }
@@ -359,7 +380,7 @@ function flagNames(bits: number, scheduler: string): ServiceFlag[] {
 }
 
 function serviceRecord(r: RawService): ServiceRecord {
-  const protocol = (Object.keys(PROTOCOLS) as IpvsProtocol[]).find((p) => PROTOCOLS[p] === r.protocol)
+  const protocol = PROTOCOL_NAMES.find((p) => PROTOCOLS[p] === r.protocol)
   const rec: ServiceRecord = {
     family: v.familyName(r.af),
     ...(r.fwmark !== undefined ? { fwmark: r.fwmark } : { protocol: protocol ?? 'tcp', address: r.address!, port: r.port! }),
@@ -434,8 +455,9 @@ export class Ipvs {
     return this.#family
   }
 
+  /** One request, as a call of its own (begun now: every caller makes it before any await). */
   async #one<R>(op: string, wire: NativeOp): Promise<R[]> {
-    return this.#sock.request<R>('ipvs', this.#family, wire, `ipvs.${op}`)
+    return this.#sock.call(`ipvs.${op}`, () => this.#sock.request<R>('ipvs', this.#family, wire, `ipvs.${op}`))
   }
 
   async addService(service: ServiceSpec): Promise<void> {
@@ -453,30 +475,36 @@ export class Ipvs {
 
   /** One service, or undefined when the kernel has none with that key. */
   async getService(service: ServiceKey): Promise<ServiceRecord | undefined> {
-    const at = { op: 'ipvs.getService' }
-    const wire = { cmd: 'getService', service: serviceKey(at, service) }
-    const [result] = await this.#sock.execute<RawService>('ipvs', this.#family, [wire], at.op)
-    if (result!.error === ESRCH) return undefined
-    if (result!.error) throw toError(result!, at.op)
-    const raw = result!.records.find((r) => r.kind === 'service')
-    return raw && serviceRecord(raw)
+    return this.#sock.call('ipvs.getService', async () => {
+      const at = { op: 'ipvs.getService' }
+      const wire = { cmd: 'getService', service: serviceKey(at, service) }
+      const [result] = await this.#sock.execute<RawService>('ipvs', this.#family, [wire], at.op)
+      if (result!.error === ESRCH) return undefined
+      if (result!.error) throw toError(result!, at.op)
+      const raw = result!.records.find((r) => r.kind === 'service')
+      return raw && serviceRecord(raw)
+    })
   }
 
   /** Every service; with `destinations: true` each carries its destinations (one call for all). */
   async listServices(options: { destinations?: boolean } = {}): Promise<ServiceRecord[]> {
-    const op = 'ipvs.listServices'
-    const raws = (await this.#one<RawService>('listServices', { cmd: 'listServices' })).filter((r) => r.kind === 'service')
-    const services = raws.map(serviceRecord)
-    if (!options.destinations || services.length === 0) return services
-    // One request per service (the kernel lists destinations of one service at
-    // a time), all handed to the socket at once: no round trip through JS between them.
-    const wires = raws.map((r) => ({ cmd: 'listDests', service: rawKey(r) }))
-    const results = await this.#sock.execute<RawDest>('ipvs', this.#family, wires, op)
-    results.forEach((res, i) => {
-      if (res.error) throw toError(res, op, i)
-      services[i]!.destinations = res.records.filter((d) => d.kind === 'destination').map(destinationRecord)
+    return this.#sock.call('ipvs.listServices', async () => {
+      const op = 'ipvs.listServices'
+      v.only({ op }, 'options', v.object({ op }, 'options', options), ['destinations'])
+      const withDestinations = options.destinations === undefined ? false : v.boolean({ op }, 'options.destinations', options.destinations)
+      const raws = (await this.#one<RawService>('listServices', { cmd: 'listServices' })).filter((r) => r.kind === 'service')
+      const services = raws.map(serviceRecord)
+      if (!withDestinations || services.length === 0) return services
+      // One request per service (the kernel lists destinations of one service at
+      // a time), all handed to the socket at once: no round trip through JS between them.
+      const wires = raws.map((r) => ({ cmd: 'listDests', service: rawKey(r) }))
+      const results = await this.#sock.execute<RawDest>('ipvs', this.#family, wires, op)
+      results.forEach((res, i) => {
+        if (res.error) throw toError(res, op, i)
+        services[i]!.destinations = res.records.filter((d) => d.kind === 'destination').map(destinationRecord)
+      })
+      return services
     })
-    return services
   }
 
   async addDestination(service: ServiceKey, destination: DestinationSpec): Promise<void> {
@@ -504,16 +532,18 @@ export class Ipvs {
    * its own result, in order: the kernel applies the good ones and refuses the bad.
    */
   async batch(ops: IpvsOp[]): Promise<Outcome[]> {
-    if (!Array.isArray(ops)) v.fail({ op: 'ipvs.batch' }, 'ops', ops, 'must be an array')
-    // Everything is checked before anything is sent, a slice per turn of the loop.
-    const wires: NativeOp[] = new Array(ops.length)
-    for (let i = 0; i < ops.length; i++) {
-      wires[i] = toWire(ops[i]!, i)
-      if (i % SLICE === SLICE - 1) await yieldToLoop()
-    }
-    if (wires.length === 0) return []
-    const results = await this.#sock.execute('ipvs', this.#family, wires, 'ipvs.batch')
-    return results.map((r, i) => toOutcome(r, `ipvs.${ops[i]!.op}`, i))
+    return this.#sock.call('ipvs.batch', async () => {
+      if (!Array.isArray(ops)) v.fail({ op: 'ipvs.batch' }, 'ops', ops, 'must be an array')
+      // Everything is checked before anything is sent, a slice per turn of the loop.
+      const wires: NativeOp[] = new Array(ops.length)
+      for (let i = 0; i < ops.length; i++) {
+        wires[i] = toWire(ops[i]!, i)
+        if (i % SLICE === SLICE - 1) await yieldToLoop()
+      }
+      if (wires.length === 0) return []
+      const results = await this.#sock.execute('ipvs', this.#family, wires, 'ipvs.batch')
+      return results.map((r, i) => toOutcome(r, `ipvs.${ops[i]!.op}`, i))
+    })
   }
 
   async getInfo(): Promise<IpvsInfo> {
@@ -531,6 +561,7 @@ export class Ipvs {
   async setTimeouts(timeouts: Partial<IpvsTimeouts>): Promise<void> {
     const at = { op: 'ipvs.setTimeouts' }
     const t = v.object(at, 'timeouts', timeouts)
+    v.only(at, 'timeouts', t, ['tcp', 'tcpFin', 'udp'])
     const wire: Record<string, number> = {}
     for (const k of ['tcp', 'tcpFin', 'udp'] as const)
       if (t[k] !== undefined) wire[k] = v.integer(at, `timeouts.${k}`, t[k], 0, Math.floor(U32_MAX / 1000))
@@ -547,7 +578,7 @@ export class Ipvs {
     await this.#one('flush', { cmd: 'flush' })
   }
 
-  /** Operations already started complete first; later calls reject with EBADF. */
+  /** Every call started before it finishes first (all of its requests); later calls reject with EBADF. */
   async close(): Promise<void> {
     await this.#sock.close()
   }

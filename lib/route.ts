@@ -184,7 +184,7 @@ const ADDRESS_FLAGS: [AddressFlag, number][] = [
 ]
 const IFA_F_NODAD = 0x02
 const IFA_F_NOPREFIXROUTE = 0x200
-const SCOPES: Record<AddressScope, number> = { global: 0, site: 200, link: 253, host: 254, nowhere: 255 }
+const SCOPES = v.table<AddressScope, number>({ global: 0, site: 200, link: 253, host: 254, nowhere: 255 })
 const SPEC_SCOPES = ['global', 'site', 'link', 'host'] as const
 
 // ---- validation ---------------------------------------------------------------------------
@@ -208,8 +208,12 @@ interface WireAddr {
   peer?: string
 }
 
+const ADDRESS_FIELDS = ['address', 'prefix', 'noPrefixRoute', 'nodad', 'scope', 'peer']
+const OP_FIELDS = ['op', 'link', 'address', 'exist']
+
 function addressSpec(at: Where, value: unknown): WireAddr {
   const s = typeof value === 'string' ? { address: value } : v.object(at, 'address', value)
+  v.only(at, 'address', s, ADDRESS_FIELDS)
   const family = v.address(at, 'address.address', s.address)
   const max = hostPrefix(family)
   const prefix = s.prefix === undefined ? max : v.integer(at, 'address.prefix', s.prefix, 0, max)
@@ -230,6 +234,8 @@ function addressSpec(at: Where, value: unknown): WireAddr {
 
 function addressKey(at: Where, value: unknown): WireAddr {
   const s = typeof value === 'string' ? { address: value } : v.object(at, 'address', value)
+  // An AddressSpec names its address too: its other fields are known, and not part of the key.
+  v.only(at, 'address', s, ADDRESS_FIELDS)
   const family = v.address(at, 'address.address', s.address)
   const max = hostPrefix(family)
   const prefix = s.prefix === undefined ? max : v.integer(at, 'address.prefix', s.prefix, 0, max)
@@ -238,6 +244,13 @@ function addressKey(at: Where, value: unknown): WireAddr {
 
 function exist(at: Where, value: unknown): boolean {
   return value === undefined ? false : v.boolean(at, 'exist', value)
+}
+
+/** `{ exist }`, the options of deleteLink, addAddress and deleteAddress. */
+function existOption(at: Where, options: unknown): boolean {
+  const o = v.object(at, 'options', options)
+  v.only(at, 'options', o, ['exist'])
+  return exist(at, o.exist)
 }
 
 // ---- records ------------------------------------------------------------------------------
@@ -360,43 +373,53 @@ export class Rtnl {
    * `up` asks for it), while a link of another kind is still EEXIST.
    */
   async addDummy(name: string, options: { up?: boolean; mtu?: number; exist?: boolean } = {}): Promise<boolean> {
-    const at = { op: 'route.addDummy' }
-    v.linkName(at, 'name', name)
-    const o = v.object(at, 'options', options)
-    const wire: NativeOp = { cmd: 'newLink', name, kind: 'dummy' }
-    if (o.up !== undefined) wire.up = v.boolean(at, 'options.up', o.up)
-    if (o.mtu !== undefined) wire.mtu = v.integer(at, 'options.mtu', o.mtu, 68, 65535)
-    const quiet = exist(at, o.exist)
-    const [r] = await this.#run([wire], at.op)
-    if (r!.error === 0) return true
-    if (r!.error !== EEXIST || !quiet) throw toError(r!, at.op)
-    const link = await this.getLink(name)
-    if (!link) throw toError(r!, at.op) // gone again in between: report what the kernel said
-    if (link.kind !== 'dummy')
-      throw new NetlinkError({ errno: EEXIST, op: at.op, message: `EEXIST: "${name}" exists and is ${link.kind ? `a ${link.kind}` : 'not a virtual'} link, not a dummy` })
-    const change: { up?: boolean; mtu?: number } = {}
-    if (wire.up === true && !link.up) change.up = true
-    if (wire.mtu !== undefined && link.mtu !== wire.mtu) change.mtu = wire.mtu as number
-    if (Object.keys(change).length) await this.setLink(name, change)
-    return false
+    return this.#sock.call('route.addDummy', async () => {
+      const at = { op: 'route.addDummy' }
+      v.linkName(at, 'name', name)
+      const o = v.object(at, 'options', options)
+      v.only(at, 'options', o, ['up', 'mtu', 'exist'])
+      const wire: NativeOp = { cmd: 'newLink', name, kind: 'dummy' }
+      if (o.up !== undefined) wire.up = v.boolean(at, 'options.up', o.up)
+      if (o.mtu !== undefined) wire.mtu = v.integer(at, 'options.mtu', o.mtu, 68, 65535)
+      const quiet = exist(at, o.exist)
+      const [r] = await this.#run([wire], at.op)
+      if (r!.error === 0) return true
+      if (r!.error !== EEXIST || !quiet) throw toError(r!, at.op)
+      const link = await this.#getLink(name)
+      if (!link) throw toError(r!, at.op) // gone again in between: report what the kernel said
+      if (link.kind !== 'dummy')
+        throw new NetlinkError({ errno: EEXIST, op: at.op, message: `EEXIST: "${name}" exists and is ${link.kind ? `a ${link.kind}` : 'not a virtual'} link, not a dummy` })
+      const change: { up?: boolean; mtu?: number } = {}
+      if (wire.up === true && !link.up) change.up = true
+      if (wire.mtu !== undefined && link.mtu !== wire.mtu) change.mtu = wire.mtu as number
+      if (Object.keys(change).length) await this.#setLink(name, change)
+      return false
+    })
   }
 
   /** Deletes a link. Resolves true when deleted; a missing link is ENODEV, or false with `exist: true`. */
   async deleteLink(link: LinkRef, options: { exist?: boolean } = {}): Promise<boolean> {
-    const at = { op: 'route.deleteLink' }
-    const ref = linkRef(at, 'link', link)
-    const quiet = exist(at, v.object(at, 'options', options).exist)
-    const [r] = await this.#run([{ cmd: 'delLink', ...refWire(ref) }], at.op)
-    if (r!.error === 0) return true
-    if (r!.error === ENODEV && quiet) return false
-    throw toError(r!, at.op)
+    return this.#sock.call('route.deleteLink', async () => {
+      const at = { op: 'route.deleteLink' }
+      const ref = linkRef(at, 'link', link)
+      const quiet = existOption(at, options)
+      const [r] = await this.#run([{ cmd: 'delLink', ...refWire(ref) }], at.op)
+      if (r!.error === 0) return true
+      if (r!.error === ENODEV && quiet) return false
+      throw toError(r!, at.op)
+    })
   }
 
   /** Sets a link up or down (`ip link set NAME up|down`) and/or its MTU. A missing link is ENODEV. */
   async setLink(link: LinkRef, change: { up?: boolean; mtu?: number }): Promise<void> {
+    return this.#sock.call('route.setLink', () => this.#setLink(link, change))
+  }
+
+  async #setLink(link: LinkRef, change: { up?: boolean; mtu?: number }): Promise<void> {
     const at = { op: 'route.setLink' }
     const ref = linkRef(at, 'link', link)
     const c = v.object(at, 'change', change)
+    v.only(at, 'change', c, ['up', 'mtu'])
     const wire: NativeOp = { cmd: 'setLink', ...refWire(ref) }
     if (c.up !== undefined) wire.up = v.boolean(at, 'change.up', c.up)
     if (c.mtu !== undefined) wire.mtu = v.integer(at, 'change.mtu', c.mtu, 68, 65535)
@@ -406,6 +429,10 @@ export class Rtnl {
 
   /** One link by name or index; undefined when there is none. */
   async getLink(link: LinkRef): Promise<LinkRecord | undefined> {
+    return this.#sock.call('route.getLink', () => this.#getLink(link))
+  }
+
+  async #getLink(link: LinkRef): Promise<LinkRecord | undefined> {
     const at = { op: 'route.getLink' }
     const ref = linkRef(at, 'link', link)
     const [r] = await this.#run<RawLink>([{ cmd: 'getLink', ...refWire(ref) }], at.op)
@@ -417,10 +444,12 @@ export class Rtnl {
 
   /** Every link of the network namespace, by index. */
   async listLinks(): Promise<LinkRecord[]> {
-    const op = 'route.listLinks'
-    const [r] = await this.#run<RawLink>([{ cmd: 'listLinks' }], op)
-    if (r!.error) throw toError(r!, op)
-    return r!.records.filter((x) => x.kind === 'link').map(linkRecord)
+    return this.#sock.call('route.listLinks', async () => {
+      const op = 'route.listLinks'
+      const [r] = await this.#run<RawLink>([{ cmd: 'listLinks' }], op)
+      if (r!.error) throw toError(r!, op)
+      return r!.records.filter((x) => x.kind === 'link').map(linkRecord)
+    })
   }
 
   // ---- addresses ----
@@ -431,11 +460,13 @@ export class Rtnl {
    * is a host address (/32, /128).
    */
   async addAddress(link: LinkRef, address: AddressSpec | string, options: { exist?: boolean } = {}): Promise<boolean> {
-    const at = { op: 'route.addAddress' }
-    const quiet = exist(at, v.object(at, 'options', options).exist)
-    const [o] = await this.#apply([{ op: 'addAddress', link, address, exist: quiet }], at.op)
-    if (!o!.ok) throw o!.error
-    return !o!.unchanged
+    return this.#sock.call('route.addAddress', async () => {
+      const at = { op: 'route.addAddress' }
+      const quiet = existOption(at, options)
+      const [o] = await this.#apply([{ op: 'addAddress', link, address, exist: quiet }], at.op)
+      if (!o!.ok) throw o!.error
+      return !o!.unchanged
+    })
   }
 
   /**
@@ -444,11 +475,13 @@ export class Rtnl {
    * false for either with `exist: true`.
    */
   async deleteAddress(link: LinkRef, address: AddressKey | string, options: { exist?: boolean } = {}): Promise<boolean> {
-    const at = { op: 'route.deleteAddress' }
-    const quiet = exist(at, v.object(at, 'options', options).exist)
-    const [o] = await this.#apply([{ op: 'deleteAddress', link, address, exist: quiet }], at.op)
-    if (!o!.ok) throw o!.error
-    return !o!.unchanged
+    return this.#sock.call('route.deleteAddress', async () => {
+      const at = { op: 'route.deleteAddress' }
+      const quiet = existOption(at, options)
+      const [o] = await this.#apply([{ op: 'deleteAddress', link, address, exist: quiet }], at.op)
+      if (!o!.ok) throw o!.error
+      return !o!.unchanged
+    })
   }
 
   /**
@@ -474,31 +507,34 @@ export class Rtnl {
    * link; a `link` that does not exist is ENODEV.
    */
   async listAddresses(filter: { link?: LinkRef; family?: Family } = {}): Promise<AddressRecord[]> {
-    const at = { op: 'route.listAddresses' }
-    const f = v.object(at, 'filter', filter)
-    const ref = f.link === undefined ? undefined : linkRef(at, 'filter.link', f.link)
-    const family = f.family === undefined ? undefined : v.oneOf(at, 'filter.family', f.family, ['inet', 'inet6'] as const)
-    // Links and addresses in one call: two dumps, one after the other, no
-    // round trip through JavaScript between them.
-    const [links, addrs] = await this.#run<RawLink | RawAddr>([{ cmd: 'listLinks' }, { cmd: 'listAddrs', family: family ? v.familyOf(family) : 0 }], at.op)
-    if (links!.error) throw toError(links!, at.op)
-    if (addrs!.error) throw toError(addrs!, at.op)
-    const names = new Map<number, string>()
-    for (const l of links!.records) if (l.kind === 'link') names.set(l.index, (l as RawLink).name)
-    let index: number | undefined
-    if (ref !== undefined) {
-      index = typeof ref === 'number' ? ref : [...names].find(([, n]) => n === ref)?.[0]
-      if (index === undefined || !names.has(index)) throw noSuchLink(at.op, ref)
-    }
-    const out: AddressRecord[] = []
-    for (const a of addrs!.records) {
-      if (a.kind !== 'address') continue
-      const raw = a as RawAddr
-      if (index !== undefined && raw.index !== index) continue
-      if (family && raw.family !== v.familyOf(family)) continue
-      out.push(addressRecord(raw, names))
-    }
-    return out
+    return this.#sock.call('route.listAddresses', async () => {
+      const at = { op: 'route.listAddresses' }
+      const f = v.object(at, 'filter', filter)
+      v.only(at, 'filter', f, ['link', 'family'])
+      const ref = f.link === undefined ? undefined : linkRef(at, 'filter.link', f.link)
+      const family = f.family === undefined ? undefined : v.oneOf(at, 'filter.family', f.family, ['inet', 'inet6'] as const)
+      // Links and addresses in one call: two dumps, one after the other, no
+      // round trip through JavaScript between them.
+      const [links, addrs] = await this.#run<RawLink | RawAddr>([{ cmd: 'listLinks' }, { cmd: 'listAddrs', family: family ? v.familyOf(family) : 0 }], at.op)
+      if (links!.error) throw toError(links!, at.op)
+      if (addrs!.error) throw toError(addrs!, at.op)
+      const names = new Map<number, string>()
+      for (const l of links!.records) if (l.kind === 'link') names.set(l.index, (l as RawLink).name)
+      let index: number | undefined
+      if (ref !== undefined) {
+        index = typeof ref === 'number' ? ref : [...names].find(([, n]) => n === ref)?.[0]
+        if (index === undefined || !names.has(index)) throw noSuchLink(at.op, ref)
+      }
+      const out: AddressRecord[] = []
+      for (const a of addrs!.records) {
+        if (a.kind !== 'address') continue
+        const raw = a as RawAddr
+        if (index !== undefined && raw.index !== index) continue
+        if (family && raw.family !== v.familyOf(family)) continue
+        out.push(addressRecord(raw, names))
+      }
+      return out
+    })
   }
 
   // ---- batches ----
@@ -510,7 +546,9 @@ export class Rtnl {
    * then each operation gets its own outcome, in order.
    */
   async batch(ops: RtnlOp[]): Promise<RtnlOutcome[]> {
-    return this.#apply(ops, 'route.batch')
+    return this.#sock.call('route.batch', async () => {
+      return this.#apply(ops, 'route.batch')
+    })
   }
 
   /** batch(), or one operation of the named method (errors name that method, without a batch index). */
@@ -528,6 +566,7 @@ export class Rtnl {
       const o = ops[i] as unknown
       const at: Where = { op: opName === 'route.batch' ? `route.${(o as { op?: unknown })?.op ?? 'batch'}` : opName, ...(opName === 'route.batch' ? { index: i } : {}) }
       const op = v.object(at, 'op', o)
+      v.only(at, 'op', op, OP_FIELDS)
       const ref = linkRef(at, 'link', op.link)
       let wire: WireAddr & { cmd: string }
       if (op.op === 'addAddress') wire = { cmd: 'newAddr', ...addressSpec(at, op.address) }
@@ -573,7 +612,7 @@ export class Rtnl {
     return out
   }
 
-  /** Operations already started complete first; later calls reject with EBADF. */
+  /** Every call started before it finishes first (all of its requests); later calls reject with EBADF. */
   async close(): Promise<void> {
     await this.#sock.close()
   }

@@ -21,6 +21,33 @@ export function object(at: Where, field: string, value: unknown): Record<string,
   return value as Record<string, unknown>
 }
 
+/** The first field of `o` that `allowed` lacks (a field set to undefined counts as absent), or undefined. */
+export function unknownField(o: Record<string, unknown>, allowed: ReadonlySet<string> | readonly string[]): string | undefined {
+  if (Array.isArray(allowed)) {
+    for (const k in o) if (o[k] !== undefined && !allowed.includes(k)) return k
+  } else {
+    for (const k in o) if (o[k] !== undefined && !(allowed as ReadonlySet<string>).has(k)) return k
+  }
+  return undefined
+}
+
+/**
+ * Every record the library takes refuses fields it does not know, naming the
+ * first: a misspelt option is an error, never silently ignored.
+ */
+export function only(at: Where, field: string, o: Record<string, unknown>, allowed: ReadonlySet<string> | readonly string[]): void {
+  const k = unknownField(o, allowed)
+  if (k !== undefined) fail(at, `${field}.${k}`, o[k], `is not a known field (known: ${[...allowed].join(', ')})`)
+}
+
+/**
+ * A table looked up by strings from the caller: own keys only, so '__proto__',
+ * 'constructor', 'toString', ... find nothing rather than Object.prototype's.
+ */
+export function table<K extends string, V>(entries: Record<K, V>): Readonly<Record<K, V>> {
+  return Object.freeze(Object.assign(Object.create(null) as Record<K, V>, entries))
+}
+
 /** An IP address string; returns its family. */
 export function address(at: Where, field: string, value: unknown, family?: Family): Family {
   if (typeof value !== 'string') fail(at, field, value, 'must be an IP address string')

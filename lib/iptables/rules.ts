@@ -177,23 +177,23 @@ export interface RuleRecord extends Rule {
 
 // ---- constants of the kernel headers --------------------------------------------------------
 
-const PROTOCOLS: Record<string, number> = {
+const PROTOCOLS: Readonly<Record<string, number>> = v.table({
   icmp: 1, tcp: 6, udp: 17, gre: 47, esp: 50, ah: 51, icmpv6: 58, sctp: 132, udplite: 136, dccp: 33,
-}
+})
 const PROTOCOL_NAMES = new Map(Object.entries(PROTOCOLS).map(([k, n]) => [n, k]))
 const PORT_PROTOCOLS = new Set([6, 17, 33, 132, 136])
 
-const TCP_FLAGS: Record<TcpFlag, number> = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20 }
+const TCP_FLAGS = v.table<TcpFlag, number>({ FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20 })
 const ADDRTYPES: AddrType[] = ['UNSPEC', 'UNICAST', 'LOCAL', 'BROADCAST', 'ANYCAST', 'MULTICAST', 'BLACKHOLE', 'UNREACHABLE', 'PROHIBIT', 'THROW', 'NAT', 'XRESOLVE']
 // XT_CONNTRACK_STATE_BIT(IP_CT_*) and the three extra states of xt_conntrack.h.
-const CT_STATES: Record<CtState, number> = { INVALID: 1 << 0, ESTABLISHED: 1 << 1, RELATED: 1 << 2, NEW: 1 << 3, SNAT: 1 << 6, DNAT: 1 << 7, UNTRACKED: 1 << 8 }
-const CT_STATUS: Record<CtStatus, number> = { EXPECTED: 1 << 0, SEEN_REPLY: 1 << 1, ASSURED: 1 << 2, CONFIRMED: 1 << 3 }
+const CT_STATES = v.table<CtState, number>({ INVALID: 1 << 0, ESTABLISHED: 1 << 1, RELATED: 1 << 2, NEW: 1 << 3, SNAT: 1 << 6, DNAT: 1 << 7, UNTRACKED: 1 << 8 })
+const CT_STATUS = v.table<CtStatus, number>({ EXPECTED: 1 << 0, SEEN_REPLY: 1 << 1, ASSURED: 1 << 2, CONFIRMED: 1 << 3 })
 const CT = {
   STATE: 1 << 0, PROTO: 1 << 1, ORIGSRC: 1 << 2, ORIGDST: 1 << 3, REPLSRC: 1 << 4, REPLDST: 1 << 5,
   STATUS: 1 << 6, EXPIRES: 1 << 7, ORIGSRC_PORT: 1 << 8, ORIGDST_PORT: 1 << 9, REPLSRC_PORT: 1 << 10,
   REPLDST_PORT: 1 << 11, DIRECTION: 1 << 12,
 }
-const RECENT_CMD: Record<RecentCommand, number> = { rcheck: 1, set: 2, update: 4, remove: 8 }
+const RECENT_CMD = v.table<RecentCommand, number>({ rcheck: 1, set: 2, update: 4, remove: 8 })
 const RECENT_TTL = 16
 const RECENT_REAP = 32
 const PHYSDEV_OP = { in: 1, out: 2, bridged: 4, isIn: 8, isOut: 16 }
@@ -277,10 +277,6 @@ const isNot = (x: unknown): x is { not: unknown } =>
 
 function unwrap(x: unknown): { value: unknown; not: boolean } {
   return isNot(x) ? { value: x.not, not: true } : { value: x, not: false }
-}
-
-function only(at: Where, field: string, o: Obj, allowed: readonly string[]): void {
-  for (const k in o) if (o[k] !== undefined && !allowed.includes(k)) v.fail(at, `${field}.${k}`, o[k], 'is not a known option')
 }
 
 function yes(at: Where, field: string, value: unknown): boolean {
@@ -421,14 +417,14 @@ function matchPlan(at: Where, field: string, value: unknown, plan: RulePlan): Ex
   const family = plan.family
   switch (m.match) {
     case 'comment': {
-      only(at, field, m, ['match', 'comment'])
+      v.only(at, field, m, ['match', 'comment'])
       const text = str(at, `${field}.comment`, m.comment, COMMENT_SIZE, true)
       return ext('comment', EXT.comment, (b, o) => void b.write(text, o, 'utf8'))
     }
     case 'tcp':
     case 'udp': {
       const tcp = m.match === 'tcp'
-      only(at, field, m, tcp ? ['match', 'sport', 'dport', 'tcpFlags'] : ['match', 'sport', 'dport'])
+      v.only(at, field, m, tcp ? ['match', 'sport', 'dport', 'tcpFlags'] : ['match', 'sport', 'dport'])
       if (plan.proto !== (tcp ? 6 : 17) || plan.invflags & INV_PROTO)
         v.fail(at, `${field}.match`, m.match, `needs the rule's protocol to be ${m.match} (iptables: -p ${m.match})`)
       const sp = unwrap(m.sport)
@@ -441,6 +437,7 @@ function matchPlan(at: Where, field: string, value: unknown, plan: RulePlan): Ex
       if (tcp && m.tcpFlags !== undefined) {
         const f = unwrap(m.tcpFlags)
         const fo = v.object(at, `${field}.tcpFlags`, f.value)
+        v.only(at, `${field}.tcpFlags`, fo, ['mask', 'set'])
         flgMask = tcpFlagBits(at, `${field}.tcpFlags.mask`, fo.mask)
         flgCmp = tcpFlagBits(at, `${field}.tcpFlags.set`, fo.set)
         if (f.not) inv |= 0x04 // XT_TCP_INV_FLAGS
@@ -460,7 +457,7 @@ function matchPlan(at: Where, field: string, value: unknown, plan: RulePlan): Ex
       })
     }
     case 'multiport': {
-      only(at, field, m, ['match', 'sports', 'dports', 'ports'])
+      v.only(at, field, m, ['match', 'sports', 'dports', 'ports'])
       const given = (['sports', 'dports', 'ports'] as const).filter((k) => m[k] !== undefined)
       if (given.length !== 1) v.fail(at, field, value, 'needs exactly one of sports, dports, ports')
       const key = given[0]!
@@ -491,7 +488,7 @@ function matchPlan(at: Where, field: string, value: unknown, plan: RulePlan): Ex
     }
     case 'statistic': {
       if (m.mode === 'random') {
-        only(at, field, m, ['match', 'mode', 'probability'])
+        v.only(at, field, m, ['match', 'mode', 'probability'])
         const { value: p, not } = unwrap(m.probability)
         if (typeof p !== 'number' || !(p >= 0 && p <= 1)) v.fail(at, `${field}.probability`, p, 'must be a number from 0 to 1')
         // As iptables: lround(0x80000000 * p), read back as bits / 2^31.
@@ -504,7 +501,7 @@ function matchPlan(at: Where, field: string, value: unknown, plan: RulePlan): Ex
         })
       }
       if (m.mode === 'nth') {
-        only(at, field, m, ['match', 'mode', 'every', 'packet'])
+        v.only(at, field, m, ['match', 'mode', 'every', 'packet'])
         const { value: e, not } = unwrap(m.every)
         const every = v.integer(at, `${field}.every`, e, 1, U32)
         const packet = m.packet === undefined ? 0 : v.integer(at, `${field}.packet`, m.packet, 0, every - 1)
@@ -519,7 +516,7 @@ function matchPlan(at: Where, field: string, value: unknown, plan: RulePlan): Ex
       return v.fail(at, `${field}.mode`, m.mode, "must be 'random' or 'nth'")
     }
     case 'set': {
-      only(at, field, m, ['match', 'matchSet', 'flags', 'returnNomatch'])
+      v.only(at, field, m, ['match', 'matchSet', 'flags', 'returnNomatch'])
       const { value: name, not } = unwrap(m.matchSet)
       const set = str(at, `${field}.matchSet`, name, SET_NAME_SIZE)
       if (!Array.isArray(m.flags) || m.flags.length < 1 || m.flags.length > 6)
@@ -537,7 +534,7 @@ function matchPlan(at: Where, field: string, value: unknown, plan: RulePlan): Ex
       }, set)
     }
     case 'mark': {
-      only(at, field, m, ['match', 'mark', 'mask'])
+      v.only(at, field, m, ['match', 'mark', 'mask'])
       const { value: mark, not } = unwrap(m.mark)
       const value = v.integer(at, `${field}.mark`, mark, 0, U32)
       const mask = m.mask === undefined ? U32 : v.integer(at, `${field}.mask`, m.mask, 0, U32)
@@ -548,7 +545,7 @@ function matchPlan(at: Where, field: string, value: unknown, plan: RulePlan): Ex
       })
     }
     case 'addrtype': {
-      only(at, field, m, ['match', 'srcType', 'dstType', 'limitIfaceIn', 'limitIfaceOut'])
+      v.only(at, field, m, ['match', 'srcType', 'dstType', 'limitIfaceIn', 'limitIfaceOut'])
       const s = unwrap(m.srcType)
       const d = unwrap(m.dstType)
       const src = s.value === undefined ? 0 : addrTypeBits(at, `${field}.srcType`, s.value)
@@ -567,7 +564,7 @@ function matchPlan(at: Where, field: string, value: unknown, plan: RulePlan): Ex
     case 'conntrack':
       return conntrackPlan(at, field, m, family)
     case 'recent': {
-      only(at, field, m, ['match', 'command', 'name', 'seconds', 'hitcount', 'rttl', 'reap', 'side', 'mask'])
+      v.only(at, field, m, ['match', 'command', 'name', 'seconds', 'hitcount', 'rttl', 'reap', 'side', 'mask'])
       const { value: cmd, not } = unwrap(m.command)
       const command = v.oneOf(at, `${field}.command`, cmd, ['set', 'rcheck', 'update', 'remove'] as const)
       const name = m.name === undefined ? undefined : str(at, `${field}.name`, m.name, RECENT.nameLen)
@@ -600,7 +597,7 @@ function matchPlan(at: Where, field: string, value: unknown, plan: RulePlan): Ex
       })
     }
     case 'physdev': {
-      only(at, field, m, ['match', 'physdevIn', 'physdevOut', 'physdevIsIn', 'physdevIsOut', 'physdevIsBridged'])
+      v.only(at, field, m, ['match', 'physdevIn', 'physdevOut', 'physdevIsIn', 'physdevIsOut', 'physdevIsBridged'])
       let bitmask = 0
       let invert = 0
       const names: [number, number, string][] = []
@@ -663,7 +660,7 @@ function bitsOf<K extends string>(at: Where, field: string, value: unknown, tabl
 function conntrackPlan(at: Where, field: string, m: Obj, family: Family): ExtPlan {
   const keys = ['ctstate', 'ctproto', 'ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst', 'ctorigsrcport', 'ctorigdstport',
     'ctreplsrcport', 'ctrepldstport', 'ctstatus', 'ctexpire', 'ctdir']
-  only(at, field, m, ['match', ...keys])
+  v.only(at, field, m, ['match', ...keys])
   if (!keys.some((k) => m[k] !== undefined)) v.fail(at, field, m, 'needs at least one conntrack option')
   let matchFlags = 0
   let invertFlags = 0
@@ -756,7 +753,7 @@ function targetPlan(at: Where, value: unknown, plan: RulePlan, ctx: RuleContext)
   const t = v.object(at, field, value)
   if ('jump' in t || 'goto' in t) {
     const key = 'jump' in t ? 'jump' : 'goto'
-    only(at, field, t, [key])
+    v.only(at, field, t, [key])
     const chain = chainName(at, `${field}.${key}`, t[key])
     if (isBuiltin(chain)) v.fail(at, `${field}.${key}`, chain, 'is a built-in chain: rules cannot jump to one')
     if (key === 'goto') plan.flags |= plan.family === 'inet' ? IPT_F_GOTO : IP6T_F_GOTO
@@ -771,10 +768,10 @@ function targetPlan(at: Where, value: unknown, plan: RulePlan, ctx: RuleContext)
     case 'DROP':
     case 'RETURN':
     case 'QUEUE':
-      only(at, field, t, ['target'])
+      v.only(at, field, t, ['target'])
       return standard(t.target)
     case 'REJECT': {
-      only(at, field, t, ['target', 'rejectWith'])
+      v.only(at, field, t, ['target', 'rejectWith'])
       if (ctx.table !== 'filter' && ctx.table !== 'mangle' && ctx.table !== 'raw')
         v.fail(at, `${field}.target`, 'REJECT', `works in the filter, mangle and raw tables only (this is ${ctx.table})`)
       const names = family === 'inet' ? REJECT4 : REJECT6
@@ -787,14 +784,14 @@ function targetPlan(at: Where, value: unknown, plan: RulePlan, ctx: RuleContext)
       return ext('REJECT', EXT.REJECT, (b, o) => void b.writeUInt32LE(code, o))
     }
     case 'DNAT': {
-      only(at, field, t, ['target', 'toDestination', 'random', 'persistent'])
+      v.only(at, field, t, ['target', 'toDestination', 'random', 'persistent'])
       nat('DNAT')
       const r = natRange(at, `${field}.toDestination`, t.toDestination, family, plan)
       const flags = r.flags | (yes(at, `${field}.random`, t.random) ? NAT_PROTO_RANDOM : 0) | (yes(at, `${field}.persistent`, t.persistent) ? NAT_PERSISTENT : 0)
       return ext('DNAT', EXT.DNAT, (b, o) => writeNatRange(b, o, flags, r))
     }
     case 'SNAT': {
-      only(at, field, t, ['target', 'toSource', 'random', 'randomFully', 'persistent'])
+      v.only(at, field, t, ['target', 'toSource', 'random', 'randomFully', 'persistent'])
       nat('SNAT')
       const r = natRange(at, `${field}.toSource`, t.toSource, family, plan)
       const flags = r.flags | (yes(at, `${field}.random`, t.random) ? NAT_PROTO_RANDOM : 0)
@@ -804,7 +801,7 @@ function targetPlan(at: Where, value: unknown, plan: RulePlan, ctx: RuleContext)
       return ext('SNAT', EXT.SNAT6, (b, o) => writeNatRange(b, o, flags, r))
     }
     case 'MASQUERADE': {
-      only(at, field, t, ['target', 'toPorts', 'random', 'randomFully'])
+      v.only(at, field, t, ['target', 'toPorts', 'random', 'randomFully'])
       nat('MASQUERADE')
       let flags = 0
       let ports: [number, number] = [0, 0]
@@ -819,7 +816,7 @@ function targetPlan(at: Where, value: unknown, plan: RulePlan, ctx: RuleContext)
       return ext('MASQUERADE', EXT.MASQUERADE6, (b, o) => writeNatRange(b, o, flags, r))
     }
     case 'MARK': {
-      only(at, field, t, ['target', 'op', 'value', 'mask'])
+      v.only(at, field, t, ['target', 'op', 'value', 'mask'])
       const op = v.oneOf(at, `${field}.op`, t.op, ['set-xmark', 'set-mark', 'and', 'or', 'xor'] as const)
       const val = v.integer(at, `${field}.value`, t.value, 0, U32)
       if (t.mask !== undefined && op !== 'set-xmark' && op !== 'set-mark') v.fail(at, `${field}.mask`, t.mask, `does not go with op '${op}'`)
@@ -833,7 +830,7 @@ function targetPlan(at: Where, value: unknown, plan: RulePlan, ctx: RuleContext)
       })
     }
     case 'LOG': {
-      only(at, field, t, ['target', 'prefix', 'level', ...Object.keys(LOG_FLAGS)])
+      v.only(at, field, t, ['target', 'prefix', 'level', ...Object.keys(LOG_FLAGS)])
       const prefix = t.prefix === undefined ? '' : str(at, `${field}.prefix`, t.prefix, LOG_PREFIX_SIZE)
       const level = t.level === undefined ? 4 : v.integer(at, `${field}.level`, t.level, 0, 7)
       let flags = 0
@@ -935,7 +932,7 @@ const RULE_KEYS = ['source', 'destination', 'inInterface', 'outInterface', 'prot
 
 function rulePlan(at: Where, value: unknown, ctx: RuleContext): RulePlan {
   const r = v.object(at, 'rule', value)
-  only(at, 'rule', r, RULE_KEYS)
+  v.only(at, 'rule', r, RULE_KEYS)
   const family = ctx.family
   const plan: RulePlan = { family, proto: 0, flags: 0, invflags: 0, matches: [], target: undefined as unknown as ExtPlan }
   if (r.source !== undefined) {

@@ -15,6 +15,12 @@ export function yieldToLoop(): Promise<void> {
 
 export class NetlinkSocket {
   readonly #socket: NativeSocket
+  /** Calls begun and not yet ended (close() waits for them). */
+  #calls = 0
+  #drained: (() => void) | undefined
+  /** Set by close(): no new call may begin. */
+  #closing: Promise<void> | undefined
+  /** The native socket is closed. */
   #closed = false
 
   private constructor(socket: NativeSocket) {
@@ -30,11 +36,38 @@ export class NetlinkSocket {
     }
   }
 
+  /** close() has been called. */
   get closed(): boolean {
-    return this.#closed
+    return this.#closing !== undefined
   }
 
-  /** Runs a batch; results line up with `ops`. */
+  /**
+   * Runs one call of a handle, from its first request to its last: it begins
+   * now (or rejects with EBADF if close() was called), and close() waits for it
+   * to end, so the requests it makes after an await (a header read first, a
+   * batch in slices, a dump per service) still go out. Every public method of
+   * a handle runs as one, and composes private methods, not public ones.
+   */
+  call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#closing) return Promise.reject(closedError(op))
+    return this.#track(fn)
+  }
+
+  #track<T>(fn: () => Promise<T>): Promise<T> {
+    this.#calls++
+    let p: Promise<T>
+    try {
+      p = fn()
+    } catch (e) {
+      p = Promise.reject(e)
+    }
+    return p.finally(() => this.#end())
+  }
+
+  #end(): void {
+    if (--this.#calls === 0) this.#drained?.()
+  }
+
   /**
    * Runs a batch; results line up with `ops`. A large batch is encoded and
    * handed to the kernel in slices, with the event loop let through between
@@ -42,14 +75,17 @@ export class NetlinkSocket {
    * and sockets keep running during a cold sync of 100k operations.
    */
   async execute<R = NativeRecord>(codec: string, family: number, ops: NativeOp[], op: string): Promise<NativeResult<R>[]> {
-    if (this.#closed) throw new NetlinkError({ errno: 9, op, message: 'EBADF: the socket is closed' })
-    if (ops.length <= SLICE) return this.#socket.execute<R>(codec, family, ops)
-    const pending: Promise<NativeResult<R>[]>[] = []
-    for (let i = 0; i < ops.length; i += SLICE) {
-      if (i > 0) await yieldToLoop()
-      pending.push(this.#socket.execute<R>(codec, family, ops.slice(i, i + SLICE)))
-    }
-    return (await Promise.all(pending)).flat()
+    // After close(), only calls begun before it still send (a handle sends only inside a call).
+    if (this.#closed || (this.#closing && this.#calls === 0)) throw closedError(op)
+    if (ops.length <= SLICE) return this.#track(() => this.#socket.execute<R>(codec, family, ops))
+    return this.#track(async () => {
+      const pending: Promise<NativeResult<R>[]>[] = []
+      for (let i = 0; i < ops.length; i += SLICE) {
+        if (i > 0) await yieldToLoop()
+        pending.push(this.#socket.execute<R>(codec, family, ops.slice(i, i + SLICE)))
+      }
+      return (await Promise.all(pending)).flat()
+    })
   }
 
   /** Runs one operation and returns its records; a kernel error throws. */
@@ -59,12 +95,19 @@ export class NetlinkSocket {
     return result!.records
   }
 
-  /** Work already queued still completes; later calls fail with EBADF. */
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await this.#socket.close()
+  /** Every call begun before it ends first (requests already queued included); later calls fail with EBADF. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#calls > 0) await new Promise<void>((resolve) => (this.#drained = resolve))
+      this.#closed = true
+      await this.#socket.close()
+    })()
+    return this.#closing
   }
+}
+
+function closedError(op: string): NetlinkError {
+  return new NetlinkError({ errno: 9, op, message: 'EBADF: the socket is closed' })
 }
 
 export function throwIfFailed(result: NativeResult<unknown>, op: string, index?: number): void {

@@ -9,6 +9,7 @@
 // Durations are held in milliseconds.
 import { hostname as osHostname } from 'node:os'
 import { ValidationError } from '../errors.js'
+import { table } from '../validate.js'
 import { cidr, cidrFamily, ipFamilyOf, isObject } from './model/fields.js'
 import { yamlValue } from './yaml.js'
 
@@ -258,15 +259,16 @@ const SETTINGS: Setting[] = [
 const IGNORED = new Set(['winkernel', 'portRange', 'udpIdleTimeout', 'logging.flushFrequency', 'logging.vmodule', 'logging.options', 'clientConnection.acceptContentTypes'])
 
 /** Options of the command line only. */
-const OPTION_FLAGS: Record<string, { kind: 'string' | 'bool'; key: keyof ProxyOptions; help: string }> = {
+// Looked up by what the command line says: tables without a prototype ('--constructor' is no flag).
+const OPTION_FLAGS = table<string, { kind: 'string' | 'bool'; key: keyof ProxyOptions; help: string }>({
   config: { kind: 'string', key: 'config', help: 'a KubeProxyConfiguration file (YAML or JSON); flags given too win over it' },
   master: { kind: 'string', key: 'master', help: 'the API server address (overrides the kubeconfig)' },
   manifests: { kind: 'string', key: 'manifests', help: 'a file or directory of Service and EndpointSlice manifests, watched (tsproxy)' },
   cleanup: { kind: 'bool', key: 'cleanup', help: 'remove what tsproxy made, then exit' },
   help: { kind: 'bool', key: 'help', help: 'this text' },
   version: { kind: 'bool', key: 'version', help: 'print the version and exit' },
-}
-const SHORTHANDS: Record<string, string> = { v: 'v', h: 'help' }
+})
+const SHORTHANDS = table<string, string>({ v: 'v', h: 'help' })
 
 const BY_PATH = new Map(SETTINGS.map((s) => [s.path, s]))
 const BY_FLAG = new Map(SETTINGS.filter((s) => s.flag).map((s) => [s.flag!, s]))

@@ -33,6 +33,13 @@ async function rejects(t: Test, p: Promise<unknown>, fields: Partial<NetlinkErro
   return err as NetlinkError
 }
 
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+}
+
 async function refused(t: Test, p: Promise<unknown>, field: string): Promise<void> {
   const err = await p.then(
     () => undefined,
@@ -342,6 +349,19 @@ t.test('hash full: IPSET_ERR_HASH_FULL at maxelem', async (t) => {
   t.equal(listHeader('FULL').entries, 2)
 })
 
+t.test('hash full in a batch: every refused entry is IPSET_ERR_HASH_FULL with the words, not only the first', async (t) => {
+  await ipset.create({ name: 'FULL8', type: 'hash:ip', maxelem: 8 })
+  const entries = Array.from({ length: 200 }, (_, i) => ({ ip: `10.1.${i >> 8}.${i & 0xff}` }))
+  const outcomes = await ipset.batch(entries.map((entry) => ({ op: 'add' as const, set: 'FULL8', entry })))
+  const inSet = new Set(saved('FULL8').filter((l) => l.startsWith('add ')).map((l) => l.split(' ')[2]))
+  t.equal(inSet.size, 8, 'ipset save: the set holds maxelem entries')
+  t.strictSame(new Set(entries.filter((_, i) => outcomes[i]!.ok).map((e) => e.ip)), inSet, 'the ok outcomes are exactly what ipset save shows')
+  const refused = outcomes.flatMap((o, i) => (o.ok ? [] : [[i, o.error] as const]))
+  t.equal(refused.length, 192)
+  const wrong = refused.filter(([i, e]) => e.errno !== 4352 || e.code !== 'IPSET_ERR_HASH_FULL' || e.index !== i || !/: IPSET_ERR_HASH_FULL: Hash is full, cannot add more elements$/.test(e.message))
+  t.strictSame(wrong.map(([i, e]) => `${i}: ${e.code} ${e.message}`), [], 'every refusal: IPSET_ERR_HASH_FULL, its index, the tool\'s words')
+})
+
 // ---- set-level commands -----------------------------------------------------------------------
 
 t.test('flush: members gone, the header stays; flushAll', async (t) => {
@@ -551,6 +571,37 @@ t.test('a set re-created by another program: the kernel\'s refusal makes the han
   await refused(t, ipset.add('STALE', { ip: '10.0.0.2', timeout: 5 }), 'entry.timeout')
   await ipset.add('STALE', { ip: '10.0.0.2' })
   t.same(saved('STALE').filter((l) => l.startsWith('add')), ['add STALE 10.0.0.2'])
+})
+
+t.test('close() lets every call started before it finish; calls after it fail with EBADF', async (t) => {
+  await ipset.create({ name: 'CL', type: 'hash:ip' })
+  await ipset.create({ name: 'CL2', type: 'hash:ip' })
+  await ipset.add('CL', { ip: '10.9.0.1' })
+  const h = await IpSet.open()
+  // Each of these waits for a set header or yields between slices before its first request.
+  const many = Array.from({ length: 4200 }, (_, i) => ({ op: 'add' as const, set: 'CL2', entry: { ip: `10.8.${i >> 8}.${i & 0xff}` } }))
+  const started = [
+    h.add('CL', { ip: '10.9.0.2' }),
+    h.del('CL', { ip: '10.9.0.1' }),
+    h.test('CL', { ip: '10.9.0.2' }),
+    h.batch(many),
+    h.create({ name: 'CL3', type: 'hash:ip' }),
+    h.syncMembers('CL', [{ ip: '10.9.0.2' }, { ip: '10.9.0.3' }]),
+    h.list('CL'),
+  ]
+  const closed = h.close()
+  const late = await rejection(h.add('CL', { ip: '10.9.0.9' }))
+  const results = await Promise.allSettled(started)
+  t.strictSame(results.map((r) => r.status), started.map(() => 'fulfilled'), `every call started before close() resolved (${results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : [])).join('; ')})`)
+  const outcomes = (results[3] as PromiseFulfilledResult<{ ok: boolean }[]>).value
+  t.equal(outcomes.filter((o) => o.ok).length, 4200, 'the batch: 4200 ok')
+  await closed
+  t.match(late, { errno: 9, code: 'EBADF', op: 'ipset.add' }, 'a call after close(): EBADF')
+  t.ok(late instanceof NetlinkError)
+  t.match(await rejection(h.list('CL')), { errno: 9, code: 'EBADF', op: 'ipset.list' })
+  t.strictSame(saved('CL').filter((l) => l.startsWith('add ')).sort(), ['add CL 10.9.0.2', 'add CL 10.9.0.3'], 'ipset save: CL as the calls left it')
+  t.equal(listHeader('CL2').entries, 4200, 'ipset: the batch is in')
+  t.ok(ipsetCli('list', '-n').split('\n').includes('CL3'), 'ipset: the created set is there')
 })
 
 t.test('concurrent calls on one handle run in order', async (t) => {

@@ -434,6 +434,31 @@ t.test('close with operations in flight: they complete, later calls fail with EB
   await rejects(t, own.addService({ ...web, scheduler: 'rr' }), { errno: 9, code: 'EBADF' })
 })
 
+t.test('close() right after a batch of 2100 and a listing with destinations: both finish first', async (t) => {
+  const before: ServiceKey = { protocol: 'tcp', address: '10.99.0.1', port: 80 }
+  await ipvs.addService({ ...before, scheduler: 'rr' })
+  await ipvs.addDestination(before, { address: '172.17.0.1', port: 8080 })
+  const own = await Ipvs.open()
+  const batch = own.batch(bulk(350, 5)) // 2100 operations: checked in slices, the loop let through between them
+  const listing = own.listServices({ destinations: true }) // a dump, then one per service
+  const closed = own.close()
+  const late = own.listServices().then(() => undefined, (e: unknown) => e) // after close(), while the two above are still going
+  const [b, l] = await Promise.allSettled([batch, listing])
+  t.equal(b.status, 'fulfilled', `the batch resolved (${b.status === 'rejected' ? String(b.reason) : 'ok'})`)
+  t.equal(l.status, 'fulfilled', `the listing resolved (${l.status === 'rejected' ? String(l.reason) : 'ok'})`)
+  await closed
+  const e = await late
+  t.ok(e instanceof NetlinkError, 'a call after close(): a NetlinkError')
+  t.match(e, { errno: 9, code: 'EBADF', op: 'ipvs.listServices' })
+  if (b.status === 'fulfilled') t.equal(b.value.filter((r) => r.ok).length, 2100, 'every operation of the batch applied')
+  const save = saved()
+  t.equal(save.length, 2 + 2100, 'ipvsadm -Sn: what was there and the whole batch')
+  if (l.status === 'fulfilled') {
+    t.equal(l.value.filter((s) => s.destinations).length, l.value.length, 'every listed service has its destinations')
+    t.ok(l.value.some((s) => s.address === '10.99.0.1' && s.destinations!.length === 1), 'with the service that was there before')
+  }
+})
+
 t.test('usable from a worker thread', async (t) => {
   const worker = new Worker(
     `import(${JSON.stringify(distIndex)}).then(async ({ Ipvs }) => {

@@ -410,6 +410,30 @@ t.test('many failures in one message: twice as a batch, then one message per ent
   ], 'round 1 and 2 as batches, round 3 entry by entry')
 })
 
+t.test('every "hash full" refusal of a batch is IPSET_ERR_HASH_FULL with its message, not only the first', async (t) => {
+  // A hash set that holds 3: the kernel refuses each later add with 4352, which
+  // is IPSET_ERR_HASH_FULL only for hash types (bitmap and list number their own).
+  let held = 0
+  const { ipset } = fakeIpSet({ S: IPPI }, (op) => {
+    if (op.cmd !== 'add') return undefined
+    const n = op.entry ? 1 : (op.entries as { count: number }).count
+    for (let i = 0; i < n; i++) {
+      if (held === 3) return op.entry ? { error: 4352, records: [] } : { error: 4352, echo: { line: i + 1 }, records: [] }
+      held++
+    }
+    return { error: 0, records: [] }
+  })
+  const outcomes = await ipset.batch([1, 2, 3, 4, 5, 6, 7, 8].map((i) => ({ op: 'add' as const, set: 'S', entry: entry(i) })))
+  t.strictSame(outcomes.map((o) => o.ok), [true, true, true, false, false, false, false, false])
+  for (const [i, o] of outcomes.entries()) {
+    if (o.ok) continue
+    t.match(o.error, { errno: 4352, code: 'IPSET_ERR_HASH_FULL', op: 'ipset.add', index: i, message: `ipset.add (batch index ${i}): IPSET_ERR_HASH_FULL: Hash is full, cannot add more elements` }, `entry ${i}`)
+  }
+  // And single adds after it: still the set's own words.
+  const e = await rejection(ipset.add('S', entry(9)))
+  t.match(e, { errno: 4352, code: 'IPSET_ERR_HASH_FULL', message: /Hash is full/ })
+})
+
 t.test('an error without a line (no such set) fails the whole message', async (t) => {
   const { ipset } = fakeIpSet({ S: IPPI }, (op) => (op.cmd === 'add' ? { error: 2, records: [] } : undefined))
   const outcomes = await ipset.batch([1, 2].map((i) => ({ op: 'add' as const, set: 'S', entry: entry(i) })))

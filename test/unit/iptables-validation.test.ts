@@ -50,7 +50,7 @@ t.test('rule header: addresses, networks, interfaces, protocol, fragment', async
   badRule(t, { protocol: 256 }, 'rule.protocol')
   badRule(t, { protocol: { not: 'all' } }, 'rule.protocol')
   badRule(t, { fragment: true }, 'rule.fragment', { family: 'inet6', reason: /IPv4 only/ })
-  badRule(t, { sauce: '10.0.0.0/8' }, 'rule.sauce', { reason: /not a known option/ })
+  badRule(t, { sauce: '10.0.0.0/8' }, 'rule.sauce', { reason: /not a known field/ })
   badRule(t, 'not a rule', 'rule')
 })
 

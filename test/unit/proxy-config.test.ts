@@ -302,6 +302,10 @@ t.test('flags: refusals name the flag', async (t) => {
     ['a bad bind address', ['--healthz-bind-address=:10256'], '--healthz-bind-address', /IP/],
     ['bad feature gates', ['--feature-gates=A'], '--feature-gates', /name=true\|false/],
     ['a bad -v', ['-v', 'loud'], '--v', /integer/],
+    ...['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'].flatMap((name): [string, string[], string, RegExp][] => [
+      [`--${name}`, [`--${name}`], `--${name}`, /not a flag tsproxy knows/],
+      [`-${name}`, [`-${name}`], `-${name}`, /two dashes/],
+    ]),
   ]
   for (const [name, argv, field, reason] of cases) {
     t.test(name, async (t) => {
