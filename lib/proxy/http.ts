@@ -122,6 +122,8 @@ export function healthRoutes(health: ProxyHealth, metrics: Pick<KubeProxyMetrics
     if (withNode) body.nodeEligible = nodeEligible
     // The proxier's own verdict: an ineligible node gives 503 with healthy: true.
     body.healthy = s.healthy
+    // Not in kube-proxy's body: why, when a source cannot be read (unhealthy once it lasts the health timeout).
+    if (s.sourceError) body.sourceError = `${s.sourceError.source}: ${s.sourceError.message} (since ${goTime(s.sourceError.since)})`
     return { status, type: 'application/json', body: JSON.stringify(body) }
   }
   return { '/healthz': () => probe(true), '/livez': () => probe(false) }

@@ -4,7 +4,10 @@
 // held, reports each failed read, and reports when it reads again, when the
 // changes made meanwhile apply. A file replaced by a directory is an error for
 // that file, not a removal; a file really deleted still is one. At load(), an
-// unreadable source rejects instead of loading as empty.
+// unreadable source rejects instead of loading as empty. The daemon keeps the
+// kernel as it is, counts the failures, fails /healthz once they last the
+// health timeout (2 x syncPeriod, shortened here) and waits at start for a
+// source that cannot be read yet.
 import { mkdir, mkdtemp, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +15,9 @@ import t, { type Test } from 'tap'
 import type { ChangeSink } from '../../dist/proxy/changes.js'
 import { ManifestSource, type Log, type SourceReadError } from '../../dist/proxy/sources/manifests.js'
 import type { EndpointSlice, ServiceObject } from '../../dist/proxy/model/index.js'
+import { Daemon } from '../../dist/proxy/daemon.js'
+import { defaultConfig } from '../../dist/proxy/config.js'
+import { FakeDataplane } from '../support/fake-dataplane.js'
 
 function recorder(): ChangeSink & { events: string[] } {
   const events: string[] = []
@@ -215,4 +221,97 @@ t.test('load(): a source that cannot be read rejects, never loads as empty', asy
   t.strictSame(sink.events, [], 'nothing fed')
   t.equal(source.stats.reloads, 0)
   t.ok((await readdir(dir)).length === 1)
+})
+
+// The daemon on the in-memory kernel, with a short sync period: the health timeout is 2 x 250 ms.
+const daemonConfig = () => ({ ...defaultConfig(), mode: 'ipvs' as const, healthzBindAddress: '127.0.0.1:0', metricsBindAddress: '127.0.0.1:0', ipvs: { ...defaultConfig().ipvs, syncPeriod: 250, minSyncPeriod: 0 } })
+const sysctl = () => {
+  const v = new Map<string, number>()
+  return { get: async (k: string) => v.get(k) ?? 0, set: async (k: string, n: number) => void v.set(k, n) }
+}
+const sliceYaml = (svc: string, ip: string): string =>
+  `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: ${svc}-x, labels: { kubernetes.io/service-name: ${svc} } }\naddressType: IPv4\nports: [{ port: 8080 }]\nendpoints: [{ addresses: [${ip}] }]\n`
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function probe(port: number, path = '/healthz'): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`http://127.0.0.1:${port}${path}`)
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> }
+}
+
+t.test('daemon: the manifest directory renamed away keeps every rule, fails /healthz after the timeout, recovers', async (t) => {
+  const parent = await tempDir(t)
+  const dir = join(parent, 'manifests')
+  await mkdir(dir)
+  await writeFile(join(dir, 'web.yaml'), `${svcYaml('web', '10.96.0.1')}---\n${sliceYaml('web', '10.244.0.1')}`)
+  await writeFile(join(dir, 'api.yaml'), `${svcYaml('api', '10.96.0.2')}---\n${sliceYaml('api', '10.244.0.2')}`)
+  const fake = new FakeDataplane({ nodeAddresses: [{ link: 'eth0', address: '192.168.1.10', prefix: 24 }] })
+  const log = quietLog()
+  const d = new Daemon({ config: daemonConfig(), manifests: dir, log, dataplane: fake, nodeName: 'n1', sysctl: sysctl() })
+  t.teardown(() => d.stop())
+  await d.start()
+  t.same(fake.dests('tcp/10.96.0.1:80'), ['10.244.0.1:8080 w1 masq'])
+  t.same(fake.dests('tcp/10.96.0.2:80'), ['10.244.0.2:8080 w1 masq'])
+
+  await rename(dir, `${dir}.away`)
+  await d.settled()
+  t.same(fake.dests('tcp/10.96.0.1:80'), ['10.244.0.1:8080 w1 masq'], 'web stays programmed')
+  t.same(fake.dests('tcp/10.96.0.2:80'), ['10.244.0.2:8080 w1 masq'], 'api too')
+  t.ok(d.metrics.sourceErrorsTotal.get({ source: 'manifests', reason: 'ENOENT' }) >= 1, 'the failure is counted')
+  t.equal((await probe(d.ports.healthz!)).status, 200, 'within the timeout: healthy')
+
+  // The outage lasts: each poll fails again; past 2 x syncPeriod, unhealthy.
+  await unlink(join(`${dir}.away`, 'api.yaml'))
+  for (let i = 0; i < 8; i++) {
+    await sleep(100)
+    await d.settled()
+  }
+  const bad = await probe(d.ports.healthz!)
+  t.equal(bad.status, 503, '/healthz fails')
+  t.match(bad.body, { healthy: false, sourceError: /^manifests: ENOENT.*\(since \d{4}-/ }, 'saying why')
+  t.equal((await probe(d.ports.healthz!, '/livez')).status, 503, '/livez too: the proxy is not following its source')
+  t.same(fake.dests('tcp/10.96.0.2:80'), ['10.244.0.2:8080 w1 masq'], 'api is still there: its removal has not been read')
+  const metrics = await (await fetch(`http://127.0.0.1:${d.ports.metrics}/metrics`)).text()
+  t.match(metrics, /^tsproxy_source_errors_total\{reason="ENOENT",source="manifests"\} [1-9]\d*$/m, 'on /metrics')
+
+  await rename(`${dir}.away`, dir)
+  await d.settled()
+  t.equal((await probe(d.ports.healthz!)).status, 200, 'readable again: healthy')
+  t.equal(fake.service('tcp/10.96.0.2:80'), undefined, 'the removal made meanwhile applies')
+  t.same(fake.dests('tcp/10.96.0.1:80'), ['10.244.0.1:8080 w1 masq'], 'web untouched')
+})
+
+t.test('daemon: a manifest directory that cannot be read at start is waited for; nothing is written meanwhile', async (t) => {
+  const parent = await tempDir(t)
+  const dir = join(parent, 'manifests')
+  const fake = new FakeDataplane({ nodeAddresses: [{ link: 'eth0', address: '192.168.1.10', prefix: 24 }] })
+  const log = quietLog()
+  const config = { ...daemonConfig(), healthzBindAddress: '127.0.0.1:0' }
+  const d = new Daemon({ config, manifests: dir, log, dataplane: fake, nodeName: 'n1', sysctl: sysctl() })
+  t.teardown(() => d.stop())
+  let started = false
+  const starting = d.start().then(() => void (started = true))
+  await sleep(700)
+  t.equal(started, false, 'start waits')
+  t.same(fake.writes(), [], 'nothing written to the kernel')
+  t.ok(log.lines.some((l) => l.level === 'warn' && /cannot read the manifests; waiting/.test(l.msg)), 'the wait is logged')
+  t.ok(d.metrics.sourceErrorsTotal.get({ source: 'manifests', reason: 'ENOENT' }) >= 1, 'and counted')
+  const bad = await probe(d.ports.healthz!)
+  t.equal(bad.status, 503, 'waiting longer than the health timeout fails /healthz')
+  t.match(bad.body, { sourceError: /ENOENT/ })
+
+  await mkdir(dir)
+  await writeFile(join(dir, 'web.yaml'), `${svcYaml('web', '10.96.0.1')}---\n${sliceYaml('web', '10.244.0.1')}`)
+  await starting
+  t.same(fake.dests('tcp/10.96.0.1:80'), ['10.244.0.1:8080 w1 masq'], 'read, then programmed')
+  t.equal((await probe(d.ports.healthz!)).status, 200)
+})
+
+t.test('daemon: stop() ends the wait for a source that never reads', async (t) => {
+  const fake = new FakeDataplane({ nodeAddresses: [] })
+  const d = new Daemon({ config: daemonConfig(), manifests: '/nonexistent/tsproxy-manifests', log: quietLog(), dataplane: fake, nodeName: 'n1', sysctl: sysctl() })
+  const starting = d.start()
+  await sleep(50)
+  await d.stop()
+  await t.rejects(starting, /stopped before the manifests could be read/)
+  t.same(fake.writes(), [])
 })
