@@ -294,8 +294,8 @@ export class Daemon {
 
   /**
    * The first read of the manifests. A source that cannot be read is waited for,
-   * as kube-proxy waits for its informers' first lists: nothing is written to the
-   * kernel before it reads (a first sync from nothing would remove every service).
+   * as kube-proxy waits for its informers' first lists: no rule is written
+   * before it reads (a first sync from nothing would remove every service).
    */
   async #loadManifests(source: ManifestSource): Promise<ReloadResult> {
     let last = ''
@@ -310,7 +310,7 @@ export class Daemon {
         const message = e instanceof Error ? e.message : String(e)
         this.metrics.sourceErrorsTotal.inc({ source: 'manifests', reason })
         this.health.sourceFailed('manifests', message)
-        if (message !== last) this.#log('warn', 'cannot read the manifests; waiting for them, nothing is written before they read', { path: source.path, error: message })
+        if (message !== last) this.#log('warn', 'cannot read the manifests; waiting for them, no rule is written before they read', { path: source.path, error: message })
         last = message
         await new Promise<void>((wake) => {
           const timer = setTimeout(wake, 1000)
