@@ -20,7 +20,7 @@ import { applyConntrackSettings, conntrackSettings, type SysctlIO } from './conn
 import { getSysctl, setSysctl } from '../sysctl.js'
 import { availableParallelism } from 'node:os'
 import { ServiceHealthServer, type ServiceHealth } from './servicehealth.js'
-import { ManifestSource, type Log } from './sources/manifests.js'
+import { ManifestSource, type Log, type ReloadResult } from './sources/manifests.js'
 import { KubernetesSource } from './sources/kube/source.js'
 import type { KubeApi } from './sources/kube/client.js'
 import { ipFamilyOf, joinHostPort } from './model/fields.js'
@@ -105,6 +105,9 @@ export class Daemon {
   /** Service ports with a healthCheckNodePort. */
   readonly #hcPorts = new Set<string>()
   #drainTimer: NodeJS.Timeout | undefined
+  #stopped = false
+  /** Ends the wait for an unreadable source at start. */
+  #wake: (() => void) | undefined
   /** The last sync's report. */
   lastSync: (SyncReport & { at: Date; ms: number }) | undefined
 
@@ -209,7 +212,12 @@ export class Daemon {
         log: this.#log,
         onError: (e) => {
           if (e.kind === 'refused') this.metrics.sourceObjectsRefusedTotal.inc()
+          if (e.kind === 'list' || e.kind === 'watch') {
+            this.metrics.sourceErrorsTotal.inc({ source: 'kubernetes', reason: e.kind })
+            this.health.sourceFailed(`kubernetes ${e.resource}`, `${e.kind}: ${e.error.message}`)
+          }
         },
+        onRecovered: (resource) => this.health.sourceRecovered(`kubernetes ${resource}`),
         onNode: (_previous, node) => {
           // A node on its way out fails /healthz (not /livez): load balancers leave it.
           this.health.nodeEligible = !node?.deleting
@@ -232,8 +240,13 @@ export class Daemon {
         onReload: (r) => {
           if (r.errors.length > 0) this.metrics.manifestErrorsTotal.inc(undefined, r.errors.length)
         },
+        onReadError: (e) => {
+          this.metrics.sourceErrorsTotal.inc({ source: 'manifests', reason: e.reason })
+          if (e.scope === 'source') this.health.sourceFailed('manifests', e.message)
+        },
+        onReadable: () => this.health.sourceRecovered('manifests'),
       })
-      const loaded = await this.#source.load()
+      const loaded = await this.#loadManifests(this.#source)
       if (loaded.errors.length > 0) this.metrics.manifestErrorsTotal.inc(undefined, loaded.errors.length)
       this.#log('info', 'manifests loaded', { path: this.#source.path, services: this.#source.stats.services, endpointSlices: this.#source.stats.endpointSlices, errors: loaded.errors.length })
     }
@@ -288,8 +301,41 @@ export class Daemon {
     await this.#runner.idle()
   }
 
+  /**
+   * The first read of the manifests. A source that cannot be read is waited for,
+   * as kube-proxy waits for its informers' first lists: no rule is written
+   * before it reads (a first sync from nothing would remove every service).
+   */
+  async #loadManifests(source: ManifestSource): Promise<ReloadResult> {
+    let last = ''
+    for (;;) {
+      try {
+        const r = await source.load()
+        this.health.sourceRecovered('manifests')
+        return r
+      } catch (e) {
+        if (this.#stopped) throw new Error('stopped before the manifests could be read')
+        const reason = (e as NodeJS.ErrnoException).code ?? 'EUNKNOWN'
+        const message = e instanceof Error ? e.message : String(e)
+        this.metrics.sourceErrorsTotal.inc({ source: 'manifests', reason })
+        this.health.sourceFailed('manifests', message)
+        if (message !== last) this.#log('warn', 'cannot read the manifests; waiting for them, no rule is written before they read', { path: source.path, error: message })
+        last = message
+        await new Promise<void>((wake) => {
+          const timer = setTimeout(wake, 1000)
+          this.#wake = () => {
+            clearTimeout(timer)
+            wake()
+          }
+        })
+      }
+    }
+  }
+
   /** Stops watching, serving and syncing; the kernel state stays (connections survive a restart). */
   async stop(): Promise<void> {
+    this.#stopped = true
+    this.#wake?.()
     clearTimeout(this.#drainTimer)
     await this.#source?.close()
     await this.#kube?.stop()

@@ -2,7 +2,12 @@
 // server (healthzBindAddress: /healthz, /livez) and the metrics server
 // (metricsBindAddress: /metrics, /proxyMode). Routes are plain functions of the
 // request; a route that throws gets a 500 and a log line, never a crash.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+//
+// Every server of the daemon (these two and the service health checks) caps its
+// connections and closes idle ones within seconds: a client holding connections
+// open must not take the descriptors the rest of the process needs (the
+// manifest source's reads, netlink sockets, the API watches).
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ValidationError } from '../errors.js'
 import { splitHostPort } from './config.js'
@@ -19,12 +24,72 @@ export interface Reply {
 
 export type Route = (req: IncomingMessage) => Reply | Promise<Reply>
 
+export interface HttpLimits {
+  /**
+   * Open connections per server; past it a connection is closed as soon as
+   * accepted. Probes (kubelet, load balancers, Prometheus) hold a few for
+   * milliseconds: 64 is far above that, and 64 + 64 + 256 (every service health
+   * check together) stays well under the 1024 descriptors a process is often
+   * limited to.
+   */
+  maxConnections: number
+  /** For all the service health-check servers together. */
+  serviceHealthMaxConnections: number
+  /** A connection must have sent its request headers within this (an idle new connection included). */
+  headersTimeoutMs: number
+  /** And its whole request within this. */
+  requestTimeoutMs: number
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number
+  /** A socket with no traffic this long (a client that stopped reading its answer) is closed. */
+  idleTimeoutMs: number
+  /** How often Node looks for connections past the headers and request timeouts. */
+  checkIntervalMs: number
+}
+
+export const HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  maxConnections: 64,
+  serviceHealthMaxConnections: 256,
+  headersTimeoutMs: 5000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5000,
+  idleTimeoutMs: 10_000,
+  checkIntervalMs: 1000,
+})
+
+/** Open connections counted against a cap; one shared by several servers caps them together. */
+export interface ConnectionCap {
+  readonly max: number
+  open: number
+}
+
+/** An HTTP server with the daemon's timeouts, counting its connections against `cap`. */
+export function limitedServer(handler: RequestListener | undefined, cap: ConnectionCap, limits: Readonly<HttpLimits> = HTTP_LIMITS): Server {
+  const server = createServer({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionsCheckingInterval: limits.checkIntervalMs,
+  })
+  if (handler) server.on('request', handler)
+  // Without a 'timeout' listener, Node destroys the socket that timed out.
+  server.setTimeout(limits.idleTimeoutMs)
+  server.on('connection', (socket) => {
+    if (cap.open >= cap.max) return void socket.destroy()
+    cap.open++
+    socket.once('close', () => void cap.open--)
+  })
+  return server
+}
+
 export interface ServerOptions {
   /** 'ip:port' or '[ipv6]:port'; port 0 picks a free one. */
   address: string
   /** By exact path; the query string is ignored. */
   routes: Record<string, Route>
   log: Log
+  /** HTTP_LIMITS when not given (tests shorten them). */
+  limits?: Partial<HttpLimits>
 }
 
 export interface RunningServer {
@@ -45,7 +110,8 @@ export function startServer(options: ServerOptions): Promise<RunningServer> {
   }
   const { routes, log } = options
   // serve() handles its own errors; should logging itself fail, drop the connection, not the process.
-  const server = createServer((req, res) => void serve(req, res, routes, log).catch(() => res.destroy()))
+  const limits = { ...HTTP_LIMITS, ...options.limits }
+  const server = limitedServer((req, res) => void serve(req, res, routes, log).catch(() => res.destroy()), { max: limits.maxConnections, open: 0 }, limits)
   return new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(where.port, where.host, () => {
@@ -113,7 +179,8 @@ export function healthRoutes(health: ProxyHealth, metrics: Pick<KubeProxyMetrics
   const probe = (withNode: boolean): Reply => {
     const s = health.status()
     const nodeEligible = health.nodeEligible
-    const healthy = s.healthy && (!withNode || nodeEligible)
+    // /livez: only whether syncs keep up (node eligibility and unreadable sources are for /healthz)
+    const healthy = withNode ? s.healthy && nodeEligible : s.syncing
     const status = healthy ? 200 : 503
     ;(withNode ? metrics.proxyHealthzTotal : metrics.proxyLivezTotal).inc({ code: status })
     // kube-proxy's compatibility rule: a healthy proxy reports lastUpdated as now,
@@ -121,7 +188,9 @@ export function healthRoutes(health: ProxyHealth, metrics: Pick<KubeProxyMetrics
     const body: Record<string, unknown> = { lastUpdated: goTime(healthy ? s.currentTime : s.lastUpdated), currentTime: goTime(s.currentTime) }
     if (withNode) body.nodeEligible = nodeEligible
     // The proxier's own verdict: an ineligible node gives 503 with healthy: true.
-    body.healthy = s.healthy
+    body.healthy = withNode ? s.healthy : s.syncing
+    // Not in kube-proxy's body: why, when a source cannot be read (unhealthy once it lasts the health timeout).
+    if (s.sourceError) body.sourceError = `${s.sourceError.source}: ${s.sourceError.message} (since ${goTime(s.sourceError.since)})`
     return { status, type: 'application/json', body: JSON.stringify(body) }
   }
   return { '/healthz': () => probe(true), '/livez': () => probe(false) }

@@ -361,6 +361,8 @@ export interface KubeProxyMetrics {
   manifestErrorsTotal: Counter
   /** Objects from the API server that failed to parse, skipped. */
   sourceObjectsRefusedTotal: Counter
+  /** Reads of the source that failed (what it held stays), by source and reason. */
+  sourceErrorsTotal: Counter<'source' | 'reason'>
   kernelOperationsTotal: Counter<'subsystem' | 'result'>
   driftRepairsTotal: Counter<'subsystem'>
   syncErrorsTotal: Counter
@@ -384,6 +386,11 @@ export function kubeProxyMetrics(registry: Registry): KubeProxyMetrics {
     proxyLivezTotal: registry.counter('kubeproxy_proxy_livez_total', alpha('Cumulative proxy livez HTTP status'), ['code']),
     manifestErrorsTotal: registry.counter('tsproxy_manifest_errors_total', 'Manifest documents refused (bad YAML, invalid objects)'),
     sourceObjectsRefusedTotal: registry.counter('tsproxy_source_objects_refused_total', 'Objects from the API server refused (invalid), skipped'),
+    sourceErrorsTotal: registry.counter(
+      'tsproxy_source_errors_total',
+      'Reads of the source that failed, each retry counted; what it held stays applied. By source (manifests, kubernetes) and reason (errno code; list or watch)',
+      ['source', 'reason'],
+    ),
     kernelOperationsTotal: registry.counter('tsproxy_kernel_operations_total', 'Kernel operations sent, by subsystem (ipvs, ipset, iptables, route, conntrack, sysctl) and result (ok, error)', ['subsystem', 'result']),
     driftRepairsTotal: registry.counter('tsproxy_drift_repairs_total', 'Kernel objects found changed behind our back and put back, by subsystem', ['subsystem']),
     syncErrorsTotal: registry.counter('tsproxy_sync_errors_total', 'Syncs that failed and will be retried'),

@@ -2,7 +2,8 @@
 // externalTrafficPolicy Local gets an HTTP server on its healthCheckNodePort,
 // answering 200 while this node has a local endpoint for it and 503 when not, so
 // the cloud load balancer only sends traffic to nodes that can serve it locally.
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
+import { HTTP_LIMITS, limitedServer, type ConnectionCap, type HttpLimits } from './http.js'
 import type { Log } from './sources/manifests.js'
 
 export interface ServiceHealth {
@@ -16,11 +17,16 @@ export class ServiceHealthServer {
   readonly #log: Log
   readonly #host: string
   readonly #servers = new Map<number, { server: Server; health: ServiceHealth }>()
+  readonly #limits: Readonly<HttpLimits>
+  /** One cap for every port: a node may serve many of them. */
+  readonly #cap: ConnectionCap
 
   /** `host`: where to listen (kube-proxy: every address of the node). */
-  constructor(log: Log, host = '0.0.0.0') {
+  constructor(log: Log, host = '0.0.0.0', limits: Partial<HttpLimits> = {}) {
     this.#log = log
     this.#host = host
+    this.#limits = { ...HTTP_LIMITS, ...limits }
+    this.#cap = { max: this.#limits.serviceHealthMaxConnections, open: 0 }
   }
 
   /** The ports served now. */
@@ -41,7 +47,7 @@ export class ServiceHealthServer {
         have.health = health
         continue
       }
-      const entry = { server: createServer(), health }
+      const entry = { server: limitedServer(undefined, this.#cap, this.#limits), health }
       entry.server.on('request', (_req, res) => {
         const h = entry.health
         const body = JSON.stringify({ service: { namespace: h.namespace, name: h.name }, localEndpoints: h.localEndpoints, serviceProxyHealthy: true })

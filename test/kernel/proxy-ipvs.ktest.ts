@@ -4,7 +4,7 @@
 // netlink/libiptc code; ipvsadm, ipset and iptables-legacy-save are only read
 // here, as oracles, and the traffic itself is the final judge.
 import t from 'tap'
-import { mkdtempSync, rmSync, writeFileSync, unlinkSync } from 'node:fs'
+import { mkdtempSync, renameSync, rmSync, writeFileSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
@@ -262,6 +262,31 @@ t.test('drift is repaired by the periodic resync: ipvsadm -C, a set member delet
   t.ok(after > before, `tsproxy_drift_repairs_total{subsystem="ipvs"} grew (${before} -> ${after})`)
   const r = await many('p1', '10.96.0.10', 6)
   t.same(r.errors, [], 'traffic works again, hairpin included')
+})
+
+t.test('the manifest directory renamed away: every rule stays through full resyncs, /healthz fails, and what changed meanwhile applies after', async (t) => {
+  await until(() => !tool('ipvsadm', ['-Sn']).includes('10.96.0.17'), { what: 'bad.json\'s good service gone' })
+  const saved = tool('ipvsadm', ['-Sn'])
+  const from = daemon.logs.length
+  renameSync(dir, `${dir}.away`)
+  t.teardown(() => rmSync(`${dir}.away`, { recursive: true, force: true }))
+  await daemon.waitLog((r) => r.level === 'warn' && String(r.msg).startsWith('cannot read the manifest source'), { from })
+  await daemon.waitLog((r) => r.msg === 'full sync', { from: daemon.logs.length })
+  t.equal(tool('ipvsadm', ['-Sn']), saved, 'ipvsadm -Sn unchanged after a full resync without the source')
+  t.same((await many('node', '10.96.0.10', 3)).errors, [], 'traffic flows')
+  // 2 x --ipvs-sync-period (2s): 503 once the outage lasts 4 s.
+  const bad = await until(async () => {
+    const r = await daemon.get('/healthz', '127.0.0.1:10256')
+    return r.status === 503 ? r : undefined
+  }, { what: '/healthz 503', timeoutMs: 15_000 })
+  t.match(bad.text, /"sourceError":"manifests: ENOENT/, '/healthz says why')
+  t.ok(((await daemon.metric('tsproxy_source_errors_total{reason="ENOENT",source="manifests"}')) ?? 0) >= 1, 'counted')
+  unlinkSync(join(`${dir}.away`, 'drain.json'))
+  renameSync(`${dir}.away`, dir)
+  await until(() => !tool('ipvsadm', ['-Sn']).includes('10.96.0.16'), { what: 'the service removed meanwhile gone' })
+  t.equal(tool('ipvsadm', ['-Sn']).split('\n').filter((l) => !l.includes('10.96.0.16')).join('\n'), saved.split('\n').filter((l) => !l.includes('10.96.0.16')).join('\n'), 'and nothing else changed')
+  await until(async () => (await daemon.get('/healthz', '127.0.0.1:10256')).status === 200, { what: '/healthz 200 again' })
+  t.pass('/healthz is 200 again')
 })
 
 t.test('a daemon restart under a steady request loop fails no request and rewrites nothing', async (t) => {

@@ -25,6 +25,8 @@ interface Rig {
   inf: Informer<ServiceObject>
   events: string[]
   errors: InformerError[]
+  /** onRecovered calls. */
+  recovered: string[]
   logs: { level: string; msg: string; fields?: Record<string, unknown> }[]
 }
 
@@ -37,6 +39,7 @@ async function rig(t: Test, opts: { token?: string; expiredAs?: 'http' | 'event'
   t.teardown(() => client.close())
   const events: string[] = []
   const errors: InformerError[] = []
+  const recovered: string[] = []
   const logs: Rig['logs'] = []
   const log: Log = (level, msg, fields) => void logs.push({ level, msg, fields })
   const port = (o: ServiceObject): string => (o.skip ? o.skip : String(o.spec.ports[0]!.port))
@@ -53,11 +56,12 @@ async function rig(t: Test, opts: { token?: string; expiredAs?: 'http' | 'event'
     },
     log,
     onError: (e) => void errors.push(e),
+    onRecovered: (name) => void recovered.push(name),
     backoff: FAST,
     ...(opts.pageSize ? { pageSize: opts.pageSize } : {}),
   })
   t.teardown(() => inf.stop())
-  return { s, client, inf, events, errors, logs }
+  return { s, client, inf, events, errors, recovered, logs }
 }
 
 async function until(cond: () => boolean, ms = 10_000): Promise<void> {
@@ -263,10 +267,12 @@ t.test('a wrong token: a clear error, retried with backoff, synced once the toke
   const warned = r.logs.filter((l) => l.msg === 'list failed; retrying')
   t.equal(warned[0]!.level, 'warn', 'the first failure is a warning')
   t.ok(warned.slice(1).every((l) => l.level === 'debug'), 'the same failure again is logged quietly')
+  t.strictSame(r.recovered, [], 'not recovered while failing')
   // The server comes to accept the token the client sends.
   r.s.token = 'wrong'
   await r.inf.synced()
   t.strictSame(r.events, ['add default/a 80'])
+  t.strictSame(r.recovered, ['services'], 'the recovery reported once (the daemon\'s health hears it)')
 })
 
 t.test('stop: before the first list, synced() rejects; the loop ends', async (t) => {

@@ -8,10 +8,18 @@
 // server would refuse the update), and a document that cannot be identified at
 // all (a YAML syntax error) keeps every object its file held before, until the
 // file reads cleanly: an edit never half-applies, and a typo never drops traffic.
+//
+// A source that cannot be read is not an empty one: a directory that cannot be
+// listed (renamed away, EACCES, EMFILE when descriptors run out), or a file
+// source that cannot be read, keeps everything it held, and so does a file of
+// the directory that is listed but cannot be read (a directory in its place).
+// Only a file gone from a listing that succeeded is a removal. Each failed read
+// is reported (onReadError) and retried at the next poll; once the source reads
+// again the real difference applies.
 import { Serial } from '../../serial.js'
 import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
-import { readdir, readFile, stat } from 'node:fs/promises'
+import * as fsp from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import { ValidationError } from '../../errors.js'
 import type { ChangeSink } from '../changes.js'
@@ -95,6 +103,25 @@ export interface ManifestStats {
   reloads: number
 }
 
+/** A read of the source that failed; what it held stays as it was. */
+export interface SourceReadError {
+  /** 'source': the directory (or the file source) itself; 'file': one file of the directory. */
+  scope: 'source' | 'file'
+  path: string
+  /** The errno code (ENOENT, EACCES, EMFILE, ENOTDIR, EISDIR...), or ENOTFILE for a FIFO, socket or device. */
+  reason: string
+  message: string
+}
+
+/** What the source reads with (node:fs/promises): a seam for tests that need EMFILE on demand. */
+export interface ManifestFs {
+  readdir(path: string): Promise<string[]>
+  stat(path: string): Promise<{ isFile(): boolean; isDirectory(): boolean; mtimeMs: number; size: number; ino: number }>
+  readFile(path: string, encoding: 'utf8'): Promise<string>
+}
+
+const nodeFs: ManifestFs = { readdir: (p) => fsp.readdir(p), stat: (p) => fsp.stat(p), readFile: (p, e) => fsp.readFile(p, e) }
+
 export interface ManifestSourceOptions {
   /** A manifest file, or a directory whose *.yaml, *.yml and *.json files are read (not recursively). */
   path: string
@@ -111,6 +138,11 @@ export interface ManifestSourceOptions {
    * Default 1000. A poll stats the files; it reads only those that changed.
    */
   pollMs?: number
+  /** Each failed read of the source (after load(), which rejects instead) or of one of its files. */
+  onReadError?: (e: SourceReadError) => void
+  /** The source reads again after onReadError({ scope: 'source' }). */
+  onReadable?: () => void
+  fs?: ManifestFs
 }
 
 export class ManifestSource {
@@ -139,6 +171,14 @@ export class ManifestSource {
   #rescan = false
   readonly #serial = new Serial()
   #closed = false
+  #loaded = false
+  readonly #fs: ManifestFs
+  readonly #onReadError: ((e: SourceReadError) => void) | undefined
+  readonly #onReadable: (() => void) | undefined
+  /** Set while the source cannot be read: since when, and why. */
+  #unreadable: { since: Date; reason: string; message: string } | undefined
+  /** Files of the directory that are listed but cannot be read, by path: their last error. */
+  readonly #fileErrors = new Map<string, string>()
   /** The result of the last reload that read something. */
   lastResult: ReloadResult | undefined
   readonly stats: ManifestStats = { files: 0, documents: 0, services: 0, endpointSlices: 0, ignored: 0, errorsTotal: 0, reloads: 0 }
@@ -150,19 +190,40 @@ export class ManifestSource {
     this.#log = options.log ?? stderrLog
     this.#onReload = options.onReload
     this.#pollMs = options.pollMs ?? 1000
+    this.#fs = options.fs ?? nodeFs
+    this.#onReadError = options.onReadError
+    this.#onReadable = options.onReadable
   }
 
-  /** Reads everything once and feeds the sink; rejects if the path cannot be read at all. */
+  /** Since when and why the source cannot be read; undefined while it reads. */
+  get unreadable(): { since: Date; reason: string; message: string } | undefined {
+    return this.#unreadable
+  }
+
+  /**
+   * Reads everything once and feeds the sink; rejects, feeding nothing, if the
+   * path cannot be read (the directory listed, or the file read).
+   */
   async load(): Promise<ReloadResult> {
-    const st = await stat(this.path)
+    const st = await this.#fs.stat(this.path)
     this.#isDir = st.isDirectory()
     if (!this.#isDir && !st.isFile()) throw new Error(`${this.path}: neither a file nor a directory`)
-    return this.#enqueue(() => this.#reload(null))
+    const r = await this.#enqueue(() => this.#reload(null))
+    this.#loaded = true
+    return r
   }
 
   /** Starts watching (after load()); changes are applied after the debounce window. */
   watch(): void {
     if (this.#watcher || this.#closed) return
+    this.#startWatcher()
+    if (this.#pollMs > 0) {
+      this.#poller = setInterval(() => void this.#poll(), this.#pollMs)
+      this.#poller.unref()
+    }
+  }
+
+  #startWatcher(): void {
     const dir = this.#isDir ? this.path : dirname(this.path)
     const only = this.#isDir ? undefined : basename(this.path)
     // A directory watch also sees editors that write a new file and rename it over the old one.
@@ -180,30 +241,38 @@ export class ManifestSource {
       this.#schedule()
     })
     this.#watcher.on('error', (e) => this.#log('error', 'manifest watch failed', { path: this.path, error: String(e) }))
-    if (this.#pollMs > 0) {
-      this.#poller = setInterval(() => void this.#poll(), this.#pollMs)
-      this.#poller.unref()
-    }
   }
 
   /** Marks files whose stamp changed, and asks for a rescan when files came or went. */
   async #poll(): Promise<void> {
     if (this.#closed) return
+    // Unreadable: try again (the reload reports the error, or the recovery).
+    if (this.#unreadable) {
+      this.#rescan = true
+      return this.#schedule()
+    }
     let files: string[]
     try {
-      files = this.#isDir ? (await readdir(this.path)).filter(relevant).map((n) => join(this.path, n)) : [this.path]
+      files = this.#isDir ? (await this.#fs.readdir(this.path)).filter(relevant).map((n) => join(this.path, n)) : [this.path]
     } catch {
-      files = []
+      this.#rescan = true
+      return this.#schedule()
     }
     let found = false
-    if (files.length !== this.#stamps.size || files.some((f) => !this.#stamps.has(f))) {
+    // Files that failed to read have no stamp; they are retried, not rescanned for.
+    const known = this.#stamps.size + [...this.#fileErrors.keys()].filter((f) => !this.#stamps.has(f)).length
+    if (files.length !== known || files.some((f) => !this.#stamps.has(f) && !this.#fileErrors.has(f))) {
       this.#rescan = true
       found = true
     }
     for (const f of files) {
+      if (this.#fileErrors.has(f)) {
+        this.#dirty.add(f)
+        found = true
+      }
       const was = this.#stamps.get(f)
       if (was === undefined) continue
-      const now = await stat(f).then(stampOf, () => '')
+      const now = await this.#fs.stat(f).then(stampOf, () => '')
       if (now !== was) {
         this.#dirty.add(f)
         found = true
@@ -286,43 +355,44 @@ export class ManifestSource {
       return true
     }
     let candidates: string[]
+    let filesGone = 0
     if (!this.#isDir) candidates = [this.path]
-    else if (changed === null) {
-      let names: string[] = []
+    else {
+      // The listing decides what was removed; without one, nothing was.
+      let present: Set<string>
       try {
-        names = await readdir(this.path)
+        present = new Set((await this.#fs.readdir(this.path)).filter(relevant).map((n) => join(this.path, n)))
       } catch (e) {
-        this.#log('error', 'cannot read the manifest directory', { path: this.path, error: String(e) })
-        names = []
+        return this.#sourceFailed(e)
       }
-      const present = new Set(names.filter(relevant).map((n) => join(this.path, n)))
-      for (const f of [...this.#files.keys()]) if (!present.has(f)) forget(f)
+      for (const f of [...this.#files.keys()]) {
+        if (present.has(f) || !forget(f)) continue
+        filesGone++
+        this.#log('info', 'manifest file removed', { file: f })
+      }
       for (const f of this.#stamps.keys()) if (!present.has(f)) this.#stamps.delete(f)
-      candidates = [...present]
-    } else candidates = [...changed]
+      for (const f of this.#fileErrors.keys()) if (!present.has(f)) this.#fileErrors.delete(f)
+      candidates = changed === null ? [...present] : [...changed].filter((f) => present.has(f))
+    }
+    if (this.#unreadable && this.#isDir) this.#readable()
 
     let filesRead = 0
-    let filesGone = 0
     for (const file of candidates) {
       let text: string
       try {
-        const st = await stat(file)
-        if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOTFILE' })
-        text = await readFile(file, 'utf8')
+        const st = await this.#fs.stat(file)
+        if (!st.isFile()) throw Object.assign(new Error(st.isDirectory() ? 'a directory, not a file' : 'not a regular file'), { code: st.isDirectory() ? 'EISDIR' : 'ENOTFILE' })
+        text = await this.#fs.readFile(file, 'utf8')
         this.#stamps.set(file, stampOf(st))
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code
         this.#stamps.delete(file)
-        if (code === 'ENOENT' || code === 'ENOTFILE') {
-          if (forget(file)) {
-            filesGone++
-            this.#log('info', 'manifest file removed', { file })
-          }
-        } else {
-          this.#log('error', 'cannot read a manifest file; its objects stay as they were', { file, error: String(e) })
-        }
+        // The file source itself, or a file the listing has: kept as it was, retried at the next poll.
+        if (!this.#isDir) return this.#sourceFailed(e)
+        this.#fileFailed(file, e)
         continue
       }
+      if (this.#unreadable) this.#readable()
+      if (this.#fileErrors.delete(file)) this.#log('info', 'manifest file reads again', { file })
       const old = this.#files.get(file)
       const digest = digestOf(text)
       if (old && this.#digests.get(file) === digest) continue
@@ -422,6 +492,44 @@ export class ManifestSource {
       this.#log('info', 'manifests reloaded', { path: this.path, filesRead, added, updated, deleted, errors: errors.length })
     if (added + updated + deleted > 0) this.#onReload?.(result)
     return result
+  }
+
+  /** The source cannot be read: nothing changes, the next poll tries again. Before load() completes, rejects. */
+  #sourceFailed(e: unknown): ReloadResult {
+    if (!this.#loaded) throw e
+    this.#rescan = true
+    const reason = codeOf(e)
+    const message = e instanceof Error ? e.message : String(e)
+    if (this.#unreadable?.reason !== reason)
+      this.#log('warn', 'cannot read the manifest source; every object it held stays as it was until it reads again', { path: this.path, error: message })
+    this.#unreadable = { since: this.#unreadable?.since ?? new Date(), reason, message }
+    this.#onReadError?.({ scope: 'source', path: this.path, reason, message })
+    return { filesRead: 0, added: 0, updated: 0, deleted: 0, errors: [] }
+  }
+
+  #readable(): void {
+    const was = this.#unreadable!
+    this.#unreadable = undefined
+    this.#log('info', 'the manifest source reads again', { path: this.path, unreadableMs: Date.now() - was.since.getTime() })
+    // The directory there now may not be the one watched before (renamed away and back, replaced).
+    if (this.#watcher) {
+      this.#watcher.close()
+      try {
+        this.#startWatcher()
+      } catch (e) {
+        this.#watcher = undefined
+        this.#log('warn', 'cannot watch the manifest source again; polling only', { path: this.path, error: String(e) })
+      }
+    }
+    this.#onReadable?.()
+  }
+
+  #fileFailed(file: string, e: unknown): void {
+    const reason = codeOf(e)
+    const message = e instanceof Error ? e.message : String(e)
+    if (this.#fileErrors.get(file) !== reason) this.#log('warn', 'cannot read a manifest file; its objects stay as they were', { file, error: message })
+    this.#fileErrors.set(file, reason)
+    this.#onReadError?.({ scope: 'file', path: file, reason, message })
   }
 
   #count(entry: ManifestEntry, by: number): void {
@@ -526,6 +634,11 @@ export function readManifest(file: string, text: string, old?: ManifestFileState
   // A document nobody can name may have been any of the file's objects: keep them all.
   if (unidentified && old) for (const [key, entry] of old.objects) if (!state.objects.has(key)) state.objects.set(key, entry)
   return state
+}
+
+function codeOf(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code
+  return typeof code === 'string' && code !== '' ? code : 'EUNKNOWN'
 }
 
 function digestOf(text: string): string {

@@ -79,6 +79,8 @@ export interface InformerOptions<T> {
   handler: (previous: T | undefined, current: T | undefined) => void
   log?: Log
   onError?: (e: InformerError) => void
+  /** A list or watch works again after failing ('list' / 'watch' errors). */
+  onRecovered?: (resource: string) => void
   backoff?: Partial<BackoffOptions>
   /** Items per list page (default 500). */
   pageSize?: number
@@ -363,6 +365,7 @@ export class Informer<T> {
     if (this.#lastFailure === '') return
     this.#log('info', `${kind} works again`, { resource: this.name, resourceVersion: this.#rv })
     this.#lastFailure = ''
+    this.#o.onRecovered?.(this.name)
   }
 }
 

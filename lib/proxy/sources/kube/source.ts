@@ -74,6 +74,8 @@ export interface KubernetesSourceOptions {
   log?: Log
   /** Each refused object, failed list or watch, and handler failure: a counter. */
   onError?: (e: InformerError) => void
+  /** An informer ('services', 'endpointslices', 'nodes') lists or watches again after failing. */
+  onRecovered?: (resource: string) => void
   /** This node's object changed (appeared, its labels changed, it went away). */
   onNode?: (previous: NodeInfo | undefined, current: NodeInfo | undefined) => void
   backoff?: Partial<BackoffOptions>
@@ -100,6 +102,7 @@ export class KubernetesSource {
       client: options.client,
       log,
       ...(options.onError ? { onError: options.onError } : {}),
+      ...(options.onRecovered ? { onRecovered: options.onRecovered } : {}),
       ...(options.backoff ? { backoff: options.backoff } : {}),
       ...(options.pageSize ? { pageSize: options.pageSize } : {}),
       ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
