@@ -64,6 +64,7 @@ function mergeReports(reports: readonly SyncReport[]): SyncReport {
     errors: reports.flatMap((r) => r.errors),
     repaired: sum((r) => r.repaired) as SyncReport['repaired'],
     noLocalEndpoints: sum((r) => r.noLocalEndpoints) as SyncReport['noLocalEndpoints'],
+    conflicts: reports.reduce((n, r) => n + r.conflicts, 0),
   }
 }
 
@@ -397,6 +398,7 @@ export class Daemon {
     for (const [subsystem, n] of Object.entries(report.repaired)) if (n > 0) m.driftRepairsTotal.inc({ subsystem }, n)
     m.syncProxyRulesNoLocalEndpointsTotal.set(report.noLocalEndpoints.internal, { traffic_policy: 'internal' })
     m.syncProxyRulesNoLocalEndpointsTotal.set(report.noLocalEndpoints.external, { traffic_policy: 'external' })
+    m.serviceConflicts.set(report.conflicts)
     const now = Date.now()
     for (const at of changes.endpoints.triggerTimes.values()) if (now >= at) m.networkProgrammingDuration.observe((now - at) / 1000)
     if (report.errors.length > 0) {

@@ -179,6 +179,7 @@ export class IptablesProxier {
       errors: [],
       repaired: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0 },
       noLocalEndpoints: { internal: 0, external: 0 },
+      conflicts: 0,
     }
     const resync = options.full === true || !this.#synced
     // Pending changes first, so that what the resync then finds is drift.
