@@ -50,6 +50,11 @@ export class Claims {
     return this.#claimants.get(key)?.[0]!.key
   }
 
+  /** The ports that claim `key` but do not own it, in rank order. */
+  ignored(key: string): string[] {
+    return (this.#claimants.get(key) ?? []).slice(1).map((c) => c.key)
+  }
+
   /** Service ports left without some address:port they ask for. */
   get conflicts(): number {
     return this.#lost.size

@@ -79,6 +79,8 @@ export interface StatusEntry {
   /** iptables mode: packets through the service's rules (there is no per-connection count). */
   packets?: number
   endpoints: { address: string; weight: number; active: number; inactive: number }[]
+  /** IPVS mode: other service ports asking for this VIP, left out (lib/proxy/claims.ts). */
+  ignored?: string[]
 }
 
 export class Daemon {
@@ -322,6 +324,10 @@ export class Daemon {
             endpoints: (s.destinations ?? []).map((d) => ({ address: joinHostPort(d.address, d.port), weight: d.weight, active: d.activeConns, inactive: d.inactiveConns })),
           }
           if (s.persistent) entry.persistent = s.timeout
+          if (rec.ignored) entry.ignored = rec.ignored.map((k) => {
+            const other = this.services.ports.get(k)
+            return other ? servicePortNameString(other.name) : k
+          })
           out.push(entry)
         } else if (port) {
           // iptables mode: the cluster IP of this family, the endpoints as the
@@ -482,6 +488,7 @@ export function formatStatus(entries: StatusEntry[]): string {
     const sticky = e.persistent ? ` sticky ${e.persistent}s` : ''
     const load = e.packets !== undefined ? `${e.packets} packets` : `${e.connections} connections`
     lines.push(`${e.service}  ${e.protocol.toUpperCase()} ${e.vip}  ${e.scheduler}${sticky}  ${load}`)
+    if (e.ignored) lines.push(`    (also asked for by ${e.ignored.join(', ')}: ignored, this service ranks first)`)
     if (e.endpoints.length === 0) lines.push('    (no endpoints)')
     for (const d of e.endpoints) {
       const note = d.weight === 0 ? '  draining' : ''

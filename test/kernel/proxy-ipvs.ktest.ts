@@ -244,6 +244,7 @@ t.test('two manifests on one cluster IP:port: the first by name owns it, the oth
   t.match(warned[0], { level: 'warn', servers: ['tcp/10.96.0.18:80'], owner: 'default/dup-a:http/TCP', ignored: ['default/dup-b:http/TCP'] }, 'naming both services and the address:port')
   await until(async () => (await daemon.metric('tsproxy_service_conflicts')) === 1, { what: 'tsproxy_service_conflicts 1', timeoutMs: 5000 })
   t.pass('and counted in tsproxy_service_conflicts')
+  t.match(sh('node dist/proxy/main.js status'), /default\/dup-a:http\s+TCP 10\.96\.0\.18:80 .*\n\s+\(also asked for by default\/dup-b:http: ignored/, 'tsproxy status shows the owner and the ignored one')
 
   unlinkSync(join(dir, 'dup-a.json'))
   await until(() => JSON.stringify(dests()) === JSON.stringify(only(pods[1]!.ip, pods[2]!.ip)), { what: 'exactly dup-b\'s real servers', timeoutMs: 15_000 })

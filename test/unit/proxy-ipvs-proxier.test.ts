@@ -1125,6 +1125,8 @@ t.test('a contested server: endpoint changes of the loser write nothing; of the 
   let r = await h.sync()
   t.strictSame(h.fake.writes(), [], 'the loser\'s endpoints reach no kernel object')
   t.equal(r.conflicts, 1)
+  const st = await h.proxier.status()
+  t.strictSame(st.map((s) => [s.servicePort, s.ignored]), [['ns/a:http/TCP', ['ns/b:http/TCP']]], 'status: the owner, and who else asks for its VIP')
   h.put(slice('a-1', 'a', ['10.0.0.1', '10.0.0.9']))
   r = await h.sync()
   t.strictSame(h.fake.writes(), ['ipvs addDestination tcp/10.96.0.10:80 10.0.0.9:8080 w1 masq'])

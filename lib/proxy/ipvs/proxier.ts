@@ -349,13 +349,16 @@ export class IpvsProxier implements Proxier {
   }
 
   /** The programmed virtual servers with live statistics, named by service port (for `tsproxy status`). */
-  async status(): Promise<{ servicePort: string; server: ServiceRecord }[]> {
+  async status(): Promise<{ servicePort: string; server: ServiceRecord; ignored?: string[] }[]> {
     const listed = await this.#dp.ipvs.listServices({ destinations: true })
-    const out: { servicePort: string; server: ServiceRecord }[] = []
+    const out: { servicePort: string; server: ServiceRecord; ignored?: string[] }[] = []
     for (const s of listed) {
       if (s.protocol === undefined || s.address === undefined || s.port === undefined) continue
-      const mine = this.#servers.get(serverKey(s.protocol, s.address, s.port))
-      if (mine) out.push({ servicePort: mine.servicePort, server: s })
+      const key = serverKey(s.protocol, s.address, s.port)
+      const mine = this.#servers.get(key)
+      if (!mine) continue
+      const ignored = this.#claims.ignored(key)
+      out.push(ignored.length > 0 ? { servicePort: mine.servicePort, server: s, ignored } : { servicePort: mine.servicePort, server: s })
     }
     return out.sort((a, b) => (a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0))
   }
