@@ -1132,3 +1132,33 @@ t.test('a contested server: endpoint changes of the loser write nothing; of the 
   t.strictSame(h.fake.writes(), ['ipvs addDestination tcp/10.96.0.10:80 10.0.0.9:8080 w1 masq'])
   t.equal(r.ports, 1)
 })
+
+t.test('three services on one VIP: ownership passes down the ranks; the end of the conflict is logged', async (t) => {
+  const logs: Json[] = []
+  const h = harness({ log: (level, msg, fields) => void (level !== 'debug' && msg.startsWith('services conflict') && logs.push({ level, msg, ...fields })) })
+  const three = ['a', 'b', 'c']
+  for (const n of [...three].reverse()) h.put(svcAt(n, { clusterIP: '10.96.0.10' }), slice(`${n}-1`, n, [`10.0.0.${n.charCodeAt(0) - 96}`]))
+  let r = await h.sync()
+  t.equal(r.conflicts, 2, 'b and c are each left without the VIP')
+  t.strictSame(h.fake.dests('tcp/10.96.0.10:80'), ['10.0.0.1:8080 w1 masq'])
+  t.match(logs.at(-1), { level: 'warn', owner: 'ns/a:http/TCP', ignored: ['ns/b:http/TCP', 'ns/c:http/TCP'] })
+  const n = logs.length
+  h.deleteService('a')
+  r = await h.sync()
+  await h.proxier.drain()
+  t.strictSame(h.fake.dests('tcp/10.96.0.10:80'), ['10.0.0.2:8080 w1 masq'], 'b next')
+  t.equal(r.conflicts, 1)
+  t.match(logs.slice(n), [{ level: 'warn', owner: 'ns/b:http/TCP', ignored: ['ns/c:http/TCP'] }])
+  h.deleteService('b')
+  r = await h.sync()
+  await h.proxier.drain()
+  t.strictSame(h.fake.dests('tcp/10.96.0.10:80'), ['10.0.0.3:8080 w1 masq'], 'then c')
+  t.equal(r.conflicts, 0)
+  t.match(logs.at(-1), { level: 'info', msg: 'services conflict ended', servers: ['tcp/10.96.0.10:80'], owner: 'ns/c:http/TCP' })
+  t.equal(logs.length, n + 2, 'one line per change')
+  h.deleteService('c')
+  await h.sync()
+  t.equal(h.fake.services.size, 0)
+  t.strictSame(nonEmptySets(h.fake), {}, 'nothing left')
+  t.strictSame(h.fake.addressesOf('kube-ipvs0'), [])
+})
