@@ -75,6 +75,7 @@ export class Claims {
     const before = this.#of.get(port) ?? []
     const changed = new Map<string, string | undefined>()
     if (before.length === 0 && keys.length === 0) return changed
+    const had = new Set(before)
     const now = new Set(keys)
     const all = new Set([...before, ...keys])
     const started = new Map<string, { owner: string; ignored: string[]; servers: string[] }>()
@@ -97,7 +98,7 @@ export class Claims {
       const owner = list[0]?.key
       if (owner !== was) changed.set(key, was)
       // Logged once per change: a port joining or leaving, or the owner changing; not a recompute.
-      const membership = !before.includes(key) || !now.has(key)
+      const membership = !had.has(key) || !now.has(key)
       if (list.length > 1 && (membership || owner !== was)) {
         const ignored = list.slice(1).map((c) => c.key)
         const group = `${owner} ${ignored.join(' ')}`
