@@ -64,6 +64,7 @@ function mergeReports(reports: readonly SyncReport[]): SyncReport {
     errors: reports.flatMap((r) => r.errors),
     repaired: sum((r) => r.repaired) as SyncReport['repaired'],
     noLocalEndpoints: sum((r) => r.noLocalEndpoints) as SyncReport['noLocalEndpoints'],
+    conflicts: reports.reduce((n, r) => n + r.conflicts, 0),
   }
 }
 
@@ -78,6 +79,8 @@ export interface StatusEntry {
   /** iptables mode: packets through the service's rules (there is no per-connection count). */
   packets?: number
   endpoints: { address: string; weight: number; active: number; inactive: number }[]
+  /** IPVS mode: other service ports asking for this VIP, left out (lib/proxy/claims.ts). */
+  ignored?: string[]
 }
 
 export class Daemon {
@@ -376,6 +379,10 @@ export class Daemon {
             endpoints: (s.destinations ?? []).map((d) => ({ address: joinHostPort(d.address, d.port), weight: d.weight, active: d.activeConns, inactive: d.inactiveConns })),
           }
           if (s.persistent) entry.persistent = s.timeout
+          if (rec.ignored) entry.ignored = rec.ignored.map((k) => {
+            const other = this.services.ports.get(k)
+            return other ? servicePortNameString(other.name) : k
+          })
           out.push(entry)
         } else if (port) {
           // iptables mode: the cluster IP of this family, the endpoints as the
@@ -452,6 +459,7 @@ export class Daemon {
     for (const [subsystem, n] of Object.entries(report.repaired)) if (n > 0) m.driftRepairsTotal.inc({ subsystem }, n)
     m.syncProxyRulesNoLocalEndpointsTotal.set(report.noLocalEndpoints.internal, { traffic_policy: 'internal' })
     m.syncProxyRulesNoLocalEndpointsTotal.set(report.noLocalEndpoints.external, { traffic_policy: 'external' })
+    m.serviceConflicts.set(report.conflicts)
     const now = Date.now()
     for (const at of changes.endpoints.triggerTimes.values()) if (now >= at) m.networkProgrammingDuration.observe((now - at) / 1000)
     if (report.errors.length > 0) {
@@ -535,6 +543,7 @@ export function formatStatus(entries: StatusEntry[]): string {
     const sticky = e.persistent ? ` sticky ${e.persistent}s` : ''
     const load = e.packets !== undefined ? `${e.packets} packets` : `${e.connections} connections`
     lines.push(`${e.service}  ${e.protocol.toUpperCase()} ${e.vip}  ${e.scheduler}${sticky}  ${load}`)
+    if (e.ignored) lines.push(`    (also asked for by ${e.ignored.join(', ')}: ignored, this service ranks first)`)
     if (e.endpoints.length === 0) lines.push('    (no endpoints)')
     for (const d of e.endpoints) {
       const note = d.weight === 0 ? '  draining' : ''

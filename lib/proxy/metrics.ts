@@ -366,6 +366,8 @@ export interface KubeProxyMetrics {
   kernelOperationsTotal: Counter<'subsystem' | 'result'>
   driftRepairsTotal: Counter<'subsystem'>
   syncErrorsTotal: Counter
+  /** Service ports left without an address:port that an older service also asks for: a state, not events. */
+  serviceConflicts: Gauge
 }
 
 /** Registers kube-proxy's metrics (names, help, buckets as kube-proxy has them) and tsproxy's own. */
@@ -394,6 +396,7 @@ export function kubeProxyMetrics(registry: Registry): KubeProxyMetrics {
     kernelOperationsTotal: registry.counter('tsproxy_kernel_operations_total', 'Kernel operations sent, by subsystem (ipvs, ipset, iptables, route, conntrack, sysctl) and result (ok, error)', ['subsystem', 'result']),
     driftRepairsTotal: registry.counter('tsproxy_drift_repairs_total', 'Kernel objects found changed behind our back and put back, by subsystem', ['subsystem']),
     syncErrorsTotal: registry.counter('tsproxy_sync_errors_total', 'Syncs that failed and will be retried'),
+    serviceConflicts: registry.gauge('tsproxy_service_conflicts', 'Service ports denied an address:port (cluster IP, external IP, load-balancer IP or node port) that a service ranking first also asks for'),
   }
 }
 

@@ -8,7 +8,7 @@ export type { ProxyState, StaleConntrack, SyncReport } from './ipvs/proxier.js'
 
 /** One programmed service port, for `tsproxy status`: an IPVS virtual server, or iptables chains with counters. */
 export type StatusRecord =
-  | { servicePort: string; server: ServiceRecord }
+  | { servicePort: string; server: ServiceRecord; ignored?: string[] }
   | { servicePort: string; chains: string[]; packets: number; bytes: number }
 
 export interface Proxier {

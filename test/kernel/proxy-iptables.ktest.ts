@@ -51,6 +51,10 @@ function driver(dp: IptablesDataplane, clusterCIDR: string) {
         m.set(o.metadata.name, o)
       }
     },
+    deleteService(name: string) {
+      services.update(svcs.get(name), undefined)
+      svcs.delete(name)
+    },
     sync(full = false): Promise<SyncReport> {
       const ch = applyChanges(services, endpoints)
       return proxier.sync(state, ch.servicePorts, { full })
@@ -241,6 +245,31 @@ t.test('traffic', async (t) => {
     t.ok(ks.some((l) => l.includes('-d 10.96.0.20/32')))
     const r = await many('node', '10.96.0.20', 3)
     t.same(Object.keys(r.counts), ['p3'])
+  })
+
+  t.test('two services on one cluster IP:port: only the first by name has rules; the other takes over when it goes', async (t) => {
+    const rules = () => save('nat').filter((l) => l.startsWith('-A KUBE-SERVICES -d 10.96.0.21/32'))
+    // dup-b first: arrival order does not decide.
+    d.put(service('dup-b', { clusterIP: '10.96.0.21', ports: http(80) }), slice('dup-b', [{ ip: pods[1]!.ip }, { ip: pods[2]!.ip }]))
+    await d.sync()
+    d.put(service('dup-a', { clusterIP: '10.96.0.21', ports: http(80) }), slice('dup-a', [{ ip: pods[0]!.ip }]))
+    let r = await d.sync()
+    t.same(r.errors, [])
+    t.equal(r.conflicts, 1, 'counted')
+    t.equal(rules().length, 1, 'one rule for 10.96.0.21:80 in nat KUBE-SERVICES')
+    t.match(rules()[0], /"default\/dup-a:http cluster IP"/, 'dup-a\'s')
+    t.same((await many('node', '10.96.0.21', 6)).counts, { p1: 6 }, 'only dup-a\'s pod answers')
+    d.deleteService('dup-a')
+    r = await d.sync()
+    t.equal(r.conflicts, 0)
+    t.equal(rules().length, 1)
+    t.match(rules()[0], /"default\/dup-b:http cluster IP"/, 'dup-a deleted: dup-b\'s rule')
+    const m = await many('node', '10.96.0.21', 30)
+    t.same(m.errors, [])
+    t.same(Object.keys(m.counts).sort(), ['p2', 'p3'], 'dup-b\'s pods answer')
+    d.deleteService('dup-b')
+    await d.sync()
+    t.same(rules(), [])
   })
 
   t.test('drift: a flushed KUBE-SERVICES is repaired by a full sync', async (t) => {

@@ -227,6 +227,37 @@ t.test('an endpoint removed while a connection is open: it finishes, new ones go
   t.pass('the drained endpoint was deleted once its connection ended')
 })
 
+t.test('two manifests on one cluster IP:port: the first by name owns it, the other takes over when it goes', async (t) => {
+  const dests = () => tool('ipvsadm', ['-Sn']).split('\n').filter((l) => l.startsWith('-a -t 10.96.0.18:80 ')).sort()
+  const only = (...ps: string[]) => ps.map((ip) => `-a -t 10.96.0.18:80 -r ${ip}:8080 -m -w 1`)
+  write('dup-a.json', service('dup-a', { type: 'ClusterIP', clusterIP: '10.96.0.18', ports: http(80) }), slice('dup-a', [{ ip: pods[0]!.ip }]))
+  await until(() => dests().length === 1, { what: 'dup-a programmed' })
+  const from = daemon.logs.length
+  // dup-b's second port (no conflict) shows when its sync has run.
+  const ports = [...http(80), { name: 'alt', protocol: 'TCP', port: 81, targetPort: 8080 }]
+  write('dup-b.json', service('dup-b', { type: 'ClusterIP', clusterIP: '10.96.0.18', ports }), slice('dup-b', [{ ip: pods[1]!.ip }, { ip: pods[2]!.ip }]))
+  await until(() => tool('ipvsadm', ['-Sn']).includes('-A -t 10.96.0.18:81 '), { what: 'dup-b\'s other port programmed' })
+  t.same(dests(), only(pods[0]!.ip), 'ipvsadm: exactly dup-a\'s real server, though dup-b came last')
+  t.same((await many('node', '10.96.0.18', 4)).counts, { p1: 4 }, 'only dup-a\'s pod answers')
+  const warned = daemon.logs.slice(from).filter((r) => r.msg === 'services conflict: the same virtual server')
+  t.equal(warned.length, 1, 'the conflict is logged once')
+  t.match(warned[0], { level: 'warn', servers: ['tcp/10.96.0.18:80'], owner: 'default/dup-a:http/TCP', ignored: ['default/dup-b:http/TCP'] }, 'naming both services and the address:port')
+  await until(async () => (await daemon.metric('tsproxy_service_conflicts')) === 1, { what: 'tsproxy_service_conflicts 1', timeoutMs: 5000 })
+  t.pass('and counted in tsproxy_service_conflicts')
+  t.match(sh('node dist/proxy/main.js status'), /default\/dup-a:http\s+TCP 10\.96\.0\.18:80 .*\n\s+\(also asked for by default\/dup-b:http: ignored/, 'tsproxy status shows the owner and the ignored one')
+
+  unlinkSync(join(dir, 'dup-a.json'))
+  await until(() => JSON.stringify(dests()) === JSON.stringify(only(pods[1]!.ip, pods[2]!.ip)), { what: 'exactly dup-b\'s real servers', timeoutMs: 15_000 })
+  t.pass('dup-a deleted: ipvsadm shows exactly dup-b\'s real servers')
+  const r = await many('node', '10.96.0.18', 6)
+  t.same(r.errors, [])
+  t.same(Object.keys(r.counts).sort(), ['p2', 'p3'], 'dup-b\'s pods answer')
+  await until(async () => (await daemon.metric('tsproxy_service_conflicts')) === 0, { what: 'tsproxy_service_conflicts 0', timeoutMs: 5000 })
+  t.pass('no conflict left')
+  unlinkSync(join(dir, 'dup-b.json'))
+  await until(() => !tool('ipvsadm', ['-Sn']).includes('10.96.0.18:'), { what: 'dup-b gone' })
+})
+
 t.test('bad manifests are logged, counted and skipped; the rest keeps working', async (t) => {
   const from = daemon.logs.length
   write(

@@ -3,7 +3,7 @@
 // nat/filter (test/support/fake-iptables.ts): first sync, no-op syncs, the
 // edits of a partial sync, adoption on start, drift repair, failures, cleanup.
 import t from 'tap'
-import { IptablesProxier, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
+import { IptablesProxier, ruleKey, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
 import { chainHash, endpointChain, portChains, portRules, probability } from '../../dist/proxy/iptables/rules.js'
 import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
 import { endpointsOf, parseEndpointSlice, parseService, servicePortsOf, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
@@ -370,3 +370,110 @@ t.test('cleanup removes our chains and jumps, nothing else', async (t) => {
   t.equal(r.chains, 4 + 3 + 4 + 1, 'nat: 4 fixed, SVC, EXT, SEP; filter: 4 shared, KUBE-FORWARD')
   t.equal(h.proxier.synced, false)
 })
+
+// ---- two services on one address:port -----------------------------------------------------
+
+const SHARED: Record<'nat' | 'filter', readonly string[]> = { nat: ['KUBE-SERVICES', 'KUBE-NODEPORTS'], filter: ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL'] }
+
+/** Both tables as rule texts; the shared chains sorted (which port's rules come first is not the point). */
+function tablesOf(fake: FakeIptables, sharedOnly = false): Record<string, string[]> {
+  const out: Record<string, string[]> = {}
+  for (const table of ['nat', 'filter'] as const)
+    for (const [chain, rules] of fake.tables[table]) {
+      const shared = SHARED[table].includes(chain)
+      if (sharedOnly && !shared) continue
+      out[`${table} ${chain}`] = shared ? rules.map(ruleKey).sort() : rules.map(ruleKey)
+    }
+  return out
+}
+
+type Objs = (ServiceObject | EndpointSlice)[]
+
+async function referenceTables(objs: Objs, sharedOnly = false) {
+  const h = harness()
+  h.put(...objs)
+  await h.sync()
+  return tablesOf(h.fake, sharedOnly)
+}
+
+const lbStatus = (ip: string) => ({ loadBalancer: { ingress: [{ ip }] } })
+const IPT_CONFLICTS: { what: string; a: Objs; b: Objs; bRest: Objs; dst?: string }[] = [
+  {
+    what: 'the same cluster IP:port',
+    a: [svc('a'), slice('a-1', 'a', ['10.244.0.1'])],
+    b: [svc('b'), slice('b-1', 'b', ['10.244.0.3', '10.244.0.4'])],
+    bRest: [],
+    dst: '10.96.0.10/32',
+  },
+  {
+    what: 'a shared external IP:port',
+    a: [svc('a', { externalIPs: ['203.0.113.7'] }), slice('a-1', 'a', ['10.244.0.1'])],
+    b: [svc('b', { clusterIP: '10.96.0.11', externalIPs: ['203.0.113.7'], externalTrafficPolicy: 'Local' }), slice('b-1', 'b', ['10.244.0.3'])],
+    bRest: [svc('b', { clusterIP: '10.96.0.11' }), slice('b-1', 'b', ['10.244.0.3'])],
+    dst: '203.0.113.7/32',
+  },
+  {
+    what: 'a shared load-balancer IP:port, one without endpoints',
+    a: [svc('a', { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, nodePort: 30080 }] }, lbStatus('198.51.100.5')), slice('a-1', 'a', ['10.244.0.1'])],
+    b: [svc('b', { type: 'LoadBalancer', clusterIP: '10.96.0.11', ports: [{ name: 'http', port: 80, nodePort: 30081 }], loadBalancerSourceRanges: ['10.0.0.0/8'] }, lbStatus('198.51.100.5'))],
+    bRest: [svc('b', { type: 'LoadBalancer', clusterIP: '10.96.0.11', ports: [{ name: 'http', port: 80, nodePort: 30081 }], loadBalancerSourceRanges: ['10.0.0.0/8'] })],
+    dst: '198.51.100.5/32',
+  },
+  {
+    what: 'the same node port',
+    a: [svc('a', { type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080 }] }), slice('a-1', 'a', ['10.244.0.1'])],
+    b: [svc('b', { type: 'NodePort', clusterIP: '10.96.0.11', ports: [{ name: 'http', port: 80, nodePort: 30080 }] }), slice('b-1', 'b', ['10.244.0.3'])],
+    bRest: [svc('b', { clusterIP: '10.96.0.11' }), slice('b-1', 'b', ['10.244.0.3'])],
+  },
+  {
+    what: 'one\'s cluster IP:port, the other\'s external IP:port',
+    a: [svc('a'), slice('a-1', 'a', ['10.244.0.1'])],
+    b: [svc('b', { clusterIP: '10.96.0.11', externalIPs: ['10.96.0.10'] }), slice('b-1', 'b', ['10.244.0.3'])],
+    bRest: [svc('b', { clusterIP: '10.96.0.11' }), slice('b-1', 'b', ['10.244.0.3'])],
+    dst: '10.96.0.10/32',
+  },
+]
+
+for (const cc of IPT_CONFLICTS) {
+  t.test(`two services on ${cc.what}: only the owner's rules match it, whatever the order; the other's when it goes`, async (t) => {
+    const both = await referenceTables([...cc.a, ...cc.bRest], true)
+    const onlyA = await referenceTables(cc.a)
+    const onlyB = await referenceTables(cc.b)
+    for (const order of ['a then b', 'b then a', 'together'] as const) {
+      const warnings: Json[] = []
+      const h = harness({ log: (level, msg, fields) => void (level === 'warn' && warnings.push({ msg, ...fields })) })
+      const deleteAll = (name: string) => {
+        h.deleteService(name)
+        h.put(slice(`${name}-1`, name, []))
+      }
+      if (order === 'a then b') (h.put(...cc.a), await h.sync(), h.put(...cc.b))
+      else if (order === 'b then a') (h.put(...cc.b), await h.sync(), h.put(...cc.a))
+      else h.put(...cc.a, ...cc.b)
+      let r = await h.sync()
+      t.strictSame(r.errors, [])
+      t.strictSame(tablesOf(h.fake, true), both, `${order}: the shared chains hold a's rules for the contested address:port, not b's`)
+      if (cc.dst) {
+        const matching = h.fake.chain('nat', 'KUBE-SERVICES')!.filter((x) => x.destination === cc.dst)
+        t.ok(matching.every((x) => (x.matches?.[0] as { comment: string }).comment.startsWith('ns/a:http')), `${order}: nat KUBE-SERVICES sends ${cc.dst} to a only`)
+      }
+      t.equal(r.conflicts, 1, `${order}: counted`)
+      t.equal(warnings.length, 1, `${order}: logged once`)
+      t.match(warnings[0], { msg: 'services conflict: the same virtual server', owner: 'ns/a:http/TCP', ignored: ['ns/b:http/TCP'] })
+      await h.sync(true)
+      t.same(h.fake.commits, [], `${order}: a full resync agrees`)
+
+      deleteAll('a')
+      r = await h.sync()
+      t.equal(r.conflicts, 0)
+      t.strictSame(tablesOf(h.fake), onlyB, `${order}: a deleted: as if only b had ever existed`)
+      await h.sync(true)
+      t.same(h.fake.commits, [], `${order}: and a full resync finds nothing to change`)
+      h.put(...cc.a)
+      await h.sync()
+      t.strictSame(tablesOf(h.fake, true), both, `${order}: a back: it owns the address:port again`)
+      deleteAll('b')
+      await h.sync(true)
+      t.strictSame(tablesOf(h.fake), onlyA, `${order}: b deleted: as if only a had ever existed (full resync)`)
+    }
+  })
+}

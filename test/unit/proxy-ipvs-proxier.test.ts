@@ -957,3 +957,208 @@ t.test('set names: kube-proxy\'s, unique across both families, within ipset\'s 3
   t.equal(setName('loadBalancerSourceCIDR', 'inet6'), 'KUBE-6-LOAD-BALANCER-SOURCE-CID', 'cut as kube-proxy cuts it')
   t.equal(setName('loopBack', 'inet6'), 'KUBE-6-LOOP-BACK')
 })
+
+// ---- two services on one virtual server --------------------------------------------------
+
+function svcAt(name: string, spec: Json, status: Json = {}, created?: string): ServiceObject {
+  return parseService({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: 'ns', ...(created ? { creationTimestamp: created } : {}) },
+    spec: { ports: [{ name: 'http', port: 80 }], ...spec },
+    status,
+  })
+}
+
+type Objs = (ServiceObject | EndpointSlice)[]
+
+/** The kernel of a fresh proxier that only ever saw `objs` (drained). */
+async function reference(objs: Objs) {
+  const h = harness()
+  h.put(...objs)
+  await h.sync()
+  await h.proxier.drain()
+  return snapshot(h.fake)
+}
+
+interface ConflictCase {
+  what: string
+  /** The owner (ns/a ranks before ns/b) and the other claimant. */
+  a: Objs
+  b: Objs
+  /** b without the contested address: what of b the kernel holds while a owns it. */
+  bRest: Objs
+  server: string
+}
+
+const lbStatus = (ip: string) => ({ loadBalancer: { ingress: [{ ip }] } })
+const CONFLICTS: ConflictCase[] = [
+  {
+    what: 'the same cluster IP:port',
+    a: [svcAt('a', { clusterIP: '10.96.0.10' }), slice('a-1', 'a', ['10.0.0.1', '10.0.0.2'])],
+    b: [svcAt('b', { clusterIP: '10.96.0.10', sessionAffinity: 'ClientIP' }), slice('b-1', 'b', ['10.0.0.3', '10.0.0.4'])],
+    bRest: [],
+    server: 'tcp/10.96.0.10:80',
+  },
+  {
+    what: 'a shared external IP:port',
+    a: [svcAt('a', { clusterIP: '10.96.0.10', externalIPs: ['203.0.113.7'] }), slice('a-1', 'a', ['10.0.0.1'])],
+    b: [svcAt('b', { clusterIP: '10.96.0.11', externalIPs: ['203.0.113.7'], externalTrafficPolicy: 'Local' }), slice('b-1', 'b', ['10.0.0.3', { ip: '10.0.0.4', node: NODE }])],
+    bRest: [svcAt('b', { clusterIP: '10.96.0.11' }), slice('b-1', 'b', ['10.0.0.3', { ip: '10.0.0.4', node: NODE }])],
+    server: 'tcp/203.0.113.7:80',
+  },
+  {
+    what: 'a shared load-balancer ingress IP:port',
+    a: [svcAt('a', { type: 'LoadBalancer', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, nodePort: 30080 }] }, lbStatus('198.51.100.5')), slice('a-1', 'a', ['10.0.0.1'])],
+    b: [
+      svcAt('b', { type: 'LoadBalancer', clusterIP: '10.96.0.11', ports: [{ name: 'http', port: 80, nodePort: 30081 }], loadBalancerSourceRanges: ['10.0.0.0/8'] }, lbStatus('198.51.100.5')),
+      slice('b-1', 'b', ['10.0.0.3']),
+    ],
+    bRest: [svcAt('b', { type: 'LoadBalancer', clusterIP: '10.96.0.11', ports: [{ name: 'http', port: 80, nodePort: 30081 }], loadBalancerSourceRanges: ['10.0.0.0/8'] }), slice('b-1', 'b', ['10.0.0.3'])],
+    server: 'tcp/198.51.100.5:80',
+  },
+  {
+    what: 'the same node port',
+    a: [svcAt('a', { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, nodePort: 30080 }] }), slice('a-1', 'a', ['10.0.0.1'])],
+    b: [svcAt('b', { type: 'NodePort', clusterIP: '10.96.0.11', ports: [{ name: 'http', port: 80, nodePort: 30080 }], externalTrafficPolicy: 'Local' }), slice('b-1', 'b', ['10.0.0.3', { ip: '10.0.0.4', node: NODE }])],
+    bRest: [svcAt('b', { clusterIP: '10.96.0.11' }), slice('b-1', 'b', ['10.0.0.3', { ip: '10.0.0.4', node: NODE }])],
+    server: 'tcp/192.168.1.10:30080',
+  },
+  {
+    what: 'one\'s cluster IP:port, the other\'s external IP:port',
+    a: [svcAt('a', { clusterIP: '10.96.0.10' }), slice('a-1', 'a', ['10.0.0.1'])],
+    b: [svcAt('b', { clusterIP: '10.96.0.11', externalIPs: ['10.96.0.10'] }), slice('b-1', 'b', ['10.0.0.3'])],
+    bRest: [svcAt('b', { clusterIP: '10.96.0.11' }), slice('b-1', 'b', ['10.0.0.3'])],
+    server: 'tcp/10.96.0.10:80',
+  },
+]
+
+for (const c of CONFLICTS) {
+  t.test(`two services on ${c.what}: one owner whatever the order, the other takes over when it goes`, async (t) => {
+    const onlyA = await reference(c.a)
+    const onlyB = await reference(c.b)
+    const both = await reference([...c.a, ...c.bRest])
+    t.notSame(onlyA.ipvs[c.server], onlyB.ipvs[c.server], 'the two services ask different things of the contested server')
+    for (const order of ['a then b', 'b then a', 'together'] as const) {
+      const warnings: Json[] = []
+      const h = harness({ log: (level, msg, fields) => void (level === 'warn' && warnings.push({ msg, ...fields })) })
+      if (order === 'a then b') (h.put(...c.a), await h.sync(), h.put(...c.b))
+      else if (order === 'b then a') (h.put(...c.b), await h.sync(), h.put(...c.a))
+      else h.put(...c.a, ...c.b)
+      let r = await h.sync()
+      t.strictSame(r.errors, [], `${order}: no kernel error`)
+      await h.proxier.drain()
+      t.strictSame(snapshot(h.fake), both, `${order}: a owns ${c.server}; b keeps only what does not collide`)
+      t.equal(r.conflicts, 1, `${order}: the conflict is counted`)
+      t.equal(warnings.length, 1, `${order}: and logged once`)
+      t.match(warnings[0], { msg: 'services conflict: the same virtual server', owner: 'ns/a:http/TCP', ignored: ['ns/b:http/TCP'] })
+      t.ok(warnings[0]?.servers.includes(c.server), `${order}: the warning names ${c.server}`)
+      r = await h.sync(true)
+      t.strictSame(h.fake.writes(), [], `${order}: a full resync agrees`)
+      t.equal(warnings.length, 1, `${order}: not logged again`)
+
+      // A restart adopts the same state.
+      const again = harness({}, h.fake)
+      again.put(...(order === 'b then a' ? [...c.b, ...c.a] : [...c.a, ...c.b]))
+      await again.sync()
+      t.strictSame(h.fake.writes(), [], `${order}: a new proxier writes nothing`)
+
+      h.deleteService('a')
+      h.deleteSlice('a-1')
+      r = await h.sync()
+      t.equal(r.full, false)
+      t.equal(r.conflicts, 0, `${order}: no conflict left`)
+      await h.proxier.drain()
+      t.strictSame(snapshot(h.fake), onlyB, `${order}: a deleted: the kernel is as if only b had ever existed (incremental)`)
+      await h.sync(true)
+      t.strictSame(h.fake.writes(), [], `${order}: and a full resync finds nothing to change`)
+
+      h.put(...c.a)
+      await h.sync()
+      await h.proxier.drain()
+      t.strictSame(snapshot(h.fake), both, `${order}: a back: it owns ${c.server} again`)
+      h.deleteService('b')
+      h.deleteSlice('b-1')
+      await h.sync(true)
+      await h.proxier.drain()
+      t.strictSame(snapshot(h.fake), onlyA, `${order}: b deleted: as if only a had ever existed (full resync)`)
+    }
+  })
+}
+
+t.test('the owner is the oldest service (creationTimestamp), then namespace/name', async (t) => {
+  const older = '2024-01-01T00:00:00Z'
+  const newer = '2024-06-01T00:00:00Z'
+  const a = (created?: string) => [svcAt('a', { clusterIP: '10.96.0.10' }, {}, created), slice('a-1', 'a', ['10.0.0.1'])]
+  const b = (created?: string) => [svcAt('b', { clusterIP: '10.96.0.10' }, {}, created), slice('b-1', 'b', ['10.0.0.2'])]
+  const owner = async (objs: Objs) => {
+    const h = harness()
+    h.put(...objs)
+    await h.sync()
+    return h.fake.dests('tcp/10.96.0.10:80')
+  }
+  const A = ['10.0.0.1:8080 w1 masq']
+  const B = ['10.0.0.2:8080 w1 masq']
+  t.strictSame(await owner([...a(newer), ...b(older)]), B, 'b is older: b owns')
+  t.strictSame(await owner([...b(older), ...a(newer)]), B, 'in either order')
+  t.strictSame(await owner([...a(older), ...b(newer)]), A)
+  t.strictSame(await owner([...a(older), ...b(older)]), A, 'the same age: by name')
+  t.strictSame(await owner([...a(), ...b(older)]), B, 'no timestamp (a manifest) ranks after any timestamp')
+
+  // The owner recreated: younger now, it loses the server to the other.
+  const h = harness()
+  h.put(...a(older), ...b(newer))
+  await h.sync()
+  t.strictSame(h.fake.dests('tcp/10.96.0.10:80'), A)
+  h.put(svcAt('a', { clusterIP: '10.96.0.10' }, {}, '2025-01-01T00:00:00Z'))
+  await h.sync()
+  await h.proxier.drain()
+  t.strictSame(h.fake.dests('tcp/10.96.0.10:80'), B)
+  t.throws(() => svcAt('c', { clusterIP: '10.96.0.12' }, {}, 'yesterday'), { name: 'ValidationError', message: /metadata\.creationTimestamp/ })
+})
+
+t.test('a contested server: endpoint changes of the loser write nothing; of the owner, what they change', async (t) => {
+  const h = harness()
+  h.put(svcAt('a', { clusterIP: '10.96.0.10' }), slice('a-1', 'a', ['10.0.0.1']), svcAt('b', { clusterIP: '10.96.0.10' }), slice('b-1', 'b', ['10.0.0.2']))
+  await h.sync()
+  h.put(slice('b-1', 'b', ['10.0.0.2', '10.0.0.3']))
+  let r = await h.sync()
+  t.strictSame(h.fake.writes(), [], 'the loser\'s endpoints reach no kernel object')
+  t.equal(r.conflicts, 1)
+  const st = await h.proxier.status()
+  t.strictSame(st.map((s) => [s.servicePort, s.ignored]), [['ns/a:http/TCP', ['ns/b:http/TCP']]], 'status: the owner, and who else asks for its VIP')
+  h.put(slice('a-1', 'a', ['10.0.0.1', '10.0.0.9']))
+  r = await h.sync()
+  t.strictSame(h.fake.writes(), ['ipvs addDestination tcp/10.96.0.10:80 10.0.0.9:8080 w1 masq'])
+  t.equal(r.ports, 1)
+})
+
+t.test('three services on one VIP: ownership passes down the ranks; the end of the conflict is logged', async (t) => {
+  const logs: Json[] = []
+  const h = harness({ log: (level, msg, fields) => void (level !== 'debug' && msg.startsWith('services conflict') && logs.push({ level, msg, ...fields })) })
+  const three = ['a', 'b', 'c']
+  for (const n of [...three].reverse()) h.put(svcAt(n, { clusterIP: '10.96.0.10' }), slice(`${n}-1`, n, [`10.0.0.${n.charCodeAt(0) - 96}`]))
+  let r = await h.sync()
+  t.equal(r.conflicts, 2, 'b and c are each left without the VIP')
+  t.strictSame(h.fake.dests('tcp/10.96.0.10:80'), ['10.0.0.1:8080 w1 masq'])
+  t.match(logs.at(-1), { level: 'warn', owner: 'ns/a:http/TCP', ignored: ['ns/b:http/TCP', 'ns/c:http/TCP'] })
+  const n = logs.length
+  h.deleteService('a')
+  r = await h.sync()
+  await h.proxier.drain()
+  t.strictSame(h.fake.dests('tcp/10.96.0.10:80'), ['10.0.0.2:8080 w1 masq'], 'b next')
+  t.equal(r.conflicts, 1)
+  t.match(logs.slice(n), [{ level: 'warn', owner: 'ns/b:http/TCP', ignored: ['ns/c:http/TCP'] }])
+  h.deleteService('b')
+  r = await h.sync()
+  await h.proxier.drain()
+  t.strictSame(h.fake.dests('tcp/10.96.0.10:80'), ['10.0.0.3:8080 w1 masq'], 'then c')
+  t.equal(r.conflicts, 0)
+  t.match(logs.at(-1), { level: 'info', msg: 'services conflict ended', servers: ['tcp/10.96.0.10:80'], owner: 'ns/c:http/TCP' })
+  t.equal(logs.length, n + 2, 'one line per change')
+  h.deleteService('c')
+  await h.sync()
+  t.equal(h.fake.services.size, 0)
+  t.strictSame(nonEmptySets(h.fake), {}, 'nothing left')
+  t.strictSame(h.fake.addressesOf('kube-ipvs0'), [])
+})

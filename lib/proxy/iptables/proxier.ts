@@ -16,9 +16,13 @@
 // is taken from the kernel), deletes stale chains of ours and restores missing
 // jumps; after the first, what it fixes is counted as drift repaired.
 //
+// Two ports whose rules match the same address:port: only the owner's rules
+// go into the shared chains (../claims.ts), rather than whichever came first.
+//
 // libiptc replaces the whole table at each commit: the cost of any commit
 // grows with the size of the table, not of the change.
 import { deletable } from '../chains.js'
+import { Claims } from '../claims.js'
 import { deleteStaleConntrack, staleConntrackFilters } from '../stale-conntrack.js'
 import { Serial } from '../../serial.js'
 import type { Rule } from '../../iptables.js'
@@ -33,6 +37,7 @@ import {
   fixedRules,
   isOurChain,
   nodePortsJump,
+  portClaims,
   portRules,
   SHARED_CHAINS,
   type PortRules,
@@ -114,6 +119,7 @@ export class IptablesProxier {
   readonly #want = new Map<string, PortRules>()
   readonly #applied: Record<Table, Applied> = { nat: newApplied(), filter: newApplied() }
   readonly #noLocal = { internal: 0, external: 0 }
+  readonly #claims: Claims
   #synced = false
   #everSynced = false
 
@@ -121,6 +127,7 @@ export class IptablesProxier {
     this.#dp = dataplane
     this.family = options.family ?? 'inet'
     this.#log = options.log ?? (() => undefined)
+    this.#claims = new Claims(this.#log)
     this.#o = {
       masqueradeAll: options.masqueradeAll ?? false,
       masqueradeBit: options.masqueradeBit ?? 14,
@@ -179,6 +186,7 @@ export class IptablesProxier {
       errors: [],
       repaired: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0 },
       noLocalEndpoints: { internal: 0, external: 0 },
+      conflicts: 0,
     }
     const resync = options.full === true || !this.#synced
     // Pending changes first, so that what the resync then finds is drift.
@@ -187,14 +195,36 @@ export class IptablesProxier {
     else await this.#partial(state, changed, report)
     report.noLocalEndpoints.internal = this.#noLocal.internal
     report.noLocalEndpoints.external = this.#noLocal.external
+    report.conflicts = this.#claims.conflicts
     await this.#cleanConntrack(state, options.stale ?? {}, report)
     if (report.errors.length > 0) this.#synced = false
     return report
   }
 
-  #recompute(key: string, state: ProxyState): void {
+  /**
+   * Recomputes the rules of `keys` and of the ports whose claims they changed
+   * hands of; resolves all of them.
+   */
+  #recompute(keys: Iterable<string>, state: ProxyState): Set<string> {
+    const all = new Set<string>()
+    for (const key of keys) {
+      all.add(key)
+      const port = state.ports.get(key)
+      const changed = this.#claims.set(key, port, port ? portClaims(port, this.family) : [])
+      for (const [c, was] of changed) {
+        const now = this.#claims.owner(c)
+        if (was !== undefined) all.add(was)
+        if (now !== undefined) all.add(now)
+      }
+    }
+    for (const key of all) this.#rules(key, state)
+    return all
+  }
+
+  #rules(key: string, state: ProxyState): void {
     const before = this.#want.get(key) ?? EMPTY_PORT_RULES
     const port = state.ports.get(key)
+    const lost = this.#claims.lost(key)
     const after = port
       ? portRules(port, state.endpoints(key), {
           family: this.family,
@@ -202,6 +232,7 @@ export class IptablesProxier {
           clusterCIDR: this.#o.clusterCIDR,
           ...(this.#o.nodeIP ? { nodeIP: this.#o.nodeIP } : {}),
           ...(this.#o.nodeZone ? { topology: { nodeZone: this.#o.nodeZone } } : {}),
+          ...(lost ? { lost } : {}),
         })
       : EMPTY_PORT_RULES
     for (const p of before.noLocalEndpoints) this.#noLocal[p]--
@@ -213,12 +244,8 @@ export class IptablesProxier {
   // ---- partial sync -------------------------------------------------------------------------
 
   async #partial(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
-    const keys: string[] = []
-    for (const key of changed) {
-      this.#recompute(key, state)
-      keys.push(key)
-      report.ports++
-    }
+    const keys = [...this.#recompute(changed, state)]
+    report.ports += keys.length
     if (keys.length === 0) return
     for (const table of TABLES) {
       const plan = this.#planPorts(table, keys)
@@ -329,9 +356,7 @@ export class IptablesProxier {
     report.full = true
     const repairing = this.#everSynced
     if (!repairing) {
-      const keys = new Set([...this.#want.keys(), ...state.ports.keys()])
-      for (const key of keys) this.#recompute(key, state)
-      report.ports = keys.size
+      report.ports = this.#recompute(new Set([...this.#want.keys(), ...state.ports.keys()]), state).size
     }
     let ok = true
     for (const table of TABLES) if (!(await this.#fullTable(table, report, repairing))) ok = false
@@ -475,6 +500,7 @@ export class IptablesProxier {
         }
       }
       this.#want.clear()
+      this.#claims.clear()
       for (const t of TABLES) this.#applied[t] = newApplied()
       this.#noLocal.internal = 0
       this.#noLocal.external = 0

@@ -10,7 +10,8 @@ import type { Endpoint } from '../model/endpoints.js'
 import { ipFamilyOf } from '../model/fields.js'
 import { servicePortNameString, type ServicePort } from '../model/serviceport.js'
 import { categorizeEndpoints, type TopologyOptions } from '../model/topology.js'
-import { cidrContains } from '../ipvs/desired.js'
+import { cidrContains, serverKey } from '../ipvs/desired.js'
+import { nodePortClaim } from '../claims.js'
 
 export type Table = 'nat' | 'filter'
 
@@ -174,6 +175,8 @@ export interface PortContext {
   /** The node's primary address: load-balancer source ranges that cover it let the node in. */
   readonly nodeIP?: string
   readonly topology?: TopologyOptions
+  /** Claims (portClaims) another port owns: their rules in the shared chains are left out. */
+  readonly lost?: ReadonlySet<string>
 }
 
 const EMPTY_PART: TablePart = Object.freeze({ shared: new Map(), chains: new Map() })
@@ -181,6 +184,22 @@ export const EMPTY_PORT_RULES: PortRules = Object.freeze({ nat: EMPTY_PART, filt
 
 function inFamily(ip: string, family: Family): boolean {
   return ipFamilyOf(ip.split('/')[0]!) === (family === 'inet' ? 'IPv4' : 'IPv6')
+}
+
+/**
+ * The address:ports a port's shared-chain rules match: 'tcp/10.96.0.10:80' for
+ * its cluster IP, external and load-balancer IPs, 'tcp/*:30080' for its node
+ * port. None when the port has no rules in this family.
+ */
+export function portClaims(port: ServicePort, family: Family): string[] {
+  const clusterIP = port.clusterIPs.find((ip) => inFamily(ip, family))
+  if (clusterIP === undefined || port.protocol === 'SCTP') return []
+  const proto = port.protocol.toLowerCase()
+  const out = new Set([serverKey(proto, clusterIP, port.port)])
+  for (const ip of port.externalIPs) if (inFamily(ip, family)) out.add(serverKey(proto, ip, port.port))
+  for (const ip of port.loadBalancerVIPs) if (inFamily(ip, family)) out.add(serverKey(proto, ip, port.port))
+  if (port.nodePort !== 0) out.add(nodePortClaim(proto, port.nodePort))
+  return [...out]
 }
 
 /** The rules of one service port, as kube-proxy's syncProxyRules writes them. */
@@ -207,6 +226,8 @@ export function portRules(port: ServicePort, endpoints: readonly Endpoint[], ctx
 
   const nat = { shared: new Map<string, Rule[]>(), chains: new Map<string, Rule[]>() }
   const filter = { shared: new Map<string, Rule[]>(), chains: new Map<string, Rule[]>() }
+  const lost = ctx.lost
+  const owns = (ip: string | undefined, p: number): boolean => !lost || !lost.has(ip === undefined ? nodePortClaim(proto, p) : serverKey(proto, ip, p))
   const add = (m: Map<string, Rule[]>, chain: string, ...rules: Rule[]): void => {
     let l = m.get(chain)
     if (!l) m.set(chain, (l = []))
@@ -248,24 +269,28 @@ export function portRules(port: ServicePort, endpoints: readonly Endpoint[], ctx
   const filterRule = (r: Rule, f: { target: 'REJECT' | 'DROP' }): Rule => ({ ...r, target: f.target === 'REJECT' ? { target: 'REJECT' } : { target: 'DROP' } })
 
   // The cluster IP.
-  if (hasInternalEndpoints) add(nat.shared, 'KUBE-SERVICES', { ...dst(clusterIP, `${spn} cluster IP`, port.port), target: { jump: internalChain } })
+  if (!owns(clusterIP, port.port)) {
+    // Another service's: nothing in the shared chains.
+  } else if (hasInternalEndpoints) add(nat.shared, 'KUBE-SERVICES', { ...dst(clusterIP, `${spn} cluster IP`, port.port), target: { jump: internalChain } })
   else add(filter.shared, 'KUBE-SERVICES', filterRule(dst(clusterIP, internalFilter!.text, port.port), internalFilter!))
 
   // External IPs.
   for (const ip of externalIPs) {
+    if (!owns(ip, port.port)) continue
     if (hasEndpoints) add(nat.shared, 'KUBE-SERVICES', { ...dst(ip, `${spn} external IP`, port.port), target: { jump: names.ext } })
     if (!hasExternalEndpoints) add(filter.shared, 'KUBE-EXTERNAL-SERVICES', filterRule(dst(ip, externalFilter!.text, port.port), externalFilter!))
   }
 
   // Load-balancer ingress IPs.
-  for (const ip of lbIPs) {
+  const ownLbIPs = lbIPs.filter((ip) => owns(ip, port.port))
+  for (const ip of ownLbIPs) {
     if (hasEndpoints) add(nat.shared, 'KUBE-SERVICES', { ...dst(ip, `${spn} loadbalancer IP`, port.port), target: { jump: lbChain } })
     if (usesFWChain) add(filter.shared, 'KUBE-PROXY-FIREWALL', { ...dst(ip, `${spn} traffic not accepted by ${names.fw}`, port.port), target: { target: 'DROP' } })
   }
-  if (!hasExternalEndpoints) for (const ip of lbIPs) add(filter.shared, 'KUBE-EXTERNAL-SERVICES', filterRule(dst(ip, externalFilter!.text, port.port), externalFilter!))
+  if (!hasExternalEndpoints) for (const ip of ownLbIPs) add(filter.shared, 'KUBE-EXTERNAL-SERVICES', filterRule(dst(ip, externalFilter!.text, port.port), externalFilter!))
 
   // The node port.
-  if (port.nodePort !== 0) {
+  if (port.nodePort !== 0 && owns(undefined, port.nodePort)) {
     if (hasEndpoints) add(nat.shared, 'KUBE-NODEPORTS', { ...dst(undefined, spn, port.nodePort), target: { jump: names.ext } })
     if (!hasExternalEndpoints)
       add(filter.shared, 'KUBE-EXTERNAL-SERVICES', filterRule(dst(undefined, externalFilter!.text, port.nodePort, [{ match: 'addrtype', dstType: 'LOCAL' }]), externalFilter!))

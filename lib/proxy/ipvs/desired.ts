@@ -12,6 +12,7 @@ import { ipFamilyOf, joinHostPort } from '../model/fields.js'
 import type { ServicePort } from '../model/serviceport.js'
 import { categorizeEndpoints, type TopologyOptions } from '../model/topology.js'
 import { setName, type SetRole } from './rules.js'
+import { nodePortClaim } from '../claims.js'
 
 /** The weight of every real server kube-proxy's IPVS mode programs. */
 export const WEIGHT = 1
@@ -33,8 +34,21 @@ export interface SetEntry {
   readonly entry: IpSetEntry
 }
 
+/**
+ * One address:port a port asks for: a virtual server and its set entries, or
+ * (key 'tcp/*:30080') the node-port set entries. Two ports may claim the same
+ * key; only the owner's part reaches the kernel (../claims.ts).
+ */
+export interface Claim {
+  readonly key: string
+  readonly server?: VirtualServer
+  readonly entries: readonly SetEntry[]
+}
+
 export interface Contribution {
-  readonly servers: readonly VirtualServer[]
+  /** At most one per key. */
+  readonly claims: readonly Claim[]
+  /** Entries of no particular address:port: hairpin, KUBE-IPVS-IPS, the health check node port. */
   readonly entries: readonly SetEntry[]
   /** VIPs to bind on kube-ipvs0. */
   readonly addresses: readonly string[]
@@ -53,7 +67,7 @@ export interface NodeContext {
   readonly topology?: TopologyOptions
 }
 
-export const EMPTY_CONTRIBUTION: Contribution = Object.freeze({ servers: [], entries: [], addresses: [], noLocalEndpoints: [] })
+export const EMPTY_CONTRIBUTION: Contribution = Object.freeze({ claims: [], entries: [], addresses: [], noLocalEndpoints: [] })
 
 export function serverKey(protocol: string, address: string, port: number): string {
   return `${protocol}/${joinHostPort(address, port)}`
@@ -85,74 +99,87 @@ export function contribution(port: ServicePort, endpoints: readonly Endpoint[], 
   const eps = endpoints.filter((e) => inFamily(e.ip, family))
   const cat = categorizeEndpoints(eps, port, ctx.topology)
   const protocol = PROTO[port.protocol]
-  const servers: VirtualServer[] = []
+  const claims: Claim[] = []
   const entries: SetEntry[] = []
   const addresses: string[] = []
   const noLocalEndpoints: ('internal' | 'external')[] = []
-  const entry = (role: SetRole, e: IpSetEntry, key: string): void => void entries.push({ set: setName(role, family), key, entry: e })
-  const ipPort = (role: SetRole, ip: string): void => entry(role, { ip, protocol, port: port.port }, `${ip},${protocol}:${port.port}`)
+  const entry = (to: SetEntry[], role: SetRole, e: IpSetEntry, key: string): void => void to.push({ set: setName(role, family), key, entry: e })
+  const ipPort = (to: SetEntry[], role: SetRole, ip: string): void => entry(to, role, { ip, protocol, port: port.port }, `${ip},${protocol}:${port.port}`)
 
   const internal = port.internalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints
   const external = port.externalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints
   if (cat.hasAnyEndpoints && port.internalPolicyLocal && cat.localEndpoints.length === 0) noLocalEndpoints.push('internal')
   if (cat.hasAnyEndpoints && port.externalPolicyLocal && cat.localEndpoints.length === 0) noLocalEndpoints.push('external')
 
-  const server = (address: string, p: number, endpoints: readonly Endpoint[]): void => {
+  const seen = new Set<string>()
+  /** A claim on a virtual server; undefined when this port already claims it (an external IP that is also its cluster IP): the first kind wins. */
+  const server = (address: string, p: number, endpoints: readonly Endpoint[]): SetEntry[] | undefined => {
+    const key = serverKey(protocol, address, p)
+    if (seen.has(key)) return undefined
+    seen.add(key)
     const spec: VirtualServer['spec'] = { protocol, address, port: p, scheduler: ctx.scheduler }
     if (port.stickyMaxAgeSeconds > 0) {
       spec.persistent = true
       spec.timeout = port.stickyMaxAgeSeconds
       spec.netmask = family === 'inet' ? 32 : 128
     }
-    servers.push({ key: serverKey(protocol, address, p), spec, endpoints, servicePort: port.key })
+    const to: SetEntry[] = []
+    claims.push({ key, server: { key, spec, endpoints, servicePort: port.key }, entries: to })
+    return to
   }
 
   for (const ip of clusterIPs) {
-    server(ip, port.port, internal)
+    const to = server(ip, port.port, internal)
+    if (!to) continue
     addresses.push(ip)
-    ipPort('clusterIP', ip)
+    ipPort(to, 'clusterIP', ip)
   }
   // Hairpin: a pod reaching itself through a VIP is masqueraded, or its reply
   // would skip IPVS. Only this node's endpoints can hairpin here.
-  for (const e of eps) if (e.isLocal) entry('loopBack', { ip: e.ip, protocol, port: e.port, ip2: e.ip }, `${e.ip},${protocol}:${e.port},${e.ip}`)
+  for (const e of eps) if (e.isLocal) entry(entries, 'loopBack', { ip: e.ip, protocol, port: e.port, ip2: e.ip }, `${e.ip},${protocol}:${e.port},${e.ip}`)
 
   for (const ip of port.externalIPs.filter((x) => inFamily(x, family))) {
-    server(ip, port.port, external)
+    const to = server(ip, port.port, external)
+    if (!to) continue
     addresses.push(ip)
-    ipPort(port.externalPolicyLocal ? 'externalIPLocal' : 'externalIP', ip)
+    ipPort(to, port.externalPolicyLocal ? 'externalIPLocal' : 'externalIP', ip)
   }
 
   for (const ip of port.loadBalancerVIPs.filter((x) => inFamily(x, family))) {
-    server(ip, port.port, external)
+    const to = server(ip, port.port, external)
+    if (!to) continue
     addresses.push(ip)
-    ipPort('loadBalancer', ip)
-    if (port.externalPolicyLocal) ipPort('loadBalancerLocal', ip)
+    ipPort(to, 'loadBalancer', ip)
+    if (port.externalPolicyLocal) ipPort(to, 'loadBalancerLocal', ip)
     const ranges = port.loadBalancerSourceRanges.filter((r) => inFamily(r.split('/')[0]!, family))
     if (ranges.length > 0) {
-      ipPort('loadBalancerFW', ip)
-      for (const net of ranges) entry('loadBalancerSourceCIDR', { ip, protocol, port: port.port, net }, `${ip},${protocol}:${port.port},${net}`)
+      ipPort(to, 'loadBalancerFW', ip)
+      for (const net of ranges) entry(to, 'loadBalancerSourceCIDR', { ip, protocol, port: port.port, net }, `${ip},${protocol}:${port.port},${net}`)
       // The node may reach its own load balancer when a range covers it.
       if (ctx.nodeAddresses.some((n) => ranges.some((r) => cidrContains(r, n))))
-        entry('loadBalancerSourceIP', { ip, protocol, port: port.port, ip2: ip }, `${ip},${protocol}:${port.port},${ip}`)
+        entry(to, 'loadBalancerSourceIP', { ip, protocol, port: port.port, ip2: ip }, `${ip},${protocol}:${port.port},${ip}`)
     }
   }
 
   if (port.nodePort !== 0) {
-    for (const ip of ctx.nodePortAddresses) if (inFamily(ip, family)) server(ip, port.nodePort, external)
     const np = port.nodePort
+    for (const ip of ctx.nodePortAddresses) if (inFamily(ip, family)) server(ip, np, external)
+    // The node-port sets match every node address at once: their own claim.
+    const to: SetEntry[] = []
+    claims.push({ key: nodePortClaim(protocol, np), entries: to })
     if (protocol === 'sctp') {
       for (const ip of ctx.nodePortAddresses.filter((x) => inFamily(x, family))) {
-        entry('nodePortSCTP', { ip, protocol, port: np }, `${ip},sctp:${np}`)
-        if (port.externalPolicyLocal) entry('nodePortLocalSCTP', { ip, protocol, port: np }, `${ip},sctp:${np}`)
+        entry(to, 'nodePortSCTP', { ip, protocol, port: np }, `${ip},sctp:${np}`)
+        if (port.externalPolicyLocal) entry(to, 'nodePortLocalSCTP', { ip, protocol, port: np }, `${ip},sctp:${np}`)
       }
     } else {
       const [all, local]: [SetRole, SetRole] = protocol === 'tcp' ? ['nodePortTCP', 'nodePortLocalTCP'] : ['nodePortUDP', 'nodePortLocalUDP']
-      entry(all, { port: np }, String(np))
-      if (port.externalPolicyLocal) entry(local, { port: np }, String(np))
+      entry(to, all, { port: np }, String(np))
+      if (port.externalPolicyLocal) entry(to, local, { port: np }, String(np))
     }
   }
 
-  if (port.healthCheckNodePort !== 0) entry('healthCheckNodePort', { port: port.healthCheckNodePort }, String(port.healthCheckNodePort))
-  for (const ip of addresses) entry('ipvsIPs', { ip }, ip)
-  return { servers, entries, addresses, noLocalEndpoints }
+  if (port.healthCheckNodePort !== 0) entry(entries, 'healthCheckNodePort', { port: port.healthCheckNodePort }, String(port.healthCheckNodePort))
+  for (const ip of addresses) entry(entries, 'ipvsIPs', { ip }, ip)
+  return { claims, entries, addresses, noLocalEndpoints }
 }

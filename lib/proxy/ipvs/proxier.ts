@@ -11,6 +11,8 @@
 // deleted set member, a lost VIP) is repaired, and on start nothing that is
 // already right is touched: connections survive a restart.
 //
+// Two ports asking for one virtual server: the owner's part only (../claims.ts).
+//
 // Graceful termination: a TCP real server that goes away gets weight 0 (no new
 // connections) and is deleted once IPVS reports no established connection on
 // it; UDP and SCTP ones are deleted at once, as kube-proxy does.
@@ -28,7 +30,8 @@ import type { StaleEndpoint } from '../changes.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IpvsDataplane } from './dataplane.js'
 import type { Proxier } from '../proxier.js'
-import { cidrContains, contribution, EMPTY_CONTRIBUTION, serverKey, WEIGHT, type Contribution, type VirtualServer } from './desired.js'
+import { cidrContains, contribution, EMPTY_CONTRIBUTION, serverKey, WEIGHT, type Claim, type Contribution, type SetEntry, type VirtualServer } from './desired.js'
+import { Claims } from '../claims.js'
 import { splitHostPort } from '../config.js'
 import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './rules.js'
 
@@ -75,6 +78,8 @@ export interface SyncReport {
   /** Objects a full sync found wrong in the kernel and fixed, by subsystem. */
   readonly repaired: { ipvs: number; ipset: number; rtnl: number; iptables: number }
   readonly noLocalEndpoints: { internal: number; external: number }
+  /** Service ports left without an address:port they ask for, owned by another (../claims.ts). */
+  readonly conflicts: number
 }
 
 type Report = { -readonly [K in keyof SyncReport]: SyncReport[K] } & { errors: Error[] }
@@ -102,7 +107,9 @@ export class IpvsProxier implements Proxier {
   readonly #o: Required<Omit<IpvsProxierOptions, 'nodeZone' | 'log' | 'timeouts'>> & Pick<IpvsProxierOptions, 'nodeZone' | 'timeouts'>
   readonly #log: Log
   readonly #contrib = new Map<string, Contribution>()
-  readonly #servers = new Map<string, Counted<VirtualServer>>()
+  /** The owner's virtual server of each key. */
+  readonly #servers = new Map<string, VirtualServer>()
+  readonly #claims: Claims
   readonly #entries = new Map<string, Map<string, Counted<IpSetEntry>>>()
   readonly #addresses = new Map<string, number>()
   readonly #applied = new Map<string, AppliedServer>()
@@ -122,6 +129,7 @@ export class IpvsProxier implements Proxier {
     this.#dp = dataplane
     this.family = options.family ?? 'inet'
     this.#log = options.log ?? (() => undefined)
+    this.#claims = new Claims(this.#log)
     this.#o = {
       family: this.family,
       scheduler: options.scheduler || 'rr',
@@ -193,6 +201,7 @@ export class IpvsProxier implements Proxier {
       errors: [],
       repaired: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0 },
       noLocalEndpoints: { internal: 0, external: 0 },
+      conflicts: 0,
     }
     const resync = options.full === true || !this.#synced
     if (resync && this.#everSynced) {
@@ -204,6 +213,7 @@ export class IpvsProxier implements Proxier {
     else await this.#partial(state, changed, report)
     report.noLocalEndpoints.internal = this.#noLocal.internal
     report.noLocalEndpoints.external = this.#noLocal.external
+    report.conflicts = this.#claims.conflicts
     await this.#cleanConntrack(state, options.stale ?? {}, report)
     if (report.errors.length > 0) this.#synced = false
     return report
@@ -339,13 +349,16 @@ export class IpvsProxier implements Proxier {
   }
 
   /** The programmed virtual servers with live statistics, named by service port (for `tsproxy status`). */
-  async status(): Promise<{ servicePort: string; server: ServiceRecord }[]> {
+  async status(): Promise<{ servicePort: string; server: ServiceRecord; ignored?: string[] }[]> {
     const listed = await this.#dp.ipvs.listServices({ destinations: true })
-    const out: { servicePort: string; server: ServiceRecord }[] = []
+    const out: { servicePort: string; server: ServiceRecord; ignored?: string[] }[] = []
     for (const s of listed) {
       if (s.protocol === undefined || s.address === undefined || s.port === undefined) continue
-      const mine = this.#servers.get(serverKey(s.protocol, s.address, s.port))
-      if (mine) out.push({ servicePort: mine.value.servicePort, server: s })
+      const key = serverKey(s.protocol, s.address, s.port)
+      const mine = this.#servers.get(key)
+      if (!mine) continue
+      const ignored = this.#claims.ignored(key)
+      out.push(ignored.length > 0 ? { servicePort: mine.servicePort, server: s, ignored } : { servicePort: mine.servicePort, server: s })
     }
     return out.sort((a, b) => (a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0))
   }
@@ -364,44 +377,62 @@ export class IpvsProxier implements Proxier {
           ...(this.#o.nodeZone ? { topology: { nodeZone: this.#o.nodeZone } } : {}),
         })
       : EMPTY_CONTRIBUTION
-    const touch = (set: string, k: string): void => {
-      let s = touched.entries.get(set)
-      if (!s) touched.entries.set(set, (s = new Set()))
-      s.add(k)
+    // Claimed parts: released by the owner before, held by the owner after.
+    const owners = new Map<string, string | undefined>()
+    for (const c of before.claims) owners.set(c.key, this.#claims.owner(c.key))
+    for (const c of after.claims) if (!owners.has(c.key)) owners.set(c.key, this.#claims.owner(c.key))
+    if (owners.size > 0) this.#claims.set(key, port, after.claims.map((c) => c.key))
+    if (after === EMPTY_CONTRIBUTION) this.#contrib.delete(key)
+    else this.#contrib.set(key, after)
+    for (const [c, was] of owners) {
+      const now = this.#claims.owner(c)
+      if (was === now && was !== key) continue
+      if (was !== undefined) this.#drop(claimOf(was === key ? before : this.#contrib.get(was)!, c), touched)
+      if (now !== undefined) this.#take(claimOf(this.#contrib.get(now)!, c), touched)
     }
-    for (const s of before.servers) {
-      touched.servers.add(s.key)
-      release(this.#servers, s.key)
-    }
-    for (const e of before.entries) {
-      touch(e.set, e.key)
-      const m = this.#entries.get(e.set)
-      if (m) release(m, e.key)
-    }
+    for (const e of before.entries) this.#release(e, touched)
     for (const a of before.addresses) {
       touched.addresses.add(a)
       const n = (this.#addresses.get(a) ?? 0) - 1
       if (n > 0) this.#addresses.set(a, n)
       else this.#addresses.delete(a)
     }
-    for (const s of after.servers) {
-      touched.servers.add(s.key)
-      hold(this.#servers, s.key, s)
-    }
-    for (const e of after.entries) {
-      touch(e.set, e.key)
-      let m = this.#entries.get(e.set)
-      if (!m) this.#entries.set(e.set, (m = new Map()))
-      hold(m, e.key, e.entry)
-    }
+    for (const e of after.entries) this.#hold(e, touched)
     for (const a of after.addresses) {
       touched.addresses.add(a)
       this.#addresses.set(a, (this.#addresses.get(a) ?? 0) + 1)
     }
     for (const p of before.noLocalEndpoints) this.#noLocal[p]--
     for (const p of after.noLocalEndpoints) this.#noLocal[p]++
-    if (after === EMPTY_CONTRIBUTION) this.#contrib.delete(key)
-    else this.#contrib.set(key, after)
+  }
+
+  #take(c: Claim, touched: Touched): void {
+    if (c.server) {
+      this.#servers.set(c.key, c.server)
+      touched.servers.add(c.key)
+    }
+    for (const e of c.entries) this.#hold(e, touched)
+  }
+
+  #drop(c: Claim, touched: Touched): void {
+    if (c.server) {
+      this.#servers.delete(c.key)
+      touched.servers.add(c.key)
+    }
+    for (const e of c.entries) this.#release(e, touched)
+  }
+
+  #hold(e: SetEntry, touched: Touched): void {
+    touchEntry(touched, e)
+    let m = this.#entries.get(e.set)
+    if (!m) this.#entries.set(e.set, (m = new Map()))
+    hold(m, e.key, e.entry)
+  }
+
+  #release(e: SetEntry, touched: Touched): void {
+    touchEntry(touched, e)
+    const m = this.#entries.get(e.set)
+    if (m) release(m, e.key)
   }
 
   // ---- reading the kernel (full sync) -----------------------------------------------------
@@ -478,6 +509,7 @@ export class IpvsProxier implements Proxier {
     this.#noLocal.internal = 0
     this.#noLocal.external = 0
     this.#servers.clear()
+    this.#claims.clear()
     this.#entries.clear()
     this.#addresses.clear()
     this.#applied.clear()
@@ -503,7 +535,7 @@ export class IpvsProxier implements Proxier {
     }
     for (const key of keys) {
       if (ops.length >= SLICE_OPS) await send()
-      const want = this.#servers.get(key)?.value
+      const want = this.#servers.get(key)
       const have = this.#applied.get(key)
       if (!want) {
         if (!have) continue
@@ -651,6 +683,16 @@ function release<T>(m: Map<string, Counted<T>>, key: string): void {
   const c = m.get(key)
   if (!c) return
   if (--c.refs <= 0) m.delete(key)
+}
+
+function touchEntry(touched: Touched, e: SetEntry): void {
+  let s = touched.entries.get(e.set)
+  if (!s) touched.entries.set(e.set, (s = new Set()))
+  s.add(e.key)
+}
+
+function claimOf(c: Contribution, key: string): Claim {
+  return c.claims.find((x) => x.key === key)!
 }
 
 function keyOf(spec: { protocol: VirtualServer['spec']['protocol']; address: string; port: number }): { protocol: VirtualServer['spec']['protocol']; address: string; port: number } {

@@ -16,6 +16,8 @@ export interface ObjectMeta {
   readonly uid?: string
   readonly resourceVersion?: string
   readonly generation?: number
+  /** metadata.creationTimestamp in milliseconds since the epoch (which service owns a contested address:port). */
+  readonly creationTimestamp?: number
   readonly labels: Readonly<Record<string, string>>
   readonly annotations: Readonly<Record<string, string>>
 }
@@ -182,7 +184,18 @@ export function metadata(
   const rv = optStr(at, 'metadata.resourceVersion', m.resourceVersion)
   if (rv !== undefined) meta.resourceVersion = rv
   if (m.generation !== undefined && m.generation !== null) meta.generation = int(at, 'metadata.generation', m.generation, 0, Number.MAX_SAFE_INTEGER)
+  const created = optStr(at, 'metadata.creationTimestamp', m.creationTimestamp)
+  if (created !== undefined) meta.creationTimestamp = timestamp(at, 'metadata.creationTimestamp', created)
   return { meta, at }
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/
+
+/** An RFC 3339 time ('2024-05-01T10:00:00Z', as the API writes metav1.Time) in milliseconds since the epoch. */
+export function timestamp(at: Where, field: string, value: string): number {
+  const ms = RFC3339.test(value) ? Date.parse(value) : NaN
+  if (Number.isNaN(ms)) fail(at, field, value, 'must be an RFC 3339 time (2024-05-01T10:00:00Z)')
+  return ms
 }
 
 /** Checks apiVersion and kind of a top-level object. */

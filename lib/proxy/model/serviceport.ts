@@ -61,6 +61,8 @@ export interface ServicePort {
   /** The topology-mode annotation ('Auto' turns zone hints on). */
   readonly hintsAnnotation: string
   readonly trafficDistribution?: string
+  /** The service's creationTimestamp (ms since the epoch); absent in most manifests. */
+  readonly created?: number
 }
 
 /** Reachable from outside the cluster network: a node port, a load-balancer VIP or an external IP. */
@@ -113,6 +115,7 @@ export function servicePortsOf(svc: ServiceObject | undefined): Map<string, Serv
       hintsAnnotation,
     }
     if (spec.trafficDistribution) sp.trafficDistribution = spec.trafficDistribution
+    if (metadata.creationTimestamp !== undefined) sp.created = metadata.creationTimestamp
     out.set(key, sp)
   }
   return out
