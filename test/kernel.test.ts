@@ -4,6 +4,9 @@
 // as a subtest, so every test inside counts in the host run.
 // Files named *.host.ktest.ts (ipset/iptables: the host kernel has those) run
 // on the host too, each in a fresh netns (`unshare -n`, needs root).
+// Each file runs in a process group of its own; whatever it leaves running
+// (and, in the box, whoever still holds the xtables lock) is killed before
+// the next file starts, and reported as a failure of that file.
 //
 // TSPROXY_KERNEL_TESTS=smoke,ipvs  or  ='test/kernel/**/ipvs*'  selects files:
 // comma/space separated; an entry with * or ? is a glob on the repo-relative
@@ -12,11 +15,12 @@
 // failure when CI is set.
 import t, { TapFile } from 'tap'
 import ts from 'typescript'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { repoRoot, runInBox } from './kernel/box.mjs'
+import { ktestScript } from './kernel/ktest-script.mjs'
 import { transpileTree } from './kernel/ts-hooks.mjs'
 
 // The whole suite shares one boot; the box is slow per process and syscall.
@@ -65,7 +69,7 @@ function childEnv(work: string): Record<string, string> {
   return env
 }
 
-const nodeArgs = (file: string): string[] => ['--enable-source-maps', '--import', register, file]
+const nodeArgs = ['--enable-source-maps', '--import', register]
 
 // One finished ktest run: its TAP as a subtest; a non-zero exit that the TAP
 // does not already explain (or that left stderr behind) as a failure of its own.
@@ -75,13 +79,17 @@ async function replay(t: Tap, name: string, base: string): Promise<void> {
   }
   const status = read('status').trim()
   const stderr = read('err')
+  const left = read('left').trim()
   const p = t.sub(TapFile, { filename: `${base}.tap`, name, cwd: repoRoot, at: null, stack: '' })
   await p
   const tapOk = p.subtest?.results?.ok !== false
   if (status !== '0' && (tapOk || stderr.trim())) {
     const why = status === '124' ? `was killed: still running ${FILE_TIMEOUT_S} + 30 s after it started`
       : `exited with status ${status || '(none)'}`
-    t.fail(`${name} ${why}`, { stderr: stderr.split('\n').slice(-60).join('\n'), at: null, stack: '' })
+    t.fail(`${name} ${why}`, { stderr: stderr.split('\n').slice(-60).join('\n'), ...(left ? { killedAfter: left } : {}), at: null, stack: '' })
+  } else if (left) {
+    // (after a kill, leftovers are expected: the kill is the failure)
+    t.fail(`${name} left processes running, killed after it`, { left, at: null, stack: '' })
   }
 }
 type Tap = typeof t
@@ -94,48 +102,39 @@ async function runOnHost(files: string[], work: string): Promise<void> {
     const out = fs.openSync(`${base}.tap`, 'w')
     const err = fs.openSync(`${base}.err`, 'w')
     const started = Date.now()
+    // detached: a process group of its own, so that a kill reaches the
+    // file's children too (an iptables child could outlive it, holding the lock)
     const child = spawn('unshare', ['-n', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh',
-      process.execPath, ...nodeArgs(rel)], { cwd: repoRoot, env, stdio: ['ignore', out, err] })
+      process.execPath, ...nodeArgs, rel], { cwd: repoRoot, env, stdio: ['ignore', out, err], detached: true })
     fs.closeSync(out)
     fs.closeSync(err)
-    const timer = setTimeout(() => child.kill('SIGKILL'), FILE_TIMEOUT_S * 1000)
+    const killGroup = (): void => { try { process.kill(-child.pid!, 'SIGKILL') } catch {} }
+    let killed = false
+    const timer = setTimeout(() => { killed = true; killGroup() }, FILE_TIMEOUT_S * 1000)
+    process.once('exit', killGroup) // not in our group any more: ^C would miss it
     const status = await new Promise<number>((resolve) => {
       child.on('error', () => resolve(127))
-      child.on('exit', (code, sig) => resolve(code ?? (sig === 'SIGKILL' ? 124 : 128)))
+      child.on('exit', (code) => resolve(killed ? 124 : code ?? 128))
     })
     clearTimeout(timer)
+    process.off('exit', killGroup)
+    if (child.pid) {
+      const left = spawnSync('pgrep', ['-a', '-g', String(child.pid)], { encoding: 'utf8' }).stdout ?? ''
+      killGroup()
+      fs.writeFileSync(`${base}.left`, left)
+    }
     fs.writeFileSync(`${base}.status`, String(status))
     log(`host  ${rel}: exit ${status}, ${Date.now() - started} ms`)
     await replay(t, `host: ${rel}`, base)
   }
 }
 
-// The bash script the box runs: every file, sequentially, each in its own netns.
-function boxScript(files: string[], work: string): string {
-  const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
-  return [
-    'W=' + q(work),
-    'one() {',
-    '  local s=$(date +%s%3N)',
-    // coreutils timeout: one hung file must not eat the whole suite (exit 124)
-    // (a little later than tap's own TAP_TIMEOUT, which reports more)
-    `  timeout -k 10 ${FILE_TIMEOUT_S + 30} unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh \\`,
-    `    ${q(process.execPath)} ${nodeArgs('"$2"').map((a) => (a === '"$2"' ? a : q(a))).join(' ')} \\`,
-    '    >"$W/box-$1.tap" 2>"$W/box-$1.err" </dev/null',
-    '  local rc=$?',
-    '  echo $rc >"$W/box-$1.status"',
-    '  echo "ktest-done $2: exit $rc, $(( $(date +%s%3N) - s )) ms"',
-    '}',
-    ...files.map((f, i) => `one ${i} ${q(f)}`),
-    '',
-  ].join('\n')
-}
-
 async function runInTheBox(files: string[], work: string): Promise<void> {
   let box: Awaited<ReturnType<typeof runInBox>> | undefined
   try {
     box = await runInBox({
-      script: boxScript(files, work),
+      // a little later than tap's own TAP_TIMEOUT, which reports more
+      script: ktestScript({ files, work, command: [process.execPath, ...nodeArgs], timeoutS: FILE_TIMEOUT_S + 30 }),
       // the guest does not inherit our environment; pass what the files need
       env: {
         TSPROXY_TS_CACHE: path.join(work, 'ts'),
