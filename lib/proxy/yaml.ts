@@ -2,7 +2,9 @@
 // YAML 1.1 (yes/no/on/off/y/n are booleans, 0755 is octal, 1:30 is 90, << merges)
 // with timestamps left as strings, duplicate keys refused. Each document comes
 // back on its own, with its line, so one bad document does not hide the others.
+// A document nested deeper than the limit never reaches the parser (limits.ts).
 import { LineCounter, parseAllDocuments, type Document } from 'yaml'
+import { LimitError, MAX_DEPTH, yamlSegments } from './limits.js'
 
 export interface YamlDocument {
   /** Position in the stream, from 0. */
@@ -13,12 +15,35 @@ export interface YamlDocument {
   readonly value: unknown
   /** The first error in the document: its words and line. */
   readonly error?: { readonly message: string; readonly line: number }
+  /** Set when the document was refused before parsing (then `value` is null and `error` says why). */
+  readonly limit?: LimitError
+}
+
+export interface YamlOptions {
+  /** What the text is, for errors: a file name. */
+  source?: string
+  /** Nesting levels allowed (MAX_DEPTH). */
+  maxDepth?: number
 }
 
 /** Every document of a YAML stream (a JSON text is one document). */
-export function yamlDocuments(text: string): YamlDocument[] {
+export function yamlDocuments(text: string, options: YamlOptions = {}): YamlDocument[] {
+  const maxDepth = options.maxDepth ?? MAX_DEPTH
+  const deep = yamlSegments(text, maxDepth).filter((s) => s.depth > maxDepth)
+  // Each refused document is blanked to a null ('~') in place: the others keep their offsets, lines and indices.
+  let source = text
+  if (deep.length > 0) {
+    const parts: string[] = []
+    let at = 0
+    for (const s of deep) {
+      parts.push(text.slice(at, s.content), '~', blank(text, s.content + 1, s.end))
+      at = s.end
+    }
+    parts.push(text.slice(at))
+    source = parts.join('')
+  }
   const lines = new LineCounter()
-  const docs = parseAllDocuments(text, {
+  const docs = parseAllDocuments(source, {
     version: '1.1',
     merge: true,
     uniqueKeys: true,
@@ -28,7 +53,14 @@ export function yamlDocuments(text: string): YamlDocument[] {
     customTags: (tags) => tags.filter((t) => (typeof t === 'string' ? t !== 'timestamp' : t.tag !== 'tag:yaml.org,2002:timestamp')),
   }) as Document.Parsed[] | { empty: true }
   if (!Array.isArray(docs)) return []
-  return docs.map((doc, index) => {
+  const refused = new Map<number, LimitError>()
+  for (const s of deep) {
+    const index = docs.findIndex((d) => d.range[0] <= s.content && s.content < Math.max(d.range[2], d.range[0] + 1))
+    if (index >= 0) refused.set(index, new LimitError({ file: options.source ?? 'YAML', document: index, line: s.deepLine, limit: 'depth', max: maxDepth }))
+  }
+  return docs.map((doc, index): YamlDocument => {
+    const limit = refused.get(index)
+    if (limit) return { index, line: limit.line, value: null, error: { message: limit.reason, line: limit.line }, limit }
     // The line of the document's content, past any '---' marker and comments.
     const start = (doc.contents as { range?: [number, number, number] } | null)?.range?.[0] ?? doc.range[0]
     const line = lines.linePos(start).line
@@ -46,9 +78,27 @@ export function yamlDocuments(text: string): YamlDocument[] {
   })
 }
 
-/** A single-document YAML (or JSON) text; throws an Error naming the line on a syntax error or a second document. */
-export function yamlValue(text: string): unknown {
-  const docs = yamlDocuments(text)
+/** `text` from `from` to `to` with everything but line ends turned to spaces. */
+function blank(text: string, from: number, to: number): string {
+  const out: string[] = []
+  for (let i = from; i < to; ) {
+    const nl = text.indexOf('\n', i)
+    const stop = nl < 0 || nl >= to ? to : nl
+    out.push(' '.repeat(stop - i))
+    if (stop < to) out.push('\n')
+    i = stop + 1
+  }
+  return out.join('')
+}
+
+/**
+ * A single-document YAML (or JSON) text; throws an Error naming the line on a
+ * syntax error or a second document, a LimitError on a document nested too deep.
+ */
+export function yamlValue(text: string, options: YamlOptions = {}): unknown {
+  const docs = yamlDocuments(text, options)
+  const refused = docs.find((d) => d.limit)
+  if (refused?.limit) throw refused.limit
   const bad = docs.find((d) => d.error)
   if (bad?.error) throw new SyntaxError(`YAML: ${bad.error.message}`)
   const real = docs.filter((d) => d.value !== null)

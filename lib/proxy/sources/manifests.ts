@@ -8,12 +8,15 @@
 // server would refuse the update), and a document that cannot be identified at
 // all (a YAML syntax error) keeps every object its file held before, until the
 // file reads cleanly: an edit never half-applies, and a typo never drops traffic.
+// A file over the size limit, or a document nested past the depth limit, is
+// refused before parsing (limits.ts) the same way: as a document nobody can name.
 import { Serial } from '../../serial.js'
 import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import { ValidationError } from '../../errors.js'
+import { jsonDepth, LimitError, MAX_DEPTH, MAX_MANIFEST_BYTES } from '../limits.js'
 import type { ChangeSink } from '../changes.js'
 import { parseEndpointSlice, type EndpointSlice } from '../model/endpointslice.js'
 import { isObject, samePlain } from '../model/fields.js'
@@ -308,7 +311,8 @@ export class ManifestSource {
       try {
         const st = await stat(file)
         if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOTFILE' })
-        text = await readFile(file, 'utf8')
+        // Too big to read: refused by its stamp, without reading it.
+        text = st.size > MAX_MANIFEST_BYTES ? tooBig(st) : await readFile(file, 'utf8')
         this.#stamps.set(file, stampOf(st))
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code
@@ -324,10 +328,11 @@ export class ManifestSource {
         continue
       }
       const old = this.#files.get(file)
-      const digest = digestOf(text)
+      const big = isTooBig(text)
+      const digest = big ? text : digestOf(text)
       if (old && this.#digests.get(file) === digest) continue
       filesRead++
-      const state = readManifest(file, text, old)
+      const state = big ? refusedManifest(file, new LimitError({ file, line: 1, limit: 'bytes', max: MAX_MANIFEST_BYTES, found: big }), old) : readManifest(file, text, old)
       state.text = '' // what the file held is known by its digest; the text itself is not kept
       forget(file)
       this.#files.set(file, state)
@@ -455,22 +460,50 @@ function identity(value: unknown): string | undefined {
   return `${value.kind}/${ns}/${m.name}`
 }
 
+/** Stands in for the text of a file too big to read: its size and stamp. */
+const TOO_BIG = '\0too big:'
+function tooBig(st: { size: number; mtimeMs: number; ino: number }): string {
+  return `${TOO_BIG}${st.size}:${stampOf(st)}`
+}
+/** The size of a file tooBig() stands for, or 0. */
+function isTooBig(text: string): number {
+  return text.startsWith(TOO_BIG) ? Number(text.slice(TOO_BIG.length, text.indexOf(':', TOO_BIG.length))) : 0
+}
+
+/** The state of a file refused whole (`error` says why): everything it defined before stays. */
+export function refusedManifest(file: string, error: LimitError, old?: ManifestFileState): ManifestFileState {
+  return {
+    text: '',
+    objects: new Map(old?.objects ?? []),
+    errors: [new ManifestError({ file, document: error.document ?? 0, line: error.line, reason: error.reason, cause: error })],
+    documents: 0,
+    ignored: 0,
+  }
+}
+
 /**
  * Reads one file's documents into objects; `old` is its previous state, whose
  * objects stand in for documents refused now.
  */
 export function readManifest(file: string, text: string, old?: ManifestFileState): ManifestFileState {
+  if (text.length > MAX_MANIFEST_BYTES) return refusedManifest(file, new LimitError({ file, line: 1, limit: 'bytes', max: MAX_MANIFEST_BYTES, found: text.length }), old)
   const state: ManifestFileState = { text, objects: new Map(), errors: [], documents: 0, ignored: 0 }
-  const docs: { index: number; line: number; value: unknown; error?: { message: string; line: number } }[] = []
+  const docs: { index: number; line: number; value: unknown; error?: { message: string; line: number }; limit?: LimitError }[] = []
   if (extname(file).toLowerCase() === '.json') {
-    try {
-      docs.push({ index: 0, line: 1, value: JSON.parse(text) })
-    } catch (e) {
-      const at = /position (\d+)/.exec((e as Error).message)
-      const line = at ? text.slice(0, Number(at[1])).split('\n').length : 1
-      docs.push({ index: 0, line, value: null, error: { message: `JSON: ${(e as Error).message}`, line } })
+    const deep = jsonDepth(text, MAX_DEPTH)
+    if (deep.line > 0) {
+      const limit = new LimitError({ file, document: 0, line: deep.line, limit: 'depth', max: MAX_DEPTH })
+      docs.push({ index: 0, line: deep.line, value: null, error: { message: limit.reason, line: deep.line }, limit })
+    } else {
+      try {
+        docs.push({ index: 0, line: 1, value: JSON.parse(text) })
+      } catch (e) {
+        const at = /position (\d+)/.exec((e as Error).message)
+        const line = at ? text.slice(0, Number(at[1])).split('\n').length : 1
+        docs.push({ index: 0, line, value: null, error: { message: `JSON: ${(e as Error).message}`, line } })
+      }
     }
-  } else docs.push(...yamlDocuments(text))
+  } else docs.push(...yamlDocuments(text, { source: file }))
 
   let unidentified = false
   const kept = new Set<string>()
@@ -506,6 +539,10 @@ export function readManifest(file: string, text: string, old?: ManifestFileState
   }
 
   for (const doc of docs) {
+    if (doc.limit) {
+      refuse(doc, doc.limit.reason, undefined, doc.limit, undefined, doc.limit.line)
+      continue
+    }
     if (doc.error) {
       refuse(doc, `YAML: ${doc.error.message}`, identity(doc.value), undefined, undefined, doc.error.line)
       continue
