@@ -153,6 +153,8 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
   const flowPair: boolean[] = []
   let pairs = 0 // open implicit pairs
   let dashes = 0 // '- ' in flow: an error a parser may still nest
+  let stray = false // the open flow collection came right after a node: the parser drops it, reads on as block
+  let lineStart = start
   let scalarCol = -1 // the indentation of the block line a multi-line scalar started on
   let flowKey = false
   let inPlain = false // in flow: inside a plain scalar
@@ -280,6 +282,7 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
 
   while (i < end) {
     const eol = lineEnd(i)
+    lineStart = i
     // Indentation: spaces only (a tab is not indentation).
     let p = i
     while (p < eol && text.charCodeAt(p) === SP) p++
@@ -386,6 +389,12 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
       const closing = first === 93 || first === 125
       if (indent < indentNext && !(closing && flow === 1 && indent === indentNext - 1)) endFlow()
       else {
+        if (stray) {
+          const saved = indentNext
+          blockLevels(i, q, indent, eol)
+          indentNext = saved
+          if (note(cols.length + flow)) break
+        }
         const s = scanFlow(q, eol, cols.length)
         if (s === undefined) break
         if (flow === 0 && blockRest(s, eol) === undefined) break
@@ -406,12 +415,25 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
     }
 
     // A block line: close the levels it is not inside.
-    closeLevels(indent, first === 45 && isBlank(text.charCodeAt(q + 1)))
     if (indentNext > indent) indentNext = indent
     scalarCol = indent
-    // Indicators ('- ', '? ', ': ') open a level each, then the node's own.
+    p = blockLevels(i, q, indent, eol)
+    if (note(cols.length)) break
+    if (blockRest(p, eol) === undefined) break
+    i = eol + 1
+    line++
+  }
+  return { content, depth, deepLine }
+
+  /**
+   * The block levels of a line (content at `q`): closes those it is not inside,
+   * opens one per indicator ('- ', '? ', ': ') and one for its node. Returns
+   * where the node starts.
+   */
+  function blockLevels(i: number, q: number, indent: number, eol: number): number {
+    closeLevels(indent, text.charCodeAt(q) === 45 && isBlank(text.charCodeAt(q + 1)))
     indentValue = indent
-    p = q
+    let p = q
     for (;;) {
       const c = text.charCodeAt(p)
       if ((c === 45 || c === 63 || c === 58) && isBlank(text.charCodeAt(p + 1))) {
@@ -428,12 +450,8 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
       cols.push(p - i)
       seqs.push(false)
     }
-    if (note(cols.length)) break
-    if (blockRest(p, eol) === undefined) break
-    i = eol + 1
-    line++
+    return p
   }
-  return { content, depth, deepLine }
 
   /**
    * A key found on a continuation line of a multi-line scalar: an error the
@@ -469,6 +487,8 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
    * Returns undefined when the depth passed the limit.
    */
   function blockRest(p: number, eol: number): number | undefined {
+    let afterNode = false // a node ended, and no indicator followed yet
+    let keys = 0 // 'a: b: c' is refused by the parser, which still nests a map per key
     for (;;) {
       while (p < eol && (text.charCodeAt(p) === SP || text.charCodeAt(p) === TAB || text.charCodeAt(p) === CR)) p++
       if (p >= eol) return eol
@@ -476,20 +496,29 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
       if (c === 35) return eol
       if (c === 38 || c === 33 || c === 42) {
         p = propertyEnd(p + 1, eol)
+        afterNode = c === 42
         continue
       }
       if ((c === 45 || c === 63 || c === 58) && isBlank(text.charCodeAt(p + 1))) {
         indentNext = indentValue + 1
+        if (c === 58 && afterNode && ++keys > 1) {
+          cols.push(p - lineStart)
+          seqs.push(false)
+          if (note(cols.length)) return undefined
+        }
+        afterNode = false
         p++
         continue
       }
       if (c === 91 || c === 123) {
         flowKey = false
         endFlow()
+        stray = afterNode
         const s = scanFlow(p, eol, cols.length)
         if (s === undefined) return undefined
         if (flow > 0) return eol
         p = s
+        afterNode = true
         continue
       }
       if (c === 93 || c === 125) {
@@ -504,6 +533,7 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
           return eol
         }
         p = r
+        afterNode = true
         continue
       }
       if (c === 124 || c === 62) {
@@ -522,6 +552,7 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
       const r = plainFrom(p, eol)
       if (r >= eol) return eol
       p = r
+      afterNode = true
     }
   }
 
