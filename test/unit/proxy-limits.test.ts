@@ -23,6 +23,9 @@ import { parseService } from '../../dist/proxy/model/service.js'
 import { parseEndpointSlice } from '../../dist/proxy/model/endpointslice.js'
 import { samePlain } from '../../dist/proxy/model/fields.js'
 import type { ChangeSink } from '../../dist/proxy/changes.js'
+import { Daemon } from '../../dist/proxy/daemon.js'
+import { defaultConfig } from '../../dist/proxy/config.js'
+import { FakeDataplane } from '../support/fake-dataplane.js'
 
 const DIST = fileURLToPath(new URL('../../dist/', import.meta.url))
 const FIXTURES = fileURLToPath(new URL('../fixtures/manifests/', import.meta.url))
@@ -129,6 +132,29 @@ process.stdout.write(JSON.stringify(out) + '\\n')
   const twice = spawnSync(process.execPath, [direct], { encoding: 'utf8', timeout: 50_000 })
   t.equal(twice.status, 0, `parsing each text twice in one process does not abort (signal ${twice.signal}; stderr: ${twice.stderr.slice(0, 300)})`)
   t.same(JSON.parse(twice.stdout.trim() || '[]'), ['refused', 'refused,refused,ok', 'refused', 'refused', 'refused', 'refused', 'refused,refused,ok', 'refused', 'refused', 'refused'])
+})
+
+t.test('the daemon: deep documents are counted in tsproxy_manifest_errors_total; the services beside them are programmed', async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, 'a.yaml'), `${BRACKETS}\n---\n${BRACKETS}\n---\n${svc('web', '10.96.0.10')}`)
+  await writeFile(join(dir, 'b.yaml'), BRACKETS)
+  const log = quietLog()
+  const fake = new FakeDataplane({ nodeAddresses: [{ link: 'eth0', address: '192.168.1.10', prefix: 24 }] })
+  const sysctl = { get: async () => 0, set: async () => undefined }
+  const d = new Daemon({ config: { ...defaultConfig(), mode: 'ipvs', healthzBindAddress: '127.0.0.1:0', metricsBindAddress: '127.0.0.1:0' }, manifests: dir, log, dataplane: fake, nodeName: 'n1', sysctl })
+  t.teardown(() => d.stop())
+  await d.start()
+  t.ok(fake.service('tcp/10.96.0.10:80'), 'the good service is programmed')
+  t.equal(d.metrics.manifestErrorsTotal.get(), 3, 'three refused documents counted')
+  t.equal(log.lines.filter((l) => l.msg === 'manifest document refused').length, 3, 'each logged')
+  const metrics = await (await fetch(`http://127.0.0.1:${d.ports.metrics}/metrics`)).text()
+  t.match(metrics, /^tsproxy_manifest_errors_total 3$/m, 'and exported')
+
+  // A reload that only refuses (nothing else changed) is counted too.
+  await writeFile(join(dir, 'c.yaml'), BRACKETS)
+  await d.settled()
+  t.equal(d.metrics.manifestErrorsTotal.get(), 4, 'a new deep file after start: one more')
+  t.ok(fake.service('tcp/10.96.0.10:80'), 'the service stays')
 })
 
 t.test('readManifest: a deep document is a ManifestError caused by a LimitError naming file, document and limit', async (t) => {

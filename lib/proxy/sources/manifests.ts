@@ -106,7 +106,7 @@ export interface ManifestSourceOptions {
   /** Events within this window after the first make one reload (ms; default 10). */
   debounceMs?: number
   log?: Log
-  /** After each reload that fed the sink, e.g. to ask the proxier for a sync. */
+  /** After each reload that fed the sink or refused something, e.g. to ask the proxier for a sync. */
   onReload?: (result: ReloadResult) => void
   /**
    * Also look for changes every this many ms (0: never), for filesystems whose
@@ -425,7 +425,7 @@ export class ManifestSource {
     this.lastResult = result
     if (added + updated + deleted > 0 || errors.length > 0)
       this.#log('info', 'manifests reloaded', { path: this.path, filesRead, added, updated, deleted, errors: errors.length })
-    if (added + updated + deleted > 0) this.#onReload?.(result)
+    if (added + updated + deleted > 0 || errors.length > 0) this.#onReload?.(result)
     return result
   }
 
