@@ -79,7 +79,6 @@ const isBlank = (c: number): boolean => c === 32 || c === 9 || c === 13 || c ===
 const isFlowIndicator = (c: number): boolean => c === 44 || c === 91 || c === 93 || c === 123 || c === 125 // , [ ] { }
 const SP = 32
 const TAB = 9
-const NL = 10
 const CR = 13
 
 /** True when a document marker ('---' or '...' then a blank or the end) starts at `i`, the start of a line. */
@@ -103,6 +102,7 @@ export function yamlSegments(text: string, maxDepth = MAX_DEPTH): YamlSegment[] 
   const push = (end: number): void => {
     out.push({ start, end, line: startLine, ...measureYaml(text, start, end, startLine, maxDepth) })
   }
+  if (markerAt(text, 0)) start = 3 // nothing before the first marker
   while (i < text.length) {
     if (i !== 0 && markerAt(text, i)) {
       push(i)
@@ -114,10 +114,6 @@ export function yamlSegments(text: string, maxDepth = MAX_DEPTH): YamlSegment[] 
     i = nl + 1
     line++
   }
-  if (i === 0 && markerAt(text, 0)) {
-    // A stream starting with '---': nothing before it.
-    start = 3
-  }
   push(text.length)
   return out
 }
@@ -126,8 +122,11 @@ export function yamlSegments(text: string, maxDepth = MAX_DEPTH): YamlSegment[] 
  * The nesting depth of one YAML document (text.slice(start, end)), and where
  * it passed maxDepth. A block level counts at each indentation step and each
  * '- ', '? ' or ': ' indicator; a flow level at each '[' or '{' that opens a
- * collection. It counts a scalar line as a level too: a bound, a little above
- * the true depth, never below it.
+ * collection. It counts a scalar line as a level too: for well-formed YAML a
+ * bound, a little above the true depth. Where a syntax error makes the parser
+ * nest more than the text shows, it follows the parser as far as known (keys
+ * on continuation lines, 'a: b: c', a stray '{'); yaml.ts checks the parser's
+ * token tree as well, so what this misses is still refused before composing.
  */
 function measureYaml(text: string, start: number, end: number, firstLine: number, maxDepth: number): { content: number; depth: number; deepLine: number } {
   // Block levels open on this path: columns, and whether each is a '- ' entry.
@@ -317,7 +316,7 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
         continue
       }
       if (indent >= indentNext) {
-        const r = quoteFrom(p - 1, eol) // from the line's content (p - 1 stands in for the quote)
+        const r = quoteFrom(p - 1, eol) // scans from p, the line's first character
         if (r < 0) {
           i = eol + 1
           line++

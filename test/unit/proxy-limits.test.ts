@@ -174,6 +174,16 @@ t.test('readManifest: a deep document is a ManifestError caused by a LimitError 
   const big = readManifest('/m/big.yaml', ' '.repeat(MAX_MANIFEST_BYTES + 1))
   t.match(big.errors[0]?.cause, { limit: 'bytes', max: MAX_MANIFEST_BYTES }, 'a text over the size limit')
 
+  // Nesting the parser makes up from a syntax error (found by the fuzz test): refused as well.
+  for (const [what, text] of [
+    ['keys on 2000 continuation lines', `a: b\n${'  c: d\n'.repeat(2000)}`],
+    ['3000 keys on one line', `${'a: '.repeat(3000)}x\n`],
+    ['a stray flow start after a key', `${'- "q"{\n'}${Array.from({ length: 300 }, (_, i) => `${' '.repeat(2 * i + 2)}- k:`).join('\n')}\n`],
+  ]) {
+    const docs = yamlDocuments(text!, { source: 'r.yaml' })
+    t.ok(docs.length > 0 && docs.every((d) => d.limit instanceof LimitError), `${what}: refused`)
+  }
+
   // Just at the limit is accepted; one level more is refused.
   const nest = (n: number): string => `${'['.repeat(n - 1)}1${']'.repeat(n - 1)}`
   t.equal(yamlDocuments(nest(MAX_DEPTH - 1))[0]?.limit, undefined, `${MAX_DEPTH - 1} levels pass`)
