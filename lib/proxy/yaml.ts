@@ -68,9 +68,11 @@ export function yamlDocuments(text: string, options: YamlOptions = {}): YamlDocu
   for (const doc of composer.end()) docs.push(doc as Document.Parsed)
   for (const doc of docs) for (const e of doc.errors) prettify(e, lines)
   const refused = new Map<number, LimitError>()
+  // The document holding each blanked segment's '~' (both in text order).
+  let index = 0
   for (const s of deep) {
-    const index = docs.findIndex((d) => d.range[0] <= s.content && s.content < Math.max(d.range[2], d.range[0] + 1))
-    if (index >= 0) refused.set(index, new LimitError({ file: options.source ?? 'YAML', document: index, line: s.deepLine, limit: 'depth', max: maxDepth }))
+    while (index < docs.length && docs[index]!.range[2] <= s.content && docs[index]!.range[0] !== s.content) index++
+    if (index < docs.length) refused.set(index, new LimitError({ file: options.source ?? 'YAML', document: index, line: s.deepLine, limit: 'depth', max: maxDepth }))
   }
   docs.forEach((d, index) => {
     const line = tooDeep.get(d.range[0])
