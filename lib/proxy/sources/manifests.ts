@@ -307,12 +307,14 @@ export class ManifestSource {
     let filesRead = 0
     let filesGone = 0
     for (const file of candidates) {
-      let text: string
+      let text = ''
+      let big = 0 // the size of a file too big to read; its stamp stands in for its digest
       try {
         const st = await stat(file)
         if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOTFILE' })
         // Too big to read: refused by its stamp, without reading it.
-        text = st.size > MAX_MANIFEST_BYTES ? tooBig(st) : await readFile(file, 'utf8')
+        if (st.size > MAX_MANIFEST_BYTES) big = st.size
+        else text = await readFile(file, 'utf8')
         this.#stamps.set(file, stampOf(st))
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code
@@ -328,11 +330,10 @@ export class ManifestSource {
         continue
       }
       const old = this.#files.get(file)
-      const big = isTooBig(text)
-      const digest = big ? text : digestOf(text)
+      const digest = big > 0 ? `too big: ${this.#stamps.get(file)}` : digestOf(text)
       if (old && this.#digests.get(file) === digest) continue
       filesRead++
-      const state = big ? refusedManifest(file, new LimitError({ file, line: 1, limit: 'bytes', max: MAX_MANIFEST_BYTES, found: big }), old) : readManifest(file, text, old)
+      const state = big > 0 ? refusedManifest(file, new LimitError({ file, line: 1, limit: 'bytes', max: MAX_MANIFEST_BYTES, found: big }), old) : readManifest(file, text, old)
       state.text = '' // what the file held is known by its digest; the text itself is not kept
       forget(file)
       this.#files.set(file, state)
@@ -458,16 +459,6 @@ function identity(value: unknown): string | undefined {
   if (!isObject(m) || typeof m.name !== 'string' || m.name === '') return undefined
   const ns = typeof m.namespace === 'string' && m.namespace !== '' ? m.namespace : 'default'
   return `${value.kind}/${ns}/${m.name}`
-}
-
-/** Stands in for the text of a file too big to read: its size and stamp. */
-const TOO_BIG = '\0too big:'
-function tooBig(st: { size: number; mtimeMs: number; ino: number }): string {
-  return `${TOO_BIG}${st.size}:${stampOf(st)}`
-}
-/** The size of a file tooBig() stands for, or 0. */
-function isTooBig(text: string): number {
-  return text.startsWith(TOO_BIG) ? Number(text.slice(TOO_BIG.length, text.indexOf(':', TOO_BIG.length))) : 0
 }
 
 /** The state of a file refused whole (`error` says why): everything it defined before stays. */
