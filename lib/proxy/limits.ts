@@ -6,10 +6,11 @@
 // far enough to tell structure (flow brackets, block indentation and indicators)
 // from text (quoted, plain and block scalars, comments), without regexps.
 //
-// Why these numbers: Kubernetes objects nest fewer than 30 levels and the
-// deepest CRD schemas about 70, while the parser fails near 800; a manifest
-// file of 100 Services with their EndpointSlices is ~150 kB and a whole
-// 30k-service cluster in one JSON List ~45 MB (benchmarks/proxy-ipvs).
+// Why these numbers: Kubernetes objects nest fewer than 30 levels; 128 leaves
+// room for deep CRD schemas sharing a directory, far below the ~800 where the
+// parser fails. benchmarks/proxy-ipvs writes 100 Services with their
+// 10-endpoint EndpointSlices per file, ~160 kB of JSON: a whole 30k-service
+// cluster in one List would be ~50 MB.
 
 /** Nesting levels a document may have (collections in collections). */
 export const MAX_DEPTH = 128
