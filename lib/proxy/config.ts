@@ -11,6 +11,7 @@ import { hostname as osHostname } from 'node:os'
 import { ValidationError } from '../errors.js'
 import { table } from '../validate.js'
 import { cidr, cidrFamily, ipFamilyOf, isObject } from './model/fields.js'
+import { checkSize, LimitError, MAX_CONFIG_BYTES } from './limits.js'
 import { yamlValue } from './yaml.js'
 
 export const CONFIG_API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1'
@@ -397,14 +398,17 @@ export interface ParsedConfig {
 
 /**
  * A KubeProxyConfiguration from YAML or JSON text, kube-proxy's defaults filled in.
- * Throws SyntaxError for bad YAML, ValidationError naming the field otherwise.
+ * Throws SyntaxError for bad YAML, LimitError for a text too big or nested too
+ * deep to parse, ValidationError naming the field otherwise.
  */
 export function parseConfig(text: string, source = 'config'): ParsedConfig {
   const op = `${CONFIG_KIND} (${source})`
+  checkSize(text, source, MAX_CONFIG_BYTES)
   let raw: unknown
   try {
-    raw = yamlValue(text)
+    raw = yamlValue(text, { source })
   } catch (e) {
+    if (e instanceof LimitError) throw e
     throw new SyntaxError(`${source}: ${(e as Error).message}`)
   }
   if (!isObject(raw)) throw new ValidationError(op, CONFIG_KIND, raw, 'must be an object')

@@ -236,13 +236,18 @@ export class Daemon {
       const st = this.#kube.stats
       this.#log('info', 'API lists loaded', { services: st.services, endpointSlices: st.endpointSlices, refused: st.refused, zone: nodeZone })
     } else {
+      // The source's own count is the truth: the metric follows it, so a refusal is counted once (load is a reload too).
+      let counted = 0
+      const count = (): void => {
+        const n = this.#source!.stats.errorsTotal - counted
+        if (n > 0) this.metrics.manifestErrorsTotal.inc(undefined, n)
+        counted += n
+      }
       this.#source = new ManifestSource({
         path: this.#manifests!,
         sink,
         log: this.#log,
-        onReload: (r) => {
-          if (r.errors.length > 0) this.metrics.manifestErrorsTotal.inc(undefined, r.errors.length)
-        },
+        onReload: count,
         onReadError: (e) => {
           this.metrics.sourceErrorsTotal.inc({ source: 'manifests', reason: e.reason })
           if (e.scope === 'source') this.health.sourceFailed('manifests', e.message)
@@ -250,7 +255,7 @@ export class Daemon {
         onReadable: () => this.health.sourceRecovered('manifests'),
       })
       const loaded = await this.#loadManifests(this.#source)
-      if (loaded.errors.length > 0) this.metrics.manifestErrorsTotal.inc(undefined, loaded.errors.length)
+      count()
       this.#log('info', 'manifests loaded', { path: this.#source.path, services: this.#source.stats.services, endpointSlices: this.#source.stats.endpointSlices, errors: loaded.errors.length })
     }
 

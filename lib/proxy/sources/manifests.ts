@@ -16,12 +16,15 @@
 // Only a file gone from a listing that succeeded is a removal. Each failed read
 // is reported (onReadError) and retried at the next poll; once the source reads
 // again the real difference applies.
+// A file over the size limit, or a document nested past the depth limit, is
+// refused before parsing (limits.ts) the same way: as a document nobody can name.
 import { Serial } from '../../serial.js'
 import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import { ValidationError } from '../../errors.js'
+import { jsonDepth, LimitError, MAX_DEPTH, MAX_MANIFEST_BYTES } from '../limits.js'
 import type { ChangeSink } from '../changes.js'
 import { parseEndpointSlice, type EndpointSlice } from '../model/endpointslice.js'
 import { isObject, samePlain } from '../model/fields.js'
@@ -130,7 +133,7 @@ export interface ManifestSourceOptions {
   /** Events within this window after the first make one reload (ms; default 10). */
   debounceMs?: number
   log?: Log
-  /** After each reload that fed the sink, e.g. to ask the proxier for a sync. */
+  /** After each reload that fed the sink or refused something, e.g. to ask the proxier for a sync. */
   onReload?: (result: ReloadResult) => void
   /**
    * Also look for changes every this many ms (0: never), for filesystems whose
@@ -378,11 +381,14 @@ export class ManifestSource {
 
     let filesRead = 0
     for (const file of candidates) {
-      let text: string
+      let text = ''
+      let big = 0 // the size of a file too big to read; its stamp stands in for its digest
       try {
         const st = await this.#fs.stat(file)
         if (!st.isFile()) throw Object.assign(new Error(st.isDirectory() ? 'a directory, not a file' : 'not a regular file'), { code: st.isDirectory() ? 'EISDIR' : 'ENOTFILE' })
-        text = await this.#fs.readFile(file, 'utf8')
+        // Too big to read: refused by its stamp, without reading it.
+        if (st.size > MAX_MANIFEST_BYTES) big = st.size
+        else text = await this.#fs.readFile(file, 'utf8')
         this.#stamps.set(file, stampOf(st))
       } catch (e) {
         this.#stamps.delete(file)
@@ -394,10 +400,10 @@ export class ManifestSource {
       if (this.#unreadable) this.#readable()
       if (this.#fileErrors.delete(file)) this.#log('info', 'manifest file reads again', { file })
       const old = this.#files.get(file)
-      const digest = digestOf(text)
+      const digest = big > 0 ? `too big: ${this.#stamps.get(file)}` : digestOf(text)
       if (old && this.#digests.get(file) === digest) continue
       filesRead++
-      const state = readManifest(file, text, old)
+      const state = big > 0 ? refusedManifest(file, new LimitError({ file, line: 1, limit: 'bytes', max: MAX_MANIFEST_BYTES, found: big }), old) : readManifest(file, text, old)
       state.text = '' // what the file held is known by its digest; the text itself is not kept
       forget(file)
       this.#files.set(file, state)
@@ -490,7 +496,7 @@ export class ManifestSource {
     this.lastResult = result
     if (added + updated + deleted > 0 || errors.length > 0)
       this.#log('info', 'manifests reloaded', { path: this.path, filesRead, added, updated, deleted, errors: errors.length })
-    if (added + updated + deleted > 0) this.#onReload?.(result)
+    if (added + updated + deleted > 0 || errors.length > 0) this.#onReload?.(result)
     return result
   }
 
@@ -563,22 +569,40 @@ function identity(value: unknown): string | undefined {
   return `${value.kind}/${ns}/${m.name}`
 }
 
+/** The state of a file refused whole (`error` says why): everything it defined before stays. */
+export function refusedManifest(file: string, error: LimitError, old?: ManifestFileState): ManifestFileState {
+  return {
+    text: '',
+    objects: new Map(old?.objects ?? []),
+    errors: [new ManifestError({ file, document: error.document ?? 0, line: error.line, reason: error.reason, cause: error })],
+    documents: 0,
+    ignored: 0,
+  }
+}
+
 /**
  * Reads one file's documents into objects; `old` is its previous state, whose
  * objects stand in for documents refused now.
  */
 export function readManifest(file: string, text: string, old?: ManifestFileState): ManifestFileState {
+  if (text.length > MAX_MANIFEST_BYTES) return refusedManifest(file, new LimitError({ file, line: 1, limit: 'bytes', max: MAX_MANIFEST_BYTES, found: text.length }), old)
   const state: ManifestFileState = { text, objects: new Map(), errors: [], documents: 0, ignored: 0 }
-  const docs: { index: number; line: number; value: unknown; error?: { message: string; line: number } }[] = []
+  const docs: { index: number; line: number; value: unknown; error?: { message: string; line: number }; limit?: LimitError }[] = []
   if (extname(file).toLowerCase() === '.json') {
-    try {
-      docs.push({ index: 0, line: 1, value: JSON.parse(text) })
-    } catch (e) {
-      const at = /position (\d+)/.exec((e as Error).message)
-      const line = at ? text.slice(0, Number(at[1])).split('\n').length : 1
-      docs.push({ index: 0, line, value: null, error: { message: `JSON: ${(e as Error).message}`, line } })
+    const deep = jsonDepth(text, MAX_DEPTH)
+    if (deep.line > 0) {
+      const limit = new LimitError({ file, document: 0, line: deep.line, limit: 'depth', max: MAX_DEPTH })
+      docs.push({ index: 0, line: deep.line, value: null, error: { message: limit.reason, line: deep.line }, limit })
+    } else {
+      try {
+        docs.push({ index: 0, line: 1, value: JSON.parse(text) })
+      } catch (e) {
+        const at = /position (\d+)/.exec((e as Error).message)
+        const line = at ? text.slice(0, Number(at[1])).split('\n').length : 1
+        docs.push({ index: 0, line, value: null, error: { message: `JSON: ${(e as Error).message}`, line } })
+      }
     }
-  } else docs.push(...yamlDocuments(text))
+  } else docs.push(...yamlDocuments(text, { source: file }))
 
   let unidentified = false
   const kept = new Set<string>()
@@ -614,6 +638,10 @@ export function readManifest(file: string, text: string, old?: ManifestFileState
   }
 
   for (const doc of docs) {
+    if (doc.limit) {
+      refuse(doc, doc.limit.reason, undefined, doc.limit, undefined, doc.limit.line)
+      continue
+    }
     if (doc.error) {
       refuse(doc, `YAML: ${doc.error.message}`, identity(doc.value), undefined, undefined, doc.error.line)
       continue

@@ -14,6 +14,7 @@ import * as https from 'node:https'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { createGunzip } from 'node:zlib'
 import { isObject } from '../../model/fields.js'
+import { LimitError, MAX_CONFIG_BYTES, MAX_WATCH_LINE_BYTES } from '../../limits.js'
 import { yamlValue } from '../../yaml.js'
 
 /** Where the in-cluster credentials live (a pod's service account volume). */
@@ -159,10 +160,15 @@ export function loadKubeconfig(path: string, options: KubeconfigOptions = {}): K
     const code = (e as NodeJS.ErrnoException).code
     throw new KubeConfigError(file, 'kubeconfig', code === 'ENOENT' ? 'file does not exist' : `cannot be read (${code ?? String(e)})`, e)
   }
+  if (text.length > MAX_CONFIG_BYTES) {
+    const limit = new LimitError({ file, line: 1, limit: 'bytes', max: MAX_CONFIG_BYTES, found: text.length })
+    throw new KubeConfigError(file, 'kubeconfig', limit.reason, limit)
+  }
   let doc: unknown
   try {
-    doc = yamlValue(text)
+    doc = yamlValue(text, { source: file })
   } catch (e) {
+    if (e instanceof LimitError) throw new KubeConfigError(file, 'kubeconfig', `line ${e.line}: ${e.reason}`, e)
     throw new KubeConfigError(file, 'kubeconfig', `is not valid YAML: ${(e as Error).message}`, e)
   }
   return kubeconfigConnection(doc, file, options)
@@ -553,15 +559,34 @@ export class KubeClient implements KubeApi {
     const status = res.statusCode ?? 0
     if (status !== 200) throw statusError(status, await readBody(res, path), path)
     const stream = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res
-    let buffered = ''
+    // A line is kept as bytes until its end arrives: each byte is looked at once
+    // (not the whole line again per chunk), a character split between chunks is
+    // decoded whole, and a line longer than any object the API server can hold
+    // ends the watch (counted and retried as a failed watch) before it fills memory.
+    let partial: Buffer[] = []
+    let partialBytes = 0
+    const tooLong = (): KubeApiError =>
+      new KubeApiError({ status: 0, message: `a watch event is longer than the limit of ${MAX_WATCH_LINE_BYTES} bytes; refused`, method: 'GET', path })
+    const take = (last: Buffer): string => {
+      const bytes = partial.length === 0 ? last : Buffer.concat([...partial, last])
+      partial = []
+      partialBytes = 0
+      return bytes.toString('utf8').trim()
+    }
     try {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
-        buffered += chunk.toString('utf8')
+        let from = 0
         let nl: number
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, nl).trim()
-          buffered = buffered.slice(nl + 1)
+        while ((nl = chunk.indexOf(10, from)) >= 0) {
+          if (partialBytes + nl - from > MAX_WATCH_LINE_BYTES) throw tooLong()
+          const line = take(chunk.subarray(from, nl))
+          from = nl + 1
           if (line !== '') yield decodeEvent(line, path)
+        }
+        if (from < chunk.length) {
+          partialBytes += chunk.length - from
+          if (partialBytes > MAX_WATCH_LINE_BYTES) throw tooLong()
+          partial.push(chunk.subarray(from))
         }
       }
     } catch (e) {
@@ -571,7 +596,8 @@ export class KubeClient implements KubeApi {
     } finally {
       if (!res.complete) res.destroy()
     }
-    if (buffered.trim() !== '') yield decodeEvent(buffered.trim(), path)
+    const rest = take(Buffer.alloc(0))
+    if (rest !== '') yield decodeEvent(rest, path)
   }
 }
 
