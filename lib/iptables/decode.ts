@@ -3,21 +3,7 @@
 // match and target reads back through its family (matches/, targets/).
 import type { Family } from '../validate.js'
 import { cidrText, ifaceText, not, protocolName, type SetNames } from './fields.js'
-import {
-  ENTRY4,
-  ENTRY6,
-  type EntryLayout,
-  INV_DSTIP,
-  INV_FRAG,
-  INV_PROTO,
-  INV_SRCIP,
-  INV_VIA_IN,
-  INV_VIA_OUT,
-  IP6T_F_GOTO,
-  IPT_F_FRAG,
-  IPT_F_GOTO,
-  XT_HEADER,
-} from './layout.js'
+import { ENTRY4, ENTRY6, type EntryLayout, INV_DSTIP, INV_FRAG, INV_PROTO, INV_SRCIP, INV_VIA_IN, INV_VIA_OUT, IP6T_F_GOTO, IPT_F_FRAG, IPT_F_GOTO, XT_HEADER } from './layout.js'
 import { decodeMatch } from './matches/index.js'
 import type { Match, RuleRecord } from './model.js'
 import { decodeTarget } from './targets/index.js'

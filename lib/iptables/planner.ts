@@ -5,21 +5,7 @@
 import type { Where } from '../validate.js'
 import * as v from '../validate.js'
 import { cidr, type ExtPlan, iface, protocolNumber, type RuleContext, type RulePlan, unwrap, writeIface, yes } from './fields.js'
-import {
-  ENTRY4,
-  ENTRY6,
-  type EntryLayout,
-  INV_DSTIP,
-  INV_FRAG,
-  INV_PROTO,
-  INV_SRCIP,
-  INV_VIA_IN,
-  INV_VIA_OUT,
-  IP6T_F_PROTO,
-  IPT_F_FRAG,
-  SET,
-  XT_HEADER,
-} from './layout.js'
+import { ENTRY4, ENTRY6, type EntryLayout, INV_DSTIP, INV_FRAG, INV_PROTO, INV_SRCIP, INV_VIA_IN, INV_VIA_OUT, IP6T_F_PROTO, IPT_F_FRAG, SET, XT_HEADER } from './layout.js'
 import { matchPlan } from './matches/index.js'
 import { targetPlan } from './targets/index.js'
 
