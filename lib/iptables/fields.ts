@@ -9,7 +9,7 @@ import * as v from '../validate.js'
 import { IFNAMSIZ, INV_PROTO, XT_HEADER, XT_NAME_LEN } from './layout.js'
 import { BUILTIN_CHAINS, type IptablesProtocol, type IptablesTable, type Not, type PortRange, type RawExtension } from './model.js'
 
-export const PROTOCOLS: Readonly<Record<string, number>> = v.table({
+const PROTOCOLS: Readonly<Record<string, number>> = v.table({
   icmp: 1, tcp: 6, udp: 17, gre: 47, esp: 50, ah: 51, icmpv6: 58, sctp: 132, udplite: 136, dccp: 33,
 })
 const PROTOCOL_NAMES = new Map(Object.entries(PROTOCOLS).map(([k, n]) => [n, k]))
@@ -59,7 +59,6 @@ export interface RulePlan {
   target: ExtPlan
 }
 
-
 export interface RuleContext {
   family: Family
   table: IptablesTable
@@ -77,6 +76,7 @@ export type SetNames = Record<string, string>
 export interface ExtFamily<R> {
   /** The revision and data size written for an address family: the only one read back as this family. */
   spec(family: Family): { revision: number; size: number }
+  /** Validates `m` (at `field`; a ValidationError names what is wrong) into what writes its data. */
   plan(at: Where, field: string, m: Obj, plan: RulePlan, ctx: RuleContext): ExtPlan
   /** The data at `d` read back; undefined when it holds what the model does not express (read back as raw). */
   decode(b: Buffer, d: number, family: Family, sets: SetNames): R | undefined
@@ -91,7 +91,7 @@ export function readExt<R>(families: Map<string, ExtFamily<R>>, b: Buffer, o: nu
 
 // ---- validation of shared fields ------------------------------------------------------------
 
-export const isNot = (x: unknown): x is { not: unknown } =>
+const isNot = (x: unknown): x is { not: unknown } =>
   typeof x === 'object' && x !== null && !Array.isArray(x) && Object.keys(x).length === 1 && 'not' in x
 
 export function unwrap(x: unknown): { value: unknown; not: boolean } {
