@@ -114,3 +114,55 @@ export function formatAddress(b: Uint8Array): string {
   if (best < 0) return hex.join(':')
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`
 }
+
+/**
+ * The four bytes of a dotted IPv4 address (as isIPv4Text accepts it) written
+ * into `out` at `o`; false when `text` is not one. By hand: rules and sets
+ * carry many addresses.
+ */
+export function ipv4Into(text: string, out: Uint8Array, o = 0): boolean {
+  let part = 0
+  let digits = 0
+  let value = 0
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46 // a final '.'
+    if (c === 46) {
+      if (digits === 0 || part > 3) return false
+      out[o + part++] = value
+      digits = 0
+      value = 0
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return false // leading zero
+      value = value * 10 + (c - 48)
+      if (++digits > 3 || value > 255) return false
+    } else return false
+  }
+  return part === 4
+}
+
+const masks = new Map<number, Uint8Array>()
+/** The mask of a prefix length over `len` bytes (4 or 16); shared, never to be written to. */
+export function prefixMask(prefix: number, len: number): Uint8Array {
+  const key = len * 256 + prefix
+  let m = masks.get(key)
+  if (!m) {
+    m = new Uint8Array(len)
+    for (let i = 0; i < len; i++) m[i] = (0xff00 >> Math.max(0, Math.min(8, prefix - i * 8))) & 0xff
+    masks.set(key, m)
+  }
+  return m
+}
+
+/** The prefix length of a contiguous mask, or -1 when it is not one. */
+export function maskPrefix(mask: Uint8Array): number {
+  let n = 0
+  let i = 0
+  for (; i < mask.length && mask[i] === 0xff; i++) n += 8
+  if (i < mask.length) {
+    const bits = [0, 0x80, 0xc0, 0xe0, 0xf0, 0xf8, 0xfc, 0xfe].indexOf(mask[i]!)
+    if (bits < 0) return -1
+    n += bits
+    for (i++; i < mask.length; i++) if (mask[i] !== 0) return -1
+  }
+  return n
+}

@@ -1,7 +1,7 @@
 // iptables (legacy x_tables) through libiptc: whole-table transactions.
 // A transaction reads a snapshot of one table (nat, filter, mangle, raw), takes
 // edits (chains and rules, validated here and laid out as the kernel's entries
-// by lib/iptables/rules), and commits them in one atomic replace of the table.
+// by lib/iptables/planner), and commits them in one atomic replace of the table.
 // All libiptc work runs on the thread pool (native/iptc), one job at a time per
 // address family. No iptables or iptables-restore process is involved.
 import { NetlinkError } from './errors.js'
@@ -9,17 +9,10 @@ import { native, type NativeChain, type NativeCommitInfo, type NativeIptcTransac
 import * as v from './validate.js'
 import type { Family, Where } from './validate.js'
 import { OP_KIND, type OpName } from './iptables/layout.js'
-import {
-  chainName,
-  decodeRule,
-  isBuiltin,
-  planRule,
-  type Counters,
-  type IptablesTable,
-  type Rule,
-  type RuleRecord,
-  TABLES,
-} from './iptables/rules.js'
+import { chainName, isBuiltin } from './iptables/fields.js'
+import { type Counters, type IptablesTable, type Rule, type RuleRecord, TABLES } from './iptables/model.js'
+import { planRule } from './iptables/planner.js'
+import { decodeRule } from './iptables/decode.js'
 import { dumpedRules, OpWriter } from './iptables/wire.js'
 import { detectBackend, type BackendReport } from './iptables/backend.js'
 import { enqueue } from './iptables/queue.js'
@@ -45,9 +38,11 @@ export type {
   Target,
   TcpFlag,
   Verdict,
-} from './iptables/rules.js'
+} from './iptables/model.js'
 export type { BackendReport, BackendTable } from './iptables/backend.js'
-export { TABLES as IPTABLES_TABLES, encodeRule as iptablesEncodeRule, decodeRule as iptablesDecodeRule } from './iptables/rules.js'
+export { TABLES as IPTABLES_TABLES } from './iptables/model.js'
+export { encodeRule as iptablesEncodeRule } from './iptables/planner.js'
+export { decodeRule as iptablesDecodeRule } from './iptables/decode.js'
 
 export interface IptablesOptions {
   /** 'inet' (IPv4, libip4tc; the default) or 'inet6' (IPv6, libip6tc). */

@@ -4,6 +4,9 @@
 // revision iptables-legacy 1.8 writes. test/unit/iptables-layout.test.ts checks
 // every number here against sizeof/offsetof compiled from the headers
 // (native/iptc/table.cc, layout()).
+import { endianness } from 'node:os'
+
+if (endianness() !== 'LE') throw new Error('tsproxy iptables: the entry layouts are written for little-endian hosts')
 
 /** XT_ALIGN: entries, matches and targets are 8-byte aligned (u64 counters). */
 export const align8 = (n: number): number => (n + 7) & ~7

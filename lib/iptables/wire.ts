@@ -1,7 +1,7 @@
 // The records lib/iptables exchanges with native/iptc (table.h): operation
 // records going in, rule records coming back from a dump.
 import { OP_HEADER, OP_KIND, type OpName, RULE_HEADER, SET_FIXUP } from './layout.js'
-import { type PlannedRule, writeEntry, writeMask } from './rules.js'
+import { type PlannedRule, writeEntry, writeMask } from './planner.js'
 
 export interface OpOptions {
   arg?: string

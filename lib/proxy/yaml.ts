@@ -2,12 +2,13 @@
 // YAML 1.1 (yes/no/on/off/y/n are booleans, 0755 is octal, 1:30 is 90, << merges)
 // with timestamps left as strings, duplicate keys refused. Each document comes
 // back on its own, with its line, so one bad document does not hide the others.
-// A document nested deeper than the limit never reaches the parser (limits.ts);
+// A document nested deeper than the limit never reaches the parser (yaml-scan.ts);
 // what the quick scan cannot see (nesting the parser makes up while recovering
 // from a syntax error) is caught on the parser's token tree, which is built
 // without recursion, before the recursive composer runs.
 import { Composer, CST, LineCounter, Parser, type Document } from 'yaml'
-import { LimitError, MAX_DEPTH, yamlSegments } from './limits.js'
+import { LimitError, MAX_DEPTH } from './limits.js'
+import { yamlSegments } from './yaml-scan.js'
 
 export interface YamlDocument {
   /** Position in the stream, from 0. */

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Iptables, IptablesTransaction, LibiptcMissingError, ValidationError, iptablesEncodeRule, type Rule } from '../../dist/index.js'
 import { OpWriter } from '../../dist/iptables/wire.js'
-import { planRule } from '../../dist/iptables/rules.js'
+import { planRule } from '../../dist/iptables/planner.js'
 
 const ipt4 = await Iptables.open()
 const ipt6 = await Iptables.open({ family: 'inet6' })

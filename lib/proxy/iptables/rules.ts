@@ -1,7 +1,7 @@
 // The rules of kube-proxy's iptables mode (pkg/proxy/iptables/proxier.go, as
 // its documented behaviour): chain names, the fixed chains and jumps, and what
 // one service port contributes to the nat and filter tables. Every rule is
-// written in the canonical form the kernel reads back (lib/iptables/rules.ts),
+// written in the canonical form the kernel reads back (lib/iptables/decode.ts),
 // so that "equal" means "nothing to do". Pure: no kernel access here.
 import { createHash } from 'node:crypto'
 import type { Rule } from '../../iptables.js'
