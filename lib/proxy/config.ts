@@ -652,12 +652,6 @@ export function ipvsScheduler(config: Pick<KubeProxyConfiguration, 'ipvs'>): str
   return config.ipvs.scheduler || 'rr'
 }
 
-/** { host, port } of an 'ip:port' bind address; undefined for ''. */
-export function splitHostPort(addr: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]+)$/.exec(addr)
-  return m ? { host: m[1] ?? m[2]!, port: Number(m[3]) } : undefined
-}
-
 /** The --help text: every flag with what it sets. */
 export function usage(): string {
   const lines = ['Usage: tsproxy [flags]', '', 'Flags (kube-proxy\'s, where kube-proxy has them):']

@@ -2,7 +2,7 @@
 // operations out.
 //
 // It keeps two pictures. `desired` is the sum of every service port's
-// contribution (desired.ts), reference-counted because ports can share a VIP or
+// desired state (desired.ts), reference-counted because ports can share a VIP or
 // an ipset entry. `applied` is what the kernel holds as far as we know: read from
 // the kernel at a full sync, and updated from each operation's own outcome.
 // A partial sync recomputes only the changed ports, diffs only the objects they
@@ -12,28 +12,24 @@
 // already right is touched: connections survive a restart.
 //
 // Two ports asking for one virtual server: the owner's part only (../claims.ts).
+// When to sync what, reports and stale conntrack: ../reconciler.ts.
 //
 // Graceful termination: a TCP real server that goes away gets weight 0 (no new
 // connections) and is deleted once IPVS reports no established connection on
 // it; UDP and SCTP ones are deleted at once, as kube-proxy does.
-import { deleteStaleConntrack, staleConntrackFilters } from '../stale-conntrack.js'
-import { Serial } from '../../serial.js'
+import { cidrContains, splitHostPort } from '../../address.js'
 import type { IpSetEntry } from '../../ipset.js'
-import type { DestinationRecord, IpvsOp, IpvsTimeouts, Outcome, ServiceRecord } from '../../ipvs.js'
+import type { DestinationRecord, IpvsOp, IpvsTimeouts, Outcome } from '../../ipvs.js'
 import type { RtnlOp } from '../../route.js'
 import type { Family } from '../../validate.js'
-import type { Log } from '../sources/manifests.js'
-import type { Endpoint } from '../model/endpoints.js'
 import { joinHostPort } from '../model/fields.js'
-import type { ServicePort } from '../model/serviceport.js'
-import type { StaleEndpoint } from '../changes.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IpvsDataplane } from './dataplane.js'
-import type { Proxier } from '../proxier.js'
-import { cidrContains, contribution, EMPTY_CONTRIBUTION, serverKey, WEIGHT, type Claim, type Contribution, type SetEntry, type VirtualServer } from './desired.js'
-import { Claims } from '../claims.js'
-import { splitHostPort } from '../config.js'
-import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './rules.js'
+import type { Log, Proxier, ProxyState, Report, ServerStatus, SyncOptions, SyncReport } from '../types.js'
+import { Reconciler } from '../reconciler.js'
+import { serverKey } from '../claims.js'
+import { desiredOf, EMPTY_CONTRIBUTION, WEIGHT, type Claim, type Contribution, type SetEntry, type VirtualServer } from './desired.js'
+import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './netfilter.js'
 
 export interface IpvsProxierOptions {
   family?: Family
@@ -54,35 +50,6 @@ export interface IpvsProxierOptions {
   log?: Log
 }
 
-/** What the proxier reads from the change trackers. */
-export interface ProxyState {
-  readonly ports: ReadonlyMap<string, ServicePort>
-  endpoints(servicePort: string): readonly Endpoint[]
-}
-
-/** Cleanup hints from the trackers, for UDP conntrack entries that went stale. */
-export interface StaleConntrack {
-  deletedUDPClusterIPs?: Iterable<string>
-  deletedUDPEndpoints?: Iterable<StaleEndpoint>
-  newlyActiveUDPServices?: Iterable<string>
-}
-
-export interface SyncReport {
-  readonly full: boolean
-  /** Service ports recomputed. */
-  readonly ports: number
-  /** Kernel operations sent, by subsystem. */
-  readonly ops: { ipvs: number; ipset: number; rtnl: number; iptables: number; conntrack: number }
-  /** Operations the kernel refused; a refused operation asks for a full sync. */
-  readonly errors: readonly Error[]
-  /** Objects a full sync found wrong in the kernel and fixed, by subsystem. */
-  readonly repaired: { ipvs: number; ipset: number; rtnl: number; iptables: number }
-  readonly noLocalEndpoints: { internal: number; external: number }
-  /** Service ports left without an address:port they ask for, owned by another (../claims.ts). */
-  readonly conflicts: number
-}
-
-type Report = { -readonly [K in keyof SyncReport]: SyncReport[K] } & { errors: Error[] }
 type Touched = { servers: Set<string>; entries: Map<string, Set<string>>; addresses: Set<string> }
 const newTouched = (): Touched => ({ servers: new Set(), entries: new Map(), addresses: new Set() })
 
@@ -109,7 +76,8 @@ export class IpvsProxier implements Proxier {
   readonly #contrib = new Map<string, Contribution>()
   /** The owner's virtual server of each key. */
   readonly #servers = new Map<string, VirtualServer>()
-  readonly #claims: Claims
+  readonly #core: Reconciler
+  readonly #claims: Reconciler['claims']
   readonly #entries = new Map<string, Map<string, Counted<IpSetEntry>>>()
   readonly #addresses = new Map<string, number>()
   readonly #applied = new Map<string, AppliedServer>()
@@ -117,19 +85,18 @@ export class IpvsProxier implements Proxier {
   readonly #appliedAddresses = new Set<string>()
   /** Real servers at weight 0 waiting for their connections to end, by server key. */
   readonly #draining = new Map<string, Set<string>>()
-  /** Service ports with no local endpoint for their Local traffic policy: the sum over #contrib, kept as it changes. */
-  readonly #noLocal = { internal: 0, external: 0 }
   #nodePortAddresses: string[] = []
   #nodeAddresses: string[] = []
-  #synced = false
-  /** A full sync has completed once: later full syncs count what they fix as drift. */
-  #everSynced = false
 
   constructor(dataplane: IpvsDataplane, options: IpvsProxierOptions = {}) {
     this.#dp = dataplane
     this.family = options.family ?? 'inet'
     this.#log = options.log ?? (() => undefined)
-    this.#claims = new Claims(this.#log)
+    this.#core = new Reconciler(this.family, dataplane, this.#log, {
+      partial: (state, changed, report) => this.#partial(state, changed, report),
+      full: (state, report, repairing) => this.#full(state, report, repairing),
+    })
+    this.#claims = this.#core.claims
     this.#o = {
       family: this.family,
       scheduler: options.scheduler || 'rr',
@@ -146,7 +113,7 @@ export class IpvsProxier implements Proxier {
 
   /** Whether a full sync has completed. */
   get synced(): boolean {
-    return this.#synced
+    return this.#core.synced
   }
 
   /** Real servers currently draining (weight 0, connections still open). */
@@ -182,41 +149,12 @@ export class IpvsProxier implements Proxier {
    * sends what differs. With `full` (and always until a full sync has
    * succeeded), then re-reads the kernel and repairs whatever else differs.
    */
-  sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack } = {}): Promise<SyncReport> {
-    return this.#exclusive(() => this.#sync(state, changed, options))
+  sync(state: ProxyState, changed: Iterable<string>, options: SyncOptions = {}): Promise<SyncReport> {
+    return this.#core.sync(state, changed, options)
   }
-
-  /** Kernel work of syncs, drain checks, status and cleanup runs one at a time: each reads what the last wrote. */
-  readonly #serial = new Serial()
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#serial.run(fn)
-  }
-
-  async #sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack }): Promise<SyncReport> {
-    const report: Report = {
-      full: false,
-      ports: 0,
-      ops: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0, conntrack: 0 },
-      errors: [],
-      repaired: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0 },
-      noLocalEndpoints: { internal: 0, external: 0 },
-      conflicts: 0,
-    }
-    const resync = options.full === true || !this.#synced
-    if (resync && this.#everSynced) {
-      // Pending changes first, so that whatever the resync then finds to fix
-      // is drift (someone else's doing), counted as repairs.
-      await this.#partial(state, changed, report)
-    }
-    if (resync) await this.#full(state, report)
-    else await this.#partial(state, changed, report)
-    report.noLocalEndpoints.internal = this.#noLocal.internal
-    report.noLocalEndpoints.external = this.#noLocal.external
-    report.conflicts = this.#claims.conflicts
-    await this.#cleanConntrack(state, options.stale ?? {}, report)
-    if (report.errors.length > 0) this.#synced = false
-    return report
+    return this.#core.exclusive(fn)
   }
 
   async #partial(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
@@ -230,9 +168,7 @@ export class IpvsProxier implements Proxier {
     await this.#applyAddresses(touched.addresses, report)
   }
 
-  async #full(state: ProxyState, report: Report): Promise<void> {
-    report.full = true
-    const repairing = this.#everSynced
+  async #full(state: ProxyState, report: Report, repairing: boolean): Promise<boolean> {
     const touched = newTouched()
     // The partial sync before this one brought every port up to date; only
     // the node's own addresses (node ports, source ranges) can have moved.
@@ -256,10 +192,7 @@ export class IpvsProxier implements Proxier {
       report.repaired.ipset += report.ops.ipset - before.ipset
       report.repaired.rtnl += report.ops.rtnl - before.rtnl
     }
-    if (report.errors.length === errors) {
-      this.#synced = true
-      this.#everSynced = true
-    }
+    return report.errors.length === errors
   }
 
   /**
@@ -349,9 +282,9 @@ export class IpvsProxier implements Proxier {
   }
 
   /** The programmed virtual servers with live statistics, named by service port (for `tsproxy status`). */
-  async status(): Promise<{ servicePort: string; server: ServiceRecord; ignored?: string[] }[]> {
+  async status(): Promise<ServerStatus[]> {
     const listed = await this.#dp.ipvs.listServices({ destinations: true })
-    const out: { servicePort: string; server: ServiceRecord; ignored?: string[] }[] = []
+    const out: ServerStatus[] = []
     for (const s of listed) {
       if (s.protocol === undefined || s.address === undefined || s.port === undefined) continue
       const key = serverKey(s.protocol, s.address, s.port)
@@ -369,7 +302,7 @@ export class IpvsProxier implements Proxier {
     const before = this.#contrib.get(key) ?? EMPTY_CONTRIBUTION
     const port = state.ports.get(key)
     const after = port
-      ? contribution(port, state.endpoints(key), {
+      ? desiredOf(port, state.endpoints(key), {
           family: this.family,
           scheduler: this.#o.scheduler,
           nodePortAddresses: this.#nodePortAddresses,
@@ -402,8 +335,7 @@ export class IpvsProxier implements Proxier {
       touched.addresses.add(a)
       this.#addresses.set(a, (this.#addresses.get(a) ?? 0) + 1)
     }
-    for (const p of before.noLocalEndpoints) this.#noLocal[p]--
-    for (const p of after.noLocalEndpoints) this.#noLocal[p]++
+    this.#core.countNoLocal(before.noLocalEndpoints, after.noLocalEndpoints)
   }
 
   #take(c: Claim, touched: Touched): void {
@@ -506,17 +438,14 @@ export class IpvsProxier implements Proxier {
 
   #reset(): void {
     this.#contrib.clear()
-    this.#noLocal.internal = 0
-    this.#noLocal.external = 0
+    this.#core.reset()
     this.#servers.clear()
-    this.#claims.clear()
     this.#entries.clear()
     this.#addresses.clear()
     this.#applied.clear()
     this.#appliedEntries.clear()
     this.#appliedAddresses.clear()
     this.#draining.clear()
-    this.#synced = false
   }
 
   // ---- writing ---------------------------------------------------------------------------
@@ -659,15 +588,6 @@ export class IpvsProxier implements Proxier {
     const outcomes = await this.#dp.rtnl.batch(ops)
     report.ops.rtnl += ops.length
     this.#settle(outcomes, ops, after, report, 'rtnetlink')
-  }
-
-  /**
-   * UDP has no connection end: conntrack entries toward an endpoint that went
-   * away (or that blackholed a service with no endpoint) would keep steering
-   * packets wrong. Deletes them, as kube-proxy does after each sync.
-   */
-  async #cleanConntrack(state: ProxyState, stale: StaleConntrack, report: Report): Promise<void> {
-    report.ops.conntrack += await deleteStaleConntrack(this.#dp.conntrack, staleConntrackFilters(this.family, state, stale), this.#log)
   }
 }
 
