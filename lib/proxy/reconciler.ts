@@ -1,7 +1,7 @@
 // The sync skeleton every mode shares. A mode supplies what one service port
 // asks of the kernel (its desired.ts, `desiredOf`) and how to apply a
-// difference (`partial`, `full` below); the reconciler decides which to run and
-// does the rest the same way for every mode:
+// difference (`applyChanges`, `applyAll`); the reconciler decides which to run
+// and does the rest the same way for every mode:
 //
 // - kernel work runs one job at a time (each reads what the last wrote);
 // - a sync is partial (the changed ports only) unless asked for a full one or
@@ -19,18 +19,6 @@ import { Claims } from './claims.js'
 import { deleteStaleConntrack, staleConntrackFilters } from './stale-conntrack.js'
 import type { Log, ProxyState, Report, SyncOptions, SyncReport } from './types.js'
 
-/** How a mode applies a difference. */
-export interface ModeSync {
-  /** Recomputes the `changed` service ports and applies what differs from what the kernel holds as far as the mode knows. */
-  partial(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void>
-  /**
-   * Re-reads the kernel and applies every difference. `repairing`: a full sync
-   * has completed before, so what this one fixes is drift (report.repaired).
-   * Resolves whether it completed without a refused operation.
-   */
-  full(state: ProxyState, report: Report, repairing: boolean): Promise<boolean>
-}
-
 export type PolicyKind = 'internal' | 'external'
 
 export function newReport(): Report {
@@ -45,13 +33,17 @@ export function newReport(): Report {
   }
 }
 
-export class Reconciler {
+/**
+ * The core of a proxier: a mode extends it and supplies how to apply a
+ * difference (`applyChanges`, `applyAll`); it brings what one port asks of the
+ * kernel from its desired.ts.
+ */
+export abstract class Reconciler {
   readonly family: Family
+  protected readonly log: Log
   /** Who owns an address:port two ports ask for. */
-  readonly claims: Claims
+  protected readonly claims: Claims
   readonly #dp: { readonly conntrack: Pick<Conntrack, 'delete'> }
-  readonly #log: Log
-  readonly #mode: ModeSync
   /** Kernel work of syncs, drain checks, status and cleanup runs one at a time: each reads what the last wrote. */
   readonly #serial = new Serial()
   /** Service ports with no local endpoint for their Local traffic policy, kept as ports are recomputed. */
@@ -60,58 +52,68 @@ export class Reconciler {
   /** A full sync has completed once: later full syncs count what they fix as drift. */
   #everSynced = false
 
-  constructor(family: Family, dataplane: { readonly conntrack: Pick<Conntrack, 'delete'> }, log: Log, mode: ModeSync) {
-    this.family = family
+  constructor(dataplane: { readonly conntrack: Pick<Conntrack, 'delete'> }, options: { family?: Family; log?: Log }) {
     this.#dp = dataplane
-    this.#log = log
-    this.#mode = mode
-    this.claims = new Claims(log)
+    this.family = options.family ?? 'inet'
+    this.log = options.log ?? (() => undefined)
+    this.claims = new Claims(this.log)
   }
+
+  /** Recomputes the `changed` service ports and applies what differs from what the kernel holds as far as the mode knows. */
+  protected abstract applyChanges(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void>
+
+  /**
+   * Re-reads the kernel and applies every difference. `repairing`: a full sync
+   * has completed before, so what this one fixes is drift (report.repaired).
+   * Resolves whether it completed without a refused operation.
+   */
+  protected abstract applyAll(state: ProxyState, report: Report, repairing: boolean): Promise<boolean>
 
   /** Whether a full sync has completed (and nothing failed since). */
   get synced(): boolean {
     return this.#synced
   }
 
-  exclusive<T>(job: () => Promise<T>): Promise<T> {
-    return this.#serial.run(job)
-  }
-
   /**
-   * Brings the kernel to `state`: the `changed` service ports, or with `full`
-   * (and always until a full sync has succeeded) everything, re-read first.
+   * Brings the kernel to `state`: recomputes the `changed` service ports and
+   * applies what differs. With `full` (and always until a full sync has
+   * succeeded), then re-reads the kernel and repairs whatever else differs.
    */
   sync(state: ProxyState, changed: Iterable<string>, options: SyncOptions = {}): Promise<SyncReport> {
     return this.exclusive(() => this.#sync(state, changed, options))
   }
 
+  protected exclusive<T>(job: () => Promise<T>): Promise<T> {
+    return this.#serial.run(job)
+  }
+
   async #sync(state: ProxyState, changed: Iterable<string>, options: SyncOptions): Promise<SyncReport> {
     const report = newReport()
     const resync = options.full === true || !this.#synced
-    if (resync && this.#everSynced) await this.#mode.partial(state, changed, report)
+    if (resync && this.#everSynced) await this.applyChanges(state, changed, report)
     if (resync) {
       report.full = true
-      if (await this.#mode.full(state, report, this.#everSynced)) {
+      if (await this.applyAll(state, report, this.#everSynced)) {
         this.#synced = true
         this.#everSynced = true
       }
-    } else await this.#mode.partial(state, changed, report)
+    } else await this.applyChanges(state, changed, report)
     report.noLocalEndpoints.internal = this.#noLocal.internal
     report.noLocalEndpoints.external = this.#noLocal.external
     report.conflicts = this.claims.conflicts
-    report.ops.conntrack += await deleteStaleConntrack(this.#dp.conntrack, staleConntrackFilters(this.family, state, options.stale ?? {}), this.#log)
+    report.ops.conntrack += await deleteStaleConntrack(this.#dp.conntrack, staleConntrackFilters(this.family, state, options.stale ?? {}), this.log)
     if (report.errors.length > 0) this.#synced = false
     return report
   }
 
   /** A port's desired state changed from `before` to `after`: its policies without local endpoints, counted. */
-  countNoLocal(before: readonly PolicyKind[], after: readonly PolicyKind[]): void {
+  protected countNoLocal(before: readonly PolicyKind[], after: readonly PolicyKind[]): void {
     for (const p of before) this.#noLocal[p]--
     for (const p of after) this.#noLocal[p]++
   }
 
   /** Forgets the desired state's claims and counts; the next sync is a full one. */
-  reset(): void {
+  protected reset(): void {
     this.claims.clear()
     this.#noLocal.internal = 0
     this.#noLocal.external = 0
@@ -119,7 +121,7 @@ export class Reconciler {
   }
 
   /** Also forgets that a full sync ever completed: the next one counts nothing as drift. */
-  forgetHistory(): void {
+  protected forgetHistory(): void {
     this.#everSynced = false
   }
 }

@@ -27,7 +27,7 @@ import { Reconciler } from '../reconciler.js'
 import type { Rule } from '../../iptables.js'
 import type { Family } from '../../validate.js'
 import { samePlain } from '../model/fields.js'
-import type { ChainStatus, Log, Proxier, ProxyState, Report, SyncOptions, SyncReport } from '../types.js'
+import type { ChainStatus, Log, Proxier, ProxyState, Report } from '../types.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IptablesDataplane, TableTransaction } from './dataplane.js'
 import { desiredOf, EMPTY_PORT_RULES, portClaims, type PortRules, type TablePart } from './desired.js'
@@ -95,25 +95,15 @@ class Plan {
   }
 }
 
-export class IptablesProxier implements Proxier {
-  readonly family: Family
+export class IptablesProxier extends Reconciler implements Proxier {
   readonly #dp: IptablesDataplane
   readonly #o: { masqueradeAll: boolean; masqueradeBit: number; clusterCIDR: string; nodeIP?: string; nodeZone?: string }
-  readonly #log: Log
   readonly #want = new Map<string, PortRules>()
   readonly #applied: Record<Table, Applied> = { nat: newApplied(), filter: newApplied() }
-  readonly #core: Reconciler
-  readonly #claims: Reconciler['claims']
 
   constructor(dataplane: IptablesDataplane, options: IptablesProxierOptions = {}) {
+    super(dataplane, options)
     this.#dp = dataplane
-    this.family = options.family ?? 'inet'
-    this.#log = options.log ?? (() => undefined)
-    this.#core = new Reconciler(this.family, dataplane, this.#log, {
-      partial: (state, changed, report) => this.#partial(state, changed, report),
-      full: (state, report, repairing) => this.#full(state, report, repairing),
-    })
-    this.#claims = this.#core.claims
     this.#o = {
       masqueradeAll: options.masqueradeAll ?? false,
       masqueradeBit: options.masqueradeBit ?? 14,
@@ -121,11 +111,6 @@ export class IptablesProxier implements Proxier {
       ...(options.nodeIP ? { nodeIP: options.nodeIP } : {}),
       ...(options.nodeZone ? { nodeZone: options.nodeZone } : {}),
     }
-  }
-
-  /** Whether a full sync has completed. */
-  get synced(): boolean {
-    return this.#core.synced
   }
 
   /** Nothing drains in iptables mode: conntrack keeps established connections going to removed endpoints. */
@@ -149,19 +134,6 @@ export class IptablesProxier implements Proxier {
   }
 
   /**
-   * Brings the kernel to `state`: recomputes the `changed` service ports and
-   * edits what differs. With `full` (and always until a full sync has
-   * succeeded), then re-reads both tables and repairs whatever else differs.
-   */
-  sync(state: ProxyState, changed: Iterable<string>, options: SyncOptions = {}): Promise<SyncReport> {
-    return this.#core.sync(state, changed, options)
-  }
-
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#core.exclusive(fn)
-  }
-
-  /**
    * Recomputes the rules of `keys` and of the ports whose claims they changed
    * hands of; resolves all of them.
    */
@@ -170,9 +142,9 @@ export class IptablesProxier implements Proxier {
     for (const key of keys) {
       all.add(key)
       const port = state.ports.get(key)
-      const changed = this.#claims.set(key, port, port ? portClaims(port, this.family) : [])
+      const changed = this.claims.set(key, port, port ? portClaims(port, this.family) : [])
       for (const [c, was] of changed) {
-        const now = this.#claims.owner(c)
+        const now = this.claims.owner(c)
         if (was !== undefined) all.add(was)
         if (now !== undefined) all.add(now)
       }
@@ -184,7 +156,7 @@ export class IptablesProxier implements Proxier {
   #rules(key: string, state: ProxyState): void {
     const before = this.#want.get(key) ?? EMPTY_PORT_RULES
     const port = state.ports.get(key)
-    const lost = this.#claims.lost(key)
+    const lost = this.claims.lost(key)
     const after = port
       ? desiredOf(port, state.endpoints(key), {
           family: this.family,
@@ -195,21 +167,23 @@ export class IptablesProxier implements Proxier {
           ...(lost ? { lost } : {}),
         })
       : EMPTY_PORT_RULES
-    this.#core.countNoLocal(before.noLocalEndpoints, after.noLocalEndpoints)
+    this.countNoLocal(before.noLocalEndpoints, after.noLocalEndpoints)
     if (after === EMPTY_PORT_RULES) this.#want.delete(key)
     else this.#want.set(key, after)
   }
 
   // ---- partial sync -------------------------------------------------------------------------
 
-  async #partial(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
+  protected override async applyChanges(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
     const keys = [...this.#recompute(changed, state)]
     report.ports += keys.length
     if (keys.length === 0) return
     for (const table of TABLES) {
       const plan = this.#planPorts(table, keys)
       if (plan.empty) continue
-      await this.#commit(table, plan, report)
+      await this.#commit(table, this.#dp.begin(table), plan, report, () => {
+        for (const f of plan.after) f()
+      })
     }
   }
 
@@ -293,25 +267,25 @@ export class IptablesProxier implements Proxier {
     throw new Error(`no tail rule for ${table} ${chain}`)
   }
 
-  async #commit(table: Table, plan: Plan, report: Report): Promise<boolean> {
-    const tx = this.#dp.begin(table)
+  /** Sends `plan` in `tx` and commits, then `done`; a failure aborts, is reported, and resolves false. */
+  async #commit(table: Table, tx: TableTransaction, plan: Plan, report: Report, done: () => void): Promise<boolean> {
     try {
       const n = plan.apply(tx)
       await tx.commit()
       report.ops.iptables += n
-      for (const f of plan.after) f()
+      done()
       return true
     } catch (e) {
       await tx.abort().catch(() => undefined)
       report.errors.push(e as Error)
-      this.#log('error', 'iptables commit failed', { table, error: e })
+      this.log('error', 'iptables commit failed', { table, error: e })
       return false
     }
   }
 
   // ---- full sync ----------------------------------------------------------------------------
 
-  async #full(state: ProxyState, report: Report, repairing: boolean): Promise<boolean> {
+  protected override async applyAll(state: ProxyState, report: Report, repairing: boolean): Promise<boolean> {
     if (!repairing) {
       report.ports = this.#recompute(new Set([...this.#want.keys(), ...state.ports.keys()]), state).size
     }
@@ -328,7 +302,7 @@ export class IptablesProxier implements Proxier {
     } catch (e) {
       await tx.abort().catch(() => undefined)
       report.errors.push(e as Error)
-      this.#log('error', 'reading the iptables table failed', { table, error: e })
+      this.log('error', 'reading the iptables table failed', { table, error: e })
       return false
     }
     const fixed = fixedRules({ family: this.family, masqueradeBit: this.#o.masqueradeBit })[table]
@@ -393,20 +367,11 @@ export class IptablesProxier implements Proxier {
       adopt()
       return true
     }
-    try {
-      const n = plan.apply(tx)
-      await tx.commit()
-      report.ops.iptables += n
+    return this.#commit(table, tx, plan, report, () => {
       if (repairing) report.repaired.iptables += repaired.length
-      if (repaired.length > 0) this.#log(repairing ? 'warn' : 'debug', repairing ? 'iptables chains repaired' : 'iptables chains written', { table, chains: repaired.length, first: repaired.slice(0, 5) })
+      if (repaired.length > 0) this.log(repairing ? 'warn' : 'debug', repairing ? 'iptables chains repaired' : 'iptables chains written', { table, chains: repaired.length, first: repaired.slice(0, 5) })
       adopt()
-      return true
-    } catch (e) {
-      await tx.abort().catch(() => undefined)
-      report.errors.push(e as Error)
-      this.#log('error', 'iptables commit failed', { table, error: e })
-      return false
-    }
+    })
   }
 
   // ---- cleanup, status ------------------------------------------------------------------------
@@ -417,7 +382,7 @@ export class IptablesProxier implements Proxier {
    * that jump to them. Nothing else is touched. Resolves what was removed.
    */
   cleanup(): Promise<{ chains: number; jumps: number }> {
-    return this.#exclusive(async () => {
+    return this.exclusive(async () => {
       let chains = 0
       let jumps = 0
       for (const table of TABLES) {
@@ -455,8 +420,8 @@ export class IptablesProxier implements Proxier {
       }
       this.#want.clear()
       for (const t of TABLES) this.#applied[t] = newApplied()
-      this.#core.reset()
-      this.#core.forgetHistory()
+      this.reset()
+      this.forgetHistory()
       return { chains, jumps }
     })
   }
@@ -466,7 +431,7 @@ export class IptablesProxier implements Proxier {
    * and KUBE-NODEPORTS rules (packets that entered the service), for `tsproxy status`.
    */
   status(): Promise<ChainStatus[]> {
-    return this.#exclusive(async () => {
+    return this.exclusive(async () => {
       const read = await this.#dp.readFresh('nat')
       const byRule = new Map<string, string>()
       for (const [key, p] of this.#applied.nat.ports) for (const rules of p.shared.values()) for (const r of rules) byRule.set(ruleKey(r), key)

@@ -25,7 +25,7 @@ import type { Family } from '../../validate.js'
 import { joinHostPort } from '../model/fields.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IpvsDataplane } from './dataplane.js'
-import type { Log, Proxier, ProxyState, Report, ServerStatus, SyncOptions, SyncReport } from '../types.js'
+import type { Log, Proxier, ProxyState, Report, ServerStatus } from '../types.js'
 import { Reconciler } from '../reconciler.js'
 import { serverKey } from '../claims.js'
 import { desiredOf, EMPTY_CONTRIBUTION, WEIGHT, type Claim, type Contribution, type SetEntry, type VirtualServer } from './desired.js'
@@ -68,16 +68,12 @@ const GRACEFUL = new Set(['tcp'])
 /** IPVS operations per batch call in a big sync. */
 const SLICE_OPS = 4096
 
-export class IpvsProxier implements Proxier {
-  readonly family: Family
+export class IpvsProxier extends Reconciler implements Proxier {
   readonly #dp: IpvsDataplane
   readonly #o: Required<Omit<IpvsProxierOptions, 'nodeZone' | 'log' | 'timeouts'>> & Pick<IpvsProxierOptions, 'nodeZone' | 'timeouts'>
-  readonly #log: Log
   readonly #contrib = new Map<string, Contribution>()
   /** The owner's virtual server of each key. */
   readonly #servers = new Map<string, VirtualServer>()
-  readonly #core: Reconciler
-  readonly #claims: Reconciler['claims']
   readonly #entries = new Map<string, Map<string, Counted<IpSetEntry>>>()
   readonly #addresses = new Map<string, number>()
   readonly #applied = new Map<string, AppliedServer>()
@@ -89,14 +85,8 @@ export class IpvsProxier implements Proxier {
   #nodeAddresses: string[] = []
 
   constructor(dataplane: IpvsDataplane, options: IpvsProxierOptions = {}) {
+    super(dataplane, options)
     this.#dp = dataplane
-    this.family = options.family ?? 'inet'
-    this.#log = options.log ?? (() => undefined)
-    this.#core = new Reconciler(this.family, dataplane, this.#log, {
-      partial: (state, changed, report) => this.#partial(state, changed, report),
-      full: (state, report, repairing) => this.#full(state, report, repairing),
-    })
-    this.#claims = this.#core.claims
     this.#o = {
       family: this.family,
       scheduler: options.scheduler || 'rr',
@@ -109,11 +99,6 @@ export class IpvsProxier implements Proxier {
       nodeZone: options.nodeZone,
       timeouts: options.timeouts,
     }
-  }
-
-  /** Whether a full sync has completed. */
-  get synced(): boolean {
-    return this.#core.synced
   }
 
   /** Real servers currently draining (weight 0, connections still open). */
@@ -144,20 +129,7 @@ export class IpvsProxier implements Proxier {
     return changed
   }
 
-  /**
-   * Brings the kernel to `state`: recomputes the `changed` service ports and
-   * sends what differs. With `full` (and always until a full sync has
-   * succeeded), then re-reads the kernel and repairs whatever else differs.
-   */
-  sync(state: ProxyState, changed: Iterable<string>, options: SyncOptions = {}): Promise<SyncReport> {
-    return this.#core.sync(state, changed, options)
-  }
-
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#core.exclusive(fn)
-  }
-
-  async #partial(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
+  protected override async applyChanges(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
     const touched = newTouched()
     for (const key of changed) {
       this.#recompute(key, state, touched)
@@ -168,7 +140,7 @@ export class IpvsProxier implements Proxier {
     await this.#applyAddresses(touched.addresses, report)
   }
 
-  async #full(state: ProxyState, report: Report, repairing: boolean): Promise<boolean> {
+  protected override async applyAll(state: ProxyState, report: Report, repairing: boolean): Promise<boolean> {
     const touched = newTouched()
     // The partial sync before this one brought every port up to date; only
     // the node's own addresses (node ports, source ranges) can have moved.
@@ -202,7 +174,7 @@ export class IpvsProxier implements Proxier {
   async drain(): Promise<number> {
     // One virtual server per turn: a sync waiting behind a drain check waits
     // for one read and one delete, not for every draining server's.
-    for (const key of [...this.#draining.keys()]) await this.#exclusive(() => this.#drainOne(key))
+    for (const key of [...this.#draining.keys()]) await this.exclusive(() => this.#drainOne(key))
     return this.draining
   }
 
@@ -218,7 +190,7 @@ export class IpvsProxier implements Proxier {
     try {
       listed = await this.#dp.ipvs.listDestinations(keyOf(applied.spec))
     } catch (e) {
-      this.#log('warn', 'could not read a draining virtual server', { server: key, error: e })
+      this.log('warn', 'could not read a draining virtual server', { server: key, error: e })
       return
     }
     // Established connections only: closing ones (FIN_WAIT, TIME_WAIT: IPVS's
@@ -236,7 +208,7 @@ export class IpvsProxier implements Proxier {
     if (ops.length > 0) {
       const outcomes = await this.#dp.ipvs.batch(ops)
       outcomes.forEach((o, i) => {
-        if (!o.ok && o.error.code !== 'ENOENT' && o.error.code !== 'ESRCH') this.#log('warn', 'deleting a drained real server failed', { error: o.error, op: ops[i] })
+        if (!o.ok && o.error.code !== 'ENOENT' && o.error.code !== 'ESRCH') this.log('warn', 'deleting a drained real server failed', { error: o.error, op: ops[i] })
       })
     }
     for (const d of done) {
@@ -244,7 +216,7 @@ export class IpvsProxier implements Proxier {
       dests.delete(d)
     }
     if (dests.size === 0) this.#draining.delete(key)
-    if (done.length > 0) this.#log('debug', 'real servers drained', { server: key, count: done.length })
+    if (done.length > 0) this.log('debug', 'real servers drained', { server: key, count: done.length })
   }
 
   /**
@@ -253,7 +225,7 @@ export class IpvsProxier implements Proxier {
    * Nothing else is touched. Resolves what was removed, by kind.
    */
   cleanup(): Promise<{ servers: number; chains: number; sets: number; link: boolean }> {
-    return this.#exclusive(() => this.#cleanup())
+    return this.exclusive(() => this.#cleanup())
   }
 
   async #cleanup(): Promise<{ servers: number; chains: number; sets: number; link: boolean }> {
@@ -290,7 +262,7 @@ export class IpvsProxier implements Proxier {
       const key = serverKey(s.protocol, s.address, s.port)
       const mine = this.#servers.get(key)
       if (!mine) continue
-      const ignored = this.#claims.ignored(key)
+      const ignored = this.claims.ignored(key)
       out.push(ignored.length > 0 ? { servicePort: mine.servicePort, server: s, ignored } : { servicePort: mine.servicePort, server: s })
     }
     return out.sort((a, b) => (a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0))
@@ -312,13 +284,13 @@ export class IpvsProxier implements Proxier {
       : EMPTY_CONTRIBUTION
     // Claimed parts: released by the owner before, held by the owner after.
     const owners = new Map<string, string | undefined>()
-    for (const c of before.claims) owners.set(c.key, this.#claims.owner(c.key))
-    for (const c of after.claims) if (!owners.has(c.key)) owners.set(c.key, this.#claims.owner(c.key))
-    if (owners.size > 0) this.#claims.set(key, port, after.claims.map((c) => c.key))
+    for (const c of before.claims) owners.set(c.key, this.claims.owner(c.key))
+    for (const c of after.claims) if (!owners.has(c.key)) owners.set(c.key, this.claims.owner(c.key))
+    if (owners.size > 0) this.claims.set(key, port, after.claims.map((c) => c.key))
     if (after === EMPTY_CONTRIBUTION) this.#contrib.delete(key)
     else this.#contrib.set(key, after)
     for (const [c, was] of owners) {
-      const now = this.#claims.owner(c)
+      const now = this.claims.owner(c)
       if (was === now && was !== key) continue
       if (was !== undefined) this.#drop(claimOf(was === key ? before : this.#contrib.get(was)!, c), touched)
       if (now !== undefined) this.#take(claimOf(this.#contrib.get(now)!, c), touched)
@@ -335,7 +307,7 @@ export class IpvsProxier implements Proxier {
       touched.addresses.add(a)
       this.#addresses.set(a, (this.#addresses.get(a) ?? 0) + 1)
     }
-    this.#core.countNoLocal(before.noLocalEndpoints, after.noLocalEndpoints)
+    this.countNoLocal(before.noLocalEndpoints, after.noLocalEndpoints)
   }
 
   #take(c: Claim, touched: Touched): void {
@@ -383,7 +355,7 @@ export class IpvsProxier implements Proxier {
     else np = this.#nodeAddresses.filter((ip) => want.some((c) => cidrContains(c, ip)))
     if (np.join() !== this.#nodePortAddresses.join()) {
       this.#nodePortAddresses = np
-      this.#log('info', 'node port addresses', { addresses: np })
+      this.log('info', 'node port addresses', { addresses: np })
       changed = true
     }
     return changed
@@ -438,7 +410,7 @@ export class IpvsProxier implements Proxier {
 
   #reset(): void {
     this.#contrib.clear()
-    this.#core.reset()
+    this.reset()
     this.#servers.clear()
     this.#entries.clear()
     this.#addresses.clear()
@@ -524,7 +496,7 @@ export class IpvsProxier implements Proxier {
       if (o.ok) after[i]!()
       else {
         report.errors.push(o.error)
-        this.#log('error', `${what} operation failed`, { error: o.error, op: ops[i] })
+        this.log('error', `${what} operation failed`, { error: o.error, op: ops[i] })
       }
     })
   }
@@ -564,7 +536,7 @@ export class IpvsProxier implements Proxier {
       report.ops.ipset += r.added + r.deleted
       for (const e of r.errors) {
         report.errors.push(e)
-        this.#log('error', 'ipset operation failed', { error: e, set })
+        this.log('error', 'ipset operation failed', { error: e, set })
       }
       this.#appliedEntries.set(set, new Map(want ? [...want].map(([k, c]) => [k, c.value]) : []))
     }
