@@ -1,7 +1,7 @@
 // IP addresses as the kernel compares them: bytes, not text. Two spellings of
 // one address ('fd00::1' and 'fd00:0::1'), or two addresses inside one network
-// ('10.0.0.1/24' and '10.0.0.0/24'), are one key here. The one place that
-// parses addresses, builds prefix masks and splits 'host:port'.
+// ('10.0.0.1/24' and '10.0.0.0/24'), are one key here. Address families,
+// prefix masks, CIDR containment and 'host:port' for the rest of lib/.
 import { isIPv4, isIPv6 } from 'node:net'
 import type { Family } from './validate.js'
 
