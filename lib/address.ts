@@ -1,7 +1,20 @@
 // IP addresses as the kernel compares them: bytes, not text. Two spellings of
 // one address ('fd00::1' and 'fd00:0::1'), or two addresses inside one network
-// ('10.0.0.1/24' and '10.0.0.0/24'), are one key here.
+// ('10.0.0.1/24' and '10.0.0.0/24'), are one key here. Address families,
+// prefix masks, CIDR containment and 'host:port' for the rest of lib/.
 import { isIPv4, isIPv6 } from 'node:net'
+import type { Family } from './validate.js'
+
+/** The family of an address text ('inet', 'inet6'); undefined when it is neither (an IPv6 zone included). */
+export function familyOf(text: string): Family | undefined {
+  return isIPv4(text) ? 'inet' : isIPv6(text) && !text.includes('%') ? 'inet6' : undefined
+}
+
+/** Whether an address, or the address of a network 'address/prefix', is of `family`. */
+export function inFamily(text: string, family: Family): boolean {
+  const slash = text.indexOf('/')
+  return familyOf(slash < 0 ? text : text.slice(0, slash)) === family
+}
 
 /**
  * Whether `text` is a dotted IPv4 address exactly as node:net's isIPv4 has it
@@ -59,12 +72,26 @@ export function addressBytes(text: string): Uint8Array | undefined {
 
 /** The address with every bit past `prefix` cleared, as the kernel stores a network. */
 export function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
-  const out = Uint8Array.from(bytes)
-  for (let i = 0; i < out.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefix - i * 8))
-    out[i]! &= (0xff00 >> keep) & 0xff
-  }
-  return out
+  const mask = prefixMask(prefix, bytes.length)
+  return bytes.map((b, i) => b & mask[i]!)
+}
+
+/** Whether `ip` lies in `cidr` ('10.0.0.0/8'; a bare address is a host). */
+export function cidrContains(cidr: string, ip: string): boolean {
+  const slash = cidr.indexOf('/')
+  const net = addressBytes(slash < 0 ? cidr : cidr.slice(0, slash))
+  const a = addressBytes(ip)
+  if (!net || !a || net.length !== a.length) return false
+  const prefix = slash < 0 ? net.length * 8 : Number(cidr.slice(slash + 1))
+  const m1 = maskBytes(net, prefix)
+  const m2 = maskBytes(a, prefix)
+  return m1.every((b, i) => b === m2[i])
+}
+
+/** { host, port } of 'ip:port' ('[ip]:port' for IPv6), as Go's net.SplitHostPort reads it; undefined otherwise. */
+export function splitHostPort(addr: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]+)$/.exec(addr)
+  return m ? { host: m[1] ?? m[2]!, port: Number(m[3]) } : undefined
 }
 
 /**

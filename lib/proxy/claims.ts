@@ -9,8 +9,9 @@
 // any), then namespace, name and port name. The others get nothing in the
 // kernel for that address:port (they keep their other ones) and the next in
 // rank takes it over, in the same sync, when the owner goes.
-import type { Log } from './sources/manifests.js'
+import type { Log } from './types.js'
 import type { ServicePort } from './model/serviceport.js'
+import { joinHostPort } from './model/fields.js'
 
 export type Claimant = Pick<ServicePort, 'key' | 'name' | 'created'>
 
@@ -21,6 +22,11 @@ export function outranks(a: Claimant, b: Claimant): boolean {
   if (ca !== cb) return ca < cb
   for (const f of ['namespace', 'name', 'port'] as const) if (a.name[f] !== b.name[f]) return a.name[f] < b.name[f]
   return a.key < b.key
+}
+
+/** The claim on an address:port (an IPVS virtual server's key): 'tcp/10.96.0.10:80', 'tcp/[fd00::1]:80'. */
+export function serverKey(protocol: string, address: string, port: number): string {
+  return `${protocol}/${joinHostPort(address, port)}`
 }
 
 /** The node-port claim of a port: every node address at once (iptables' KUBE-NODEPORTS rules, IPVS' node-port sets). */

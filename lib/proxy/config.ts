@@ -73,9 +73,3 @@ export function ipvsScheduler(config: Pick<KubeProxyConfiguration, 'ipvs'>): str
   return config.ipvs.scheduler || 'rr'
 }
 
-/** { host, port } of an 'ip:port' bind address; undefined for ''. */
-export function splitHostPort(addr: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]+)$/.exec(addr)
-  return m ? { host: m[1] ?? m[2]!, port: Number(m[3]) } : undefined
-}
-

@@ -2,7 +2,7 @@
 // `conntrack` section of its configuration: the table size (nf_conntrack_max,
 // from connections per core, never lowered) and the TCP and UDP timeouts.
 import type { KubeProxyConfiguration } from './config.js'
-import type { Log } from './sources/manifests.js'
+import type { Log } from './types.js'
 
 export interface ConntrackSetting {
   readonly key: string

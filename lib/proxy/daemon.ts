@@ -6,11 +6,11 @@ import { clusterCIDRs, ipvsScheduler, nodeName as nodeNameOf, type KubeProxyConf
 import { ProxyHealth } from './health.js'
 import { healthRoutes, metricsRoutes, startServer, type RunningServer } from './http.js'
 import { openDataplane, type IpvsDataplane } from './ipvs/dataplane.js'
-import { IpvsProxier, type SyncReport } from './ipvs/proxier.js'
-import type { Proxier } from './proxier.js'
+import { IpvsProxier } from './ipvs/proxier.js'
+import type { Log, Proxier, SyncReport } from './types.js'
 import { IptablesProxier } from './iptables/proxier.js'
 import { openIptablesDataplane, type IptablesDataplane } from './iptables/dataplane.js'
-import { DUMMY_LINK } from './ipvs/rules.js'
+import { DUMMY_LINK } from './ipvs/netfilter.js'
 import { Iptables } from '../iptables.js'
 import { Rtnl } from '../route.js'
 import { kubeProxyMetrics, processMetrics, Registry, type KubeProxyMetrics } from './metrics.js'
@@ -20,10 +20,11 @@ import { applyConntrackSettings, conntrackSettings, type SysctlIO } from './conn
 import { getSysctl, setSysctl } from '../sysctl.js'
 import { availableParallelism } from 'node:os'
 import { ServiceHealthServer, type ServiceHealth } from './servicehealth.js'
-import { ManifestSource, type Log, type ReloadResult } from './sources/manifests.js'
+import { ManifestSource, type ReloadResult } from './sources/manifests.js'
 import { KubernetesSource } from './sources/kube/source.js'
 import type { KubeApi } from './sources/kube/client.js'
-import { ipFamilyOf, joinHostPort } from './model/fields.js'
+import { joinHostPort } from './model/fields.js'
+import { inFamily } from '../address.js'
 import type { Family } from '../validate.js'
 
 export interface DaemonOptions {
@@ -45,7 +46,7 @@ export interface DaemonOptions {
 
 /** The families to proxy: those of the cluster CIDRs (IPv4 when none is configured). */
 export function families(cidrs: readonly string[]): Family[] {
-  const fams = new Set(cidrs.map((c) => (ipFamilyOf(c.split('/')[0]!) === 'IPv6' ? 'inet6' : 'inet') as Family))
+  const fams = new Set(cidrs.map((c): Family => (inFamily(c, 'inet6') ? 'inet6' : 'inet')))
   if (fams.size === 0) fams.add('inet')
   return (['inet', 'inet6'] as const).filter((f) => fams.has(f))
 }
@@ -259,7 +260,7 @@ export class Daemon {
       this.#log('info', 'manifests loaded', { path: this.#source.path, services: this.#source.stats.services, endpointSlices: this.#source.stats.endpointSlices, errors: loaded.errors.length })
     }
 
-    const cidrOf = (family: Family): string => cidrs.find((x) => ipFamilyOf(x.split('/')[0]!) === (family === 'inet' ? 'IPv4' : 'IPv6')) ?? ''
+    const cidrOf = (family: Family): string => cidrs.find((x) => inFamily(x, family)) ?? ''
     for (const family of families(cidrs)) {
       let proxier: Proxier
       if (c.mode === 'ipvs') {

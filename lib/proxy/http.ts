@@ -10,10 +10,10 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ValidationError } from '../errors.js'
-import { splitHostPort } from './config.js'
+import { splitHostPort } from '../address.js'
 import type { ProxyHealth } from './health.js'
 import type { KubeProxyMetrics, Registry } from './metrics.js'
-import type { Log } from './sources/manifests.js'
+import type { Log } from './types.js'
 
 export interface Reply {
   status: number

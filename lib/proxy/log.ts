@@ -2,7 +2,7 @@
 // text for people. kube-proxy's -v levels carry over: debug lines appear at
 // -v=4 and above, the rest always. A log call never throws: fields may hold
 // cycles, BigInts, Errors or getters that throw, and the line still comes out.
-import type { Log, LogLevel } from './sources/manifests.js'
+import type { Log, LogLevel } from './types.js'
 
 export interface LoggerOptions {
   format: 'json' | 'text'

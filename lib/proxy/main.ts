@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { loadConfig, splitHostPort, usage, type KubeProxyConfiguration } from './config.js'
+import { loadConfig, usage, type KubeProxyConfiguration } from './config.js'
+import { splitHostPort } from '../address.js'
 import { Daemon, formatStatus, type StatusEntry } from './daemon.js'
 import { openDataplane } from './ipvs/dataplane.js'
 import { IpvsProxier } from './ipvs/proxier.js'
@@ -16,7 +17,7 @@ import { makeLogger } from './log.js'
 import { acquireLock, INSTANCE_LOCK_FILE, LockHeldError, type InstanceLock } from '../lock.js'
 import { capabilityMessage, lockFilePath, missingCapabilities } from './preflight.js'
 import { KubeClient, resolveConnection } from './sources/kube/client.js'
-import type { Log } from './sources/manifests.js'
+import type { Log } from './types.js'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 

@@ -4,7 +4,7 @@
 // the cloud load balancer only sends traffic to nodes that can serve it locally.
 import type { Server } from 'node:http'
 import { HTTP_LIMITS, limitedServer, type ConnectionCap, type HttpLimits } from './http.js'
-import type { Log } from './sources/manifests.js'
+import type { Log } from './types.js'
 
 export interface ServiceHealth {
   readonly namespace: string

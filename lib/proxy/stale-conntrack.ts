@@ -3,8 +3,7 @@
 // wrong. After each sync both proxiers delete them, as kube-proxy does.
 import type { Conntrack, ConntrackFilter } from '../conntrack.js'
 import type { Family } from '../validate.js'
-import type { Log } from './sources/manifests.js'
-import type { ProxyState, StaleConntrack } from './ipvs/proxier.js'
+import type { Log, ProxyState, StaleConntrack } from './types.js'
 
 /** The conntrack deletions `stale` asks for, in one family. */
 export function staleConntrackFilters(family: Family, state: ProxyState, stale: StaleConntrack): ConntrackFilter[] {

@@ -4,7 +4,8 @@
 // HTTP on 8080) plus an off-cluster client on a second bridge.
 import t from 'tap'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
-import { IptablesProxier, type SyncReport } from '../../dist/proxy/iptables/proxier.js'
+import { IptablesProxier } from '../../dist/proxy/iptables/proxier.js'
+import type { SyncReport } from '../../dist/proxy/types.js'
 import { openIptablesDataplane, type IptablesDataplane } from '../../dist/proxy/iptables/dataplane.js'
 import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
 import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'

@@ -8,7 +8,7 @@
 import { readdirSync } from 'node:fs'
 import { Daemon } from '../../dist/proxy/daemon.js'
 import { defaultConfig } from '../../dist/proxy/config.js'
-import type { Log } from '../../dist/proxy/sources/manifests.js'
+import type { Log } from '../../dist/proxy/types.js'
 import { FakeDataplane } from './fake-dataplane.js'
 
 const dir = process.argv[2]!

@@ -15,10 +15,10 @@ import {
   parseConfig,
   parseFlags,
   parseGoDuration,
-  splitHostPort,
   usage,
   validateConfig,
 } from '../../dist/proxy/config.js'
+import { splitHostPort } from '../../dist/address.js'
 
 const HEAD = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n'
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Daemon } from '../../dist/proxy/daemon.js'
 import { defaultConfig, type KubeProxyConfiguration } from '../../dist/proxy/config.js'
-import type { Log } from '../../dist/proxy/sources/manifests.js'
+import type { Log } from '../../dist/proxy/types.js'
 import { FakeDataplane } from '../support/fake-dataplane.js'
 import { FakeIptables } from '../support/fake-iptables.js'
 

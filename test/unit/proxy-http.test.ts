@@ -6,7 +6,7 @@ import { ProxyHealth } from '../../dist/proxy/health.js'
 import { METRICS_CONTENT_TYPE, goTime, healthRoutes, metricsRoutes, startServer } from '../../dist/proxy/http.js'
 import type { Route, RunningServer } from '../../dist/proxy/http.js'
 import { Registry, kubeProxyMetrics } from '../../dist/proxy/metrics.js'
-import type { LogLevel } from '../../dist/proxy/sources/manifests.js'
+import type { LogLevel } from '../../dist/proxy/types.js'
 
 const T0 = Date.UTC(2024, 10, 21, 19, 14, 7)
 

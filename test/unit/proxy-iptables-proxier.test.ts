@@ -4,7 +4,8 @@
 // edits of a partial sync, adoption on start, drift repair, failures, cleanup.
 import t from 'tap'
 import { IptablesProxier, ruleKey, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
-import { chainHash, endpointChain, portChains, portRules, probability } from '../../dist/proxy/iptables/rules.js'
+import { chainHash, endpointChain, portChains } from '../../dist/proxy/iptables/tables.js'
+import { desiredOf as portRules, probability } from '../../dist/proxy/iptables/desired.js'
 import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
 import { endpointsOf, parseEndpointSlice, parseService, servicePortsOf, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
 import type { Rule } from '../../dist/iptables.js'

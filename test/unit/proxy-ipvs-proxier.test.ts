@@ -5,11 +5,12 @@
 // right and repair what drifted; kernel errors; cleanup; setup's sysctls; and
 // the SyncRunner that decides when syncs run.
 import t from 'tap'
-import { IpvsProxier, type IpvsProxierOptions, type SyncReport } from '../../dist/proxy/ipvs/proxier.js'
+import { IpvsProxier, type IpvsProxierOptions } from '../../dist/proxy/ipvs/proxier.js'
+import type { SyncReport } from '../../dist/proxy/types.js'
 import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
 import { SyncRunner } from '../../dist/proxy/runner.js'
 import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
-import { SET_ROLES, setName } from '../../dist/proxy/ipvs/rules.js'
+import { SET_ROLES, setName } from '../../dist/proxy/ipvs/netfilter.js'
 import { NetlinkError } from '../../dist/errors.js'
 import type { IpvsDataplane } from '../../dist/proxy/ipvs/dataplane.js'
 import { FakeDataplane, type FakeOptions } from '../support/fake-dataplane.js'

@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { KubeClient } from '../../dist/proxy/sources/kube/client.js'
 import { backoffDelay, DEFAULT_BACKOFF, Informer, type InformerError } from '../../dist/proxy/sources/kube/informer.js'
 import { parseService, type ServiceObject } from '../../dist/proxy/model/service.js'
-import type { Log } from '../../dist/proxy/sources/manifests.js'
+import type { Log } from '../../dist/proxy/types.js'
 import { FakeApiServer } from '../support/fake-apiserver.js'
 
 const FAST = { initialMs: 20, maxMs: 100, factor: 2, jitter: 0.5 }

@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges, trackerSink, type ChangeSink } from '../../dist/proxy/changes.js'
-import { ManifestSource, readManifest, type Log, type ReloadResult } from '../../dist/proxy/sources/manifests.js'
+import { ManifestSource, readManifest, type ReloadResult } from '../../dist/proxy/sources/manifests.js'
+import type { Log } from '../../dist/proxy/types.js'
 import type { EndpointSlice, ServiceObject } from '../../dist/proxy/model/index.js'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/manifests/', import.meta.url))

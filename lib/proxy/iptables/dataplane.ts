@@ -5,7 +5,7 @@ import { Conntrack } from '../../conntrack.js'
 import { Iptables, type Rule, type RuleRecord } from '../../iptables.js'
 import { ensureSysctl } from '../../sysctl.js'
 import type { Family } from '../../validate.js'
-import type { Table } from './rules.js'
+import type { Table } from './tables.js'
 
 /** The part of IptablesTransaction the proxier uses (edits apply in order at commit). */
 export interface TableTransaction {

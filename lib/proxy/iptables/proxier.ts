@@ -1,4 +1,4 @@
-// The iptables proxier: kube-proxy's iptables mode (rules.ts), kept in the
+// The iptables proxier: kube-proxy's iptables mode (desired.ts, tables.ts), kept in the
 // kernel through libiptc with the smallest edits.
 //
 // Each service port contributes rules to a few shared chains (nat
@@ -18,34 +18,20 @@
 //
 // Two ports whose rules match the same address:port: only the owner's rules
 // go into the shared chains (../claims.ts), rather than whichever came first.
+// When to sync what, reports and stale conntrack: ../reconciler.ts.
 //
 // libiptc replaces the whole table at each commit: the cost of any commit
 // grows with the size of the table, not of the change.
 import { deletable } from '../chains.js'
-import { Claims } from '../claims.js'
-import { deleteStaleConntrack, staleConntrackFilters } from '../stale-conntrack.js'
-import { Serial } from '../../serial.js'
+import { Reconciler } from '../reconciler.js'
 import type { Rule } from '../../iptables.js'
 import type { Family } from '../../validate.js'
-import type { Log } from '../sources/manifests.js'
 import { samePlain } from '../model/fields.js'
-import type { ProxyState, StaleConntrack, SyncReport } from '../ipvs/proxier.js'
+import type { ChainStatus, Log, Proxier, ProxyState, Report } from '../types.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IptablesDataplane, TableTransaction } from './dataplane.js'
-import {
-  EMPTY_PORT_RULES,
-  fixedRules,
-  isOurChain,
-  nodePortsJump,
-  portClaims,
-  portRules,
-  SHARED_CHAINS,
-  type PortRules,
-  type Table,
-  type TablePart,
-} from './rules.js'
-
-export type { ProxyState, StaleConntrack, SyncReport } from '../ipvs/proxier.js'
+import { desiredOf, EMPTY_PORT_RULES, portClaims, type PortRules, type TablePart } from './desired.js'
+import { fixedRules, isOurChain, nodePortsJump, SHARED_CHAINS, type Table } from './tables.js'
 
 export interface IptablesProxierOptions {
   family?: Family
@@ -58,8 +44,6 @@ export interface IptablesProxierOptions {
   nodeZone?: string
   log?: Log
 }
-
-type Report = { -readonly [K in keyof SyncReport]: SyncReport[K] } & { errors: Error[] }
 
 const TABLES: readonly Table[] = ['nat', 'filter']
 /** Shared chains with rules that must stay after every port's: their count. */
@@ -111,23 +95,15 @@ class Plan {
   }
 }
 
-export class IptablesProxier {
-  readonly family: Family
+export class IptablesProxier extends Reconciler implements Proxier {
   readonly #dp: IptablesDataplane
   readonly #o: { masqueradeAll: boolean; masqueradeBit: number; clusterCIDR: string; nodeIP?: string; nodeZone?: string }
-  readonly #log: Log
   readonly #want = new Map<string, PortRules>()
   readonly #applied: Record<Table, Applied> = { nat: newApplied(), filter: newApplied() }
-  readonly #noLocal = { internal: 0, external: 0 }
-  readonly #claims: Claims
-  #synced = false
-  #everSynced = false
 
   constructor(dataplane: IptablesDataplane, options: IptablesProxierOptions = {}) {
+    super(dataplane, options)
     this.#dp = dataplane
-    this.family = options.family ?? 'inet'
-    this.#log = options.log ?? (() => undefined)
-    this.#claims = new Claims(this.#log)
     this.#o = {
       masqueradeAll: options.masqueradeAll ?? false,
       masqueradeBit: options.masqueradeBit ?? 14,
@@ -135,11 +111,6 @@ export class IptablesProxier {
       ...(options.nodeIP ? { nodeIP: options.nodeIP } : {}),
       ...(options.nodeZone ? { nodeZone: options.nodeZone } : {}),
     }
-  }
-
-  /** Whether a full sync has completed. */
-  get synced(): boolean {
-    return this.#synced
   }
 
   /** Nothing drains in iptables mode: conntrack keeps established connections going to removed endpoints. */
@@ -163,45 +134,6 @@ export class IptablesProxier {
   }
 
   /**
-   * Brings the kernel to `state`: recomputes the `changed` service ports and
-   * edits what differs. With `full` (and always until a full sync has
-   * succeeded), then re-reads both tables and repairs whatever else differs.
-   */
-  sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack } = {}): Promise<SyncReport> {
-    return this.#exclusive(() => this.#sync(state, changed, options))
-  }
-
-  /** Kernel work of syncs, drain checks, status and cleanup runs one at a time: each reads what the last wrote. */
-  readonly #serial = new Serial()
-
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#serial.run(fn)
-  }
-
-  async #sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack }): Promise<SyncReport> {
-    const report: Report = {
-      full: false,
-      ports: 0,
-      ops: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0, conntrack: 0 },
-      errors: [],
-      repaired: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0 },
-      noLocalEndpoints: { internal: 0, external: 0 },
-      conflicts: 0,
-    }
-    const resync = options.full === true || !this.#synced
-    // Pending changes first, so that what the resync then finds is drift.
-    if (resync && this.#everSynced) await this.#partial(state, changed, report)
-    if (resync) await this.#full(state, report)
-    else await this.#partial(state, changed, report)
-    report.noLocalEndpoints.internal = this.#noLocal.internal
-    report.noLocalEndpoints.external = this.#noLocal.external
-    report.conflicts = this.#claims.conflicts
-    await this.#cleanConntrack(state, options.stale ?? {}, report)
-    if (report.errors.length > 0) this.#synced = false
-    return report
-  }
-
-  /**
    * Recomputes the rules of `keys` and of the ports whose claims they changed
    * hands of; resolves all of them.
    */
@@ -210,9 +142,9 @@ export class IptablesProxier {
     for (const key of keys) {
       all.add(key)
       const port = state.ports.get(key)
-      const changed = this.#claims.set(key, port, port ? portClaims(port, this.family) : [])
+      const changed = this.claims.set(key, port, port ? portClaims(port, this.family) : [])
       for (const [c, was] of changed) {
-        const now = this.#claims.owner(c)
+        const now = this.claims.owner(c)
         if (was !== undefined) all.add(was)
         if (now !== undefined) all.add(now)
       }
@@ -224,9 +156,9 @@ export class IptablesProxier {
   #rules(key: string, state: ProxyState): void {
     const before = this.#want.get(key) ?? EMPTY_PORT_RULES
     const port = state.ports.get(key)
-    const lost = this.#claims.lost(key)
+    const lost = this.claims.lost(key)
     const after = port
-      ? portRules(port, state.endpoints(key), {
+      ? desiredOf(port, state.endpoints(key), {
           family: this.family,
           masqueradeAll: this.#o.masqueradeAll,
           clusterCIDR: this.#o.clusterCIDR,
@@ -235,22 +167,23 @@ export class IptablesProxier {
           ...(lost ? { lost } : {}),
         })
       : EMPTY_PORT_RULES
-    for (const p of before.noLocalEndpoints) this.#noLocal[p]--
-    for (const p of after.noLocalEndpoints) this.#noLocal[p]++
+    this.countNoLocal(before.noLocalEndpoints, after.noLocalEndpoints)
     if (after === EMPTY_PORT_RULES) this.#want.delete(key)
     else this.#want.set(key, after)
   }
 
   // ---- partial sync -------------------------------------------------------------------------
 
-  async #partial(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
+  protected override async applyChanges(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
     const keys = [...this.#recompute(changed, state)]
     report.ports += keys.length
     if (keys.length === 0) return
     for (const table of TABLES) {
       const plan = this.#planPorts(table, keys)
       if (plan.empty) continue
-      await this.#commit(table, plan, report)
+      await this.#commit(table, this.#dp.begin(table), plan, report, () => {
+        for (const f of plan.after) f()
+      })
     }
   }
 
@@ -334,36 +267,31 @@ export class IptablesProxier {
     throw new Error(`no tail rule for ${table} ${chain}`)
   }
 
-  async #commit(table: Table, plan: Plan, report: Report): Promise<boolean> {
-    const tx = this.#dp.begin(table)
+  /** Sends `plan` in `tx` and commits, then `done`; a failure aborts, is reported, and resolves false. */
+  async #commit(table: Table, tx: TableTransaction, plan: Plan, report: Report, done: () => void): Promise<boolean> {
     try {
       const n = plan.apply(tx)
       await tx.commit()
       report.ops.iptables += n
-      for (const f of plan.after) f()
+      done()
       return true
     } catch (e) {
       await tx.abort().catch(() => undefined)
       report.errors.push(e as Error)
-      this.#log('error', 'iptables commit failed', { table, error: e })
+      this.log('error', 'iptables commit failed', { table, error: e })
       return false
     }
   }
 
   // ---- full sync ----------------------------------------------------------------------------
 
-  async #full(state: ProxyState, report: Report): Promise<void> {
-    report.full = true
-    const repairing = this.#everSynced
+  protected override async applyAll(state: ProxyState, report: Report, repairing: boolean): Promise<boolean> {
     if (!repairing) {
       report.ports = this.#recompute(new Set([...this.#want.keys(), ...state.ports.keys()]), state).size
     }
     let ok = true
     for (const table of TABLES) if (!(await this.#fullTable(table, report, repairing))) ok = false
-    if (ok) {
-      this.#synced = true
-      this.#everSynced = true
-    }
+    return ok
   }
 
   async #fullTable(table: Table, report: Report, repairing: boolean): Promise<boolean> {
@@ -374,7 +302,7 @@ export class IptablesProxier {
     } catch (e) {
       await tx.abort().catch(() => undefined)
       report.errors.push(e as Error)
-      this.#log('error', 'reading the iptables table failed', { table, error: e })
+      this.log('error', 'reading the iptables table failed', { table, error: e })
       return false
     }
     const fixed = fixedRules({ family: this.family, masqueradeBit: this.#o.masqueradeBit })[table]
@@ -439,20 +367,11 @@ export class IptablesProxier {
       adopt()
       return true
     }
-    try {
-      const n = plan.apply(tx)
-      await tx.commit()
-      report.ops.iptables += n
+    return this.#commit(table, tx, plan, report, () => {
       if (repairing) report.repaired.iptables += repaired.length
-      if (repaired.length > 0) this.#log(repairing ? 'warn' : 'debug', repairing ? 'iptables chains repaired' : 'iptables chains written', { table, chains: repaired.length, first: repaired.slice(0, 5) })
+      if (repaired.length > 0) this.log(repairing ? 'warn' : 'debug', repairing ? 'iptables chains repaired' : 'iptables chains written', { table, chains: repaired.length, first: repaired.slice(0, 5) })
       adopt()
-      return true
-    } catch (e) {
-      await tx.abort().catch(() => undefined)
-      report.errors.push(e as Error)
-      this.#log('error', 'iptables commit failed', { table, error: e })
-      return false
-    }
+    })
   }
 
   // ---- cleanup, status ------------------------------------------------------------------------
@@ -463,7 +382,7 @@ export class IptablesProxier {
    * that jump to them. Nothing else is touched. Resolves what was removed.
    */
   cleanup(): Promise<{ chains: number; jumps: number }> {
-    return this.#exclusive(async () => {
+    return this.exclusive(async () => {
       let chains = 0
       let jumps = 0
       for (const table of TABLES) {
@@ -500,12 +419,9 @@ export class IptablesProxier {
         }
       }
       this.#want.clear()
-      this.#claims.clear()
       for (const t of TABLES) this.#applied[t] = newApplied()
-      this.#noLocal.internal = 0
-      this.#noLocal.external = 0
-      this.#synced = false
-      this.#everSynced = false
+      this.reset()
+      this.forgetHistory()
       return { chains, jumps }
     })
   }
@@ -514,12 +430,12 @@ export class IptablesProxier {
    * The programmed service ports with the counters of their nat KUBE-SERVICES
    * and KUBE-NODEPORTS rules (packets that entered the service), for `tsproxy status`.
    */
-  status(): Promise<{ servicePort: string; chains: string[]; packets: number; bytes: number }[]> {
-    return this.#exclusive(async () => {
+  status(): Promise<ChainStatus[]> {
+    return this.exclusive(async () => {
       const read = await this.#dp.readFresh('nat')
       const byRule = new Map<string, string>()
       for (const [key, p] of this.#applied.nat.ports) for (const rules of p.shared.values()) for (const r of rules) byRule.set(ruleKey(r), key)
-      const out = new Map<string, { servicePort: string; chains: string[]; packets: number; bytes: number }>()
+      const out = new Map<string, ChainStatus>()
       for (const [key, p] of this.#applied.nat.ports) out.set(key, { servicePort: key, chains: [...p.chains.keys()], packets: 0, bytes: 0 })
       for (const c of read) {
         if (!SHARED_CHAINS.nat.includes(c.name as never)) continue
@@ -535,13 +451,6 @@ export class IptablesProxier {
       }
       return [...out.values()].sort((a, b) => (a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0))
     })
-  }
-
-  // ---- conntrack ------------------------------------------------------------------------------
-
-  /** Stale UDP conntrack entries, as the IPVS proxier (and kube-proxy) deletes them after a sync. */
-  async #cleanConntrack(state: ProxyState, stale: StaleConntrack, report: Report): Promise<void> {
-    report.ops.conntrack += await deleteStaleConntrack(this.#dp.conntrack, staleConntrackFilters(this.family, state, stale), this.#log)
   }
 }
 

@@ -3,16 +3,15 @@
 // IPs, load-balancer IPs, node ports on each node address) with their real
 // servers, the VIPs bound on kube-ipvs0, and its entries in the ipsets. Pure: a
 // function of the port, its endpoints and the node.
-import { addressBytes, maskBytes } from '../../address.js'
+import { cidrContains, inFamily } from '../../address.js'
 import type { IpSetEntry } from '../../ipset.js'
 import type { IpvsProtocol, ServiceSpec as IpvsServiceSpec } from '../../ipvs.js'
 import type { Family } from '../../validate.js'
 import type { Endpoint } from '../model/endpoints.js'
-import { ipFamilyOf, joinHostPort } from '../model/fields.js'
 import type { ServicePort } from '../model/serviceport.js'
 import { categorizeEndpoints, type TopologyOptions } from '../model/topology.js'
-import { setName, type SetRole } from './rules.js'
-import { nodePortClaim } from '../claims.js'
+import { setName, type SetRole } from './netfilter.js'
+import { nodePortClaim, serverKey } from '../claims.js'
 
 /** The weight of every real server kube-proxy's IPVS mode programs. */
 export const WEIGHT = 1
@@ -69,30 +68,10 @@ export interface NodeContext {
 
 export const EMPTY_CONTRIBUTION: Contribution = Object.freeze({ claims: [], entries: [], addresses: [], noLocalEndpoints: [] })
 
-export function serverKey(protocol: string, address: string, port: number): string {
-  return `${protocol}/${joinHostPort(address, port)}`
-}
-
 const PROTO: Record<ServicePort['protocol'], IpvsProtocol> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' }
 
-function inFamily(ip: string, family: Family): boolean {
-  return ipFamilyOf(ip) === (family === 'inet' ? 'IPv4' : 'IPv6')
-}
-
-/** Whether `ip` lies in `cidr` ('10.0.0.0/8'; a bare address is a host). */
-export function cidrContains(cidr: string, ip: string): boolean {
-  const slash = cidr.indexOf('/')
-  const net = addressBytes(slash < 0 ? cidr : cidr.slice(0, slash))
-  const a = addressBytes(ip)
-  if (!net || !a || net.length !== a.length) return false
-  const prefix = slash < 0 ? net.length * 8 : Number(cidr.slice(slash + 1))
-  const m1 = maskBytes(net, prefix)
-  const m2 = maskBytes(a, prefix)
-  return m1.every((b, i) => b === m2[i])
-}
-
-/** The kernel objects of one service port in one address family. */
-export function contribution(port: ServicePort, endpoints: readonly Endpoint[], ctx: NodeContext): Contribution {
+/** What one service port asks of the kernel: its objects in one address family. */
+export function desiredOf(port: ServicePort, endpoints: readonly Endpoint[], ctx: NodeContext): Contribution {
   const family = ctx.family
   const clusterIPs = port.clusterIPs.filter((ip) => inFamily(ip, family))
   if (clusterIPs.length === 0) return EMPTY_CONTRIBUTION
@@ -151,7 +130,7 @@ export function contribution(port: ServicePort, endpoints: readonly Endpoint[], 
     addresses.push(ip)
     ipPort(to, 'loadBalancer', ip)
     if (port.externalPolicyLocal) ipPort(to, 'loadBalancerLocal', ip)
-    const ranges = port.loadBalancerSourceRanges.filter((r) => inFamily(r.split('/')[0]!, family))
+    const ranges = port.loadBalancerSourceRanges.filter((r) => inFamily(r, family))
     if (ranges.length > 0) {
       ipPort(to, 'loadBalancerFW', ip)
       for (const net of ranges) entry(to, 'loadBalancerSourceCIDR', { ip, protocol, port: port.port, net }, `${ip},${protocol}:${port.port},${net}`)

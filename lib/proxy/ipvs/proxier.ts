@@ -2,7 +2,7 @@
 // operations out.
 //
 // It keeps two pictures. `desired` is the sum of every service port's
-// contribution (desired.ts), reference-counted because ports can share a VIP or
+// desired state (desired.ts), reference-counted because ports can share a VIP or
 // an ipset entry. `applied` is what the kernel holds as far as we know: read from
 // the kernel at a full sync, and updated from each operation's own outcome.
 // A partial sync recomputes only the changed ports, diffs only the objects they
@@ -12,28 +12,24 @@
 // already right is touched: connections survive a restart.
 //
 // Two ports asking for one virtual server: the owner's part only (../claims.ts).
+// When to sync what, reports and stale conntrack: ../reconciler.ts.
 //
 // Graceful termination: a TCP real server that goes away gets weight 0 (no new
 // connections) and is deleted once IPVS reports no established connection on
 // it; UDP and SCTP ones are deleted at once, as kube-proxy does.
-import { deleteStaleConntrack, staleConntrackFilters } from '../stale-conntrack.js'
-import { Serial } from '../../serial.js'
+import { cidrContains, splitHostPort } from '../../address.js'
 import type { IpSetEntry } from '../../ipset.js'
-import type { DestinationRecord, IpvsOp, IpvsTimeouts, Outcome, ServiceRecord } from '../../ipvs.js'
+import type { DestinationRecord, IpvsOp, IpvsTimeouts, Outcome } from '../../ipvs.js'
 import type { RtnlOp } from '../../route.js'
 import type { Family } from '../../validate.js'
-import type { Log } from '../sources/manifests.js'
-import type { Endpoint } from '../model/endpoints.js'
 import { joinHostPort } from '../model/fields.js'
-import type { ServicePort } from '../model/serviceport.js'
-import type { StaleEndpoint } from '../changes.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IpvsDataplane } from './dataplane.js'
-import type { Proxier } from '../proxier.js'
-import { cidrContains, contribution, EMPTY_CONTRIBUTION, serverKey, WEIGHT, type Claim, type Contribution, type SetEntry, type VirtualServer } from './desired.js'
-import { Claims } from '../claims.js'
-import { splitHostPort } from '../config.js'
-import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './rules.js'
+import type { Log, Proxier, ProxyState, Report, ServerStatus } from '../types.js'
+import { Reconciler } from '../reconciler.js'
+import { serverKey } from '../claims.js'
+import { desiredOf, EMPTY_CONTRIBUTION, WEIGHT, type Claim, type Contribution, type SetEntry, type VirtualServer } from './desired.js'
+import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './netfilter.js'
 
 export interface IpvsProxierOptions {
   family?: Family
@@ -54,35 +50,6 @@ export interface IpvsProxierOptions {
   log?: Log
 }
 
-/** What the proxier reads from the change trackers. */
-export interface ProxyState {
-  readonly ports: ReadonlyMap<string, ServicePort>
-  endpoints(servicePort: string): readonly Endpoint[]
-}
-
-/** Cleanup hints from the trackers, for UDP conntrack entries that went stale. */
-export interface StaleConntrack {
-  deletedUDPClusterIPs?: Iterable<string>
-  deletedUDPEndpoints?: Iterable<StaleEndpoint>
-  newlyActiveUDPServices?: Iterable<string>
-}
-
-export interface SyncReport {
-  readonly full: boolean
-  /** Service ports recomputed. */
-  readonly ports: number
-  /** Kernel operations sent, by subsystem. */
-  readonly ops: { ipvs: number; ipset: number; rtnl: number; iptables: number; conntrack: number }
-  /** Operations the kernel refused; a refused operation asks for a full sync. */
-  readonly errors: readonly Error[]
-  /** Objects a full sync found wrong in the kernel and fixed, by subsystem. */
-  readonly repaired: { ipvs: number; ipset: number; rtnl: number; iptables: number }
-  readonly noLocalEndpoints: { internal: number; external: number }
-  /** Service ports left without an address:port they ask for, owned by another (../claims.ts). */
-  readonly conflicts: number
-}
-
-type Report = { -readonly [K in keyof SyncReport]: SyncReport[K] } & { errors: Error[] }
 type Touched = { servers: Set<string>; entries: Map<string, Set<string>>; addresses: Set<string> }
 const newTouched = (): Touched => ({ servers: new Set(), entries: new Map(), addresses: new Set() })
 
@@ -101,15 +68,12 @@ const GRACEFUL = new Set(['tcp'])
 /** IPVS operations per batch call in a big sync. */
 const SLICE_OPS = 4096
 
-export class IpvsProxier implements Proxier {
-  readonly family: Family
+export class IpvsProxier extends Reconciler implements Proxier {
   readonly #dp: IpvsDataplane
   readonly #o: Required<Omit<IpvsProxierOptions, 'nodeZone' | 'log' | 'timeouts'>> & Pick<IpvsProxierOptions, 'nodeZone' | 'timeouts'>
-  readonly #log: Log
   readonly #contrib = new Map<string, Contribution>()
   /** The owner's virtual server of each key. */
   readonly #servers = new Map<string, VirtualServer>()
-  readonly #claims: Claims
   readonly #entries = new Map<string, Map<string, Counted<IpSetEntry>>>()
   readonly #addresses = new Map<string, number>()
   readonly #applied = new Map<string, AppliedServer>()
@@ -117,19 +81,12 @@ export class IpvsProxier implements Proxier {
   readonly #appliedAddresses = new Set<string>()
   /** Real servers at weight 0 waiting for their connections to end, by server key. */
   readonly #draining = new Map<string, Set<string>>()
-  /** Service ports with no local endpoint for their Local traffic policy: the sum over #contrib, kept as it changes. */
-  readonly #noLocal = { internal: 0, external: 0 }
   #nodePortAddresses: string[] = []
   #nodeAddresses: string[] = []
-  #synced = false
-  /** A full sync has completed once: later full syncs count what they fix as drift. */
-  #everSynced = false
 
   constructor(dataplane: IpvsDataplane, options: IpvsProxierOptions = {}) {
+    super(dataplane, options)
     this.#dp = dataplane
-    this.family = options.family ?? 'inet'
-    this.#log = options.log ?? (() => undefined)
-    this.#claims = new Claims(this.#log)
     this.#o = {
       family: this.family,
       scheduler: options.scheduler || 'rr',
@@ -142,11 +99,6 @@ export class IpvsProxier implements Proxier {
       nodeZone: options.nodeZone,
       timeouts: options.timeouts,
     }
-  }
-
-  /** Whether a full sync has completed. */
-  get synced(): boolean {
-    return this.#synced
   }
 
   /** Real servers currently draining (weight 0, connections still open). */
@@ -177,49 +129,7 @@ export class IpvsProxier implements Proxier {
     return changed
   }
 
-  /**
-   * Brings the kernel to `state`: recomputes the `changed` service ports and
-   * sends what differs. With `full` (and always until a full sync has
-   * succeeded), then re-reads the kernel and repairs whatever else differs.
-   */
-  sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack } = {}): Promise<SyncReport> {
-    return this.#exclusive(() => this.#sync(state, changed, options))
-  }
-
-  /** Kernel work of syncs, drain checks, status and cleanup runs one at a time: each reads what the last wrote. */
-  readonly #serial = new Serial()
-
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#serial.run(fn)
-  }
-
-  async #sync(state: ProxyState, changed: Iterable<string>, options: { full?: boolean; stale?: StaleConntrack }): Promise<SyncReport> {
-    const report: Report = {
-      full: false,
-      ports: 0,
-      ops: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0, conntrack: 0 },
-      errors: [],
-      repaired: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0 },
-      noLocalEndpoints: { internal: 0, external: 0 },
-      conflicts: 0,
-    }
-    const resync = options.full === true || !this.#synced
-    if (resync && this.#everSynced) {
-      // Pending changes first, so that whatever the resync then finds to fix
-      // is drift (someone else's doing), counted as repairs.
-      await this.#partial(state, changed, report)
-    }
-    if (resync) await this.#full(state, report)
-    else await this.#partial(state, changed, report)
-    report.noLocalEndpoints.internal = this.#noLocal.internal
-    report.noLocalEndpoints.external = this.#noLocal.external
-    report.conflicts = this.#claims.conflicts
-    await this.#cleanConntrack(state, options.stale ?? {}, report)
-    if (report.errors.length > 0) this.#synced = false
-    return report
-  }
-
-  async #partial(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
+  protected override async applyChanges(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
     const touched = newTouched()
     for (const key of changed) {
       this.#recompute(key, state, touched)
@@ -230,9 +140,7 @@ export class IpvsProxier implements Proxier {
     await this.#applyAddresses(touched.addresses, report)
   }
 
-  async #full(state: ProxyState, report: Report): Promise<void> {
-    report.full = true
-    const repairing = this.#everSynced
+  protected override async applyAll(state: ProxyState, report: Report, repairing: boolean): Promise<boolean> {
     const touched = newTouched()
     // The partial sync before this one brought every port up to date; only
     // the node's own addresses (node ports, source ranges) can have moved.
@@ -256,10 +164,7 @@ export class IpvsProxier implements Proxier {
       report.repaired.ipset += report.ops.ipset - before.ipset
       report.repaired.rtnl += report.ops.rtnl - before.rtnl
     }
-    if (report.errors.length === errors) {
-      this.#synced = true
-      this.#everSynced = true
-    }
+    return report.errors.length === errors
   }
 
   /**
@@ -269,7 +174,7 @@ export class IpvsProxier implements Proxier {
   async drain(): Promise<number> {
     // One virtual server per turn: a sync waiting behind a drain check waits
     // for one read and one delete, not for every draining server's.
-    for (const key of [...this.#draining.keys()]) await this.#exclusive(() => this.#drainOne(key))
+    for (const key of [...this.#draining.keys()]) await this.exclusive(() => this.#drainOne(key))
     return this.draining
   }
 
@@ -285,7 +190,7 @@ export class IpvsProxier implements Proxier {
     try {
       listed = await this.#dp.ipvs.listDestinations(keyOf(applied.spec))
     } catch (e) {
-      this.#log('warn', 'could not read a draining virtual server', { server: key, error: e })
+      this.log('warn', 'could not read a draining virtual server', { server: key, error: e })
       return
     }
     // Established connections only: closing ones (FIN_WAIT, TIME_WAIT: IPVS's
@@ -303,7 +208,7 @@ export class IpvsProxier implements Proxier {
     if (ops.length > 0) {
       const outcomes = await this.#dp.ipvs.batch(ops)
       outcomes.forEach((o, i) => {
-        if (!o.ok && o.error.code !== 'ENOENT' && o.error.code !== 'ESRCH') this.#log('warn', 'deleting a drained real server failed', { error: o.error, op: ops[i] })
+        if (!o.ok && o.error.code !== 'ENOENT' && o.error.code !== 'ESRCH') this.log('warn', 'deleting a drained real server failed', { error: o.error, op: ops[i] })
       })
     }
     for (const d of done) {
@@ -311,7 +216,7 @@ export class IpvsProxier implements Proxier {
       dests.delete(d)
     }
     if (dests.size === 0) this.#draining.delete(key)
-    if (done.length > 0) this.#log('debug', 'real servers drained', { server: key, count: done.length })
+    if (done.length > 0) this.log('debug', 'real servers drained', { server: key, count: done.length })
   }
 
   /**
@@ -320,7 +225,7 @@ export class IpvsProxier implements Proxier {
    * Nothing else is touched. Resolves what was removed, by kind.
    */
   cleanup(): Promise<{ servers: number; chains: number; sets: number; link: boolean }> {
-    return this.#exclusive(() => this.#cleanup())
+    return this.exclusive(() => this.#cleanup())
   }
 
   async #cleanup(): Promise<{ servers: number; chains: number; sets: number; link: boolean }> {
@@ -349,15 +254,15 @@ export class IpvsProxier implements Proxier {
   }
 
   /** The programmed virtual servers with live statistics, named by service port (for `tsproxy status`). */
-  async status(): Promise<{ servicePort: string; server: ServiceRecord; ignored?: string[] }[]> {
+  async status(): Promise<ServerStatus[]> {
     const listed = await this.#dp.ipvs.listServices({ destinations: true })
-    const out: { servicePort: string; server: ServiceRecord; ignored?: string[] }[] = []
+    const out: ServerStatus[] = []
     for (const s of listed) {
       if (s.protocol === undefined || s.address === undefined || s.port === undefined) continue
       const key = serverKey(s.protocol, s.address, s.port)
       const mine = this.#servers.get(key)
       if (!mine) continue
-      const ignored = this.#claims.ignored(key)
+      const ignored = this.claims.ignored(key)
       out.push(ignored.length > 0 ? { servicePort: mine.servicePort, server: s, ignored } : { servicePort: mine.servicePort, server: s })
     }
     return out.sort((a, b) => (a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0))
@@ -369,7 +274,7 @@ export class IpvsProxier implements Proxier {
     const before = this.#contrib.get(key) ?? EMPTY_CONTRIBUTION
     const port = state.ports.get(key)
     const after = port
-      ? contribution(port, state.endpoints(key), {
+      ? desiredOf(port, state.endpoints(key), {
           family: this.family,
           scheduler: this.#o.scheduler,
           nodePortAddresses: this.#nodePortAddresses,
@@ -379,13 +284,13 @@ export class IpvsProxier implements Proxier {
       : EMPTY_CONTRIBUTION
     // Claimed parts: released by the owner before, held by the owner after.
     const owners = new Map<string, string | undefined>()
-    for (const c of before.claims) owners.set(c.key, this.#claims.owner(c.key))
-    for (const c of after.claims) if (!owners.has(c.key)) owners.set(c.key, this.#claims.owner(c.key))
-    if (owners.size > 0) this.#claims.set(key, port, after.claims.map((c) => c.key))
+    for (const c of before.claims) owners.set(c.key, this.claims.owner(c.key))
+    for (const c of after.claims) if (!owners.has(c.key)) owners.set(c.key, this.claims.owner(c.key))
+    if (owners.size > 0) this.claims.set(key, port, after.claims.map((c) => c.key))
     if (after === EMPTY_CONTRIBUTION) this.#contrib.delete(key)
     else this.#contrib.set(key, after)
     for (const [c, was] of owners) {
-      const now = this.#claims.owner(c)
+      const now = this.claims.owner(c)
       if (was === now && was !== key) continue
       if (was !== undefined) this.#drop(claimOf(was === key ? before : this.#contrib.get(was)!, c), touched)
       if (now !== undefined) this.#take(claimOf(this.#contrib.get(now)!, c), touched)
@@ -402,8 +307,7 @@ export class IpvsProxier implements Proxier {
       touched.addresses.add(a)
       this.#addresses.set(a, (this.#addresses.get(a) ?? 0) + 1)
     }
-    for (const p of before.noLocalEndpoints) this.#noLocal[p]--
-    for (const p of after.noLocalEndpoints) this.#noLocal[p]++
+    this.countNoLocal(before.noLocalEndpoints, after.noLocalEndpoints)
   }
 
   #take(c: Claim, touched: Touched): void {
@@ -451,7 +355,7 @@ export class IpvsProxier implements Proxier {
     else np = this.#nodeAddresses.filter((ip) => want.some((c) => cidrContains(c, ip)))
     if (np.join() !== this.#nodePortAddresses.join()) {
       this.#nodePortAddresses = np
-      this.#log('info', 'node port addresses', { addresses: np })
+      this.log('info', 'node port addresses', { addresses: np })
       changed = true
     }
     return changed
@@ -506,17 +410,14 @@ export class IpvsProxier implements Proxier {
 
   #reset(): void {
     this.#contrib.clear()
-    this.#noLocal.internal = 0
-    this.#noLocal.external = 0
+    this.reset()
     this.#servers.clear()
-    this.#claims.clear()
     this.#entries.clear()
     this.#addresses.clear()
     this.#applied.clear()
     this.#appliedEntries.clear()
     this.#appliedAddresses.clear()
     this.#draining.clear()
-    this.#synced = false
   }
 
   // ---- writing ---------------------------------------------------------------------------
@@ -595,7 +496,7 @@ export class IpvsProxier implements Proxier {
       if (o.ok) after[i]!()
       else {
         report.errors.push(o.error)
-        this.#log('error', `${what} operation failed`, { error: o.error, op: ops[i] })
+        this.log('error', `${what} operation failed`, { error: o.error, op: ops[i] })
       }
     })
   }
@@ -635,7 +536,7 @@ export class IpvsProxier implements Proxier {
       report.ops.ipset += r.added + r.deleted
       for (const e of r.errors) {
         report.errors.push(e)
-        this.#log('error', 'ipset operation failed', { error: e, set })
+        this.log('error', 'ipset operation failed', { error: e, set })
       }
       this.#appliedEntries.set(set, new Map(want ? [...want].map(([k, c]) => [k, c.value]) : []))
     }
@@ -659,15 +560,6 @@ export class IpvsProxier implements Proxier {
     const outcomes = await this.#dp.rtnl.batch(ops)
     report.ops.rtnl += ops.length
     this.#settle(outcomes, ops, after, report, 'rtnetlink')
-  }
-
-  /**
-   * UDP has no connection end: conntrack entries toward an endpoint that went
-   * away (or that blackholed a service with no endpoint) would keep steering
-   * packets wrong. Deletes them, as kube-proxy does after each sync.
-   */
-  async #cleanConntrack(state: ProxyState, stale: StaleConntrack, report: Report): Promise<void> {
-    report.ops.conntrack += await deleteStaleConntrack(this.#dp.conntrack, staleConntrackFilters(this.family, state, stale), this.#log)
   }
 }
 

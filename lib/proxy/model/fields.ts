@@ -1,8 +1,7 @@
 // Field checks for Kubernetes objects read from plain JSON: each refusal is a
 // ValidationError naming the object (its op, 'Service default/web') and the
 // field as the API spells it ('spec.ports[1].port').
-import { isIPv4, isIPv6 } from 'node:net'
-import { addressBytes, formatAddress } from '../../address.js'
+import { addressBytes, familyOf, formatAddress } from '../../address.js'
 import { fail, type Where } from '../../validate.js'
 
 export { fail, type Where }
@@ -113,7 +112,8 @@ export function ianaServiceName(at: Where, field: string, value: unknown): strin
 
 /** The family of an IP address text, or undefined. */
 export function ipFamilyOf(text: string): IPFamily | undefined {
-  return isIPv4(text) ? 'IPv4' : isIPv6(text) && !text.includes('%') ? 'IPv6' : undefined
+  const f = familyOf(text)
+  return f === 'inet' ? 'IPv4' : f === 'inet6' ? 'IPv6' : undefined
 }
 
 /**
@@ -122,7 +122,7 @@ export function ipFamilyOf(text: string): IPFamily | undefined {
  * so 'FD00:0::1' and 'fd00::1' are one endpoint.
  */
 export function canonicalIP(text: string): string {
-  if (isIPv4(text)) return text
+  if (familyOf(text) === 'inet') return text
   const b = addressBytes(text)
   return b && b.length === 16 ? formatAddress(b) : text
 }

@@ -30,9 +30,8 @@ import { parseEndpointSlice, type EndpointSlice } from '../model/endpointslice.j
 import { isObject, samePlain } from '../model/fields.js'
 import { parseService, type ServiceObject } from '../model/service.js'
 import { yamlDocuments } from '../yaml.js'
+import type { Log } from '../types.js'
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
-export type Log = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void
 
 /** One JSON line per message on stderr. */
 export const stderrLog: Log = (level, msg, fields) => {

@@ -13,7 +13,7 @@
 // applies. An object whose new version is refused keeps its last good version.
 import { ValidationError } from '../../../errors.js'
 import { isObject } from '../../model/fields.js'
-import type { Log } from '../manifests.js'
+import type { Log } from '../../types.js'
 import { KubeApiError, sleep, type KubeApi, type WatchEvent } from './client.js'
 
 export interface BackoffOptions {

@@ -1,157 +1,15 @@
-// The rules of kube-proxy's iptables mode (pkg/proxy/iptables/proxier.go, as
-// its documented behaviour): chain names, the fixed chains and jumps, and what
-// one service port contributes to the nat and filter tables. Every rule is
-// written in the canonical form the kernel reads back (lib/iptables/decode.ts),
-// so that "equal" means "nothing to do". Pure: no kernel access here.
-import { createHash } from 'node:crypto'
+// What one service port asks of the kernel in iptables mode: its rules in the
+// shared chains of nat and filter and its own nat chains (KUBE-SVC-, KUBE-SVL-,
+// KUBE-EXT-, KUBE-FW-, KUBE-SEP-), as kube-proxy's syncProxyRules writes them.
+// Pure: a function of the port, its endpoints and the node.
 import type { Rule } from '../../iptables.js'
 import type { Family } from '../../validate.js'
+import { cidrContains, inFamily } from '../../address.js'
+import { nodePortClaim, serverKey } from '../claims.js'
 import type { Endpoint } from '../model/endpoints.js'
-import { ipFamilyOf } from '../model/fields.js'
 import { servicePortNameString, type ServicePort } from '../model/serviceport.js'
 import { categorizeEndpoints, type TopologyOptions } from '../model/topology.js'
-import { cidrContains, serverKey } from '../ipvs/desired.js'
-import { nodePortClaim } from '../claims.js'
-
-export type Table = 'nat' | 'filter'
-
-/** Chains every service port adds rules to, by table; the order is the order they are created in. */
-export const SHARED_CHAINS = {
-  nat: ['KUBE-SERVICES', 'KUBE-NODEPORTS'],
-  filter: ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL'],
-} as const satisfies Record<Table, readonly string[]>
-
-/** Chains whose rules never depend on the services. */
-export const STATIC_CHAINS = {
-  nat: ['KUBE-POSTROUTING', 'KUBE-MARK-MASQ'],
-  filter: ['KUBE-FORWARD'],
-} as const satisfies Record<Table, readonly string[]>
-
-/** Prefixes of the per-service-port nat chains. */
-export const PORT_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'] as const
-
-/** Whether a chain of `table` is one this mode makes (fixed name, or a per-port chain in nat). */
-export function isOurChain(table: Table, chain: string): boolean {
-  if ((SHARED_CHAINS[table] as readonly string[]).includes(chain) || (STATIC_CHAINS[table] as readonly string[]).includes(chain)) return true
-  return table === 'nat' && PORT_CHAIN_PREFIXES.some((p) => chain.startsWith(p))
-}
-
-const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
-
-/** RFC 4648 base32 (standard alphabet, no padding needed for the first 16 characters). */
-function base32(bytes: Uint8Array, chars: number): string {
-  let out = ''
-  let bits = 0
-  let acc = 0
-  for (const b of bytes) {
-    acc = (acc << 8) | b
-    bits += 8
-    while (bits >= 5) {
-      out += B32[(acc >>> (bits - 5)) & 31]
-      bits -= 5
-      if (out.length === chars) return out
-    }
-    acc &= (1 << bits) - 1
-  }
-  return out
-}
-
-/** kube-proxy's portProtoHash: the first 16 base32 characters of sha256 of the concatenated parts. */
-export function chainHash(...parts: string[]): string {
-  return base32(createHash('sha256').update(parts.join('')).digest(), 16)
-}
-
-/** The per-port chain names: prefix + hash of 'ns/name:port' + lowercase protocol. */
-export function portChains(port: ServicePort): { svc: string; svl: string; ext: string; fw: string } {
-  const h = chainHash(servicePortNameString(port.name), port.protocol.toLowerCase())
-  return { svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` }
-}
-
-/** KUBE-SEP-: hash of 'ns/name:port' + protocol + the endpoint 'ip:port' ('[ip]:port' for IPv6). */
-export function endpointChain(port: ServicePort, endpoint: string): string {
-  return `KUBE-SEP-${chainHash(servicePortNameString(port.name), port.protocol.toLowerCase(), endpoint)}`
-}
-
-/** The probability iptables reads back for 1/n: the kernel keeps it in 31 bits. */
-export function probability(n: number): number {
-  return Math.round(0x80000000 / n) / 0x80000000
-}
-
-export interface FixedOptions {
-  family: Family
-  masqueradeBit: number
-  /** When false (tsproxy does not program localhost node ports), `! -d 127.0.0.0/8` (`::1/128`) keeps them out. */
-  localhostNodePorts?: boolean
-}
-
-const comment = (text: string): { match: 'comment'; comment: string } => ({ match: 'comment', comment: text })
-const newConn = { match: 'conntrack' as const, ctstate: ['NEW' as const] }
-
-export const NODEPORTS_COMMENT = 'kubernetes service nodeports; NOTE: this must be the last rule in this chain'
-
-/** The rule that must stay last in nat KUBE-SERVICES. */
-export function nodePortsJump(o: FixedOptions): Rule {
-  const r: Rule = { matches: [comment(NODEPORTS_COMMENT), { match: 'addrtype', dstType: 'LOCAL' }], target: { jump: 'KUBE-NODEPORTS' } }
-  if (!o.localhostNodePorts) r.destination = { not: o.family === 'inet' ? '127.0.0.0/8' : '::1/128' }
-  return r
-}
-
-export interface Jump {
-  readonly chain: string
-  readonly rule: Rule
-}
-
-/** The fixed chains' rules and the jumps from the built-in chains, by table. */
-export function fixedRules(o: FixedOptions): Record<Table, { chains: Map<string, Rule[]>; jumps: Jump[] }> {
-  const mark = (1 << o.masqueradeBit) >>> 0
-  const j = (chain: string, text: string, to: string, ctNew: boolean): Jump => ({
-    chain,
-    rule: { matches: [...(ctNew ? [newConn] : []), comment(text)], target: { jump: to } },
-  })
-  return {
-    nat: {
-      chains: new Map<string, Rule[]>([
-        [
-          'KUBE-POSTROUTING',
-          [
-            { matches: [{ match: 'mark', mark: { not: mark }, mask: mark }], target: { target: 'RETURN' } },
-            { target: { target: 'MARK', op: 'set-xmark', value: mark, mask: 0 } },
-            { matches: [comment('kubernetes service traffic requiring SNAT')], target: { target: 'MASQUERADE', randomFully: true } },
-          ],
-        ],
-        ['KUBE-MARK-MASQ', [{ target: { target: 'MARK', op: 'set-xmark', value: mark, mask: mark } }]],
-      ]),
-      jumps: [
-        j('PREROUTING', 'kubernetes service portals', 'KUBE-SERVICES', false),
-        j('OUTPUT', 'kubernetes service portals', 'KUBE-SERVICES', false),
-        j('POSTROUTING', 'kubernetes postrouting rules', 'KUBE-POSTROUTING', false),
-      ],
-    },
-    filter: {
-      chains: new Map<string, Rule[]>([
-        [
-          'KUBE-FORWARD',
-          [
-            { matches: [{ match: 'conntrack', ctstate: ['INVALID'] }], target: { target: 'DROP' } },
-            { matches: [comment('kubernetes forwarding rules'), { match: 'mark', mark, mask: mark }], target: { target: 'ACCEPT' } },
-            { matches: [comment('kubernetes forwarding conntrack rule'), { match: 'conntrack', ctstate: ['ESTABLISHED', 'RELATED'] }], target: { target: 'ACCEPT' } },
-          ],
-        ],
-      ]),
-      jumps: [
-        j('INPUT', 'kubernetes load balancer firewall', 'KUBE-PROXY-FIREWALL', true),
-        j('INPUT', 'kubernetes health check service ports', 'KUBE-NODEPORTS', false),
-        j('INPUT', 'kubernetes externally-visible service portals', 'KUBE-EXTERNAL-SERVICES', true),
-        j('FORWARD', 'kubernetes load balancer firewall', 'KUBE-PROXY-FIREWALL', true),
-        j('FORWARD', 'kubernetes forwarding rules', 'KUBE-FORWARD', false),
-        j('FORWARD', 'kubernetes service portals', 'KUBE-SERVICES', true),
-        j('FORWARD', 'kubernetes externally-visible service portals', 'KUBE-EXTERNAL-SERVICES', true),
-        j('OUTPUT', 'kubernetes load balancer firewall', 'KUBE-PROXY-FIREWALL', true),
-        j('OUTPUT', 'kubernetes service portals', 'KUBE-SERVICES', true),
-      ],
-    },
-  }
-}
+import { comment, endpointChain, portChains } from './tables.js'
 
 /** What one service port adds to one table. */
 export interface TablePart {
@@ -182,10 +40,6 @@ export interface PortContext {
 const EMPTY_PART: TablePart = Object.freeze({ shared: new Map(), chains: new Map() })
 export const EMPTY_PORT_RULES: PortRules = Object.freeze({ nat: EMPTY_PART, filter: EMPTY_PART, noLocalEndpoints: [] })
 
-function inFamily(ip: string, family: Family): boolean {
-  return ipFamilyOf(ip.split('/')[0]!) === (family === 'inet' ? 'IPv4' : 'IPv6')
-}
-
 /**
  * The address:ports a port's shared-chain rules match: 'tcp/10.96.0.10:80' for
  * its cluster IP, external and load-balancer IPs, 'tcp/*:30080' for its node
@@ -202,8 +56,13 @@ export function portClaims(port: ServicePort, family: Family): string[] {
   return [...out]
 }
 
-/** The rules of one service port, as kube-proxy's syncProxyRules writes them. */
-export function portRules(port: ServicePort, endpoints: readonly Endpoint[], ctx: PortContext): PortRules {
+/** The probability iptables reads back for 1/n: the kernel keeps it in 31 bits. */
+export function probability(n: number): number {
+  return Math.round(0x80000000 / n) / 0x80000000
+}
+
+/** What one service port asks of the kernel: its rules, as kube-proxy's syncProxyRules writes them. */
+export function desiredOf(port: ServicePort, endpoints: readonly Endpoint[], ctx: PortContext): PortRules {
   const family = ctx.family
   const clusterIP = port.clusterIPs.find((ip) => inFamily(ip, family))
   if (clusterIP === undefined) return EMPTY_PORT_RULES
