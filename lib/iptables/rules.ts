@@ -7,6 +7,7 @@
 import { isIPv6 } from 'node:net'
 import { endianness } from 'node:os'
 import { addressBytes, formatAddress } from '../address.js'
+import { NetlinkError } from '../errors.js'
 import type { Family, Where } from '../validate.js'
 import * as v from '../validate.js'
 import {
@@ -1380,6 +1381,29 @@ function decodeTarget(b: Buffer, o: number, size: number, family: Family, label:
   }
 }
 
+const EBADMSG = 74
+
+/**
+ * The entry's own offsets stay inside it: the matches tile the bytes from the
+ * entry header to the target, the target fits. What libiptc hands back always
+ * does; anything else would be read past its end, so it is refused whole.
+ */
+function checkEntry(b: Buffer, L: EntryLayout): void {
+  const bad = (why: string): never => {
+    throw new NetlinkError({ errno: EBADMSG, op: 'iptables.decodeRule', message: `EBADMSG: malformed entry (${b.length} bytes): ${why}` })
+  }
+  if (b.length < L.size + XT_HEADER) bad(`shorter than the entry header and a target (${L.size + XT_HEADER})`)
+  const targetOffset = b.readUInt16LE(L.targetOffset)
+  if (targetOffset < L.size || targetOffset + XT_HEADER > b.length) bad(`target_offset ${targetOffset} outside ${L.size}..${b.length - XT_HEADER}`)
+  for (let o = L.size; o < targetOffset;) {
+    const size = o + XT_HEADER <= targetOffset ? b.readUInt16LE(o) : 0
+    if (size < XT_HEADER || o + size > targetOffset) bad(`the match at ${o} (size ${size}) overruns target_offset ${targetOffset}`)
+    o += size
+  }
+  const tsize = b.readUInt16LE(targetOffset)
+  if (tsize < XT_HEADER || targetOffset + tsize > b.length) bad(`the target at ${targetOffset} (size ${tsize}) overruns the entry`)
+}
+
 /**
  * Reads an entry back (as libiptc holds it) into a typed record. `label` is
  * libiptc's reading of a standard target (verdict, chain, '' for none), or
@@ -1387,6 +1411,7 @@ function decodeTarget(b: Buffer, o: number, size: number, family: Family, label:
  */
 export function decodeRule(b: Buffer, family: Family, label: string | undefined, sets: SetNames): RuleRecord {
   const L: EntryLayout = family === 'inet' ? ENTRY4 : ENTRY6
+  checkEntry(b, L)
   const n = L.addrLen
   const flags = b[L.flags]!
   const inv = b[L.invflags]!
