@@ -180,11 +180,12 @@ async function main() {
       latency: window.lat.length ? stats(window.lat) : null,
       syncMs: window.sync.length ? stats(window.sync) : null,
       fullSyncs: daemon.syncs.slice(syncsSeen).filter((x) => x.full).length,
+      fullSyncMs: Math.max(0, ...daemon.syncs.slice(syncsSeen).filter((x) => x.full).map((x) => x.ms)) || null,
       behindSchedule: window.lag,
     }
     samples.push(s)
     say(`t=${s.t.toFixed(0)} s: ${s.changes} changes, RSS ${s.rssMB} MB (peak ${s.hwmMB}), heap ${s.heapUsedMB} MB, CPU ${s.cpuSeconds} s; ` +
-      `latency p50 ${s.latency?.p50 ?? '—'} p99 ${s.latency?.p99 ?? '—'} ms, sync p50 ${s.syncMs?.p50 ?? '—'} ms, ${s.fullSyncs} full sync(s)`)
+      `latency p50 ${s.latency?.p50 ?? '—'} p99 ${s.latency?.p99 ?? '—'} ms, sync p50 ${s.syncMs?.p50 ?? '—'} ms, ${s.fullSyncs} full sync(s)${s.fullSyncMs ? ` (longest ${s.fullSyncMs} ms)` : ''}`)
     window = { lat: [], sync: [], lag: 0 }
     syncsSeen = daemon.syncs.length
   }

@@ -96,6 +96,7 @@ function summarize(raw) {
     row('change latency p99', lat(first, 99), lat(last, 99), 'ms'),
     row('sync time p50', sync(first, 50), sync(last, 50), 'ms'),
     row('sync time p99', sync(first, 99), sync(last, 99), 'ms'),
+    row('periodic full sync (median)', mem(first, 'fullSyncMs'), mem(last, 'fullSyncMs'), 'ms'),
   ]
   const cpu = sm.length > 1 ? round((sm[sm.length - 1].cpuSeconds - sm[0].cpuSeconds) / (sm[sm.length - 1].t - sm[0].t), 3) : null
   return { rows, peakRssMB: Math.max(...sm.map((s) => s.hwmMB)), cpuPerSecond: cpu, changes: raw.changes.n, latency: raw.changes.latency, syncMs: raw.changes.syncMs }
@@ -104,8 +105,8 @@ function summarize(raw) {
 function table(raw, summary) {
   const f = (x, dd = 1) => (x == null ? '—' : Number(x).toFixed(dd))
   const lines = []
-  const head = ['t s', 'changes', 'RSS MB', 'peak MB', 'heap MB', 'CPU s', 'latency p50/p99 ms', 'sync p50/p99 ms', 'full syncs']
-  const rows = raw.samples.map((s) => [f(s.t, 0), String(s.changes), f(s.rssMB), f(s.hwmMB), f(s.heapUsedMB), f(s.cpuSeconds), `${f(s.latency?.p50)} / ${f(s.latency?.p99)}`, `${f(s.syncMs?.p50)} / ${f(s.syncMs?.p99)}`, String(s.fullSyncs)])
+  const head = ['t s', 'changes', 'RSS MB', 'peak MB', 'heap MB', 'CPU s', 'latency p50/p99 ms', 'sync p50/p99 ms', 'full syncs (longest ms)']
+  const rows = raw.samples.map((s) => [f(s.t, 0), String(s.changes), f(s.rssMB), f(s.hwmMB), f(s.heapUsedMB), f(s.cpuSeconds), `${f(s.latency?.p50)} / ${f(s.latency?.p99)}`, `${f(s.syncMs?.p50)} / ${f(s.syncMs?.p99)}`, s.fullSyncMs ? `${s.fullSyncs} (${f(s.fullSyncMs, 0)})` : String(s.fullSyncs)])
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
   const fmt = (r) => r.map((x, i) => x.padStart(w[i])).join('  ')
   lines.push(fmt(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt), '')
