@@ -475,15 +475,16 @@ async function runCase(i) {
     }
     const whole = Buffer.concat(msgs)
     const { bytes, how } = mutate(r, whole, pick(r, corpus[codec]))
-    // Cut into 1–3 datagrams.
+    // Cut into 1–3 datagrams, each in a buffer of its own: aligned as a
+    // receive buffer is (a view at an odd offset would only test misalignment).
     const grams = []
     let rest = bytes
     for (let g = Math.floor(r() * 3); g > 0 && rest.length > 0; g--) {
       const at = Math.floor(r() * rest.length)
-      grams.push(rest.subarray(0, at))
+      grams.push(Buffer.from(rest.subarray(0, at)))
       rest = rest.subarray(at)
     }
-    grams.push(rest)
+    grams.push(Buffer.from(rest))
     const ackSlot = r() < 0.3 ? Math.floor(r() * n) : undefined
     const port = r() < 0.2 ? 0 : PORT
     if (trace) process.stdout.write(`case ${i} collect:${codec} dumps=${JSON.stringify(dumps)} ackSlot=${ackSlot} port=${port} ${how} ${grams.map((g) => g.toString('hex')).join('|')}\n`)
