@@ -13,8 +13,8 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { Ipvs, NetlinkError, iptablesDecodeRule, iptablesEncodeRule } from '../../dist/index.js'
-import { NetlinkSocket } from '../../dist/netlink/socket.js'
+import { Conntrack, IpSet, Ipvs, NetlinkError, Rtnl, iptablesDecodeRule, iptablesEncodeRule } from '../../dist/index.js'
+import { NetlinkSocket, resolveGenlFamily } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
 import type { NativeOp, NativeResult, NativeSocket } from '../../dist/native.js'
 
@@ -119,6 +119,58 @@ t.test('an IPVS service without address or fwmark is malformed, and the listing 
   const err = await fakeIpvs(records).listServices().then(() => null, (e: unknown) => e)
   t.ok(err instanceof NetlinkError, 'listServices rejects with a NetlinkError')
   t.match(err, { errno: EBADMSG, code: 'EBADMSG', op: 'ipvs.listServices', message: /malformed.*service/ })
+})
+
+function attr(type: number, payload: Buffer, lie?: number): Buffer {
+  const b = Buffer.alloc((4 + payload.length + 3) & ~3)
+  b.writeUInt16LE(lie ?? 4 + payload.length, 0)
+  b.writeUInt16LE(type, 2)
+  payload.copy(b, 4)
+  return b
+}
+const be32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255])
+const NESTED = 0x8000
+
+/** A socket whose every operation is answered with `records`. */
+function answering(records: unknown[]): NetlinkSocket {
+  const handle = {
+    portId: 1,
+    async execute(_codec: string, _family: number, ops: NativeOp[]): Promise<NativeResult[]> {
+      return ops.map(() => ({ error: 0, records }) as NativeResult)
+    },
+    async close() {},
+  } as unknown as NativeSocket
+  return new (NetlinkSocket as unknown as new (h: NativeSocket) => NetlinkSocket)(handle)
+}
+
+t.test('a reply the decoder flags malformed fails the call with EBADMSG in every family, never half a record', async (t) => {
+  const cases: [string, string, Buffer, (s: NetlinkSocket) => Promise<unknown>][] = [
+    // RTM_NEWADDR, ifaddrmsg { AF_INET, /32, index 5 }, IFA_LOCAL 10.96.0.10, IFA_LABEL whose nla_len (200) runs past the message.
+    ['route', 'address', nlmsg(20, 2, 1, 0, Buffer.concat([Buffer.from([2, 32, 0, 0, 5, 0, 0, 0]), attr(2, Buffer.from([10, 96, 0, 10])), attr(3, Buffer.from('kube-ipvs0\0'), 200)])),
+      (s) => new (Rtnl as unknown as new (s: NetlinkSocket) => Rtnl)(s).listAddresses()],
+    // IPCTNL_MSG_CT_NEW with CTA_STATUS only: no tuples, nothing to match or delete by.
+    ['conntrack', 'entry', nlmsg(0x100, 2, 1, 0, Buffer.concat([Buffer.from([2, 0, 0, 0]), attr(3, be32(8))])),
+      (s) => new (Conntrack as unknown as new (s: NetlinkSocket) => Conntrack)(s).list()],
+    // IPSET_CMD_LIST of set "X" whose one member's CIDR attribute claims 200 bytes.
+    ['ipset', 'set', nlmsg(0x607, 2, 1, 0, Buffer.concat([Buffer.from([2, 0, 0, 0]), attr(1, Buffer.from([7])), attr(2, Buffer.from('X\0')),
+      attr(8 | NESTED, attr(7 | NESTED, attr(3, Buffer.from([24]), 200)))])),
+      (s) => new (IpSet as unknown as new (s: NetlinkSocket, protocol: number) => IpSet)(s, 7).listAll()],
+    // CTRL_CMD_NEWFAMILY naming IPVS without CTRL_ATTR_FAMILY_ID.
+    ['genl', 'reply', nlmsg(0x10, 0, 1, 0, Buffer.concat([Buffer.from([1, 2, 0, 0]), attr(2, Buffer.from('IPVS\0'))])),
+      (s) => resolveGenlFamily(s, 'IPVS', 'ipvs.open')],
+    // IPVS_CMD_NEW_DEST whose destination has no address.
+    ['ipvs', 'destination', nlmsg(0x24, 2, 1, 0, Buffer.concat([Buffer.from([5, 1, 0, 0]), attr(2 | NESTED, Buffer.concat([attr(3, Buffer.from([0x1f, 0x90])), attr(5, Buffer.from([1, 0, 0, 0]))]))])),
+      (s) => new (Ipvs as unknown as new (s: NetlinkSocket, family: number) => Ipvs)(s, 0x24).listDestinations({ protocol: 'tcp', address: '10.0.0.1', port: 80 })],
+  ]
+  for (const [codec, kind, bytes, call] of cases) {
+    const records = native.decode(codec, bytes)
+    t.equal(records.length, 1, `${codec}: one record decoded`)
+    const rec = records[0] as Record<string, { malformed?: boolean } | boolean>
+    t.ok(rec.malformed === true || Object.values(rec).some((v) => typeof v === 'object' && v?.malformed === true), `${codec}: flagged malformed`)
+    const err = await call(answering(records)).then(() => null, (e: unknown) => e)
+    t.ok(err instanceof NetlinkError, `${codec}: the call rejects with a NetlinkError`)
+    t.match(err, { errno: EBADMSG, message: new RegExp(`malformed reply: a ${kind} record`) }, `${codec}: EBADMSG, naming the record`)
+  }
 })
 
 t.test('a malformed iptables entry is a NetlinkError (EBADMSG), not a RangeError', async (t) => {
