@@ -27,9 +27,9 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runInBox, repoRoot } from '../../test/kernel/box.mjs'
+import { commandLine, helpText, hostInfo, rel } from '../common/host.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const rel = (p) => path.relative(repoRoot, p)
 
 // The issue's goals (reported, never asserted).
 const GOALS = { coldAt10kMaxS: 60, changeP99OverRttMax: 3, flat30kOver1kMax: 1.2, rssAt10kMaxMB: 120 }
@@ -52,7 +52,7 @@ function parseArgs(argv) {
     else if (a === '--timeout') o.timeout = Number(val())
     else if (a === '--out') o.out = path.resolve(val())
     else if (a === '-h' || a === '--help') {
-      console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1).filter((l, i, all) => all.slice(0, i + 1).every((x) => x.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'))
+      console.log(helpText(import.meta.url))
       process.exit(0)
     } else throw new Error(`unknown option ${a}`)
   }
@@ -61,11 +61,6 @@ function parseArgs(argv) {
   for (const k of ['endpoints', 'changes', 'reps']) if (!(Number.isInteger(o[k]) && o[k] >= 1)) throw new Error(`--${k} must be an integer ≥ 1`)
   o.out ??= path.join(repoRoot, 'benchmarks/results', o.quick ? 'proxy-ipvs.quick.tmp' : 'proxy-ipvs.json')
   return o
-}
-
-function hostInfo() {
-  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8')
-  return { cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model, cpus: os.cpus().length, kernel: os.release(), node: process.version }
 }
 
 const median = (xs) => {
@@ -192,9 +187,7 @@ async function main() {
     daemonNodeFlags: prof,
     workerNodeFlags: prof,
   }
-  const command = process.env.npm_lifecycle_event
-    ? `npm run ${process.env.npm_lifecycle_event}${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`
-    : `node ${rel(fileURLToPath(import.meta.url))} ${process.argv.slice(2).join(' ')}`.trim()
+  const command = commandLine(import.meta.url)
   const loadBefore = os.loadavg()
   console.error(`proxy-ipvs: booting the kernel box (timeout ${opts.timeout} s)…`)
   const ac = new AbortController()

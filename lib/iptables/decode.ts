@@ -1,12 +1,36 @@
 // The decoder: an entry as libiptc holds it read back into the typed record
 // of model.ts, in the canonical form a rule written by the planner has. Each
 // match and target reads back through its family (matches/, targets/).
+import { NetlinkError } from '../errors.js'
 import type { Family } from '../validate.js'
 import { cidrText, ifaceText, not, protocolName, type SetNames } from './fields.js'
 import { ENTRY4, ENTRY6, type EntryLayout, INV_DSTIP, INV_FRAG, INV_PROTO, INV_SRCIP, INV_VIA_IN, INV_VIA_OUT, IP6T_F_GOTO, IPT_F_FRAG, IPT_F_GOTO, XT_HEADER } from './layout.js'
 import { decodeMatch } from './matches/index.js'
 import type { Match, RuleRecord } from './model.js'
 import { decodeTarget } from './targets/index.js'
+
+const EBADMSG = 74
+
+/**
+ * The entry's own offsets stay inside it: the matches tile the bytes from the
+ * entry header to the target, the target fits. What libiptc hands back always
+ * does; anything else would be read past its end, so it is refused whole.
+ */
+function checkEntry(b: Buffer, L: EntryLayout): void {
+  const bad = (why: string): never => {
+    throw new NetlinkError({ errno: EBADMSG, op: 'iptables.decodeRule', message: `EBADMSG: malformed entry (${b.length} bytes): ${why}` })
+  }
+  if (b.length < L.size + XT_HEADER) bad(`shorter than the entry header and a target (${L.size + XT_HEADER})`)
+  const targetOffset = b.readUInt16LE(L.targetOffset)
+  if (targetOffset < L.size || targetOffset + XT_HEADER > b.length) bad(`target_offset ${targetOffset} outside ${L.size}..${b.length - XT_HEADER}`)
+  for (let o = L.size; o < targetOffset;) {
+    const size = o + XT_HEADER <= targetOffset ? b.readUInt16LE(o) : 0
+    if (size < XT_HEADER || o + size > targetOffset) bad(`the match at ${o} (size ${size}) overruns target_offset ${targetOffset}`)
+    o += size
+  }
+  const tsize = b.readUInt16LE(targetOffset)
+  if (tsize < XT_HEADER || targetOffset + tsize > b.length) bad(`the target at ${targetOffset} (size ${tsize}) overruns the entry`)
+}
 
 /**
  * Reads an entry back (as libiptc holds it) into a typed record. `label` is
@@ -15,6 +39,7 @@ import { decodeTarget } from './targets/index.js'
  */
 export function decodeRule(b: Buffer, family: Family, label: string | undefined, sets: SetNames): RuleRecord {
   const L: EntryLayout = family === 'inet' ? ENTRY4 : ENTRY6
+  checkEntry(b, L)
   const n = L.addrLen
   const flags = b[L.flags]!
   const inv = b[L.invflags]!

@@ -408,6 +408,8 @@ export interface ProcessStats {
   cpuSeconds(): number
   /** Process start, seconds since the epoch. */
   startTime: number
+  /** V8 heap in use, bytes (exposed only when given). */
+  heapUsed?(): number
 }
 
 const nodeProcess: ProcessStats = {
@@ -417,6 +419,7 @@ const nodeProcess: ProcessStats = {
     return (u.user + u.system) / 1e6
   },
   startTime: performance.timeOrigin / 1000,
+  heapUsed: () => process.memoryUsage().heapUsed,
 }
 
 /** The process_* metrics a Go daemon's /metrics has (kube-proxy's included), read at each exposition. */
@@ -424,9 +427,12 @@ export function processMetrics(registry: Registry, stats: ProcessStats = nodePro
   const rss = registry.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.')
   const start = registry.gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.')
   const cpu = registry.counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.')
+  // prom-client's name, so dashboards for Node daemons find it.
+  const heap = stats.heapUsed && registry.gauge('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.')
   start.set(stats.startTime)
   registry.collect(() => {
     rss.set(stats.rss())
+    if (heap) heap.set(stats.heapUsed!())
     // The source is monotonic; feeding the counter its growth keeps it a counter.
     const grown = stats.cpuSeconds() - cpu.get()
     if (grown > 0) cpu.inc(undefined, grown)

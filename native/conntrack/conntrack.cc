@@ -141,7 +141,8 @@ Napi::Value decodeEntry(Napi::Env env, int af, const Attrs& a) {
       if (sctp.has(CTA_PROTOINFO_SCTP_STATE)) o.Set("sctpState", sctp.u8(CTA_PROTOINFO_SCTP_STATE));
     }
   }
-  if (a.bad()) o.Set("malformed", true);
+  // Without both tuples the entry can be neither matched nor deleted.
+  if (a.bad() || !a.has(CTA_TUPLE_ORIG) || !a.has(CTA_TUPLE_REPLY)) o.Set("malformed", true);
   return o;
 }
 

@@ -114,12 +114,16 @@ Napi::Value decodeService(Napi::Env env, const nlattr* nest) {
   uint16_t af = a.u16(IPVS_SVC_ATTR_AF);
   o.Set("kind", "service");
   o.Set("af", af);
+  // A service is keyed by its fwmark or its address: without either the
+  // record names nothing, and is not passed on as one.
+  bool keyed = true;
   if (a.has(IPVS_SVC_ATTR_FWMARK)) {
     o.Set("fwmark", a.u32(IPVS_SVC_ATTR_FWMARK));
   } else {
     size_t len = 0;
     const uint8_t* addr = a.raw(IPVS_SVC_ATTR_ADDR, &len);
-    if (addr && len >= (af == AF_INET6 ? 16u : 4u)) o.Set("address", inet::format(af, addr));
+    keyed = addr && len >= (af == AF_INET6 ? 16u : 4u);
+    if (keyed) o.Set("address", inet::format(af, addr));
     o.Set("protocol", a.u16(IPVS_SVC_ATTR_PROTOCOL));
     o.Set("port", a.be16(IPVS_SVC_ATTR_PORT));
   }
@@ -133,7 +137,7 @@ Napi::Value decodeService(Napi::Env env, const nlattr* nest) {
   o.Set("timeout", a.u32(IPVS_SVC_ATTR_TIMEOUT));
   o.Set("netmask", af == AF_INET ? maskToPrefix(a.be32(IPVS_SVC_ATTR_NETMASK)) : a.u32(IPVS_SVC_ATTR_NETMASK));
   o.Set("stats", decodeStats(env, a, IPVS_SVC_ATTR_STATS, IPVS_SVC_ATTR_STATS64));
-  if (a.bad()) o.Set("malformed", true);
+  if (a.bad() || !keyed) o.Set("malformed", true);
   return o;
 }
 
@@ -147,7 +151,8 @@ Napi::Value decodeDest(Napi::Env env, const nlattr* nest) {
   if (af == AF_UNSPEC) af = AF_INET;  // sent since Linux 3.18; older kernels had IPv4 only here
   o.Set("kind", "destination");
   o.Set("af", af);
-  if (addr && len >= (af == AF_INET6 ? 16u : 4u)) o.Set("address", inet::format(af, addr));
+  const bool keyed = addr && len >= (af == AF_INET6 ? 16u : 4u);
+  if (keyed) o.Set("address", inet::format(af, addr));
   o.Set("port", a.be16(IPVS_DEST_ATTR_PORT));
   o.Set("forward", a.u32(IPVS_DEST_ATTR_FWD_METHOD) & IP_VS_CONN_F_FWD_MASK);
   o.Set("weight", a.u32(IPVS_DEST_ATTR_WEIGHT));
@@ -160,7 +165,7 @@ Napi::Value decodeDest(Napi::Env env, const nlattr* nest) {
   if (a.has(IPVS_DEST_ATTR_TUN_PORT)) o.Set("tunPort", a.be16(IPVS_DEST_ATTR_TUN_PORT));
   if (a.has(IPVS_DEST_ATTR_TUN_FLAGS)) o.Set("tunFlags", a.u16(IPVS_DEST_ATTR_TUN_FLAGS));
   o.Set("stats", decodeStats(env, a, IPVS_DEST_ATTR_STATS, IPVS_DEST_ATTR_STATS64));
-  if (a.bad()) o.Set("malformed", true);
+  if (a.bad() || !keyed) o.Set("malformed", true);
   return o;
 }
 
@@ -239,6 +244,7 @@ class IpvsCodec : public Codec {
         o.Set("kind", "info");
         o.Set("version", a.u32(IPVS_INFO_ATTR_VERSION));
         o.Set("connTableSize", a.u32(IPVS_INFO_ATTR_CONN_TAB_SIZE));
+        if (a.bad()) o.Set("malformed", true);
         return o;
       }
       case IPVS_CMD_SET_CONFIG: {  // the reply to GET_CONFIG
@@ -248,6 +254,7 @@ class IpvsCodec : public Codec {
         o.Set("tcp", a.u32(IPVS_CMD_ATTR_TIMEOUT_TCP));
         o.Set("tcpFin", a.u32(IPVS_CMD_ATTR_TIMEOUT_TCP_FIN));
         o.Set("udp", a.u32(IPVS_CMD_ATTR_TIMEOUT_UDP));
+        if (a.bad()) o.Set("malformed", true);
         return o;
       }
       default:

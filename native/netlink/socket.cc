@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 
 #include "message.h"
@@ -31,6 +32,11 @@ void readExtack(const uint8_t* tlv, size_t len, Result& r) {
   r.extack = a.str(NLMSGERR_ATTR_MSG);
   r.extackOffset = a.u32(NLMSGERR_ATTR_OFFS);
 }
+
+// The kernel's error field: 0 or -errno (ipset's own codes go past 4095). A
+// positive one cannot have come from it: a damaged message, not an errno to
+// report (and -INT_MIN would overflow).
+int errnoOf(int field) { return field <= 0 && field != INT_MIN ? -field : EBADMSG; }
 
 }  // namespace
 
@@ -86,7 +92,7 @@ void Collector::feed(const uint8_t* data, size_t len) {
         continue;
       }
       auto e = reinterpret_cast<const nlmsgerr*>(body);
-      int err = -e->error;
+      int err = errnoOf(e->error);
       if (req.dump && err == EBUSY) {
         // Another dump of ours was still running when this one arrived in the
         // same burst; it is sent again on its own.
@@ -120,15 +126,15 @@ void Collector::feed(const uint8_t* data, size_t len) {
 
     if (h->nlmsg_type == NLMSG_DONE) {
       if (!req.dump) continue;  // only dumps end this way
-      int err = 0;
-      if (bodyLen >= sizeof(int)) std::memcpy(&err, body, sizeof(int));
+      int raw = 0;
+      if (bodyLen >= sizeof(int)) std::memcpy(&raw, body, sizeof(int));
       if (intr_[slot]) {
         retries_.emplace_back(index, Retry::Interrupted);
         r.replies.clear();
         finish(slot);
         continue;
       }
-      r.error = -err;
+      r.error = errnoOf(raw);
       if ((h->nlmsg_flags & NLM_F_ACK_TLVS) && bodyLen > sizeof(int))
         readExtack(body + sizeof(int), bodyLen - sizeof(int), r);
       finish(slot);

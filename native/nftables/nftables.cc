@@ -48,6 +48,7 @@ class NftablesCodec : public Codec {
         o.Set("kind", "table");
         o.Set("name", a.str(NFTA_TABLE_NAME));
         o.Set("chains", a.be32(NFTA_TABLE_USE));
+        if (a.bad()) o.Set("malformed", true);
         break;
       }
       case NFT_MSG_NEWCHAIN: {
@@ -56,6 +57,7 @@ class NftablesCodec : public Codec {
         o.Set("table", a.str(NFTA_CHAIN_TABLE));
         o.Set("name", a.str(NFTA_CHAIN_NAME));
         o.Set("base", a.has(NFTA_CHAIN_HOOK));
+        if (a.bad()) o.Set("malformed", true);
         break;
       }
       default:

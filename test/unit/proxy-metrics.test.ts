@@ -232,4 +232,7 @@ t.test('process metrics from the real process', async (t) => {
   t.ok(value('process_cpu_seconds_total') > 0, 'cpu time')
   t.ok(value('process_start_time_seconds') > 1.6e9, 'a start time after 2020')
   t.ok(value('process_start_time_seconds') <= Date.now() / 1000, 'and not in the future')
+  // The heap, under prom-client's name: what a soak run watches for growth.
+  const heap = value('nodejs_heap_size_used_bytes')
+  t.ok(heap > 0 && heap < value('process_resident_memory_bytes'), `heap used ${heap} bytes, below the RSS`)
 })
