@@ -6,42 +6,15 @@ import t from 'tap'
 import { IptablesProxier, ruleKey, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
 import { chainHash, endpointChain, portChains, portRules, probability } from '../../dist/proxy/iptables/rules.js'
 import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
-import { endpointsOf, parseEndpointSlice, parseService, servicePortsOf, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
+import { endpointsOf, servicePortsOf, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
 import type { Rule } from '../../dist/iptables.js'
 import { FakeIptables } from '../support/fake-iptables.js'
+import { service as serviceOf, slice as sliceOf, type Ep, type Json } from '../support/builders.js'
 
-type Json = Record<string, any>
 const NODE = 'node-a'
 
-function svc(name: string, spec: Json = {}, status: Json = {}, namespace = 'ns'): ServiceObject {
-  return parseService({
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace },
-    spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }], ...spec },
-    status,
-  })
-}
-
-interface Ep {
-  ip: string
-  node?: string
-  ready?: boolean
-}
-
-function slice(name: string, service: string, eps: (string | Ep)[], ports: Json[] = [{ name: 'http', port: 8080 }], namespace = 'ns'): EndpointSlice {
-  return parseEndpointSlice({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name, namespace, labels: { 'kubernetes.io/service-name': service } },
-    addressType: 'IPv4',
-    ports,
-    endpoints: eps.map((e) => {
-      const s = typeof e === 'string' ? { ip: e } : e
-      return { addresses: [s.ip], conditions: s.ready === undefined ? {} : { ready: s.ready }, ...(s.node ? { nodeName: s.node } : {}) }
-    }),
-  })
-}
+const svc = (name: string, spec: Json = {}, status: Json = {}, namespace = 'ns'): ServiceObject => serviceOf(name, spec, { status, namespace })
+const slice = (name: string, service: string, eps: (string | Ep)[], ports?: Json[], namespace = 'ns'): EndpointSlice => sliceOf(name, service, eps, ports, { namespace })
 
 /** The rules of the one port of `service` with the endpoints of `slices`. */
 function rulesOf(service: ServiceObject, slices: EndpointSlice[], ctx: Partial<Parameters<typeof portRules>[2]> = {}) {

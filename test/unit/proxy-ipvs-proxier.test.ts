@@ -8,13 +8,12 @@ import t from 'tap'
 import { IpvsProxier, type IpvsProxierOptions, type SyncReport } from '../../dist/proxy/ipvs/proxier.js'
 import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
 import { SyncRunner } from '../../dist/proxy/runner.js'
-import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
+import type { EndpointSlice, ServiceObject } from '../../dist/proxy/model/index.js'
 import { SET_ROLES, setName } from '../../dist/proxy/ipvs/rules.js'
 import { NetlinkError } from '../../dist/errors.js'
 import type { IpvsDataplane } from '../../dist/proxy/ipvs/dataplane.js'
 import { FakeDataplane, type FakeOptions } from '../support/fake-dataplane.js'
-
-type Json = Record<string, any>
+import { service, slice, type Json } from '../support/builders.js'
 
 const NODE = 'node-a'
 const NODE_ADDRESSES: FakeOptions['nodeAddresses'] = [
@@ -22,41 +21,7 @@ const NODE_ADDRESSES: FakeOptions['nodeAddresses'] = [
   { link: 'eth1', address: '10.1.0.5', prefix: 16 },
 ]
 
-function svc(name: string, spec: Json = {}, status: Json = {}): ServiceObject {
-  return parseService({
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: 'ns' },
-    spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }], ...spec },
-    status,
-  })
-}
-
-interface Ep {
-  ip: string
-  node?: string
-  ready?: boolean
-  serving?: boolean
-  terminating?: boolean
-}
-
-function slice(name: string, service: string, eps: (string | Ep)[], ports: Json[] = [{ name: 'http', port: 8080 }]): EndpointSlice {
-  return parseEndpointSlice({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name, namespace: 'ns', labels: { 'kubernetes.io/service-name': service } },
-    addressType: 'IPv4',
-    ports,
-    endpoints: eps.map((e) => {
-      const s = typeof e === 'string' ? { ip: e } : e
-      const conditions: Json = {}
-      if (s.ready !== undefined) conditions.ready = s.ready
-      if (s.serving !== undefined) conditions.serving = s.serving
-      if (s.terminating !== undefined) conditions.terminating = s.terminating
-      return { addresses: [s.ip], conditions, ...(s.node ? { nodeName: s.node } : {}) }
-    }),
-  })
-}
+const svc = (name: string, spec: Json = {}, status: Json = {}): ServiceObject => service(name, spec, { status })
 
 /** A proxier over a fake kernel, fed through the real change trackers. */
 function harness(options: IpvsProxierOptions = {}, fake = new FakeDataplane({ nodeAddresses: NODE_ADDRESSES }), dataplane: IpvsDataplane = fake) {
@@ -591,14 +556,7 @@ t.test('dual stack: an inet and an inet6 proxier share kube-ipvs0 and stay out o
   const h6 = harness({ family: 'inet6' }, fake, fake.inet6View())
   const ds = svc('ds', { clusterIPs: ['10.96.0.10', 'fd00::10'], type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080 }] })
   const s4 = slice('ds-4', 'ds', [{ ip: '10.0.0.1', node: NODE }])
-  const s6 = parseEndpointSlice({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: 'ds-6', namespace: 'ns', labels: { 'kubernetes.io/service-name': 'ds' } },
-    addressType: 'IPv6',
-    ports: [{ name: 'http', port: 8080 }],
-    endpoints: [{ addresses: ['fd00:1::1'], conditions: {}, nodeName: NODE }],
-  })
+  const s6 = slice('ds-6', 'ds', [{ ip: 'fd00:1::1', node: NODE }], undefined, { addressType: 'IPv6' })
   for (const h of [h4, h6]) h.put(ds, s4, s6)
   const r4 = await h4.sync()
   const r6 = await h6.sync()
@@ -960,15 +918,8 @@ t.test('set names: kube-proxy\'s, unique across both families, within ipset\'s 3
 
 // ---- two services on one virtual server --------------------------------------------------
 
-function svcAt(name: string, spec: Json, status: Json = {}, created?: string): ServiceObject {
-  return parseService({
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: 'ns', ...(created ? { creationTimestamp: created } : {}) },
-    spec: { ports: [{ name: 'http', port: 80 }], ...spec },
-    status,
-  })
-}
+const svcAt = (name: string, spec: Json, status: Json = {}, created?: string): ServiceObject =>
+  service(name, spec, { clusterIP: null, status, ...(created ? { meta: { creationTimestamp: created } } : {}) })
 
 type Objs = (ServiceObject | EndpointSlice)[]
 
