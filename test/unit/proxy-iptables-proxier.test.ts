@@ -5,11 +5,10 @@
 import t from 'tap'
 import { IptablesProxier, ruleKey, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
 import { chainHash, endpointChain, portChains, portRules, probability } from '../../dist/proxy/iptables/rules.js'
-import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
 import { endpointsOf, servicePortsOf, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
 import type { Rule } from '../../dist/iptables.js'
 import { FakeIptables } from '../support/fake-iptables.js'
-import { service as serviceOf, slice as sliceOf, type Ep, type Json } from '../support/builders.js'
+import { changeFeed, service as serviceOf, slice as sliceOf, type Ep, type Json } from '../support/builders.js'
 
 const NODE = 'node-a'
 
@@ -158,37 +157,17 @@ t.test('loadBalancerSourceRanges: KUBE-FW- per range, the node let in, the rest 
 // ---- the proxier over the fake tables --------------------------------------------------------------
 
 function harness(options: IptablesProxierOptions = {}, fake = new FakeIptables()) {
-  const services = new ServiceChangeTracker()
-  const endpoints = new EndpointsChangeTracker({ nodeName: NODE })
+  const feed = changeFeed(NODE)
   const proxier = new IptablesProxier(fake, { clusterCIDR: '10.244.0.0/16', ...options })
-  const state = { ports: services.ports, endpoints: (k: string) => endpoints.endpoints(k) }
-  const svcs = new Map<string, ServiceObject>()
-  const slices = new Map<string, EndpointSlice>()
   return {
     fake,
     proxier,
-    put(...objs: (ServiceObject | EndpointSlice)[]) {
-      for (const o of objs) {
-        if (o.kind === 'Service') {
-          services.update(svcs.get(o.metadata.name), o)
-          svcs.set(o.metadata.name, o)
-        } else {
-          endpoints.update(slices.get(o.metadata.name), o)
-          slices.set(o.metadata.name, o)
-        }
-      }
-    },
-    deleteService(name: string) {
-      services.update(svcs.get(name), undefined)
-      svcs.delete(name)
-    },
+    put: feed.put,
+    deleteService: feed.deleteService,
     async sync(full = false) {
-      const ch = applyChanges(services, endpoints)
+      const { servicePorts, stale } = feed.pending()
       fake.clear()
-      return proxier.sync(state, ch.servicePorts, {
-        full,
-        stale: { deletedUDPClusterIPs: ch.services.deletedUDPClusterIPs, deletedUDPEndpoints: ch.endpoints.deletedUDPEndpoints, newlyActiveUDPServices: ch.endpoints.newlyActiveUDPServices },
-      })
+      return proxier.sync(feed.state, servicePorts, { full, stale })
     },
   }
 }

@@ -6,14 +6,13 @@
 // the SyncRunner that decides when syncs run.
 import t from 'tap'
 import { IpvsProxier, type IpvsProxierOptions, type SyncReport } from '../../dist/proxy/ipvs/proxier.js'
-import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
 import { SyncRunner } from '../../dist/proxy/runner.js'
 import type { EndpointSlice, ServiceObject } from '../../dist/proxy/model/index.js'
 import { SET_ROLES, setName } from '../../dist/proxy/ipvs/rules.js'
 import { NetlinkError } from '../../dist/errors.js'
 import type { IpvsDataplane } from '../../dist/proxy/ipvs/dataplane.js'
 import { FakeDataplane, type FakeOptions } from '../support/fake-dataplane.js'
-import { service, slice, type Json } from '../support/builders.js'
+import { changeFeed, service, slice, type Json } from '../support/builders.js'
 
 const NODE = 'node-a'
 const NODE_ADDRESSES: FakeOptions['nodeAddresses'] = [
@@ -25,47 +24,20 @@ const svc = (name: string, spec: Json = {}, status: Json = {}): ServiceObject =>
 
 /** A proxier over a fake kernel, fed through the real change trackers. */
 function harness(options: IpvsProxierOptions = {}, fake = new FakeDataplane({ nodeAddresses: NODE_ADDRESSES }), dataplane: IpvsDataplane = fake) {
-  const services = new ServiceChangeTracker()
-  const endpoints = new EndpointsChangeTracker({ nodeName: NODE })
+  const feed = changeFeed(NODE)
   const proxier = new IpvsProxier(dataplane, options)
-  const state = { ports: services.ports, endpoints: (k: string) => endpoints.endpoints(k) }
-  const svcs = new Map<string, ServiceObject>()
-  const slices = new Map<string, EndpointSlice>()
   return {
     fake,
     proxier,
-    state,
-    put(...objs: (ServiceObject | EndpointSlice)[]) {
-      for (const o of objs) {
-        if (o.kind === 'Service') {
-          services.update(svcs.get(o.metadata.name), o)
-          svcs.set(o.metadata.name, o)
-        } else {
-          endpoints.update(slices.get(o.metadata.name), o)
-          slices.set(o.metadata.name, o)
-        }
-      }
-    },
-    deleteService(name: string) {
-      services.update(svcs.get(name), undefined)
-      svcs.delete(name)
-    },
-    deleteSlice(name: string) {
-      endpoints.update(slices.get(name), undefined)
-      slices.delete(name)
-    },
+    state: feed.state,
+    put: feed.put,
+    deleteService: feed.deleteService,
+    deleteSlice: feed.deleteSlice,
     /** Applies pending changes and syncs; the call log is cleared first. */
     async sync(full = false): Promise<SyncReport> {
-      const ch = applyChanges(services, endpoints)
+      const { servicePorts, stale } = feed.pending()
       fake.clearCalls()
-      return proxier.sync(state, ch.servicePorts, {
-        full,
-        stale: {
-          deletedUDPClusterIPs: ch.services.deletedUDPClusterIPs,
-          deletedUDPEndpoints: ch.endpoints.deletedUDPEndpoints,
-          newlyActiveUDPServices: ch.endpoints.newlyActiveUDPServices,
-        },
-      })
+      return proxier.sync(feed.state, servicePorts, { full, stale })
     },
   }
 }
