@@ -116,9 +116,9 @@ t.test('ipset: entries must fit the set type, family and range; a batch is check
   await dp.ipset.create({ name: 'P', type: 'bitmap:port', range: [30000, 32767] })
   const good = { op: 'add' as const, set: 'S', entry: { ip: '10.0.0.1', protocol: 'tcp' as const, port: 80 } }
   await t.rejects(dp.ipset.batch([good, { op: 'add', set: 'S', entry: { ip: '10.0.0.2' } }]), { name: 'ValidationError', field: 'entry.port', index: 1 })
-  await t.rejects(dp.ipset.batch([{ op: 'add', set: 'S', entry: { ip: '10.0.0.2', port: 1, net: '10.0.0.0/8' } }]), { field: 'entry.net' })
-  await t.rejects(dp.ipset.batch([{ op: 'add', set: 'S', entry: { ip: 'fd00::1', port: 1 } }]), { field: 'entry' })
-  await t.rejects(dp.ipset.batch([{ op: 'add', set: 'P', entry: { port: 80 } }]), { field: 'entry.port' })
+  await t.rejects(dp.ipset.batch([{ op: 'add', set: 'S', entry: { ip: '10.0.0.2', port: 1, net: '10.0.0.0/8' } }]), { name: 'ValidationError', field: 'entry.net' })
+  await t.rejects(dp.ipset.batch([{ op: 'add', set: 'S', entry: { ip: 'fd00::1', port: 1 } }]), { name: 'ValidationError', field: 'entry' })
+  await t.rejects(dp.ipset.batch([{ op: 'add', set: 'P', entry: { port: 80 } }]), { name: 'ValidationError', field: 'entry.port' })
   t.strictSame(dp.members('S'), [], 'nothing of a refused batch applied')
   t.ok((await dp.ipset.batch([{ op: 'add', set: 'P', entry: { port: 30080 } }]))[0]!.ok)
 })
