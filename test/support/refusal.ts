@@ -10,11 +10,25 @@ export interface Want {
   index?: number
 }
 
-export function checkRefusal(t: Test, e: unknown, want: Want): void {
-  if (!(e instanceof ValidationError)) {
-    t.fail(`expected a ValidationError on ${want.field}, got ${e === undefined ? 'success' : String(e)}`)
-    return
+/** What `fn` threw (undefined when it returned). */
+export function thrown(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (e) {
+    return e
   }
+  return undefined
+}
+
+/** Whether `e` is a ValidationError; if not, one failure saying what came instead. */
+export function isRefusal(t: Test, e: unknown, field: string): e is ValidationError {
+  if (e instanceof ValidationError) return true
+  t.fail(`expected a ValidationError on ${field}, got ${e === undefined ? 'success' : String(e)}`)
+  return false
+}
+
+export function checkRefusal(t: Test, e: unknown, want: Want): void {
+  if (!isRefusal(t, e, want.field)) return
   t.equal(e.code, 'ERR_TSPROXY_INVALID')
   t.equal(e.op, want.op, `op ${want.op}`)
   t.equal(e.field, want.field, `field ${want.field}`)
