@@ -4,7 +4,6 @@
 // endpoints per service port derived from EndpointSlices.
 import t, { type Test } from 'tap'
 import { isRefusal, thrown } from '../support/refusal.js'
-import { ValidationError } from '../../dist/index.js'
 import {
   canonicalIP,
   endpointsOf,
