@@ -343,6 +343,21 @@ t.test('graceful termination of TCP real servers', async (t) => {
   t.strictSame(h.fake.writes(), ['ipvs addDestination tcp/10.96.0.10:80 10.0.0.2:8080 w1 masq'])
 })
 
+t.test('graceful termination: a virtual server flushed behind our back (ipvsadm -C) ends the drain', async (t) => {
+  // The kernel lists no destinations for a missing service (no error): the
+  // draining real server is gone, there is nothing left to delete.
+  const h = harness()
+  h.put(svc('web'), slice('web-1', 'web', ['10.0.0.1', '10.0.0.2']))
+  await h.sync()
+  h.put(slice('web-1', 'web', ['10.0.0.1']))
+  await h.sync()
+  t.equal(h.proxier.draining, 1)
+  h.fake.flushIpvs()
+  h.fake.clearCalls()
+  t.equal(await h.proxier.drain(), 0, 'no longer draining')
+  t.strictSame(h.fake.writes(), [], 'nothing deleted')
+})
+
 t.test('graceful termination: an endpoint back before it drained gets weight 1 again', async (t) => {
   const h = harness()
   const VS = 'tcp/10.96.0.10:80'
