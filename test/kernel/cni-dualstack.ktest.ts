@@ -9,7 +9,8 @@
 import t from 'tap'
 import { getSysctl, setSysctl, type Rule, type ServiceKey } from '../../dist/index.js'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
-import { cniBox, lines, readKey } from './support/cni-box.js'
+import { cniBox } from './support/cni-box.js'
+import { lines, readKey } from './support/shell.js'
 
 const re = (s: string): string => s.replace(/[.[\]]/g, '\\$&')
 

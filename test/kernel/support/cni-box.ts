@@ -1,14 +1,9 @@
-// What the fake-CNI tests in the box (cni*.ktest.ts) share: reading text and
-// sysctls, and the IPVS / ipset / iptables handles with one clean-up that the
-// last test calls and the teardown calls again (a failure on the way still
-// leaves the box clean).
-import { readFileSync } from 'node:fs'
+// What the fake-CNI tests in the box (cni*.ktest.ts) share: the IPVS / ipset /
+// iptables handles with one clean-up that the last test calls and the
+// teardown calls again (a failure on the way still leaves the box clean).
 import type { Test } from 'tap'
 import { Iptables, IpSet, Ipvs, setSysctl } from '../../../dist/index.js'
 import { sh, type FakeNode } from '../../support/cni.mjs'
-
-export const lines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '')
-export const readKey = (key: string): string => readFileSync(`/proc/sys/${key.replace(/\./g, '/')}`, 'utf8').trim()
 
 export interface CniBoxOptions {
   /** Whose iptables (iptables or ip6tables) the hairpin rule goes in. */
