@@ -7,12 +7,11 @@
 // in place. ipvsadm, ipset, ip6tables-legacy-save and ip are the oracles;
 // everything IPVS/ipset/ip6tables is written through the API.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
-import { Iptables, IpSet, Ipvs, getSysctl, setSysctl, type Rule, type ServiceKey } from '../../dist/index.js'
+import { getSysctl, setSysctl, type Rule, type ServiceKey } from '../../dist/index.js'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
+import { cniBox } from './support/cni-box.js'
+import { lines, readKey } from './support/shell.js'
 
-const lines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '')
-const readKey = (key: string): string => readFileSync(`/proc/sys/${key.replace(/\./g, '/')}`, 'utf8').trim()
 const re = (s: string): string => s.replace(/[.[\]]/g, '\\$&')
 
 const gateway6 = 'fd00:10:244::1'
@@ -39,31 +38,7 @@ const started = Date.now()
 const node: FakeNode = await makeNode({ gateway6, pods: [a, b, c, d] })
 t.comment(`makeNode, 4 pods dual-stack: ${Date.now() - started} ms (links and netns ${node.timings.setupMs} ms, agents ${node.timings.agentsMs} ms)`)
 
-const ipvs = await Ipvs.open()
-const ipset = await IpSet.open()
-const ip6tables = await Iptables.open({ family: 'inet6' })
-
-let cleaned = false
-async function cleanUp(): Promise<void> {
-  if (cleaned) return
-  cleaned = true
-  await ipvs.flush()
-  const tx = ip6tables.begin('nat')
-  if ((await tx.listRules('POSTROUTING')).length) tx.flushChain('POSTROUTING')
-  await tx.commit()
-  await ipset.destroy(LOOP, { exist: true })
-  await setSysctl('net.ipv4.vs.conntrack', vsConntrackBefore)
-  await node.destroy()
-  sh('if ip link show dev kube-ipvs0 >/dev/null 2>&1; then ip link del kube-ipvs0; fi')
-}
-t.teardown(async () => {
-  try {
-    await cleanUp()
-  } finally {
-    await ipvs.close()
-    await ipset.close()
-  }
-})
+const { ipvs, ipset, iptables: ip6tables, cleanUp } = await cniBox(t, node, { family: 'inet6', loop: LOOP, vsConntrackBefore })
 
 t.test('makeNode with gateway6: IPv6 on the bridge and on the pods that have an ip6', async (t) => {
   t.equal(node.gateway6, gateway6)

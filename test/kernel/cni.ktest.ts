@@ -6,12 +6,11 @@
 // net.ipv4.vs.conntrack=1 are in place. ipvsadm, ipset, iptables-legacy-save
 // and ip are the oracles; everything IPVS/ipset/iptables is written through the API.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
-import { Iptables, IpSet, Ipvs, getSysctl, setSysctl, type Rule, type ServiceKey } from '../../dist/index.js'
+import { getSysctl, setSysctl, type Rule, type ServiceKey } from '../../dist/index.js'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
+import { cniBox } from './support/cni-box.js'
+import { lines, readKey } from './support/shell.js'
 
-const lines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '')
-const readKey = (key: string): string => readFileSync(`/proc/sys/${key.replace(/\./g, '/')}`, 'utf8').trim()
 
 const [a, b, c] = [
   { name: 'cni-a', ip: '10.244.0.10' },
@@ -36,33 +35,8 @@ const started = Date.now()
 const node: FakeNode = await makeNode({ pods: [a, b, c] })
 t.comment(`makeNode, 3 pods: ${Date.now() - started} ms (links and netns ${node.timings.setupMs} ms, agents ${node.timings.agentsMs} ms)`)
 
-const ipvs = await Ipvs.open()
-const ipset = await IpSet.open()
-const iptables = await Iptables.open()
-
-// Undo it all; the last test checks that nothing is left. Also the teardown,
-// so a failure on the way still leaves the box clean.
-let cleaned = false
-async function cleanUp(): Promise<void> {
-  if (cleaned) return
-  cleaned = true
-  await ipvs.flush()
-  const tx = iptables.begin('nat')
-  if ((await tx.listRules('POSTROUTING')).length) tx.flushChain('POSTROUTING')
-  await tx.commit()
-  await ipset.destroy(LOOP, { exist: true })
-  await setSysctl('net.ipv4.vs.conntrack', vsConntrackBefore)
-  await node.destroy()
-  sh('if ip link show dev kube-ipvs0 >/dev/null 2>&1; then ip link del kube-ipvs0; fi')
-}
-t.teardown(async () => {
-  try {
-    await cleanUp()
-  } finally {
-    await ipvs.close()
-    await ipset.close()
-  }
-})
+// cleanUp undoes it all; the last test checks that nothing is left.
+const { ipvs, ipset, iptables, cleanUp } = await cniBox(t, node, { family: 'inet', loop: LOOP, vsConntrackBefore })
 
 t.test('makeNode builds the bridge, the pods and their agents', async (t) => {
   t.same(node.pods.map((p) => [p.name, p.ip]), [[a.name, a.ip], [b.name, b.ip], [c.name, c.ip]])

@@ -6,10 +6,11 @@
 // namespace over veth where the kernel has veth, else on lo), the endpoint
 // changes, the stale entry keeps the client on the old one until we delete it.
 import t, { type Test } from 'tap'
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { Conntrack, NetlinkError, Rtnl, ValidationError, type ConntrackFilter } from '../../dist/index.js'
 import { conntrack, ctCount, ctRows, ourRows, peerNetns, udpClient, udpServer, type Peer } from './support/conntrack.js'
 import { canMake, ip, ipTry } from './support/iproute.js'
+import { run } from './support/shell.js'
 
 const ct = await Conntrack.open()
 const rtnl = await Rtnl.open()
@@ -18,7 +19,6 @@ t.teardown(async () => {
   await rtnl.close()
 })
 
-const run = (cmd: string, ...args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
 
 t.beforeEach(() => {
   conntrack('-F')

@@ -4,6 +4,7 @@
 // reads back through our listings as equal typed records.
 import t, { type Test } from 'tap'
 import { IpSet, NetlinkError, ValidationError, type IpSetEntry, type IpSetRecord } from '../../dist/index.js'
+import { rejection, rejects } from './support/assert.js'
 import { comparable, ipsetCli, ipsetTry, listHeader, parseSave, restore, saved, savedLines, sortLines, timeoutsOf, toSaveLines } from './support/ipset.js'
 
 const ipset = await IpSet.open()
@@ -23,28 +24,8 @@ async function sameAsCli(t: Test, what: string): Promise<IpSetRecord[]> {
   return ours
 }
 
-async function rejects(t: Test, p: Promise<unknown>, fields: Partial<NetlinkError>): Promise<NetlinkError | undefined> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  t.ok(err instanceof NetlinkError, `a NetlinkError (${(err as Error)?.message})`)
-  t.match(err, fields)
-  return err as NetlinkError
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-}
-
 async function refused(t: Test, p: Promise<unknown>, field: string): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
+  const err = await rejection(p)
   t.ok(err instanceof ValidationError, `a ValidationError (${(err as Error)?.message})`)
   t.equal((err as ValidationError).field, field, `names ${field}`)
 }

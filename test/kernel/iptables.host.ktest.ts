@@ -16,12 +16,12 @@ import { Worker } from 'node:worker_threads'
 import {
   Iptables,
   IptablesTransaction,
-  NetlinkError,
   ValidationError,
   type IptablesTable,
   type Rule,
   type RuleRecord,
 } from '../../dist/index.js'
+import { rejects } from './support/assert.js'
 import { chainRules, cliTry, type Fam, ipt, prob, resetAll, restore, restoreLine, rulesOf, run, saved } from './support/iptables.js'
 
 // A lock file of our own: on the host, /run/xtables.lock is shared with every
@@ -43,16 +43,6 @@ t.beforeEach(() => {
 const strip = (r: RuleRecord): Rule => {
   const { counters: _c, ...rest } = r
   return rest
-}
-
-async function rejects(t: Test, p: Promise<unknown>, fields: Record<string, unknown>): Promise<NetlinkError | undefined> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  t.ok(err instanceof NetlinkError, `a NetlinkError (${(err as Error)?.message})`)
-  t.match(err, fields)
-  return err as NetlinkError
 }
 
 function refused(t: Test, fn: () => unknown, field: string): ValidationError | undefined {

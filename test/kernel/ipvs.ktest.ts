@@ -7,6 +7,7 @@ import { connect } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import { fileURLToPath } from 'node:url'
 import { Ipvs, NetlinkError, SCHEDULERS, keyOf, type ServiceKey, type ServiceRecord } from '../../dist/index.js'
+import { rejects } from './support/assert.js'
 import { ipvsadm, lines, run, saved, table, toSaveLines } from './support/ipvsadm.js'
 
 const distIndex = fileURLToPath(new URL('../../dist/index.js', import.meta.url))
@@ -25,15 +26,6 @@ async function listAll(): Promise<ServiceRecord[]> {
 /** Our full listing rendered as ipvsadm would save it equals what ipvsadm saves. */
 async function sameAsIpvsadm(t: Test, what: string): Promise<void> {
   t.same(toSaveLines(await listAll()), saved(), what)
-}
-
-async function rejects(t: Test, p: Promise<unknown>, fields: Partial<NetlinkError>): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  t.ok(err instanceof NetlinkError, 'a NetlinkError')
-  t.match(err, fields)
 }
 
 // ---- info -----------------------------------------------------------------------------------

@@ -3,11 +3,8 @@
 // the box and on the host (the host kernel has ipset/iptables, not IPVS), each
 // time as root in a fresh network namespace.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
+import { lines, run } from './support/shell.js'
 
-const run = (cmd: string, ...args: string[]): string =>
-  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-const lines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '')
 
 t.test('a fresh network namespace: only lo, up', async (t) => {
   t.same(lines(run('ip', '-o', 'link', 'show')).map((l) => l.split(': ')[1]), ['lo'])

@@ -7,8 +7,8 @@ import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
 import { IptablesProxier } from '../../dist/proxy/iptables/proxier.js'
 import type { SyncReport } from '../../dist/proxy/types.js'
 import { openIptablesDataplane, type IptablesDataplane } from '../../dist/proxy/iptables/dataplane.js'
-import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
 import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
+import { changeFeed } from '../support/builders.js'
 
 type Json = Record<string, any>
 const NODE = 'node1'
@@ -36,29 +36,14 @@ function slice(svc: string, eps: { ip: string; node?: string }[], port = 8080, n
 
 /** A proxier over the real kernel, fed through the change trackers. */
 function driver(dp: IptablesDataplane, clusterCIDR: string) {
-  const services = new ServiceChangeTracker()
-  const endpoints = new EndpointsChangeTracker({ nodeName: NODE })
+  const feed = changeFeed(NODE)
   const proxier = new IptablesProxier(dp, { clusterCIDR })
-  const state = { ports: services.ports, endpoints: (k: string) => endpoints.endpoints(k) }
-  const svcs = new Map<string, ServiceObject>()
-  const slices = new Map<string, EndpointSlice>()
   return {
     proxier,
-    put(...objs: (ServiceObject | EndpointSlice)[]) {
-      for (const o of objs) {
-        const m = (o.kind === 'Service' ? svcs : slices) as Map<string, any>
-        if (o.kind === 'Service') services.update(svcs.get(o.metadata.name), o)
-        else endpoints.update(slices.get(o.metadata.name), o)
-        m.set(o.metadata.name, o)
-      }
-    },
-    deleteService(name: string) {
-      services.update(svcs.get(name), undefined)
-      svcs.delete(name)
-    },
+    put: feed.put,
+    deleteService: feed.deleteService,
     sync(full = false): Promise<SyncReport> {
-      const ch = applyChanges(services, endpoints)
-      return proxier.sync(state, ch.servicePorts, { full })
+      return proxier.sync(feed.state, feed.pending().servicePorts, { full })
     },
   }
 }

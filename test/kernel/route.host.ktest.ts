@@ -5,7 +5,8 @@
 // that need a dummy link say so and skip there (the box has it); the address
 // tests then use lo.
 import t, { type Test } from 'tap'
-import { NetlinkError, Rtnl, alreadyExists, alreadyGone, type AddressRecord, type LinkRecord } from '../../dist/index.js'
+import { Rtnl, alreadyExists, alreadyGone, type AddressRecord, type LinkRecord } from '../../dist/index.js'
+import { rejects } from './support/assert.js'
 import { canMake, ip, ipAddrs, ipFlags, ipLinks, ipTry } from './support/iproute.js'
 
 const rtnl = await Rtnl.open()
@@ -24,16 +25,6 @@ t.beforeEach(async () => {
   ip('link', 'set', 'lo', 'up')
   if (HAS_DUMMY) ip('link', 'add', 'kube-ipvs0', 'type', 'dummy')
 })
-
-async function rejects(t: Test, p: Promise<unknown>, fields: Partial<NetlinkError>): Promise<NetlinkError | undefined> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  t.ok(err instanceof NetlinkError, `a NetlinkError (${(err as Error)?.message})`)
-  t.match(err, fields)
-  return err as NetlinkError
-}
 
 /** Our link record and ip's row for it say the same things. (M-DOWN is ip's own: the peer of a veth is down.) */
 function sameLink(t: Test, ours: LinkRecord | undefined, theirs: ReturnType<typeof ipLinks>[number] | undefined, what: string): void {

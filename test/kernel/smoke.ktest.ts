@@ -2,12 +2,9 @@
 // as root, in a network namespace of its own. If this fails, every other kernel
 // test result is suspect.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
 import { readFileSync, readlinkSync } from 'node:fs'
+import { lines, run } from './support/shell.js'
 
-const run = (cmd: string, ...args: string[]): string =>
-  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-const lines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '')
 
 t.test('runs as root', async (t) => {
   t.equal(process.getuid?.(), 0)

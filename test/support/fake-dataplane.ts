@@ -364,8 +364,9 @@ export class FakeDataplane implements IpvsDataplane {
     listDestinations: async (service: ServiceKey) => {
       const detail = `listDestinations ${'protocol' in service ? vsKey(service) : `fwmark ${service.fwmark}`}`
       this.#log('ipvs', 'read', detail, false)
+      // The kernel's dump of a missing service's destinations is empty, not an error.
       const s = 'protocol' in service ? this.services.get(vsKey(service)) : undefined
-      if (!s) throw new NetlinkError({ errno: ERRNO.ESRCH, op: 'ipvs.listDestinations' })
+      if (!s) return []
       return [...s.dests.values()].map((d) => ({ ...d, stats: { ...d.stats } }))
     },
     batch: async (ops: IpvsOp[]) => {
@@ -432,7 +433,7 @@ export class FakeDataplane implements IpvsDataplane {
       if (s) {
         const same = s.spec.type === spec.type && (s.spec.family ?? 'inet') === (spec.family ?? 'inet')
         if (!spec.exist || !same) {
-          const error = new NetlinkError({ errno: 4102, code: 'IPSET_ERR_EXIST_SETNAME2', op: 'ipset.create' })
+          const error = new NetlinkError({ errno: ERRNO.EEXIST, op: 'ipset.create' })
           this.#log('ipset', 'ensure', `create ${spec.name}`, false, error)
           throw error
         }
@@ -615,9 +616,10 @@ export class FakeDataplane implements IpvsDataplane {
         held.chains.set(chain, structuredClone([...rules]) as Rule[])
         repaired.push(chain)
       }
+      // Inserted at the top last first (so they end up in spec order), as libiptc does.
       const missing = spec.jumps.filter((j) => !held.jumps.some((h) => h.chain === j.chain && isDeepStrictEqual(h.rule, j.rule)))
-      for (const j of missing) {
-        held.jumps.push({ chain: j.chain, rule: structuredClone(j.rule) as Rule })
+      for (const j of [...missing].reverse()) {
+        held.jumps.unshift({ chain: j.chain, rule: structuredClone(j.rule) as Rule })
         repaired.push(`${j.chain} jump`)
       }
       const committed = repaired.length > 0

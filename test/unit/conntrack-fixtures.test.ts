@@ -11,21 +11,9 @@
 // carry NLA_F_NESTED, on both sides.
 import t, { type Test } from 'tap'
 import { native } from '../../dist/native.js'
-import type { NativeOp } from '../../dist/native.js'
+import { encoder, rows } from '../support/fixtures.js'
 
-function rows(buf: Buffer | number[]): string[] {
-  const b = Buffer.from(buf)
-  const out: string[] = []
-  for (let i = 0; i < b.length; i += 4)
-    out.push(`${i.toString().padStart(4, '0')}: ${[...b.subarray(i, i + 4)].map((x) => x.toString(16).padStart(2, '0')).join(' ')}`)
-  return out
-}
-
-function encodes(t: Test, op: NativeOp, expected: number[]): Buffer {
-  const bytes = native.encode('conntrack', 0, [op], 1)
-  t.strictSame(rows(bytes), rows(expected), 'encode(op) equals the fixture')
-  return bytes
-}
+const encodes = encoder('conntrack', 0)
 
 // =========================================================================================
 // Requests

@@ -15,32 +15,12 @@
 // nlmsg_type = NFNL_SUBSYS_IPSET (6) << 8 | command, so bytes "<cmd> 06".
 import t, { type Test } from 'tap'
 import { native } from '../../dist/native.js'
-import type { NativeOp, NativeRecord } from '../../dist/native.js'
+import { decodes as decodesAs, encoder, plain, rows } from '../support/fixtures.js'
 
 const AF_INET = 2
 
-/** 4-byte rows with their offset, so a mismatch points at the field. */
-function rows(buf: Buffer | number[]): string[] {
-  const b = Buffer.from(buf)
-  const out: string[] = []
-  for (let i = 0; i < b.length; i += 4)
-    out.push(`${i.toString().padStart(4, '0')}: ${[...b.subarray(i, i + 4)].map((x) => x.toString(16).padStart(2, '0')).join(' ')}`)
-  return out
-}
-
-function encodes(t: Test, op: NativeOp, expected: number[], what = 'encode(op) equals the fixture'): void {
-  t.strictSame(rows(native.encode('ipset', AF_INET, [op], 1)), rows(expected), what)
-}
-
-/** Column arrays (Float64Array / Array) as plain arrays, for comparing records. */
-function plain(rec: NativeRecord): unknown {
-  return JSON.parse(JSON.stringify(rec, (_k, v) => (v instanceof Float64Array ? [...v].map((x) => (Number.isNaN(x) ? null : x)) : v)))
-}
-
-function decodes(t: Test, bytes: number[], records: unknown[]): void {
-  t.equal(bytes.length, Buffer.from(bytes).readUInt32LE(0), 'fixture length matches its nlmsg_len')
-  t.strictSame(native.decode('ipset', Buffer.from(bytes)).map(plain), records, 'decode(bytes) equals the record')
-}
+const encodes = encoder('ipset', AF_INET)
+const decodes = (t: Test, bytes: number[], records: unknown[]): void => decodesAs(t, 'ipset', bytes, records)
 
 /** The common head of every request: nfgenmsg, then IPSET_ATTR_PROTOCOL = 7. */
 const NFGEN_AND_PROTOCOL = [

@@ -15,28 +15,9 @@ import type { IpSetEntry, SetInfo } from '../../dist/index.js'
 import { NetlinkSocket } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
 import type { NativeOp, NativeResult, NativeSocket } from '../../dist/native.js'
+import { checkRefusal, type Want } from '../support/refusal.js'
 
 // ---- helpers ------------------------------------------------------------------------------
-
-interface Want {
-  op: string
-  field: string
-  value?: unknown
-  index?: number
-}
-
-function checkRefusal(t: Test, e: unknown, want: Want): void {
-  if (!(e instanceof ValidationError)) {
-    t.fail(`expected a ValidationError on ${want.field}, got ${e === undefined ? 'success' : String(e)}`)
-    return
-  }
-  t.equal(e.code, 'ERR_TSPROXY_INVALID')
-  t.equal(e.op, want.op, `op ${want.op}`)
-  t.equal(e.field, want.field, `field ${want.field}`)
-  if ('value' in want) t.strictSame(e.value, want.value, 'value is the offending input')
-  t.equal(e.index, want.index, want.index === undefined ? 'no batch index' : `batch index ${want.index}`)
-  t.ok(e.message.startsWith(want.op) && e.message.includes(want.field), 'the message names op and field')
-}
 
 const info = (type: string, more: Partial<SetInfo> = {}): SetInfo => ({
   type,

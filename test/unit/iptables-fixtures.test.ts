@@ -12,6 +12,7 @@
 // NAT ranges, which are network order. Every match / target starts with a
 // 32-byte header: u16 size, char name[29], u8 revision.
 import t, { type Test } from 'tap'
+import { rows as rowsOf } from '../support/fixtures.js'
 import { iptablesDecodeRule, iptablesEncodeRule, type Rule, type RuleRecord } from '../../dist/index.js'
 
 type Patch = [offset: number, hex: string, what: string]
@@ -26,11 +27,7 @@ const name = (s: string): string => Buffer.from(s, 'latin1').toString('hex')
 const u16 = (n: number): string => Buffer.from([n & 0xff, n >> 8]).toString('hex')
 
 /** 8-byte rows with their offset, so a mismatch points at the field. */
-function rows(b: Buffer): string[] {
-  const out: string[] = []
-  for (let i = 0; i < b.length; i += 8) out.push(`${String(i).padStart(4, '0')}: ${b.subarray(i, i + 8).toString('hex')}`)
-  return out
-}
+const rows = (b: Buffer): string[] => rowsOf(b, 8)
 
 const at = { op: 'iptables.appendRule' }
 

@@ -10,36 +10,13 @@
 // (/24 -> ff ff ff 00), an IPv6 netmask a host-order u32 prefix length.
 import t, { type Test } from 'tap'
 import { native } from '../../dist/native.js'
-import type { NativeOp } from '../../dist/native.js'
+import { encoder, encodesWith, rows, ZERO_STATS } from '../support/fixtures.js'
 
 /** The generic netlink id the kernel gave IPVS in these fixtures. */
 const IPVS = 0x24
 
-/** 4-byte rows with their offset, so a mismatch points at the field. */
-function rows(buf: Buffer | number[]): string[] {
-  const b = Buffer.from(buf)
-  const out: string[] = []
-  for (let i = 0; i < b.length; i += 4)
-    out.push(`${i.toString().padStart(4, '0')}: ${[...b.subarray(i, i + 4)].map((x) => x.toString(16).padStart(2, '0')).join(' ')}`)
-  return out
-}
-
-function encodes(t: Test, op: NativeOp, expected: number[], codec = 'ipvs', family = IPVS): void {
-  t.strictSame(rows(native.encode(codec, family, [op], 1)), rows(expected), 'encode(op) equals the fixture')
-}
-
-const zeroStats = {
-  conns: 0,
-  inPackets: 0,
-  outPackets: 0,
-  inBytes: 0,
-  outBytes: 0,
-  cps: 0,
-  inPps: 0,
-  outPps: 0,
-  inBps: 0,
-  outBps: 0,
-}
+const encodes = encoder('ipvs', IPVS)
+const zeroStats = ZERO_STATS
 
 // The key of the service most requests below name: tcp 10.0.0.1:80.
 const tcpKey = { af: 2, protocol: 6, address: '10.0.0.1', port: 80 }
@@ -461,8 +438,10 @@ t.test('zero: one service', async (t) => {
 })
 
 t.test('controller getFamily("IPVS")', async (t) => {
-  encodes(
+  encodesWith(
     t,
+    'genl',
+    0,
     { cmd: 'getFamily', name: 'IPVS' },
     [
       0x20, 0x00, 0x00, 0x00, // nlmsg_len = 32
@@ -475,8 +454,6 @@ t.test('controller getFamily("IPVS")', async (t) => {
       0x49, 0x50, 0x56, 0x53, //   "IPVS"
       0x00, 0x00, 0x00, 0x00, //   NUL, 3 pad
     ],
-    'genl',
-    0,
   )
 })
 

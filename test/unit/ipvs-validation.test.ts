@@ -16,30 +16,16 @@ import type { IpvsOp } from '../../dist/index.js'
 import { NetlinkSocket } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
 import type { NativeOp, NativeRecord, NativeResult, NativeSocket } from '../../dist/native.js'
+import { checkRefusal as checkShared, type Want } from '../support/refusal.js'
 
 const IPVS = 0x24
 
 // ---- helpers ------------------------------------------------------------------------------
 
-interface Want {
-  op: string
-  field: string
-  value?: unknown
-  index?: number
-}
-
+/** As every refusal, and a ValidationError is a TypeError. */
 function checkRefusal(t: Test, e: unknown, want: Want): void {
-  if (!(e instanceof ValidationError)) {
-    t.fail(`expected a ValidationError on ${want.field}, got ${e === undefined ? 'success' : String(e)}`)
-    return
-  }
-  t.ok(e instanceof TypeError, 'a ValidationError is a TypeError')
-  t.equal(e.code, 'ERR_TSPROXY_INVALID')
-  t.equal(e.op, want.op, `op ${want.op}`)
-  t.equal(e.field, want.field, `field ${want.field}`)
-  if ('value' in want) t.strictSame(e.value, want.value, 'value is the offending input')
-  t.equal(e.index, want.index, want.index === undefined ? 'no batch index' : `batch index ${want.index}`)
-  t.ok(e.message.startsWith(want.op) && e.message.includes(want.field), 'the message names op and field')
+  if (e instanceof ValidationError) t.ok(e instanceof TypeError, 'a ValidationError is a TypeError')
+  checkShared(t, e, want)
 }
 
 /** ipvsWire(op) must throw a ValidationError as described. */

@@ -4,6 +4,7 @@
 // of one chunk. No kernel, no root.
 import t from 'tap'
 import { native } from '../../dist/native.js'
+import { ZERO_STATS } from '../support/fixtures.js'
 
 // ---- wire constants (linux/netlink.h, linux/genetlink.h, linux/ip_vs.h) --------------------
 
@@ -137,18 +138,7 @@ function service(seq: number, port: number, flags = NLM_F_MULTI, pid = PORT): Bu
   )
 }
 
-const zeroStats = {
-  conns: 0,
-  inPackets: 0,
-  outPackets: 0,
-  inBytes: 0,
-  outBytes: 0,
-  cps: 0,
-  inPps: 0,
-  outPps: 0,
-  inBps: 0,
-  outBps: 0,
-}
+const zeroStats = ZERO_STATS
 
 /** The record native decodes from service(seq, port). */
 const serviceRecord = (port: number) => ({

@@ -8,44 +8,11 @@ import {
   applyChanges,
   trackerSink,
 } from '../../dist/proxy/changes.js'
-import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
+import type { EndpointSlice, ServiceObject } from '../../dist/proxy/model/index.js'
+import { service, slice as sliceOf, type Ep, type Json } from '../support/builders.js'
 
-type Json = Record<string, any>
-
-function svc(name: string, spec: Json = {}, meta: Json = {}): ServiceObject {
-  return parseService({
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: 'ns', ...meta },
-    spec: { clusterIP: '10.96.0.1', ports: [{ name: 'http', port: 80 }], ...spec },
-  })
-}
-
-interface EpSpec {
-  ip: string
-  node?: string
-  ready?: boolean
-  serving?: boolean
-  terminating?: boolean
-}
-
-function slice(name: string, service: string, eps: (string | EpSpec)[], ports: Json[] = [{ name: 'http', port: 8080 }], meta: Json = {}): EndpointSlice {
-  return parseEndpointSlice({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name, namespace: 'ns', labels: { 'kubernetes.io/service-name': service }, ...meta },
-    addressType: 'IPv4',
-    ports,
-    endpoints: eps.map((e) => {
-      const s = typeof e === 'string' ? { ip: e } : e
-      const conditions: Json = {}
-      if (s.ready !== undefined) conditions.ready = s.ready
-      if (s.serving !== undefined) conditions.serving = s.serving
-      if (s.terminating !== undefined) conditions.terminating = s.terminating
-      return { addresses: [s.ip], conditions, ...(s.node ? { nodeName: s.node } : {}) }
-    }),
-  })
-}
+const svc = (name: string, spec: Json = {}, meta: Json = {}): ServiceObject => service(name, spec, { clusterIP: '10.96.0.1', meta })
+const slice = (name: string, service: string, eps: (string | Ep)[], ports?: Json[], meta: Json = {}): EndpointSlice => sliceOf(name, service, eps, ports, { meta })
 
 type Step = ['svc', ServiceObject | undefined, ServiceObject | undefined] | ['eps', EndpointSlice | undefined, EndpointSlice | undefined]
 

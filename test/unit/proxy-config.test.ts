@@ -3,6 +3,7 @@
 // kube-proxy's flags (pflag's syntax, refusals naming the flag) and flags over
 // the file.
 import t, { type Test } from 'tap'
+import { isRefusal, thrown } from '../support/refusal.js'
 import { ValidationError } from '../../dist/index.js'
 import {
   applyFlags,
@@ -23,16 +24,8 @@ import { splitHostPort } from '../../dist/address.js'
 const HEAD = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n'
 
 function refused(t: Test, fn: () => unknown, field: string, reason?: RegExp): void {
-  let e: unknown
-  try {
-    fn()
-  } catch (err) {
-    e = err
-  }
-  if (!(e instanceof ValidationError)) {
-    t.fail(`expected a ValidationError on ${field}, got ${e === undefined ? 'success' : String(e)}`)
-    return
-  }
+  const e = thrown(fn)
+  if (!isRefusal(t, e, field)) return
   t.equal(e.field, field, `field ${field}`)
   t.ok(e.message.includes(field), 'the message names it')
   if (reason) t.match(e.message, reason)

@@ -6,43 +6,15 @@ import t from 'tap'
 import { IptablesProxier, ruleKey, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
 import { chainHash, endpointChain, portChains } from '../../dist/proxy/iptables/tables.js'
 import { desiredOf as portRules, probability } from '../../dist/proxy/iptables/desired.js'
-import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
-import { endpointsOf, parseEndpointSlice, parseService, servicePortsOf, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
+import { endpointsOf, servicePortsOf, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
 import type { Rule } from '../../dist/iptables.js'
 import { FakeIptables } from '../support/fake-iptables.js'
+import { changeFeed, service as serviceOf, slice as sliceOf, type Ep, type Json } from '../support/builders.js'
 
-type Json = Record<string, any>
 const NODE = 'node-a'
 
-function svc(name: string, spec: Json = {}, status: Json = {}, namespace = 'ns'): ServiceObject {
-  return parseService({
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace },
-    spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }], ...spec },
-    status,
-  })
-}
-
-interface Ep {
-  ip: string
-  node?: string
-  ready?: boolean
-}
-
-function slice(name: string, service: string, eps: (string | Ep)[], ports: Json[] = [{ name: 'http', port: 8080 }], namespace = 'ns'): EndpointSlice {
-  return parseEndpointSlice({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name, namespace, labels: { 'kubernetes.io/service-name': service } },
-    addressType: 'IPv4',
-    ports,
-    endpoints: eps.map((e) => {
-      const s = typeof e === 'string' ? { ip: e } : e
-      return { addresses: [s.ip], conditions: s.ready === undefined ? {} : { ready: s.ready }, ...(s.node ? { nodeName: s.node } : {}) }
-    }),
-  })
-}
+const svc = (name: string, spec: Json = {}, status: Json = {}, namespace = 'ns'): ServiceObject => serviceOf(name, spec, { status, namespace })
+const slice = (name: string, service: string, eps: (string | Ep)[], ports?: Json[], namespace = 'ns'): EndpointSlice => sliceOf(name, service, eps, ports, { namespace })
 
 /** The rules of the one port of `service` with the endpoints of `slices`. */
 function rulesOf(service: ServiceObject, slices: EndpointSlice[], ctx: Partial<Parameters<typeof portRules>[2]> = {}) {
@@ -186,37 +158,17 @@ t.test('loadBalancerSourceRanges: KUBE-FW- per range, the node let in, the rest 
 // ---- the proxier over the fake tables --------------------------------------------------------------
 
 function harness(options: IptablesProxierOptions = {}, fake = new FakeIptables()) {
-  const services = new ServiceChangeTracker()
-  const endpoints = new EndpointsChangeTracker({ nodeName: NODE })
+  const feed = changeFeed(NODE)
   const proxier = new IptablesProxier(fake, { clusterCIDR: '10.244.0.0/16', ...options })
-  const state = { ports: services.ports, endpoints: (k: string) => endpoints.endpoints(k) }
-  const svcs = new Map<string, ServiceObject>()
-  const slices = new Map<string, EndpointSlice>()
   return {
     fake,
     proxier,
-    put(...objs: (ServiceObject | EndpointSlice)[]) {
-      for (const o of objs) {
-        if (o.kind === 'Service') {
-          services.update(svcs.get(o.metadata.name), o)
-          svcs.set(o.metadata.name, o)
-        } else {
-          endpoints.update(slices.get(o.metadata.name), o)
-          slices.set(o.metadata.name, o)
-        }
-      }
-    },
-    deleteService(name: string) {
-      services.update(svcs.get(name), undefined)
-      svcs.delete(name)
-    },
+    put: feed.put,
+    deleteService: feed.deleteService,
     async sync(full = false) {
-      const ch = applyChanges(services, endpoints)
+      const { servicePorts, stale } = feed.pending()
       fake.clear()
-      return proxier.sync(state, ch.servicePorts, {
-        full,
-        stale: { deletedUDPClusterIPs: ch.services.deletedUDPClusterIPs, deletedUDPEndpoints: ch.endpoints.deletedUDPEndpoints, newlyActiveUDPServices: ch.endpoints.newlyActiveUDPServices },
-      })
+      return proxier.sync(feed.state, servicePorts, { full, stale })
     },
   }
 }

@@ -7,15 +7,13 @@
 import t from 'tap'
 import { IpvsProxier, type IpvsProxierOptions } from '../../dist/proxy/ipvs/proxier.js'
 import type { SyncReport } from '../../dist/proxy/types.js'
-import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges } from '../../dist/proxy/changes.js'
 import { SyncRunner } from '../../dist/proxy/runner.js'
-import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
+import type { EndpointSlice, ServiceObject } from '../../dist/proxy/model/index.js'
 import { SET_ROLES, setName } from '../../dist/proxy/ipvs/netfilter.js'
 import { NetlinkError } from '../../dist/errors.js'
 import type { IpvsDataplane } from '../../dist/proxy/ipvs/dataplane.js'
 import { FakeDataplane, type FakeOptions } from '../support/fake-dataplane.js'
-
-type Json = Record<string, any>
+import { changeFeed, service, slice, type Json } from '../support/builders.js'
 
 const NODE = 'node-a'
 const NODE_ADDRESSES: FakeOptions['nodeAddresses'] = [
@@ -23,85 +21,24 @@ const NODE_ADDRESSES: FakeOptions['nodeAddresses'] = [
   { link: 'eth1', address: '10.1.0.5', prefix: 16 },
 ]
 
-function svc(name: string, spec: Json = {}, status: Json = {}): ServiceObject {
-  return parseService({
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: 'ns' },
-    spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }], ...spec },
-    status,
-  })
-}
-
-interface Ep {
-  ip: string
-  node?: string
-  ready?: boolean
-  serving?: boolean
-  terminating?: boolean
-}
-
-function slice(name: string, service: string, eps: (string | Ep)[], ports: Json[] = [{ name: 'http', port: 8080 }]): EndpointSlice {
-  return parseEndpointSlice({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name, namespace: 'ns', labels: { 'kubernetes.io/service-name': service } },
-    addressType: 'IPv4',
-    ports,
-    endpoints: eps.map((e) => {
-      const s = typeof e === 'string' ? { ip: e } : e
-      const conditions: Json = {}
-      if (s.ready !== undefined) conditions.ready = s.ready
-      if (s.serving !== undefined) conditions.serving = s.serving
-      if (s.terminating !== undefined) conditions.terminating = s.terminating
-      return { addresses: [s.ip], conditions, ...(s.node ? { nodeName: s.node } : {}) }
-    }),
-  })
-}
+const svc = (name: string, spec: Json = {}, status: Json = {}): ServiceObject => service(name, spec, { status })
 
 /** A proxier over a fake kernel, fed through the real change trackers. */
 function harness(options: IpvsProxierOptions = {}, fake = new FakeDataplane({ nodeAddresses: NODE_ADDRESSES }), dataplane: IpvsDataplane = fake) {
-  const services = new ServiceChangeTracker()
-  const endpoints = new EndpointsChangeTracker({ nodeName: NODE })
+  const feed = changeFeed(NODE)
   const proxier = new IpvsProxier(dataplane, options)
-  const state = { ports: services.ports, endpoints: (k: string) => endpoints.endpoints(k) }
-  const svcs = new Map<string, ServiceObject>()
-  const slices = new Map<string, EndpointSlice>()
   return {
     fake,
     proxier,
-    state,
-    put(...objs: (ServiceObject | EndpointSlice)[]) {
-      for (const o of objs) {
-        if (o.kind === 'Service') {
-          services.update(svcs.get(o.metadata.name), o)
-          svcs.set(o.metadata.name, o)
-        } else {
-          endpoints.update(slices.get(o.metadata.name), o)
-          slices.set(o.metadata.name, o)
-        }
-      }
-    },
-    deleteService(name: string) {
-      services.update(svcs.get(name), undefined)
-      svcs.delete(name)
-    },
-    deleteSlice(name: string) {
-      endpoints.update(slices.get(name), undefined)
-      slices.delete(name)
-    },
+    state: feed.state,
+    put: feed.put,
+    deleteService: feed.deleteService,
+    deleteSlice: feed.deleteSlice,
     /** Applies pending changes and syncs; the call log is cleared first. */
     async sync(full = false): Promise<SyncReport> {
-      const ch = applyChanges(services, endpoints)
+      const { servicePorts, stale } = feed.pending()
       fake.clearCalls()
-      return proxier.sync(state, ch.servicePorts, {
-        full,
-        stale: {
-          deletedUDPClusterIPs: ch.services.deletedUDPClusterIPs,
-          deletedUDPEndpoints: ch.endpoints.deletedUDPEndpoints,
-          newlyActiveUDPServices: ch.endpoints.newlyActiveUDPServices,
-        },
-      })
+      return proxier.sync(feed.state, servicePorts, { full, stale })
     },
   }
 }
@@ -407,6 +344,21 @@ t.test('graceful termination of TCP real servers', async (t) => {
   t.strictSame(h.fake.writes(), ['ipvs addDestination tcp/10.96.0.10:80 10.0.0.2:8080 w1 masq'])
 })
 
+t.test('graceful termination: a virtual server flushed behind our back (ipvsadm -C) ends the drain', async (t) => {
+  // The kernel lists no destinations for a missing service (no error): the
+  // draining real server is gone, there is nothing left to delete.
+  const h = harness()
+  h.put(svc('web'), slice('web-1', 'web', ['10.0.0.1', '10.0.0.2']))
+  await h.sync()
+  h.put(slice('web-1', 'web', ['10.0.0.1']))
+  await h.sync()
+  t.equal(h.proxier.draining, 1)
+  h.fake.flushIpvs()
+  h.fake.clearCalls()
+  t.equal(await h.proxier.drain(), 0, 'no longer draining')
+  t.strictSame(h.fake.writes(), [], 'nothing deleted')
+})
+
 t.test('graceful termination: an endpoint back before it drained gets weight 1 again', async (t) => {
   const h = harness()
   const VS = 'tcp/10.96.0.10:80'
@@ -592,14 +544,7 @@ t.test('dual stack: an inet and an inet6 proxier share kube-ipvs0 and stay out o
   const h6 = harness({ family: 'inet6' }, fake, fake.inet6View())
   const ds = svc('ds', { clusterIPs: ['10.96.0.10', 'fd00::10'], type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080 }] })
   const s4 = slice('ds-4', 'ds', [{ ip: '10.0.0.1', node: NODE }])
-  const s6 = parseEndpointSlice({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: 'ds-6', namespace: 'ns', labels: { 'kubernetes.io/service-name': 'ds' } },
-    addressType: 'IPv6',
-    ports: [{ name: 'http', port: 8080 }],
-    endpoints: [{ addresses: ['fd00:1::1'], conditions: {}, nodeName: NODE }],
-  })
+  const s6 = slice('ds-6', 'ds', [{ ip: 'fd00:1::1', node: NODE }], undefined, { addressType: 'IPv6' })
   for (const h of [h4, h6]) h.put(ds, s4, s6)
   const r4 = await h4.sync()
   const r6 = await h6.sync()
@@ -665,7 +610,7 @@ t.test('the fake kernel answers as the kernel does', async (t) => {
 
   await fake.ipset.create({ name: 'S', type: 'hash:ip,port', family: 'inet', exist: true })
   await fake.ipset.create({ name: 'S', type: 'hash:ip,port', family: 'inet', exist: true })
-  await t.rejects(fake.ipset.create({ name: 'S', type: 'hash:ip,port', family: 'inet' }), { code: 'IPSET_ERR_EXIST_SETNAME2' })
+  await t.rejects(fake.ipset.create({ name: 'S', type: 'hash:ip,port', family: 'inet' }), { code: 'EEXIST' })
   const e = { ip: '10.0.0.1', protocol: 'tcp', port: 80 }
   const adds = await fake.ipset.batch([{ op: 'add', set: 'S', entry: e }, { op: 'add', set: 'S', entry: e }, { op: 'add', set: 'S', entry: e, exist: true }, { op: 'del', set: 'T', entry: e }])
   t.strictSame(adds.map((o) => (o.ok ? 'ok' : o.error.code)), ['ok', 'IPSET_ERR_EXIST', 'ok', 'ENOENT'])
@@ -961,15 +906,8 @@ t.test('set names: kube-proxy\'s, unique across both families, within ipset\'s 3
 
 // ---- two services on one virtual server --------------------------------------------------
 
-function svcAt(name: string, spec: Json, status: Json = {}, created?: string): ServiceObject {
-  return parseService({
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: 'ns', ...(created ? { creationTimestamp: created } : {}) },
-    spec: { ports: [{ name: 'http', port: 80 }], ...spec },
-    status,
-  })
-}
+const svcAt = (name: string, spec: Json, status: Json = {}, created?: string): ServiceObject =>
+  service(name, spec, { clusterIP: null, status, ...(created ? { meta: { creationTimestamp: created } } : {}) })
 
 type Objs = (ServiceObject | EndpointSlice)[]
 

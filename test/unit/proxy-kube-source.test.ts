@@ -8,22 +8,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges, trackerSink, type ChangeSink } from '../../dist/proxy/changes.js'
-import type { EndpointSlice, ServiceObject } from '../../dist/proxy/model/index.js'
 import { KubeClient, loadKubeconfig } from '../../dist/proxy/sources/kube/client.js'
 import type { InformerError } from '../../dist/proxy/sources/kube/informer.js'
 import { KubernetesSource, PROXY_LABEL_SELECTOR, parseNode, type NodeInfo } from '../../dist/proxy/sources/kube/source.js'
 import { FakeApiServer } from '../support/fake-apiserver.js'
+import { recorder } from '../support/sinks.js'
 
 const FAST = { initialMs: 20, maxMs: 100, factor: 2, jitter: 0.5 }
-
-function recorder(): ChangeSink & { events: string[] } {
-  const events: string[] = []
-  const name = (o: ServiceObject | EndpointSlice): string => `${o.kind} ${o.metadata.namespace}/${o.metadata.name}`
-  const ev = (p: ServiceObject | EndpointSlice | undefined, c: ServiceObject | EndpointSlice | undefined): void => {
-    events.push(`${p && c ? 'update' : c ? 'add' : 'delete'} ${name((c ?? p)!)}`)
-  }
-  return { events, service: ev, endpointSlice: ev }
-}
 
 const svc = (name: string, ip: string, labels: Record<string, string> = {}): Record<string, unknown> => ({
   apiVersion: 'v1',

@@ -18,16 +18,15 @@ import { LimitError, MAX_DEPTH, MAX_MANIFEST_BYTES, MAX_WATCH_LINE_BYTES, jsonDe
 import { yamlSegments } from '../../dist/proxy/yaml-scan.js'
 import { yamlDocuments } from '../../dist/proxy/yaml.js'
 import { ManifestError, ManifestSource, readManifest } from '../../dist/proxy/sources/manifests.js'
-import type { Log } from '../../dist/proxy/types.js'
 import { parseConfig } from '../../dist/proxy/config.js'
 import { KubeApiError, KubeClient, KubeConfigError, loadKubeconfig, type WatchEvent } from '../../dist/proxy/sources/kube/client.js'
 import { parseService } from '../../dist/proxy/model/service.js'
 import { parseEndpointSlice } from '../../dist/proxy/model/endpointslice.js'
 import { samePlain } from '../../dist/proxy/model/fields.js'
-import type { ChangeSink } from '../../dist/proxy/changes.js'
 import { Daemon } from '../../dist/proxy/daemon.js'
 import { defaultConfig } from '../../dist/proxy/config.js'
 import { FakeDataplane } from '../support/fake-dataplane.js'
+import { quietLog, recorder as recordEvents } from '../support/sinks.js'
 
 const DIST = fileURLToPath(new URL('../../dist/', import.meta.url))
 const FIXTURES = fileURLToPath(new URL('../fixtures/manifests/', import.meta.url))
@@ -47,20 +46,7 @@ async function tempDir(t: Test): Promise<string> {
   return dir
 }
 
-function recorder(): ChangeSink & { events: string[] } {
-  const events: string[] = []
-  const ev = (p: { metadata: { name: string } } | undefined, c: { metadata: { name: string } } | undefined): void => {
-    events.push(`${p && c ? 'update' : c ? 'add' : 'delete'} ${(c ?? p)!.metadata.name}`)
-  }
-  return { events, service: ev, endpointSlice: ev }
-}
-
-function quietLog(): Log & { lines: { level: string; msg: string; fields?: Record<string, unknown> }[] } {
-  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = []
-  const log = ((level, msg, fields) => void lines.push({ level, msg, fields })) as Log & { lines: typeof lines }
-  log.lines = lines
-  return log
-}
+const recorder = () => recordEvents((o) => o.metadata.name)
 
 /** Nesting depth of a parsed value (collections in collections), without recursion. */
 function valueDepth(v: unknown): number {

@@ -8,29 +8,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges, trackerSink, type ChangeSink } from '../../dist/proxy/changes.js'
+import { EndpointsChangeTracker, ServiceChangeTracker, applyChanges, trackerSink } from '../../dist/proxy/changes.js'
 import { ManifestSource, readManifest, type ReloadResult } from '../../dist/proxy/sources/manifests.js'
-import type { Log } from '../../dist/proxy/types.js'
-import type { EndpointSlice, ServiceObject } from '../../dist/proxy/model/index.js'
+import { quietLog, recorder } from '../support/sinks.js'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/manifests/', import.meta.url))
-
-/** A sink that records events as 'add Service ns/name' lines. */
-function recorder(): ChangeSink & { events: string[] } {
-  const events: string[] = []
-  const name = (o: ServiceObject | EndpointSlice): string => `${o.kind} ${o.metadata.namespace}/${o.metadata.name}`
-  const ev = (p: ServiceObject | EndpointSlice | undefined, c: ServiceObject | EndpointSlice | undefined): void => {
-    events.push(`${p && c ? 'update' : c ? 'add' : 'delete'} ${name((c ?? p)!)}`)
-  }
-  return { events, service: ev, endpointSlice: ev }
-}
-
-function quietLog(): Log & { lines: { level: string; msg: string; fields?: Record<string, unknown> }[] } {
-  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = []
-  const log = ((level, msg, fields) => void lines.push({ level, msg, fields })) as Log & { lines: typeof lines }
-  log.lines = lines
-  return log
-}
 
 const svcYaml = (name: string, ip: string, port = 80, extra = ''): string => `apiVersion: v1
 kind: Service

@@ -3,7 +3,7 @@
 // kube-proxy's skips), the ServicePorts derived from a Service, and the
 // endpoints per service port derived from EndpointSlices.
 import t, { type Test } from 'tap'
-import { ValidationError } from '../../dist/index.js'
+import { isRefusal, thrown } from '../support/refusal.js'
 import {
   canonicalIP,
   endpointsOf,
@@ -48,16 +48,8 @@ function slice(extra: Json = {}): Json {
 }
 
 function refusal(t: Test, fn: () => unknown, op: string, field: string): void {
-  let e: unknown
-  try {
-    fn()
-  } catch (err) {
-    e = err
-  }
-  if (!(e instanceof ValidationError)) {
-    t.fail(`expected a ValidationError on ${field}, got ${e === undefined ? 'success' : String(e)}`)
-    return
-  }
+  const e = thrown(fn)
+  if (!isRefusal(t, e, field)) return
   t.equal(e.field, field, `field ${field}`)
   t.equal(e.op, op, `op ${op}`)
   t.ok(e.message.includes(field), 'the message names the field')

@@ -12,29 +12,11 @@ import { mkdir, mkdtemp, readdir, rename, rm, unlink, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import type { ChangeSink } from '../../dist/proxy/changes.js'
 import { ManifestSource, type SourceReadError } from '../../dist/proxy/sources/manifests.js'
-import type { Log } from '../../dist/proxy/types.js'
-import type { EndpointSlice, ServiceObject } from '../../dist/proxy/model/index.js'
 import { Daemon } from '../../dist/proxy/daemon.js'
 import { defaultConfig } from '../../dist/proxy/config.js'
 import { FakeDataplane } from '../support/fake-dataplane.js'
-
-function recorder(): ChangeSink & { events: string[] } {
-  const events: string[] = []
-  const ev = (p: ServiceObject | EndpointSlice | undefined, c: ServiceObject | EndpointSlice | undefined): void => {
-    const o = (c ?? p)!
-    events.push(`${p && c ? 'update' : c ? 'add' : 'delete'} ${o.kind} ${o.metadata.namespace}/${o.metadata.name}`)
-  }
-  return { events, service: ev, endpointSlice: ev }
-}
-
-function quietLog(): Log & { lines: { level: string; msg: string; fields?: Record<string, unknown> }[] } {
-  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = []
-  const log = ((level, msg, fields) => void lines.push({ level, msg, fields })) as Log & { lines: typeof lines }
-  log.lines = lines
-  return log
-}
+import { quietLog, recorder } from '../support/sinks.js'
 
 const svcYaml = (name: string, ip: string, port = 80): string =>
   `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\nspec:\n  clusterIP: ${ip}\n  ports:\n    - port: ${port}\n`

@@ -10,20 +10,9 @@
 // (little-endian here); addresses are network order, 4 or 16 bytes.
 import t, { type Test } from 'tap'
 import { native } from '../../dist/native.js'
-import type { NativeOp } from '../../dist/native.js'
+import { encoder, rows } from '../support/fixtures.js'
 
-/** 4-byte rows with their offset, so a mismatch points at the field. */
-function rows(buf: Buffer | number[]): string[] {
-  const b = Buffer.from(buf)
-  const out: string[] = []
-  for (let i = 0; i < b.length; i += 4)
-    out.push(`${i.toString().padStart(4, '0')}: ${[...b.subarray(i, i + 4)].map((x) => x.toString(16).padStart(2, '0')).join(' ')}`)
-  return out
-}
-
-function encodes(t: Test, op: NativeOp, expected: number[]): void {
-  t.strictSame(rows(native.encode('route', 0, [op], 1)), rows(expected), 'encode(op) equals the fixture')
-}
+const encodes = encoder('route', 0)
 
 // =========================================================================================
 // Links
