@@ -75,7 +75,7 @@ const attrSize = (payload: number): number => 4 + ((payload + 3) & ~3)
 
 /** Bytes an entry takes inside IPSET_ATTR_ADT (DATA nest, LINENO included). */
 export function wireSize(w: WireEntry): number {
-  const addr = w.af === NFPROTO.inet6 ? 24 + 4 : 12 // IP nest + IPADDR_IPV6 / IPV4
+  const addr = w.af === NFPROTO.inet6 ? 4 + 20 : 4 + 8 // an IP nest of one IPADDR_IPV6 / _IPV4
   let n = 12 // DATA header, LINENO
   if (w.ip !== undefined) n += addr
   if (w.ip2 !== undefined) n += addr
