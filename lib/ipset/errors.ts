@@ -6,8 +6,6 @@ import type { SetKind } from './kernel.js'
 
 export const ENOENT = 2
 export const EEXIST = 17
-export const IPSET_ERR_PROTOCOL = 4097
-export const IPSET_ERR_FIND_TYPE = 4098
 export const IPSET_ERR_EXIST = 4103
 /** From here each kind of set numbers its own errors. */
 export const IPSET_ERR_TYPE_SPECIFIC = 4352
@@ -102,5 +100,5 @@ export function noSuchSet(op: string, cmd: Cmd, kind?: SetKind, index?: number):
  * sets it is "full", and says nothing of the picture.
  */
 export function staleInfo(errno: number, kind: SetKind): boolean {
-  return errno === ENOENT || errno === IPSET_ERR_PROTOCOL || errno === 4102 || (errno >= 4107 && errno <= 4114) || (errno === IPSET_ERR_TYPE_SPECIFIC && kind === 'bitmap')
+  return errno === ENOENT || errno === 4097 /* IPSET_ERR_PROTOCOL */ || errno === 4102 || (errno >= 4107 && errno <= 4114) || (errno === IPSET_ERR_TYPE_SPECIFIC && kind === 'bitmap')
 }

@@ -7,7 +7,7 @@ import type { NativeOp, NativeResult } from '../native.js'
 import { NETLINK_NETFILTER } from '../native.js'
 import { NetlinkSocket, type Outcome } from '../netlink/socket.js'
 import { planBatch, planSync, sendMessages, type Sender } from './batch.js'
-import { ENOENT, IPSET_ERR_EXIST, IPSET_ERR_FIND_TYPE, IPSET_ERR_PROTOCOL, ipsetError, noSuchSet, staleInfo, type Cmd } from './errors.js'
+import { ENOENT, IPSET_ERR_EXIST, ipsetError, noSuchSet, staleInfo, type Cmd } from './errors.js'
 import { FLAG_LIST_HEADER, FLAG_LIST_SETNAME, IPSET_PROTOCOL, IPSET_PROTOCOL_MIN, NFPROTO, TYPES, kindOf, type SetKind } from './kernel.js'
 import { infoOf, recordsOf } from './records.js'
 import type { CreateSpec, IpSetEntry, IpSetOp, IpSetRecord, SetInfo, SetType, SyncResult } from './types.js'
@@ -53,7 +53,7 @@ export class IpSet {
       const kernelMax = k?.protocol ?? 0
       const kernelMin = k?.protocolMin ?? kernelMax
       if (kernelMax < IPSET_PROTOCOL_MIN || kernelMin > IPSET_PROTOCOL)
-        throw new NetlinkError({ errno: IPSET_ERR_PROTOCOL, op, code: 'IPSET_ERR_PROTOCOL', message: `IPSET_ERR_PROTOCOL: the kernel speaks ipset protocol ${kernelMin}..${kernelMax}, tsproxy ${IPSET_PROTOCOL_MIN}..${IPSET_PROTOCOL}` })
+        throw new NetlinkError({ errno: 4097, op, code: 'IPSET_ERR_PROTOCOL', message: `IPSET_ERR_PROTOCOL: the kernel speaks ipset protocol ${kernelMin}..${kernelMax}, tsproxy ${IPSET_PROTOCOL_MIN}..${IPSET_PROTOCOL}` })
       return new IpSet(sock, Math.min(kernelMax, IPSET_PROTOCOL))
     } catch (e) {
       await sock.close()
@@ -83,7 +83,7 @@ export class IpSet {
     if (known !== undefined) return known
     const r = await this.#one('type', { cmd: 'type', typename: type, family: nfproto }, op)
     const t = r.records.find((x) => (x as { kind: string }).kind === 'type') as unknown as { revision: number; revisionMin: number } | undefined
-    const noType = (why: string): NetlinkError => new NetlinkError({ errno: IPSET_ERR_FIND_TYPE, op, code: 'IPSET_ERR_FIND_TYPE', message: `IPSET_ERR_FIND_TYPE: ${why}` })
+    const noType = (why: string): NetlinkError => new NetlinkError({ errno: 4098, op, code: 'IPSET_ERR_FIND_TYPE', message: `IPSET_ERR_FIND_TYPE: ${why}` })
     if (!t) throw noType('the kernel did not describe the type')
     if (t.revisionMin > TYPES[type].maxRevision) throw noType(`the kernel's ${type} starts at revision ${t.revisionMin}, tsproxy knows up to ${TYPES[type].maxRevision}`)
     const rev = Math.min(t.revision, TYPES[type].maxRevision)
