@@ -193,3 +193,15 @@ export function maskPrefix(mask: Uint8Array): number {
   }
   return n
 }
+
+/**
+ * A network 'address/prefix' split at its slash; a bare address (a host) has
+ * no prefix. A prefix that is not 1 to 3 decimal digits is NaN: every range
+ * check refuses it. The address is not checked here.
+ */
+export function splitNetwork(text: string): { address: string; prefix?: number } {
+  const slash = text.indexOf('/')
+  if (slash < 0) return { address: text }
+  const p = text.slice(slash + 1)
+  return { address: text.slice(0, slash), prefix: /^\d{1,3}$/.test(p) ? Number(p) : NaN }
+}

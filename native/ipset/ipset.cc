@@ -199,7 +199,8 @@ class ColumnEntries {
 };
 
 // One entry's attributes (the inside of an IPSET_ATTR_DATA nest), in the
-// order the ipset tool writes them.
+// order the ipset tool writes them. lib/ipset/wire.ts wireSize() counts these
+// bytes to fill messages (test/unit/ipset-wire.test.ts holds the two equal).
 template <typename Entry>
 void putEntry(const Entry& e, int af, Builder& b, uint32_t lineno, const Napi::Env& env) {
   if (e.has(F_IP)) putAddr(b, IPSET_ATTR_IP, af, e.str(F_IP), env, "entry.ip");
