@@ -36,34 +36,8 @@ export type {
   WireEntry,
 } from './ipset.js'
 export { Iptables, IptablesTransaction, LibiptcMissingError, IPTABLES_TABLES, iptablesEncodeRule, iptablesDecodeRule } from './iptables.js'
-export type {
-  AddrType,
-  BackendReport,
-  BackendTable,
-  ChainRecord,
-  ChainWithRules,
-  CommitStats,
-  ConntrackMatch,
-  Counters,
-  CtState,
-  CtStatus,
-  IptablesOptions,
-  IptablesProtocol,
-  IptablesTable,
-  MarkOp,
-  Match,
-  Not,
-  PortRange,
-  RawExtension,
-  RecentCommand,
-  RejectWith,
-  Rule,
-  RuleRecord,
-  SetDirection,
-  Target,
-  TcpFlag,
-  Verdict,
-} from './iptables.js'
+export type { CommitStats, IptablesOptions } from './iptables.js'
+export type * from './iptables/model.js'
 export { Rtnl, alreadyExists, alreadyGone } from './route.js'
 export type { AddressFlag, AddressKey, AddressRecord, AddressScope, AddressSpec, LinkFlag, LinkRecord, LinkRef, OperState, RtnlOp, RtnlOutcome } from './route.js'
 export { Conntrack } from './conntrack.js'

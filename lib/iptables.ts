@@ -17,28 +17,7 @@ import { dumpedRules, OpWriter } from './iptables/wire.js'
 import { detectBackend, type BackendReport } from './iptables/backend.js'
 import { enqueue } from './iptables/queue.js'
 
-export type {
-  AddrType,
-  ConntrackMatch,
-  Counters,
-  CtState,
-  CtStatus,
-  IptablesProtocol,
-  IptablesTable,
-  MarkOp,
-  Match,
-  Not,
-  PortRange,
-  RawExtension,
-  RecentCommand,
-  RejectWith,
-  Rule,
-  RuleRecord,
-  SetDirection,
-  Target,
-  TcpFlag,
-  Verdict,
-} from './iptables/model.js'
+export type * from './iptables/model.js'
 export type { BackendReport, BackendTable } from './iptables/backend.js'
 export { TABLES as IPTABLES_TABLES } from './iptables/model.js'
 export { encodeRule as iptablesEncodeRule } from './iptables/planner.js'

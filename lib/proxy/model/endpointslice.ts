@@ -3,23 +3,7 @@
 // Conditions stay as the API has them (a missing condition is "unknown");
 // lib/proxy/model/endpoints.ts reads them as kube-proxy does. A bad slice throws
 // one ValidationError naming the field ('endpoints[2].addresses[0]').
-import {
-  dns1123Label,
-  dns1123Subdomain,
-  fail,
-  int,
-  ip,
-  metadata,
-  object,
-  oneOf,
-  optArray,
-  optBool,
-  optObject,
-  optStr,
-  str,
-  typeMeta,
-  type ObjectMeta,
-} from './fields.js'
+import { dns1123Label, dns1123Subdomain, fail, int, ip, metadata, object, oneOf, optArray, optBool, optObject, optStr, str, typeMeta, type ObjectMeta } from './fields.js'
 import { LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, PROTOCOLS, type Protocol } from './service.js'
 
 /** The label naming the service a slice belongs to. */

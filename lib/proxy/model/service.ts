@@ -3,27 +3,7 @@
 // ValidationError naming the field ('spec.ports[1].port'): it is refused whole,
 // never half-read. Services kube-proxy does not proxy come back as a
 // SkippedService that says why.
-import {
-  cidr,
-  dns1035Label,
-  dns1123Label,
-  fail,
-  ianaServiceName,
-  int,
-  ip,
-  ipFamilyOf,
-  metadata,
-  object,
-  oneOf,
-  optArray,
-  optBool,
-  optObject,
-  optStr,
-  typeMeta,
-  type IPFamily,
-  type ObjectMeta,
-  type Where,
-} from './fields.js'
+import { cidr, dns1035Label, dns1123Label, fail, ianaServiceName, int, ip, ipFamilyOf, metadata, object, oneOf, optArray, optBool, optObject, optStr, typeMeta, type IPFamily, type ObjectMeta, type Where } from './fields.js'
 
 export const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const
 export type Protocol = (typeof PROTOCOLS)[number]
