@@ -19,7 +19,7 @@
 //
 //   node inside.mjs                 the orchestrator: config in PROXY_IPVS_CONFIG, raw results to cfg.out
 //   node inside.mjs --worker JSON   one worker, in the current netns; prints one JSON line
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -30,10 +30,9 @@ import {
   groupFile, groupText, ipvsCount, isNodePort, kernelState, makeCluster, newEndpointIP, netnsSetup, nodePortOf, percentile, procStatus,
   round2, run, stats, writeManifests,
 } from '../common/ipvs-cluster.mjs'
+import { MAIN, manifestsLoaded, repoRoot, runFreshNetns, sleep, startUntilRunning, stopDaemon, stopwatchLog, workerMain } from '../common/inside.mjs'
 
 const self = fileURLToPath(import.meta.url)
-const repoRoot = path.resolve(path.dirname(self), '../..')
-const MAIN = path.join(repoRoot, 'dist/proxy/main.js')
 
 // ---- worker: cold start of the daemon process -----------------------------------------
 
@@ -42,64 +41,23 @@ async function coldWorker(spec, cfg) {
   const cluster = makeCluster(spec.size)
   const want = expectedState(cluster)
   const flags = [...(cfg.daemonNodeFlags ?? []), MAIN, ...daemonFlags(spec.dir)]
-  const t0 = performance.now()
-  const proc = spawn(process.execPath, flags, { stdio: ['ignore', 'ignore', 'pipe'] })
-  const lines = []
-  let fullSync
-  let running
-  let exited
-  const done = new Promise((resolve, reject) => {
-    let partial = ''
-    proc.stderr.setEncoding('utf8').on('data', (chunk) => {
-      const now = performance.now()
-      partial += chunk
-      const parts = partial.split('\n')
-      partial = parts.pop()
-      for (const line of parts) {
-        let rec
-        try {
-          rec = JSON.parse(line)
-        } catch {
-          rec = { msg: line }
-        }
-        lines.push(rec)
-        if (rec.msg === 'full sync' && !fullSync) fullSync = { at: now - t0, rec }
-        if (rec.msg === 'tsproxy running') {
-          running = now - t0
-          resolve()
-        }
-        if (rec.level === 'error') reject(new Error(`daemon error: ${line}`))
-      }
-    })
-    proc.on('exit', (code, signal) => {
-      exited = { code, signal }
-      reject(new Error(`daemon exited ${code ?? signal} before running; last lines: ${lines.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`))
-    })
-  })
-  const timer = setTimeout(() => proc.kill('SIGKILL'), (cfg.coldTimeoutS ?? 900) * 1000)
-  try {
-    await done
-  } finally {
-    clearTimeout(timer)
-  }
-  const memAtRunning = procStatus(proc.pid)
-  const loaded = lines.find((l) => l.msg === 'manifests loaded')
+  const d = await startUntilRunning(flags, cfg.coldTimeoutS)
+  const memAtRunning = procStatus(d.proc.pid)
   const have = kernelState()
   const bad = diffState(have, want)
   // Memory a little later: what the daemon keeps while it runs (a GC may have run).
-  await new Promise((r) => setTimeout(r, 2000))
-  const memLater = procStatus(proc.pid)
+  await sleep(2000)
+  const memLater = procStatus(d.proc.pid)
   const metricsRes = await fetch('http://127.0.0.1:10249/metrics').then((r) => r.text()).catch(() => '')
   const heapMetric = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(metricsRes)?.[1]
-  proc.kill('SIGTERM')
-  await new Promise((r) => (exited ? r() : proc.on('exit', r)))
+  await stopDaemon(d)
   if (bad) throw new Error(bad)
   return {
-    wallMs: round2(running),
-    fullSyncSeenMs: round2(fullSync?.at),
-    syncMs: fullSync?.rec.ms,
-    ops: fullSync?.rec.ops,
-    manifestsLoaded: loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined,
+    wallMs: round2(d.running),
+    fullSyncSeenMs: round2(d.fullSync?.at),
+    syncMs: d.fullSync?.rec.ms,
+    ops: d.fullSync?.rec.ops,
+    manifestsLoaded: manifestsLoaded(d.lines),
     mem: memAtRunning,
     memAfter2s: memLater,
     heapUsedMB: heapMetric ? round2(Number(heapMetric) / 2 ** 20) : undefined,
@@ -306,8 +264,7 @@ async function orchestrate() {
   const changes = cfg.changes ?? 100
   const reps = cfg.reps ?? 1
   const only = cfg.only ? new Set(cfg.only) : null
-  const started = performance.now()
-  const log = (msg) => process.stdout.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`)
+  const log = stopwatchLog()
   const env = {
     kernelRelease: os.release(),
     node: process.version,
@@ -319,18 +276,8 @@ async function orchestrate() {
   }
   log(`box: Linux ${env.kernelRelease}, node ${env.node}, ${env.ipvsadm}`)
 
-  const runWorker = (spec) => {
-    const r = spawnSync('unshare', ['-n', process.execPath, ...(cfg.workerNodeFlags ?? []), self, '--worker', JSON.stringify(spec)], {
-      encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PROXY_IPVS_CONFIG: JSON.stringify(cfg) },
-    })
-    const last = (r.stdout ?? '').trim().split('\n').pop()
-    try {
-      return JSON.parse(last)
-    } catch {
-      return { error: `worker exited ${r.status ?? r.signal ?? r.error?.message}: ${(r.stderr ?? '').trim().slice(-1500)}` }
-    }
-  }
-  const pause = () => new Promise((r) => setTimeout(r, 500))
+  const runWorker = (spec) => runFreshNetns(self, spec, { envVar: 'PROXY_IPVS_CONFIG', cfg, nodeFlags: cfg.workerNodeFlags })
+  const pause = () => sleep(500)
 
   const results = []
   for (const services of sizes) {
@@ -390,18 +337,5 @@ async function orchestrate() {
 
 // ---- main ----------------------------------------------------------------------------------
 
-const at = process.argv.indexOf('--worker')
-if (at >= 0) {
-  const spec = JSON.parse(process.argv[at + 1])
-  const cfg = JSON.parse(process.env.PROXY_IPVS_CONFIG ?? '{}')
-  try {
-    const fn = { cold: coldWorker, peer: peerWorker, changes: changesWorker }[spec.kind]
-    const value = await fn(spec, cfg)
-    process.stdout.write(JSON.stringify({ value }) + '\n')
-  } catch (e) {
-    process.stdout.write(JSON.stringify({ error: String(e?.stack ?? e) }) + '\n')
-  }
-  process.exit(0) // the netns goes with the last process in it
-} else {
-  await orchestrate()
-}
+const work = { cold: coldWorker, peer: peerWorker, changes: changesWorker }
+if (!(await workerMain('PROXY_IPVS_CONFIG', async (spec, cfg) => ({ value: await work[spec.kind](spec, cfg) })))) await orchestrate()

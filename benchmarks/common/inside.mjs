@@ -1,0 +1,117 @@
+// The box side of the benchmarks (inside.mjs files): a timestamped log, workers
+// each a node process of its own in a fresh network namespace, and the daemon
+// as a child process whose JSON log lines are followed.
+import { spawn, spawnSync } from 'node:child_process'
+import * as path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const MAIN = path.join(repoRoot, 'dist/proxy/main.js')
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/** A log that prefixes each line with the seconds since it was made. */
+export function stopwatchLog(write = (s) => process.stdout.write(s), width = 6, prefix = '') {
+  const started = performance.now()
+  return (msg) => write(`[${prefix}${((performance.now() - started) / 1000).toFixed(1).padStart(width)}s] ${msg}\n`)
+}
+
+/**
+ * Runs `script --worker JSON(spec)` under `unshare -n` (an empty netns: no
+ * IPVS trash, no rules from an earlier run) with the config in env[envVar];
+ * the worker's last stdout line is its JSON reply ({ error } if it died).
+ */
+export function runFreshNetns(script, spec, { envVar, cfg, nodeFlags = [] }) {
+  const r = spawnSync('unshare', ['-n', process.execPath, ...nodeFlags, script, '--worker', JSON.stringify(spec)], {
+    encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [envVar]: JSON.stringify(cfg) },
+  })
+  const last = (r.stdout ?? '').trim().split('\n').pop()
+  try {
+    return JSON.parse(last)
+  } catch {
+    return { error: `worker exited ${r.status ?? r.signal ?? r.error?.message}: ${(r.stderr ?? '').trim().slice(-1500)}` }
+  }
+}
+
+/**
+ * The worker end of runFreshNetns: when argv has --worker, runs `work(spec,
+ * cfg)`, prints its reply (or { error }) as one line and exits (the netns goes
+ * with the last process in it). Returns false when this is not a worker.
+ */
+export async function workerMain(envVar, work) {
+  const at = process.argv.indexOf('--worker')
+  if (at < 0) return false
+  const spec = JSON.parse(process.argv[at + 1])
+  const cfg = JSON.parse(process.env[envVar] ?? '{}')
+  try {
+    process.stdout.write(JSON.stringify(await work(spec, cfg)) + '\n')
+  } catch (e) {
+    process.stdout.write(JSON.stringify({ error: String(e?.stack ?? e) }) + '\n')
+  }
+  process.exit(0)
+}
+
+/** Calls onRecord(rec, line, now) for each JSON log line of a daemon's stderr (a non-JSON line is { msg: line }). */
+export function followLog(proc, onRecord, onChunk) {
+  let partial = ''
+  proc.stderr.setEncoding('utf8').on('data', (chunk) => {
+    const now = performance.now()
+    partial += chunk
+    const parts = partial.split('\n')
+    partial = parts.pop()
+    for (const line of parts) {
+      let rec
+      try {
+        rec = JSON.parse(line)
+      } catch {
+        rec = { msg: line }
+      }
+      onRecord(rec, line, now)
+    }
+    onChunk?.()
+  })
+}
+
+/**
+ * Spawns the daemon (node `flags`) and waits for `tsproxy running`: the cold
+ * start. Rejects on an error log line, an early exit, or after timeoutS.
+ */
+export async function startUntilRunning(flags, timeoutS = 900) {
+  const t0 = performance.now()
+  const proc = spawn(process.execPath, flags, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const d = { proc, lines: [], fullSync: undefined, running: undefined, exited: undefined }
+  const done = new Promise((resolve, reject) => {
+    followLog(proc, (rec, line, now) => {
+      d.lines.push(rec)
+      if (rec.msg === 'full sync' && !d.fullSync) d.fullSync = { at: now - t0, rec }
+      if (rec.msg === 'tsproxy running') {
+        d.running = now - t0
+        resolve()
+      }
+      if (rec.level === 'error') reject(new Error(`daemon error: ${line}`))
+    })
+    proc.on('exit', (code, signal) => {
+      d.exited = { code, signal }
+      reject(new Error(`daemon exited ${code ?? signal} before running; last lines: ${d.lines.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`))
+    })
+  })
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutS * 1000)
+  try {
+    await done
+  } finally {
+    clearTimeout(timer)
+  }
+  return d
+}
+
+/** SIGTERM, and wait for the exit. */
+export async function stopDaemon(d) {
+  d.proc.kill('SIGTERM')
+  await new Promise((r) => (d.exited ? r() : d.proc.on('exit', r)))
+}
+
+export const manifestsLoaded = (lines) => {
+  const loaded = lines.find((l) => l.msg === 'manifests loaded')
+  return loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined
+}
