@@ -1,10 +1,12 @@
 // The synthetic cluster the daemon benchmarks program (proxy-ipvs,
 // proxy-iptables, soak): the model (services × endpoints), its manifest files
 // (Service + EndpointSlice, PER_FILE services a file), the daemon's flags.
-import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import { run } from './inside.mjs'
 import { round2 } from './stats.mjs'
+
+export { run }
 
 export const NODE = 'node1'
 export const OTHER_NODE = 'node2' // every endpoint lives there: no hairpin or local-endpoint special cases
@@ -85,13 +87,6 @@ export const endpointOf = (e) => (typeof e === 'string' ? { ip: e, ready: true }
 
 /** The service changed at step c: a stride over the whole range, so consecutive changes hit different files. */
 export const changedService = (c, services) => (c * 7919 + 13) % services
-
-export function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { maxBuffer: 1 << 30, encoding: 'utf8', ...opts })
-  if (r.error) throw r.error
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${String(r.stderr ?? '').trim().slice(0, 500)}`)
-  return r
-}
 
 export const daemonFlags = (mode, dir) => [
   `--proxy-mode=${mode}`, `--manifests=${dir}`, `--hostname-override=${NODE}`, `--cluster-cidr=${CLUSTER_CIDR}`,

@@ -9,7 +9,7 @@ import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runInBox, repoRoot } from '../../test/kernel/box.mjs'
 import { helpText, hostInfo, rel } from './host.mjs'
-import { round } from './stats.mjs'
+import { median, round } from './stats.mjs'
 
 export { repoRoot }
 
@@ -104,8 +104,8 @@ export function writeResult(out, result) {
 }
 
 /** The closing lines of a run: where the results are; a failed check sets exit 1. */
-export function finish(name, out, ok, failure) {
-  console.log(`\nresults: ${rel(out)}`)
+export function finish(name, out, ok, failure, before = '\n') {
+  console.log(`${before}results: ${rel(out)}`)
   if (!ok) {
     console.error(`${name}: ${failure}`)
     process.exitCode = 1
@@ -139,4 +139,37 @@ export function buildC(src, name) {
   if (r.error || r.status !== 0) throw new Error(`cannot build ${path.basename(src)}: ${r.error?.message ?? r.stderr.trim()}`)
   fs.renameSync(tmp, bin)
   return bin
+}
+
+/** One case of the bulk benchmarks: its median and minimum (to `d` digits), µs per op, and the medians of its extra figures. */
+export function caseSummary(c, d) {
+  const ms = median(c.samplesMs)
+  const extraMedians = {}
+  for (const k of Object.keys(c.extra?.[0] ?? {})) extraMedians[k] = round(median(c.extra.map((e) => e[k])), 2)
+  return {
+    ...c,
+    ...(c.extra ? { extraMedians } : {}),
+    medianMs: round(ms, d),
+    minMs: c.samplesMs.length ? round(Math.min(...c.samplesMs), d) : null,
+    usPerOp: c.ok && ms != null ? round((ms * 1000) / c.ops, 2) : null,
+  }
+}
+
+/** Sets `met` on the ratios that have a goal ("≥ n" or "≤ n") and a value. */
+export function judge(ratios) {
+  for (const r of ratios) {
+    if (r.value == null || !r.goal) continue
+    const [op, n] = r.goal.split(' ')
+    r.met = op === '≥' ? r.value >= Number(n) : r.value <= Number(n)
+  }
+  return ratios
+}
+
+/** The ratio lines under a table: what, the ratio, the goal and whether it was met. */
+export function ratioLines(ratios, width) {
+  const rw = Math.max(...ratios.map((r) => r.what.length))
+  return ratios.map((r) => {
+    const v = r.value == null ? 'n/a' : `${r.value.toFixed(2)}×`
+    return `${r.what.padEnd(rw)}  ${v.padStart(width)}${r.goal ? `   goal ${r.goal}: ${r.met == null ? 'n/a' : r.met ? 'met' : 'NOT MET'}` : ''}`
+  })
 }

@@ -3,11 +3,20 @@
 // as a child process whose JSON log lines are followed.
 import { spawn, spawnSync } from 'node:child_process'
 import * as path from 'node:path'
-import { performance } from 'node:perf_hooks'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { round2 } from './stats.mjs'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const MAIN = path.join(repoRoot, 'dist/proxy/main.js')
+
+/** Runs a tool to completion; a non-zero exit throws with its stderr. */
+export function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { maxBuffer: 1 << 30, encoding: 'utf8', ...opts })
+  if (r.error) throw r.error
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${String(r.stderr ?? '').trim().slice(0, 500)}`)
+  return r
+}
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -114,4 +123,20 @@ export async function stopDaemon(d) {
 export const manifestsLoaded = (lines) => {
   const loaded = lines.find((l) => l.msg === 'manifests loaded')
   return loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined
+}
+
+/**
+ * Awaits call() (one programming call): how long it held the event loop before
+ * returning its promise (validation + encoding, before anything is sent), and
+ * the longest stall after (turning the replies into results).
+ */
+export async function loopHeld(call) {
+  const loop = monitorEventLoopDelay({ resolution: 1 })
+  loop.enable()
+  const t0 = performance.now()
+  const pending = call()
+  const syncMs = performance.now() - t0
+  const outcomes = await pending
+  loop.disable()
+  return { outcomes, extra: { syncMs: round2(syncMs), maxLoopDelayMs: round2(loop.max / 1e6) } }
 }
