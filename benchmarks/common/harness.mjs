@@ -98,14 +98,14 @@ export const boxRecord = (raw, box, mem) => ({ ...raw.env, bootMs: box.bootMs, t
 /** The "host" record: the machine (plus `extra`) and its load before and after; other load shows up as noise. */
 export const hostRecord = (loadBefore, extra = {}) => ({ ...hostInfo(), ...extra, loadavgBefore: loadBefore.map((x) => round(x)), loadavgAfter: os.loadavg().map((x) => round(x)) })
 
-export function writeResult(out, result) {
+export function writeResult(out, result, indent = 2) {
   fs.mkdirSync(path.dirname(out), { recursive: true })
-  fs.writeFileSync(out, JSON.stringify(result, null, 2) + '\n')
+  fs.writeFileSync(out, JSON.stringify(result, null, indent) + '\n')
 }
 
 /** The closing lines of a run: where the results are; a failed check sets exit 1. */
-export function finish(name, out, ok, failure, before = '\n') {
-  console.log(`${before}results: ${rel(out)}`)
+export function finish(name, out, ok, failure, before = '\n', after = '') {
+  console.log(`${before}results: ${rel(out)}${after}`)
   if (!ok) {
     console.error(`${name}: ${failure}`)
     process.exitCode = 1
