@@ -2,6 +2,8 @@
 // each a node process of its own in a fresh network namespace, and the daemon
 // as a child process whose JSON log lines are followed.
 import { spawn, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -139,4 +141,47 @@ export async function loopHeld(call) {
   const outcomes = await pending
   loop.disable()
   return { outcomes, extra: { syncMs: round2(syncMs), maxLoopDelayMs: round2(loop.max / 1e6) } }
+}
+
+// ---- the orchestrator of the daemon benchmarks (proxy-ipvs, proxy-iptables) ----------------
+
+export const toolVersion = (cmd) => spawnSync(cmd, ['--version'], { encoding: 'utf8' }).stdout.trim()
+
+/** What the box is: kernel, node, CPUs, the tools' versions, and how the workers are kept apart. */
+export const boxEnv = (tools) => ({
+  kernelRelease: os.release(),
+  node: process.version,
+  cpus: os.cpus().length,
+  ...tools,
+  manifestsOn: 'the box\'s own tmpfs (/run)',
+  isolation: 'each worker in a fresh network namespace (unshare -n), its own node process',
+})
+
+export const sizeHeading = (cluster, written) =>
+  `== ${cluster.services} services × ${cluster.endpoints} endpoints (${cluster.nodePorts} NodePort), ${written.files} files, ${(written.bytes / 2 ** 20).toFixed(1)} MB`
+
+/**
+ * One worker of a size: its value, logged by `ok`; or null, its error kept in
+ * res.errors and its first `errorLines` lines logged.
+ */
+export function stepper(runWorker, res, log, errorLines = 1) {
+  return (kind, spec, ok) => {
+    const r = runWorker({ kind, ...spec })
+    if (r.error) {
+      res.errors.push(`${kind}: ${r.error}`)
+      log(`${kind}: FAILED: ${r.error.split('\n').slice(0, errorLines).join(' / ')}`)
+      return null
+    }
+    log(ok(r.value))
+    return r.value
+  }
+}
+
+/** Writes the raw results for run.js; the exit code says whether a worker failed. */
+export function writeRaw(file, out, log) {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n')
+  const failed = out.sizes.reduce((n, r) => n + r.errors.length, 0)
+  log(`done: ${failed} failed worker(s)`)
+  process.exitCode = failed ? 1 : 0
 }

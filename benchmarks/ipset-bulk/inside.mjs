@@ -7,7 +7,6 @@
 //
 // Configuration comes from run.js in IPSET_BULK_CONFIG (JSON); raw results go
 // to cfg.out (JSON), which run.js turns into the tables and the results file.
-import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -15,7 +14,6 @@ import { performance } from 'node:perf_hooks'
 import { IpSet } from '../../dist/index.js'
 import { native, NETLINK_NETFILTER } from '../../dist/native.js'
 import { loopHeld, run, stopwatchLog } from '../common/inside.mjs'
-import { round2 } from '../common/stats.mjs'
 
 const cfg = JSON.parse(process.env.IPSET_BULK_CONFIG ?? '{}')
 const N = cfg.n ?? 100000

@@ -22,10 +22,8 @@
 //
 //   node inside.mjs                 the orchestrator: config in PROXY_IPTABLES_CONFIG, raw results to cfg.out
 //   node inside.mjs --worker JSON   one worker, in the current netns; prints one JSON line
-import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -33,7 +31,9 @@ import {
   CLUSTER_CIDR, NODE, NODE_IP, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, changedService, daemonFlags, groupFile, groupText, makeCluster,
   newEndpointIP, procStatus, run, writeManifests,
 } from '../common/cluster.mjs'
-import { MAIN, manifestsLoaded, repoRoot, runFreshNetns, sleep, startUntilRunning, stopDaemon, stopwatchLog, workerMain } from '../common/inside.mjs'
+import {
+  MAIN, boxEnv, manifestsLoaded, repoRoot, runFreshNetns, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, stopwatchLog, toolVersion, workerMain, writeRaw,
+} from '../common/inside.mjs'
 import { round2, stats } from '../common/stats.mjs'
 
 const self = fileURLToPath(import.meta.url)
@@ -370,14 +370,7 @@ async function orchestrate() {
   const endpoints = cfg.endpoints ?? 10
   const nChanges = cfg.changes ?? 40
   const log = stopwatchLog()
-  const env = {
-    kernelRelease: os.release(),
-    node: process.version,
-    cpus: os.cpus().length,
-    iptables: spawnSync('iptables-legacy', ['--version'], { encoding: 'utf8' }).stdout.trim(),
-    manifestsOn: 'the box\'s own tmpfs (/run)',
-    isolation: 'each worker in a fresh network namespace (unshare -n), its own node process',
-  }
+  const env = boxEnv({ iptables: toolVersion('iptables-legacy') })
   log(`box: Linux ${env.kernelRelease}, node ${env.node}, ${env.iptables}`)
 
   const runWorker = (spec) => runFreshNetns(self, spec, { envVar: 'PROXY_IPTABLES_CONFIG', cfg, nodeFlags: cfg.workerNodeFlags })
@@ -393,39 +386,26 @@ async function orchestrate() {
     const coldSave = `${base}/cold.save`
     const finalSave = `${base}/final.save`
     const res = { services, endpoints, nodePorts: cluster.nodePorts, manifests: written, cold: null, changes: null, peer: null, errors: [] }
-    log(`== ${services} services × ${endpoints} endpoints (${cluster.nodePorts} NodePort), ${written.files} files, ${(written.bytes / 2 ** 20).toFixed(1)} MB`)
-    const step = (kind, spec, ok) => {
-      const r = runWorker({ kind, size, ...spec })
-      if (r.error) {
-        res.errors.push(`${kind}: ${r.error}`)
-        log(`${kind}: FAILED: ${r.error.split('\n').slice(0, 3).join(' / ')}`)
-        return null
-      }
-      log(ok(r.value))
-      return r.value
-    }
-    res.cold = step('cold', { dir, saveTo: coldSave }, (v) =>
+    log(sizeHeading(cluster, written))
+    const step = stepper(runWorker, res, log, 3)
+    res.cold = step('cold', { size, dir, saveTo: coldSave }, (v) =>
       `cold: daemon running after ${v.wallMs.toFixed(0)} ms (full sync logged ${v.syncMs} ms), RSS ${v.mem.rssMB} MB (peak ${v.mem.hwmMB}); nat ${v.counts.nat.chains} chains / ${v.counts.nat.rules} rules, filter ${v.counts.filter.rules} rules ✓`)
     await pause()
     writeManifests(cluster, dir)
     if (res.cold) {
-      res.changes = step('changes', { dir, changes: nChanges, saveTo: finalSave, coldDigest: res.cold.digest }, (v) =>
+      res.changes = step('changes', { size, dir, changes: nChanges, saveTo: finalSave, coldDigest: res.cold.digest }, (v) =>
         `changes: start in-process ${v.startInProcessMs} ms; settled p50 ${v.settled.p50} p99 ${v.settled.p99} ms; sync p50 ${v.sync.p50} p99 ${v.sync.p99} ms; commit p50 ${v.commit.ms.p50} (kernel replace ${v.commit.kernelReplaceMs.p50}) ms ✓`)
       await pause()
     }
     if (res.cold && res.changes) {
-      res.peer = step('peer', { coldSave, finalSave, changes: res.changes.changes, baselineReps: cfg.baselineReps ?? 10 }, (v) =>
+      res.peer = step('peer', { size, coldSave, finalSave, changes: res.changes.changes, baselineReps: cfg.baselineReps ?? 10 }, (v) =>
         `peer: iptables-legacy-restore (cold) ${v.coldRestoreMs} ms ✓; one change (--noflush, ${v.changeTextLines.p50} lines) p50 ${v.change.p50} p99 ${v.change.p99} ms; process start ${v.baseline.processStartMs.p50} ms, read-only restore ${v.baseline.readOnlyRestoreMs.p50} ms ✓`)
     }
     fs.rmSync(base, { recursive: true, force: true })
     results.push(res)
   }
   const out = { env, config: { sizes, endpoints, changes: nChanges, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
-  fs.mkdirSync(path.dirname(cfg.out), { recursive: true })
-  fs.writeFileSync(cfg.out, JSON.stringify(out, null, 2) + '\n')
-  const failed = results.reduce((n, r) => n + r.errors.length, 0)
-  log(`done: ${failed} failed worker(s)`)
-  process.exitCode = failed ? 1 : 0
+  writeRaw(cfg.out, out, log)
 }
 
 // ---- main ----------------------------------------------------------------------------------

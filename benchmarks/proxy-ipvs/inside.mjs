@@ -19,9 +19,7 @@
 //
 //   node inside.mjs                 the orchestrator: config in PROXY_IPVS_CONFIG, raw results to cfg.out
 //   node inside.mjs --worker JSON   one worker, in the current netns; prints one JSON line
-import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -30,7 +28,9 @@ import {
   groupFile, groupText, ipvsCount, isNodePort, kernelState, makeCluster, newEndpointIP, netnsSetup, nodePortOf, percentile, procStatus,
   round2, run, stats, writeManifests,
 } from '../common/ipvs-cluster.mjs'
-import { MAIN, manifestsLoaded, repoRoot, runFreshNetns, sleep, startUntilRunning, stopDaemon, stopwatchLog, workerMain } from '../common/inside.mjs'
+import {
+  MAIN, boxEnv, manifestsLoaded, repoRoot, runFreshNetns, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, stopwatchLog, toolVersion, workerMain, writeRaw,
+} from '../common/inside.mjs'
 
 const self = fileURLToPath(import.meta.url)
 
@@ -265,15 +265,7 @@ async function orchestrate() {
   const reps = cfg.reps ?? 1
   const only = cfg.only ? new Set(cfg.only) : null
   const log = stopwatchLog()
-  const env = {
-    kernelRelease: os.release(),
-    node: process.version,
-    cpus: os.cpus().length,
-    ipvsadm: spawnSync('ipvsadm', ['--version'], { encoding: 'utf8' }).stdout.trim(),
-    ipset: spawnSync('ipset', ['--version'], { encoding: 'utf8' }).stdout.trim(),
-    manifestsOn: 'the box\'s own tmpfs (/run)',
-    isolation: 'each worker in a fresh network namespace (unshare -n), its own node process',
-  }
+  const env = boxEnv({ ipvsadm: toolVersion('ipvsadm'), ipset: toolVersion('ipset') })
   log(`box: Linux ${env.kernelRelease}, node ${env.node}, ${env.ipvsadm}`)
 
   const runWorker = (spec) => runFreshNetns(self, spec, { envVar: 'PROXY_IPVS_CONFIG', cfg, nodeFlags: cfg.workerNodeFlags })
@@ -286,53 +278,33 @@ async function orchestrate() {
     const dir = `/run/tsproxy-bench-proxy-ipvs/${services}`
     const written = writeManifests(cluster, dir)
     const res = { services, endpoints, nodePorts: cluster.nodePorts, expected: expectedState(cluster), manifests: written, cold: [], peer: [], changes: null, errors: [] }
-    log(`== ${services} services × ${endpoints} endpoints (${cluster.nodePorts} NodePort), ${written.files} files, ${(written.bytes / 2 ** 20).toFixed(1)} MB`)
+    log(sizeHeading(cluster, written))
+    const step = stepper(runWorker, res, log)
     for (let r = 0; r < reps; r++) {
       if (!only || only.has('cold')) {
-        const c = runWorker({ kind: 'cold', size, dir })
-        if (c.error) {
-          res.errors.push(`cold: ${c.error}`)
-          log(`cold: FAILED: ${c.error.split('\n')[0]}`)
-        } else {
-          res.cold.push(c.value)
-          log(`cold: daemon running after ${c.value.wallMs.toFixed(0)} ms (full sync logged ${c.value.syncMs} ms, ops ${JSON.stringify(c.value.ops)}), RSS ${c.value.mem.rssMB} MB (peak ${c.value.mem.hwmMB}, 2 s later ${c.value.memAfter2s.rssMB}) ✓`)
-        }
+        const v = step('cold', { size, dir }, (v) =>
+          `cold: daemon running after ${v.wallMs.toFixed(0)} ms (full sync logged ${v.syncMs} ms, ops ${JSON.stringify(v.ops)}), RSS ${v.mem.rssMB} MB (peak ${v.mem.hwmMB}, 2 s later ${v.memAfter2s.rssMB}) ✓`)
+        if (v) res.cold.push(v)
         await pause()
       }
       if (!only || only.has('peer')) {
-        const p = runWorker({ kind: 'peer', size, changes })
-        if (p.error) {
-          res.errors.push(`peer: ${p.error}`)
-          log(`peer: FAILED: ${p.error.split('\n')[0]}`)
-        } else {
-          res.peer.push(p.value)
-          log(`peer: ipvsadm -R ${p.value.cold.ipvsadmRestoreMs} ms + ipset restore ${p.value.cold.ipsetRestoreMs} ms + ip -batch ${p.value.cold.ipBatchMs} ms = ${p.value.cold.totalMs} ms ✓; one ipvsadm -a p50 ${p.value.change.p50} ms p99 ${p.value.change.p99} ms`)
-        }
+        const v = step('peer', { size, changes }, (v) =>
+          `peer: ipvsadm -R ${v.cold.ipvsadmRestoreMs} ms + ipset restore ${v.cold.ipsetRestoreMs} ms + ip -batch ${v.cold.ipBatchMs} ms = ${v.cold.totalMs} ms ✓; one ipvsadm -a p50 ${v.change.p50} ms p99 ${v.change.p99} ms`)
+        if (v) res.peer.push(v)
         await pause()
       }
     }
     writeManifests(cluster, dir) // the cold runs did not change it; the changes worker does
     if (!only || only.has('changes')) {
-      const ch = runWorker({ kind: 'changes', size, dir, changes })
-      if (ch.error) {
-        res.errors.push(`changes: ${ch.error}`)
-        log(`changes: FAILED: ${ch.error.split('\n')[0]}`)
-      } else {
-        res.changes = ch.value
-        const v = ch.value
-        log(`changes: start in-process ${v.startInProcessMs} ms; settled p50 ${v.settled.p50} p99 ${v.settled.p99} ms (sync p50 ${v.sync.p50}); e2e p50 ${v.e2e.p50} p99 ${v.e2e.p99} ms; ` +
-          `netlink list p50 ${v.rttList.p50} ms, 1-op batch p50 ${v.rttBatch.p50} ms ✓`)
-      }
+      res.changes = step('changes', { size, dir, changes }, (v) =>
+        `changes: start in-process ${v.startInProcessMs} ms; settled p50 ${v.settled.p50} p99 ${v.settled.p99} ms (sync p50 ${v.sync.p50}); e2e p50 ${v.e2e.p50} p99 ${v.e2e.p99} ms; ` +
+        `netlink list p50 ${v.rttList.p50} ms, 1-op batch p50 ${v.rttBatch.p50} ms ✓`)
     }
     fs.rmSync(dir, { recursive: true, force: true })
     results.push(res)
   }
   const out = { env, config: { sizes, endpoints, changes, reps, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
-  fs.mkdirSync(path.dirname(cfg.out), { recursive: true })
-  fs.writeFileSync(cfg.out, JSON.stringify(out, null, 2) + '\n')
-  const failed = results.reduce((n, r) => n + r.errors.length, 0)
-  log(`done: ${failed} failed worker(s)`)
-  process.exitCode = failed ? 1 : 0
+  writeRaw(cfg.out, out, log)
 }
 
 // ---- main ----------------------------------------------------------------------------------
