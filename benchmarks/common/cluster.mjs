@@ -3,7 +3,7 @@
 // (Service + EndpointSlice, PER_FILE services a file), the daemon's flags.
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { run } from './inside.mjs'
+import { repoRoot, run } from './inside.mjs'
 import { round2 } from './stats.mjs'
 
 export { run }
@@ -99,3 +99,23 @@ export function procStatus(pid) {
   return { rssMB: round2(kb('VmRSS') / 1024), hwmMB: round2(kb('VmHWM') / 1024) }
 }
 
+
+/**
+ * For the in-process workers: the Daemon class (from dist/) and a config for
+ * this cluster without HTTP servers; its error log lines go to `errors`.
+ */
+export async function daemonKit(mode) {
+  const { Daemon } = await import(path.join(repoRoot, 'dist/proxy/daemon.js'))
+  const { defaultConfig } = await import(path.join(repoRoot, 'dist/proxy/config.js'))
+  const config = defaultConfig()
+  config.mode = mode
+  config.clusterCIDR = CLUSTER_CIDR
+  config.hostnameOverride = NODE
+  config.healthzBindAddress = ''
+  config.metricsBindAddress = ''
+  const errors = []
+  const log = (level, msg, fields) => {
+    if (level === 'error') errors.push(`${msg} ${JSON.stringify(fields ?? {})}`.slice(0, 500))
+  }
+  return { Daemon, config, errors, log }
+}

@@ -157,6 +157,20 @@ export const boxEnv = (tools) => ({
   isolation: 'each worker in a fresh network namespace (unshare -n), its own node process',
 })
 
+/**
+ * The orchestrator's kit: its config (env[envVar]), a log, the box's record
+ * (logged; `tools` are the versions of the tools it runs), workers in fresh
+ * network namespaces, and a short pause between them.
+ */
+export function orchestration(self, envVar, tools) {
+  const cfg = JSON.parse(process.env[envVar] ?? '{}')
+  const log = stopwatchLog()
+  const env = boxEnv(tools)
+  log(`box: Linux ${env.kernelRelease}, node ${env.node}, ${Object.values(tools)[0]}`)
+  const runWorker = (spec) => runFreshNetns(self, spec, { envVar, cfg, nodeFlags: cfg.workerNodeFlags })
+  return { cfg, log, env, runWorker, pause: () => sleep(500) }
+}
+
 export const sizeHeading = (cluster, written) =>
   `== ${cluster.services} services × ${cluster.endpoints} endpoints (${cluster.nodePorts} NodePort), ${written.files} files, ${(written.bytes / 2 ** 20).toFixed(1)} MB`
 

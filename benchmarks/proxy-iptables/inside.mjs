@@ -28,11 +28,11 @@ import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import {
-  CLUSTER_CIDR, NODE, NODE_IP, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, changedService, daemonFlags, groupFile, groupText, makeCluster,
+  CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, changedService, daemonFlags, groupFile, groupText, makeCluster,
   newEndpointIP, procStatus, run, writeManifests,
 } from '../common/cluster.mjs'
 import {
-  MAIN, boxEnv, manifestsLoaded, repoRoot, runFreshNetns, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, stopwatchLog, toolVersion, workerMain, writeRaw,
+  MAIN, manifestsLoaded, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
 } from '../common/inside.mjs'
 import { round2, stats } from '../common/stats.mjs'
 
@@ -164,15 +164,8 @@ async function coldWorker(spec, cfg) {
 async function changesWorker(spec, cfg) {
   netnsSetup()
   const cluster = makeCluster(spec.size)
-  const { Daemon } = await import(path.join(repoRoot, 'dist/proxy/daemon.js'))
-  const { defaultConfig } = await import(path.join(repoRoot, 'dist/proxy/config.js'))
+  const { Daemon, config, errors, log } = await daemonKit('iptables')
   const { openIptablesDataplane } = await import(path.join(repoRoot, 'dist/proxy/iptables/dataplane.js'))
-  const config = defaultConfig()
-  config.mode = 'iptables'
-  config.clusterCIDR = CLUSTER_CIDR
-  config.hostnameOverride = NODE
-  config.healthzBindAddress = ''
-  config.metricsBindAddress = ''
   // No periodic full resync in the middle (it is the cold start), and no 1 s
   // spacing between syncs (kube-proxy's default min-sync-period): one change is timed, not the rate limit.
   config.iptables.syncPeriod = 3600_000
@@ -199,10 +192,6 @@ async function changesWorker(spec, cfg) {
         },
       })
     },
-  }
-  const errors = []
-  const log = (level, msg, fields) => {
-    if (level === 'error') errors.push(`${msg} ${JSON.stringify(fields ?? {})}`.slice(0, 500))
   }
   const daemon = new Daemon({ config, manifests: spec.dir, log, iptablesDataplane: () => dp })
   const t0 = performance.now()
@@ -365,16 +354,10 @@ async function peerWorker(spec, cfg) {
 // ---- orchestrator ------------------------------------------------------------------------
 
 async function orchestrate() {
-  const cfg = JSON.parse(process.env.PROXY_IPTABLES_CONFIG ?? '{}')
+  const { cfg, log, env, runWorker, pause } = orchestration(self, 'PROXY_IPTABLES_CONFIG', { iptables: toolVersion('iptables-legacy') })
   const sizes = cfg.sizes ?? [1000, 10000]
   const endpoints = cfg.endpoints ?? 10
   const nChanges = cfg.changes ?? 40
-  const log = stopwatchLog()
-  const env = boxEnv({ iptables: toolVersion('iptables-legacy') })
-  log(`box: Linux ${env.kernelRelease}, node ${env.node}, ${env.iptables}`)
-
-  const runWorker = (spec) => runFreshNetns(self, spec, { envVar: 'PROXY_IPTABLES_CONFIG', cfg, nodeFlags: cfg.workerNodeFlags })
-  const pause = () => sleep(500)
 
   const results = []
   for (const services of sizes) {

@@ -24,12 +24,12 @@ import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import {
-  CLUSTER_CIDR, NODE, NODE_IP, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, clusterIP, daemonFlags, diffState, expectedState,
+  CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, clusterIP, daemonFlags, diffState, expectedState,
   groupFile, groupText, ipvsCount, isNodePort, kernelState, makeCluster, newEndpointIP, netnsSetup, nodePortOf, percentile, procStatus,
   round2, run, stats, writeManifests,
 } from '../common/ipvs-cluster.mjs'
 import {
-  MAIN, boxEnv, manifestsLoaded, repoRoot, runFreshNetns, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, stopwatchLog, toolVersion, workerMain, writeRaw,
+  MAIN, manifestsLoaded, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
 } from '../common/inside.mjs'
 
 const self = fileURLToPath(import.meta.url)
@@ -135,21 +135,10 @@ async function changesWorker(spec, cfg) {
   netnsSetup()
   const cluster = makeCluster(spec.size)
   const want = expectedState(cluster)
-  const { Daemon } = await import(path.join(repoRoot, 'dist/proxy/daemon.js'))
-  const { defaultConfig } = await import(path.join(repoRoot, 'dist/proxy/config.js'))
+  const { Daemon, config, errors, log } = await daemonKit('ipvs')
   const { Ipvs } = await import(path.join(repoRoot, 'dist/index.js'))
-  const config = defaultConfig()
-  config.mode = 'ipvs'
-  config.clusterCIDR = CLUSTER_CIDR
-  config.hostnameOverride = NODE
-  config.healthzBindAddress = ''
-  config.metricsBindAddress = ''
   // No periodic full resync in the middle of the changes: it is measured as the cold start.
   config.ipvs.syncPeriod = 3600_000
-  const errors = []
-  const log = (level, msg, fields) => {
-    if (level === 'error') errors.push(`${msg} ${JSON.stringify(fields ?? {})}`.slice(0, 500))
-  }
   const daemon = new Daemon({ config, manifests: spec.dir, log })
   const t0 = performance.now()
   await daemon.start()
@@ -258,18 +247,12 @@ async function changesWorker(spec, cfg) {
 // ---- orchestrator ------------------------------------------------------------------------
 
 async function orchestrate() {
-  const cfg = JSON.parse(process.env.PROXY_IPVS_CONFIG ?? '{}')
+  const { cfg, log, env, runWorker, pause } = orchestration(self, 'PROXY_IPVS_CONFIG', { ipvsadm: toolVersion('ipvsadm'), ipset: toolVersion('ipset') })
   const sizes = cfg.sizes ?? [1000, 10000, 30000]
   const endpoints = cfg.endpoints ?? 10
   const changes = cfg.changes ?? 100
   const reps = cfg.reps ?? 1
   const only = cfg.only ? new Set(cfg.only) : null
-  const log = stopwatchLog()
-  const env = boxEnv({ ipvsadm: toolVersion('ipvsadm'), ipset: toolVersion('ipset') })
-  log(`box: Linux ${env.kernelRelease}, node ${env.node}, ${env.ipvsadm}`)
-
-  const runWorker = (spec) => runFreshNetns(self, spec, { envVar: 'PROXY_IPVS_CONFIG', cfg, nodeFlags: cfg.workerNodeFlags })
-  const pause = () => sleep(500)
 
   const results = []
   for (const services of sizes) {
