@@ -8,7 +8,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runInBox, repoRoot } from '../../test/kernel/box.mjs'
-import { helpText, hostInfo, rel } from './host.mjs'
+import { commandLine, helpText, hostInfo, rel } from './host.mjs'
 import { median, round } from './stats.mjs'
 
 export { repoRoot }
@@ -68,10 +68,13 @@ export function takeRaw(file) {
 }
 
 /**
- * One box run of a benchmark: boots, waits, returns { box, raw }; on failure
- * says why and returns null with the exit code set (125: no box, else the box's).
+ * One box run of a benchmark: boots, waits, returns { box, raw, head } (head:
+ * the first fields of its results file: name, date, command, host, box); on
+ * failure says why and returns null with the exit code set (125: no box, else
+ * the box's).
  */
-export async function runBoxBenchmark(name, { raw: file, script, env, timeoutS, mem }) {
+export async function runBoxBenchmark(name, { fileUrl, raw: file, script, env, timeoutS, mem }) {
+  const loadBefore = os.loadavg()
   console.error(`${name}: booting the kernel box (timeout ${timeoutS} s)…`)
   let box
   try {
@@ -87,7 +90,8 @@ export async function runBoxBenchmark(name, { raw: file, script, env, timeoutS, 
     process.exitCode = box.code || 1
     return null
   }
-  return { box, raw }
+  const head = { benchmark: name, date: new Date().toISOString(), command: commandLine(fileUrl), host: hostRecord(loadBefore), box: boxRecord(raw, box, mem) }
+  return { box, raw, head }
 }
 
 export const BOX_RUNNER = 'test/kernel/box.mjs (user-mode Linux)'
@@ -142,6 +146,14 @@ export function buildC(src, name) {
 }
 
 /** One case of the bulk benchmarks: its median and minimum (to `d` digits), µs per op, and the medians of its extra figures. */
+const CASE_HEAD = ['case', 'tool', 'ops', 'median ms', 'µs/op', 'runs', 'check']
+
+/** The bulk benchmarks' table: a row per case (`cells(c)`: tool, ops, median ms, µs/op), then the ratio lines. */
+export function caseTable(summary, cells, ratioWidth) {
+  const rows = summary.cases.map((c) => [c.id, ...cells(c), String(c.samplesMs.length), c.ok ? 'ok' : 'FAILED'])
+  return [...grid(CASE_HEAD, rows, (i) => i >= 2 && i <= 5), '', ...ratioLines(summary.ratios, ratioWidth)]
+}
+
 export function caseSummary(c, d) {
   const ms = median(c.samplesMs)
   const extraMedians = {}

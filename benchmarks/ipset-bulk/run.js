@@ -26,7 +26,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  bootBox, BOX_RUNNER, caseSummary, finish, grid, hostRecord, judge, needsDist, parseFlags, ratioLines, repoRoot, resultsFile, runMain, takeRaw, writeResult,
+  bootBox, BOX_RUNNER, caseSummary, caseTable, finish, hostRecord, judge, needsDist, parseFlags, repoRoot, resultsFile, runMain, takeRaw, writeResult,
 } from '../common/harness.mjs'
 import { commandLine, rel } from '../common/host.mjs'
 import { ratio, tag as label } from '../common/stats.mjs'
@@ -69,19 +69,12 @@ function summarize(raw) {
 }
 
 function table(summary) {
-  const lines = []
-  const head = ['case', 'tool', 'ops', 'median ms', 'µs/op', 'runs', 'check']
-  const rows = summary.cases.map((c) => [
-    c.id,
+  const lines = caseTable(summary, (c) => [
     c.tool,
     String(c.ops),
     c.ok ? c.medianMs.toFixed(c.medianMs < 10 ? 3 : 1) : '—',
     c.ok ? c.usPerOp.toFixed(2) : 'BROKEN',
-    String(c.samplesMs.length),
-    c.ok ? 'ok' : 'FAILED',
-  ])
-  lines.push(...grid(head, rows, (i) => i >= 2 && i <= 5), '')
-  lines.push(...ratioLines(summary.ratios, 9))
+  ], 9)
   const notes = []
   for (const c of summary.cases) {
     const m = c.extraMedians

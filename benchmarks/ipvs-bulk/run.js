@@ -20,8 +20,7 @@
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { boxRecord, buildC, caseSummary, finish, grid, judge, ratioLines, hostRecord, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
-import { commandLine } from '../common/host.mjs'
+import { buildC, caseSummary, finish, insideScript, judge, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { ratio, round } from '../common/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -80,19 +79,12 @@ function summarize(raw) {
 }
 
 function table(summary) {
-  const lines = []
-  const head = ['case', 'tool', 'ops', 'median ms', 'µs/op', 'runs', 'check']
-  const rows = summary.cases.map((c) => [
-    c.id,
+  const lines = caseTable(summary, (c) => [
     c.tool + (c.sampleOfOps ? ` (sample: first ${c.ops} of ${c.sampleOfOps})` : ''),
     String(c.ops) + (c.unit ? ` svc` : ''),
     c.ok ? c.medianMs.toFixed(1) : '—',
     c.ok ? (c.unit ? `${c.usPerOp.toFixed(1)}/svc` : c.usPerOp.toFixed(1)) : 'BROKEN',
-    String(c.samplesMs.length),
-    c.ok ? 'ok' : 'FAILED',
-  ])
-  lines.push(...grid(head, rows, (i) => i >= 2 && i <= 5), '')
-  lines.push(...ratioLines(summary.ratios, 8))
+  ], 8)
   const notes = []
   for (const c of summary.cases) {
     const m = c.extraMedians
@@ -123,20 +115,13 @@ async function main() {
   const profDir = path.join(os.tmpdir(), 'tsproxy-ipvs-bulk-prof')
   // Flags of the node processes that run the cases (one per timed run).
   cfg.nodeFlags = ['--expose-gc', ...(opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])]
-  const command = commandLine(import.meta.url)
-
-  const loadBefore = os.loadavg()
-  const run = await runBoxBenchmark('ipvs-bulk', { raw: raw0, script: insideScript(import.meta.url), env: { IPVS_BULK_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '2G' })
+  const run = await runBoxBenchmark('ipvs-bulk', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { IPVS_BULK_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '2G' })
   if (!run) return
   const { box, raw } = run
   const summary = summarize(raw)
   const result = {
-    benchmark: 'ipvs-bulk',
-    date: new Date().toISOString(),
-    command,
-    // The box is one more process on the host: other load there shows up as noise.
-    host: hostRecord(loadBefore),
-    box: boxRecord(raw, box, '2G'),
+    // The box is one more process on the host: other load there shows up as noise (host.loadavg*).
+    ...run.head,
     config: { ...raw.config, probe: probe.bin ? 'benchmarks/ipvs-bulk/probe.c' : null, cpuProf: opts.cpuProf ? profDir : false },
     referenceProbeUsPerOp: REFERENCE_PROBE_US,
     goals: GOALS,

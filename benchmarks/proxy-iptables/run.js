@@ -22,8 +22,7 @@
 // ratios between figures of the same boot mean anything.
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { boxRecord, finish, grid, hostRecord, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
-import { commandLine } from '../common/host.mjs'
+import { finish, grid, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { ratio, round, tag } from '../common/stats.mjs'
 
 function parseArgs(argv) {
@@ -99,18 +98,12 @@ async function main() {
   const profDir = path.join(os.tmpdir(), 'tsproxy-proxy-iptables-prof')
   const prof = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
   const cfg = { out: raw0, sizes: opts.sizes, endpoints: opts.endpoints, changes: opts.changes, daemonNodeFlags: prof, workerNodeFlags: prof }
-  const command = commandLine(import.meta.url)
-  const loadBefore = os.loadavg()
-  const run = await runBoxBenchmark('proxy-iptables', { raw: raw0, script: insideScript(import.meta.url), env: { PROXY_IPTABLES_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
+  const run = await runBoxBenchmark('proxy-iptables', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { PROXY_IPTABLES_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
   if (!run) return
   const { box, raw } = run
   const rows = summarize(raw)
   const result = {
-    benchmark: 'proxy-iptables',
-    date: new Date().toISOString(),
-    command,
-    host: hostRecord(loadBefore),
-    box: boxRecord(raw, box, '3G'),
+    ...run.head,
     config: { ...raw.config, cpuProf: opts.cpuProf ? profDir : false },
     summary: rows,
     raw: raw.sizes,

@@ -24,8 +24,7 @@
 // ratios between figures of the same boot mean anything.
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { finish, grid, hostRecord, boxRecord, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
-import { commandLine } from '../common/host.mjs'
+import { finish, grid, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { median, ratio, round, tag } from '../common/stats.mjs'
 
 // The goals (reported, never asserted).
@@ -158,18 +157,12 @@ async function main() {
     daemonNodeFlags: prof,
     workerNodeFlags: prof,
   }
-  const command = commandLine(import.meta.url)
-  const loadBefore = os.loadavg()
-  const run = await runBoxBenchmark('proxy-ipvs', { raw: raw0, script: insideScript(import.meta.url), env: { PROXY_IPVS_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
+  const run = await runBoxBenchmark('proxy-ipvs', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { PROXY_IPVS_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
   if (!run) return
   const { box, raw } = run
   const summary = summarize(raw)
   const result = {
-    benchmark: 'proxy-ipvs',
-    date: new Date().toISOString(),
-    command,
-    host: hostRecord(loadBefore),
-    box: boxRecord(raw, box, '3G'),
+    ...run.head,
     config: { ...raw.config, cpuProf: opts.cpuProf ? profDir : false },
     goals: GOALS,
     summary: summary.rows,

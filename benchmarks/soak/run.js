@@ -24,9 +24,7 @@
 // Everything inside the box is slow per syscall (user-mode Linux): latencies are
 // only comparable with other figures of the same kind of run; the trend over
 // time is what this measures.
-import * as os from 'node:os'
-import { boxRecord, finish, grid, hostRecord, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
-import { commandLine } from '../common/host.mjs'
+import { finish, grid, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { median, percentile, ratio, round } from '../common/stats.mjs'
 
 function parseArgs(argv) {
@@ -91,17 +89,12 @@ async function main() {
   needsDist('dist/proxy/main.js')
   const raw0 = rawFile('soak')
   const cfg = { out: raw0, services: opts.services, endpoints: opts.endpoints, durationS: opts.minutes * 60, rate: opts.rate, sampleS: opts.sample }
-  const loadBefore = os.loadavg()
-  const run = await runBoxBenchmark('soak', { raw: raw0, script: insideScript(import.meta.url, 'unshare -n '), env: { SOAK_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
+  const run = await runBoxBenchmark('soak', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url, 'unshare -n '), env: { SOAK_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
   if (!run) return
   const { box, raw } = run
   const summary = summarize(raw)
   const result = {
-    benchmark: 'soak',
-    date: new Date().toISOString(),
-    command: commandLine(import.meta.url),
-    host: hostRecord(loadBefore),
-    box: boxRecord(raw, box, '3G'),
+    ...run.head,
     config: { ...raw.config, daemon: 'dist/proxy/main.js --proxy-mode=ipvs --manifests (default sync periods: a full sync every 30 s)' },
     cold: raw.cold,
     churnS: raw.churnS,
