@@ -68,6 +68,19 @@ export function groupText(cluster, g) {
   return JSON.stringify({ apiVersion: 'v1', kind: 'List', items })
 }
 
+/**
+ * Rewrites the group file of service i from the model: written aside and
+ * renamed over, as a careful writer does (the daemon's watcher must never see
+ * a half-written file). Returns the file.
+ */
+export function rewriteGroup(cluster, dir, i) {
+  const file = groupFile(dir, Math.floor(i / PER_FILE))
+  const tmp = `${file}.tmp`
+  fs.writeFileSync(tmp, groupText(cluster, Math.floor(i / PER_FILE)))
+  fs.renameSync(tmp, file)
+  return file
+}
+
 export function writeManifests(cluster, dir) {
   fs.rmSync(dir, { recursive: true, force: true })
   fs.mkdirSync(dir, { recursive: true })

@@ -94,6 +94,12 @@ export async function runBoxBenchmark(name, { fileUrl, raw: file, script, env, t
   return { box, raw, head }
 }
 
+/** --cpu-prof: the node flags that write profiles to /tmp/tsproxy-<name>-prof (none when off), and what the results file records. */
+export function cpuProfile(name, on) {
+  const dir = path.join(os.tmpdir(), `tsproxy-${name}-prof`)
+  return { flags: on ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [], record: on ? dir : false }
+}
+
 export const BOX_RUNNER = 'test/kernel/box.mjs (user-mode Linux)'
 
 /** The "box" record of a results file: what inside.mjs saw, and the boot. */

@@ -122,9 +122,18 @@ export async function stopDaemon(d) {
   await new Promise((r) => (d.exited ? r() : d.proc.on('exit', r)))
 }
 
-export const manifestsLoaded = (lines) => {
-  const loaded = lines.find((l) => l.msg === 'manifests loaded')
-  return loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined
+/** A cold start's figures: spawn → running and → the full sync's log line, the sync's own figures, memory at running and 2 s later. */
+export function coldRecord(d, mem, memAfter2s) {
+  const loaded = d.lines.find((l) => l.msg === 'manifests loaded')
+  return {
+    wallMs: round2(d.running),
+    fullSyncSeenMs: round2(d.fullSync?.at),
+    syncMs: d.fullSync?.rec.ms,
+    ops: d.fullSync?.rec.ops,
+    manifestsLoaded: loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined,
+    mem,
+    memAfter2s,
+  }
 }
 
 /**

@@ -17,10 +17,9 @@
 //
 // Everything inside the box is slow per syscall (user-mode Linux), so only the
 // ratios between cases of the same boot mean anything.
-import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildC, caseSummary, finish, insideScript, judge, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { buildC, caseSummary, caseTable, cpuProfile, finish, insideScript, judge, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { ratio, round } from '../common/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -112,9 +111,9 @@ async function main() {
       ? { small: { services: 100, dests: 5 }, large: { services: 2000, dests: 0 }, list: { services: 2000, dests: 5 } }
       : {}),
   }
-  const profDir = path.join(os.tmpdir(), 'tsproxy-ipvs-bulk-prof')
+  const prof = cpuProfile('ipvs-bulk', opts.cpuProf)
   // Flags of the node processes that run the cases (one per timed run).
-  cfg.nodeFlags = ['--expose-gc', ...(opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])]
+  cfg.nodeFlags = ['--expose-gc', ...prof.flags]
   const run = await runBoxBenchmark('ipvs-bulk', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { IPVS_BULK_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '2G' })
   if (!run) return
   const { box, raw } = run
@@ -122,7 +121,7 @@ async function main() {
   const result = {
     // The box is one more process on the host: other load there shows up as noise (host.loadavg*).
     ...run.head,
-    config: { ...raw.config, probe: probe.bin ? 'benchmarks/ipvs-bulk/probe.c' : null, cpuProf: opts.cpuProf ? profDir : false },
+    config: { ...raw.config, probe: probe.bin ? 'benchmarks/ipvs-bulk/probe.c' : null, cpuProf: prof.record },
     referenceProbeUsPerOp: REFERENCE_PROBE_US,
     goals: GOALS,
     cases: summary.cases,

@@ -28,11 +28,11 @@ import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import {
-  CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, changedService, daemonFlags, groupFile, groupText, makeCluster,
-  newEndpointIP, procStatus, run, writeManifests,
+  CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, changedService, daemonFlags, makeCluster,
+  name, newEndpointIP, procStatus, rewriteGroup, run, writeManifests,
 } from '../common/cluster.mjs'
 import {
-  MAIN, manifestsLoaded, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
+  MAIN, coldRecord, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
 } from '../common/inside.mjs'
 import { round2, stats } from '../common/stats.mjs'
 
@@ -145,13 +145,7 @@ async function coldWorker(spec, cfg) {
   if (bad) throw new Error(`after the daemon's cold start: ${bad}`)
   fs.writeFileSync(spec.saveTo, text)
   return {
-    wallMs: round2(d.running),
-    fullSyncSeenMs: round2(d.fullSync?.at),
-    syncMs: d.fullSync?.rec.ms,
-    ops: d.fullSync?.rec.ops,
-    manifestsLoaded: manifestsLoaded(d.lines),
-    mem: memAtRunning,
-    memAfter2s: memLater,
+    ...coldRecord(d, memAtRunning, memLater),
     counts,
     digest: digestOf(text),
     saveBytes: text.length,
@@ -210,13 +204,7 @@ async function changesWorker(spec, cfg) {
     if (m) svcChainOf.set(m[1], m[2])
   }
 
-  const rewrite = (i) => {
-    const file = groupFile(spec.dir, Math.floor(i / PER_FILE))
-    const tmp = `${file}.tmp`
-    fs.writeFileSync(tmp, groupText(cluster, Math.floor(i / PER_FILE)))
-    fs.renameSync(tmp, file)
-    return [file]
-  }
+  const rewrite = (i) => [rewriteGroup(cluster, spec.dir, i)]
   const settledMs = []
   const syncMs = []
   const checkMs = []

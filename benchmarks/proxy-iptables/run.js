@@ -20,9 +20,8 @@
 //
 // Everything inside the box is slow per syscall (user-mode Linux), so only the
 // ratios between figures of the same boot mean anything.
-import * as os from 'node:os'
 import * as path from 'node:path'
-import { finish, grid, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { cpuProfile, finish, grid, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { ratio, round, tag } from '../common/stats.mjs'
 
 function parseArgs(argv) {
@@ -95,16 +94,15 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2))
   needsDist('dist/proxy/main.js')
   const raw0 = rawFile('proxy-iptables')
-  const profDir = path.join(os.tmpdir(), 'tsproxy-proxy-iptables-prof')
-  const prof = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
-  const cfg = { out: raw0, sizes: opts.sizes, endpoints: opts.endpoints, changes: opts.changes, daemonNodeFlags: prof, workerNodeFlags: prof }
+  const prof = cpuProfile('proxy-iptables', opts.cpuProf)
+  const cfg = { out: raw0, sizes: opts.sizes, endpoints: opts.endpoints, changes: opts.changes, daemonNodeFlags: prof.flags, workerNodeFlags: prof }
   const run = await runBoxBenchmark('proxy-iptables', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { PROXY_IPTABLES_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
   if (!run) return
   const { box, raw } = run
   const rows = summarize(raw)
   const result = {
     ...run.head,
-    config: { ...raw.config, cpuProf: opts.cpuProf ? profDir : false },
+    config: { ...raw.config, cpuProf: prof.record },
     summary: rows,
     raw: raw.sizes,
     ok: rows.every((r) => r.ok) && box.code === 0,

@@ -25,11 +25,11 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import {
   CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, clusterIP, daemonFlags, diffState, expectedState,
-  groupFile, groupText, ipvsCount, isNodePort, kernelState, makeCluster, newEndpointIP, netnsSetup, nodePortOf, percentile, procStatus,
+  ipvsCount, isNodePort, kernelState, makeCluster, newEndpointIP, netnsSetup, nodePortOf, percentile, procStatus, rewriteGroup,
   round2, run, stats, writeManifests,
 } from '../common/ipvs-cluster.mjs'
 import {
-  MAIN, manifestsLoaded, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
+  MAIN, coldRecord, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
 } from '../common/inside.mjs'
 
 const self = fileURLToPath(import.meta.url)
@@ -53,13 +53,7 @@ async function coldWorker(spec, cfg) {
   await stopDaemon(d)
   if (bad) throw new Error(bad)
   return {
-    wallMs: round2(d.running),
-    fullSyncSeenMs: round2(d.fullSync?.at),
-    syncMs: d.fullSync?.rec.ms,
-    ops: d.fullSync?.rec.ops,
-    manifestsLoaded: manifestsLoaded(d.lines),
-    mem: memAtRunning,
-    memAfter2s: memLater,
+    ...coldRecord(d, memAtRunning, memLater),
     heapUsedMB: heapMetric ? round2(Number(heapMetric) / 2 ** 20) : undefined,
     kernel: have,
   }
@@ -169,15 +163,7 @@ async function changesWorker(spec, cfg) {
   const rttListMs = []
   const rttBatchMs = []
   const changed = new Map()
-  const rewrite = (i) => {
-    const file = groupFile(spec.dir, Math.floor(i / PER_FILE))
-    // Written aside and renamed over, as a careful writer does: the daemon's
-    // watcher must never see a half-written file.
-    const tmp = `${file}.tmp`
-    fs.writeFileSync(tmp, groupText(cluster, Math.floor(i / PER_FILE)))
-    fs.renameSync(tmp, file)
-    return [file]
-  }
+  const rewrite = (i) => [rewriteGroup(cluster, spec.dir, i)]
   for (let c = 0; c < 2 * spec.changes; c++) {
     const i = changedService(c, cluster.services)
     const j = c % cluster.endpoints

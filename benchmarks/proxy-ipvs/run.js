@@ -22,9 +22,8 @@
 //
 // Everything inside the box is slow per syscall (user-mode Linux), so only the
 // ratios between figures of the same boot mean anything.
-import * as os from 'node:os'
 import * as path from 'node:path'
-import { finish, grid, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { cpuProfile, finish, grid, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { median, ratio, round, tag } from '../common/stats.mjs'
 
 // The issue's goals (reported, never asserted).
@@ -145,8 +144,7 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2))
   needsDist('dist/proxy/main.js')
   const raw0 = rawFile('proxy-ipvs')
-  const profDir = path.join(os.tmpdir(), 'tsproxy-proxy-ipvs-prof')
-  const prof = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
+  const prof = cpuProfile('proxy-ipvs', opts.cpuProf)
   const cfg = {
     out: raw0,
     sizes: opts.sizes,
@@ -154,8 +152,8 @@ async function main() {
     changes: opts.changes,
     reps: opts.reps,
     only: opts.only,
-    daemonNodeFlags: prof,
-    workerNodeFlags: prof,
+    daemonNodeFlags: prof.flags,
+    workerNodeFlags: prof.flags,
   }
   const run = await runBoxBenchmark('proxy-ipvs', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { PROXY_IPVS_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
   if (!run) return
@@ -163,7 +161,7 @@ async function main() {
   const summary = summarize(raw)
   const result = {
     ...run.head,
-    config: { ...raw.config, cpuProf: opts.cpuProf ? profDir : false },
+    config: { ...raw.config, cpuProf: prof.record },
     goals: GOALS,
     summary: summary.rows,
     goalsReport: summary.goals,

@@ -20,7 +20,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import {
-  daemonFlags, diffState, endpointOf, expectedState, groupFile, groupText, ipvsCount, kernelState, makeCluster, netnsSetup, newEndpointIP,
+  daemonFlags, diffState, endpointOf, expectedState, ipvsCount, kernelState, makeCluster, netnsSetup, newEndpointIP, rewriteGroup,
   clusterIP, PER_FILE, procStatus, round2, stats, writeManifests,
 } from '../common/ipvs-cluster.mjs'
 import { MAIN, followLog, repoRoot, sleep, stopwatchLog } from '../common/inside.mjs'
@@ -100,12 +100,7 @@ function change(cluster, c) {
   return { i, kind, ip: ep.ip, ready: ep.ready }
 }
 
-function rewrite(cluster, i) {
-  const file = groupFile(dir, Math.floor(i / PER_FILE))
-  const tmp = `${file}.tmp`
-  fs.writeFileSync(tmp, groupText(cluster, Math.floor(i / PER_FILE)))
-  fs.renameSync(tmp, file)
-}
+const rewrite = (cluster, i) => rewriteGroup(cluster, dir, i)
 
 async function main() {
   const env = {
