@@ -139,7 +139,7 @@ async function main() {
   const raw0 = rawFile('dataplane')
   const cfg = { sizes: opts.sizes, modes: opts.modes, endpoints: opts.endpoints, count: opts.count, warmup: opts.warmup, rounds: opts.rounds, client, out: raw0 }
   const loadBefore = os.loadavg()
-  const run = await runBoxBenchmark('dataplane', { raw: raw0, script: insideScript(import.meta.url), env: { DATAPLANE_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: opts.mem })
+  const run = await runBoxBenchmark('dataplane', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { DATAPLANE_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: opts.mem })
   if (!run) return
   const { box, raw } = run
 
