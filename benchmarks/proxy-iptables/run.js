@@ -95,7 +95,7 @@ async function main() {
   needsDist('dist/proxy/main.js')
   const raw0 = rawFile('proxy-iptables')
   const prof = cpuProfile('proxy-iptables', opts.cpuProf)
-  const cfg = { out: raw0, sizes: opts.sizes, endpoints: opts.endpoints, changes: opts.changes, daemonNodeFlags: prof.flags, workerNodeFlags: prof }
+  const cfg = { out: raw0, sizes: opts.sizes, endpoints: opts.endpoints, changes: opts.changes, daemonNodeFlags: prof.flags, workerNodeFlags: prof.flags }
   const run = await runBoxBenchmark('proxy-iptables', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { PROXY_IPTABLES_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
   if (!run) return
   const { box, raw } = run
