@@ -68,12 +68,16 @@ export function takeRaw(file) {
 }
 
 /**
- * One box run of a benchmark: boots, waits, returns { box, raw, head } (head:
- * the first fields of its results file: name, date, command, host, box); on
- * failure says why and returns null with the exit code set (125: no box, else
- * the box's).
+ * One box run of a benchmark: runs the inside.mjs next to `fileUrl` with `cfg`
+ * (plus `out`, where it writes its raw results) in env[envVar], waits, returns
+ * { box, raw, head } (head: the first fields of its results file: name, date,
+ * command, host, box); on failure says why and returns null with the exit code
+ * set (125: no box, else the box's).
  */
-export async function runBoxBenchmark(name, { fileUrl, raw: file, script, env, timeoutS, mem }) {
+export async function runBoxBenchmark(name, fileUrl, { envVar, cfg, timeoutS, mem, prefix = '' }) {
+  const file = rawFile(name)
+  const env = { [envVar]: JSON.stringify({ ...cfg, out: file }) }
+  const script = insideScript(fileUrl, prefix)
   const loadBefore = os.loadavg()
   console.error(`${name}: booting the kernel box (timeout ${timeoutS} s)…`)
   let box

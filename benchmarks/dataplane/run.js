@@ -28,7 +28,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  BOX_RUNNER, buildC, finish, grid, hostRecord, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult,
+  BOX_RUNNER, buildC, finish, grid, hostRecord, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult,
 } from '../common/harness.mjs'
 import { commandLine, rel } from '../common/host.mjs'
 import { round } from '../common/stats.mjs'
@@ -136,10 +136,9 @@ async function main() {
   needsDist('dist/index.js')
   const client = buildClient()
   const command = commandLine(import.meta.url)
-  const raw0 = rawFile('dataplane')
-  const cfg = { sizes: opts.sizes, modes: opts.modes, endpoints: opts.endpoints, count: opts.count, warmup: opts.warmup, rounds: opts.rounds, client, out: raw0 }
+  const cfg = { sizes: opts.sizes, modes: opts.modes, endpoints: opts.endpoints, count: opts.count, warmup: opts.warmup, rounds: opts.rounds, client }
   const loadBefore = os.loadavg()
-  const run = await runBoxBenchmark('dataplane', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { DATAPLANE_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: opts.mem })
+  const run = await runBoxBenchmark('dataplane', import.meta.url, { envVar: 'DATAPLANE_CONFIG', cfg, timeoutS: opts.timeout, mem: opts.mem })
   if (!run) return
   const { box, raw } = run
 

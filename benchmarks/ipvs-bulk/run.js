@@ -19,7 +19,7 @@
 // ratios between cases of the same boot mean anything.
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildC, caseSummary, caseTable, cpuProfile, finish, insideScript, judge, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { buildC, caseSummary, caseTable, cpuProfile, finish, judge, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { ratio, round } from '../common/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -100,9 +100,7 @@ async function main() {
   needsDist('dist/index.js')
   const probe = buildProbe()
   if (probe.error) console.error(`ipvs-bulk: ${probe.error}`)
-  const raw0 = rawFile('ipvs-bulk')
   const cfg = {
-    out: raw0,
     probe: probe.bin ?? null,
     reps: opts.quick ? 1 : opts.reps,
     perProcess: opts.perProcess,
@@ -114,7 +112,7 @@ async function main() {
   const prof = cpuProfile('ipvs-bulk', opts.cpuProf)
   // Flags of the node processes that run the cases (one per timed run).
   cfg.nodeFlags = ['--expose-gc', ...prof.flags]
-  const run = await runBoxBenchmark('ipvs-bulk', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { IPVS_BULK_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '2G' })
+  const run = await runBoxBenchmark('ipvs-bulk', import.meta.url, { envVar: 'IPVS_BULK_CONFIG', cfg, timeoutS: opts.timeout, mem: '2G' })
   if (!run) return
   const { box, raw } = run
   const summary = summarize(raw)

@@ -21,7 +21,7 @@
 // Everything inside the box is slow per syscall (user-mode Linux), so only the
 // ratios between figures of the same boot mean anything.
 import * as path from 'node:path'
-import { cpuProfile, finish, grid, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { cpuProfile, finish, grid, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { ratio, round, tag } from '../common/stats.mjs'
 
 function parseArgs(argv) {
@@ -93,10 +93,9 @@ function table(rows) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2))
   needsDist('dist/proxy/main.js')
-  const raw0 = rawFile('proxy-iptables')
   const prof = cpuProfile('proxy-iptables', opts.cpuProf)
-  const cfg = { out: raw0, sizes: opts.sizes, endpoints: opts.endpoints, changes: opts.changes, daemonNodeFlags: prof.flags, workerNodeFlags: prof.flags }
-  const run = await runBoxBenchmark('proxy-iptables', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { PROXY_IPTABLES_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
+  const cfg = { sizes: opts.sizes, endpoints: opts.endpoints, changes: opts.changes, daemonNodeFlags: prof.flags, workerNodeFlags: prof.flags }
+  const run = await runBoxBenchmark('proxy-iptables', import.meta.url, { envVar: 'PROXY_IPTABLES_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G' })
   if (!run) return
   const { box, raw } = run
   const rows = summarize(raw)

@@ -23,7 +23,7 @@
 // Everything inside the box is slow per syscall (user-mode Linux), so only the
 // ratios between figures of the same boot mean anything.
 import * as path from 'node:path'
-import { cpuProfile, finish, grid, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { cpuProfile, finish, grid, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { median, ratio, round, tag } from '../common/stats.mjs'
 
 // The goals (reported, never asserted).
@@ -143,10 +143,8 @@ function table(summary) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2))
   needsDist('dist/proxy/main.js')
-  const raw0 = rawFile('proxy-ipvs')
   const prof = cpuProfile('proxy-ipvs', opts.cpuProf)
   const cfg = {
-    out: raw0,
     sizes: opts.sizes,
     endpoints: opts.endpoints,
     changes: opts.changes,
@@ -155,7 +153,7 @@ async function main() {
     daemonNodeFlags: prof.flags,
     workerNodeFlags: prof.flags,
   }
-  const run = await runBoxBenchmark('proxy-ipvs', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url), env: { PROXY_IPVS_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
+  const run = await runBoxBenchmark('proxy-ipvs', import.meta.url, { envVar: 'PROXY_IPVS_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G' })
   if (!run) return
   const { box, raw } = run
   const summary = summarize(raw)

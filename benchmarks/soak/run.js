@@ -24,7 +24,7 @@
 // Everything inside the box is slow per syscall (user-mode Linux): latencies are
 // only comparable with other figures of the same kind of run; the trend over
 // time is what this measures.
-import { finish, grid, insideScript, needsDist, parseFlags, rawFile, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { finish, grid, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { median, percentile, ratio, round } from '../common/stats.mjs'
 
 function parseArgs(argv) {
@@ -87,9 +87,8 @@ function table(raw, summary) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2))
   needsDist('dist/proxy/main.js')
-  const raw0 = rawFile('soak')
-  const cfg = { out: raw0, services: opts.services, endpoints: opts.endpoints, durationS: opts.minutes * 60, rate: opts.rate, sampleS: opts.sample }
-  const run = await runBoxBenchmark('soak', { fileUrl: import.meta.url, raw: raw0, script: insideScript(import.meta.url, 'unshare -n '), env: { SOAK_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '3G' })
+  const cfg = { services: opts.services, endpoints: opts.endpoints, durationS: opts.minutes * 60, rate: opts.rate, sampleS: opts.sample }
+  const run = await runBoxBenchmark('soak', import.meta.url, { envVar: 'SOAK_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G', prefix: 'unshare -n ' })
   if (!run) return
   const { box, raw } = run
   const summary = summarize(raw)
