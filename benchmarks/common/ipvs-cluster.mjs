@@ -1,89 +1,13 @@
-// The cluster the IPVS-mode daemon benchmarks program (proxy-ipvs, soak): the
-// model (services × endpoints), its manifest files, what the kernel must then
-// hold, and the oracles that read the kernel (its text and the standard tools,
-// never our library). Runs inside the kernel box.
+// The IPVS-mode side of the synthetic cluster (proxy-ipvs, soak): what the
+// kernel must hold once the daemon programmed it, and the oracles that read the
+// kernel (its text and the standard tools, never our library). Runs inside the
+// kernel box.
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
-import * as path from 'node:path'
+import { NODE_IP, daemonFlags as flagsFor, endpointOf, isNodePort, run } from './cluster.mjs'
 
-export const round2 = (x) => Math.round(x * 100) / 100
-
-
-export const NODE = 'node1'
-export const OTHER_NODE = 'node2' // every endpoint lives there: no hairpin (KUBE-LOOP-BACK) entries
-export const NODE_IP = '192.168.50.10'
-export const CLUSTER_CIDR = '10.240.0.0/12' // covers the endpoints 10.244.0.0 … 10.251.x.y and the new ones in 10.252+
-export const PER_FILE = 100 // services (Service + EndpointSlice) per manifest file
-export const NODE_PORTS_MAX = 2500 // 30000-32767 holds 2768 ports
-export const ip4 = (base, n) => `10.${base + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`
-export const clusterIP = (i) => ip4(96, i + 10)
-export const endpointIP = (k) => ip4(244, k)
-export const newEndpointIP = (c) => ip4(252, c + 1)
-export const isNodePort = (i) => i % 10 === 5 && (i - 5) / 10 < NODE_PORTS_MAX
-export const nodePortOf = (i) => 30000 + (i - 5) / 10
-
-/** The model: services and their endpoint IPs (mutable: changes replace endpoints). */
-export function makeCluster({ services, endpoints }) {
-  const eps = []
-  for (let i = 0; i < services; i++) {
-    const list = []
-    for (let j = 0; j < endpoints; j++) list.push(endpointIP(i * endpoints + j))
-    eps.push(list)
-  }
-  let nodePorts = 0
-  for (let i = 0; i < services; i++) if (isNodePort(i)) nodePorts++
-  return { services, endpoints, eps, nodePorts }
-}
-
-export const name = (i) => `svc-${String(i).padStart(5, '0')}`
-
-export function serviceDoc(i) {
-  const port = { name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }
-  const np = isNodePort(i)
-  if (np) port.nodePort = nodePortOf(i)
-  return {
-    apiVersion: 'v1', kind: 'Service',
-    metadata: { name: name(i), namespace: 'bench' },
-    spec: { type: np ? 'NodePort' : 'ClusterIP', clusterIP: clusterIP(i), clusterIPs: [clusterIP(i)], ports: [port], selector: { app: name(i) } },
-  }
-}
-
-export function sliceDoc(cluster, i) {
-  return {
-    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
-    metadata: { name: `${name(i)}-x7k2p`, namespace: 'bench', labels: { 'kubernetes.io/service-name': name(i) } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-    endpoints: cluster.eps[i].map((e) => {
-      const { ip, ready } = endpointOf(e)
-      return { addresses: [ip], conditions: { ready, serving: ready, terminating: false }, nodeName: OTHER_NODE }
-    }),
-  }
-}
-
-export const groupFile = (dir, g) => path.join(dir, `group-${String(g).padStart(4, '0')}.json`)
-
-export function groupText(cluster, g) {
-  const items = []
-  for (let i = g * PER_FILE; i < Math.min(cluster.services, (g + 1) * PER_FILE); i++) items.push(serviceDoc(i), sliceDoc(cluster, i))
-  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items })
-}
-
-export function writeManifests(cluster, dir) {
-  fs.rmSync(dir, { recursive: true, force: true })
-  fs.mkdirSync(dir, { recursive: true })
-  let bytes = 0
-  const groups = Math.ceil(cluster.services / PER_FILE)
-  for (let g = 0; g < groups; g++) {
-    const text = groupText(cluster, g)
-    bytes += text.length
-    fs.writeFileSync(groupFile(dir, g), text)
-  }
-  return { files: groups, bytes }
-}
-
-/** An endpoint of the model: an IP (ready), or { ip, ready }. */
-export const endpointOf = (e) => (typeof e === 'string' ? { ip: e, ready: true } : e)
+export * from './cluster.mjs'
+export { percentile, round2, stats } from './stats.mjs'
 
 /** What the kernel must hold once the daemon has programmed `cluster` (and drained what it removed). */
 export function expectedState(c) {
@@ -97,13 +21,6 @@ export function expectedState(c) {
 }
 
 // ---- the oracles (kernel text and the standard tools, never our library) ------------------
-
-export function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { maxBuffer: 1 << 30, encoding: 'utf8', ...opts })
-  if (r.error) throw r.error
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${String(r.stderr ?? '').trim().slice(0, 500)}`)
-  return r
-}
 
 export function ipvsCount() {
   const text = fs.readFileSync('/proc/net/ip_vs', 'utf8')
@@ -145,20 +62,4 @@ export function netnsSetup() {
   if (empty.services || empty.dests) throw new Error(`the IPVS table was not empty: ${JSON.stringify(empty)}`)
 }
 
-export const daemonFlags = (dir) => [
-  '--proxy-mode=ipvs', `--manifests=${dir}`, `--hostname-override=${NODE}`, `--cluster-cidr=${CLUSTER_CIDR}`,
-  '--healthz-bind-address=127.0.0.1:10256', '--metrics-bind-address=127.0.0.1:10249',
-]
-
-export function procStatus(pid) {
-  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN)
-  return { rssMB: round2(kb('VmRSS') / 1024), hwmMB: round2(kb('VmHWM') / 1024) }
-}
-
-export function percentile(xs, p) {
-  const s = [...xs].sort((a, b) => a - b)
-  if (!s.length) return null
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]
-}
-export const stats = (xs) => ({ n: xs.length, p50: round2(percentile(xs, 50)), p90: round2(percentile(xs, 90)), p99: round2(percentile(xs, 99)), max: round2(Math.max(...xs)), mean: round2(xs.reduce((a, b) => a + b, 0) / xs.length) })
+export const daemonFlags = (dir) => flagsFor('ipvs', dir)

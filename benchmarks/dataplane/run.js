@@ -23,76 +23,40 @@
 //   --timeout S       box timeout (default 3600)
 //   --out FILE        results file (default benchmarks/results/dataplane.json)
 //   --replot          no run: redraw the SVG from the results file
-import { spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { runInBox, repoRoot } from '../../test/kernel/box.mjs'
+import {
+  BOX_RUNNER, buildC, finish, grid, hostRecord, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult,
+} from '../common/harness.mjs'
+import { commandLine, rel } from '../common/host.mjs'
+import { round } from '../common/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const rel = (p) => path.relative(repoRoot, p)
 
 function parseArgs(argv) {
   const o = { sizes: [100, 1000, 10000, 30000], endpoints: 3, count: 2000, warmup: 50, rounds: 4, modes: ['baseline', 'ipvs', 'iptables-last', 'iptables-first'], mem: '3G', quick: false, timeout: 3600, out: null }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`)
-      return argv[++i]
-    }
-    if (a === '--sizes') o.sizes = val().split(',').map(Number)
-    else if (a === '--endpoints') o.endpoints = Number(val())
-    else if (a === '--count') o.count = Number(val())
-    else if (a === '--warmup') o.warmup = Number(val())
-    else if (a === '--rounds') o.rounds = Number(val())
-    else if (a === '--modes') o.modes = val().split(',')
-    else if (a === '--mem') o.mem = val()
-    else if (a === '--quick') o.quick = true
-    else if (a === '--timeout') o.timeout = Number(val())
-    else if (a === '--out') o.out = path.resolve(val())
-    else if (a === '--replot') o.replot = true
-    else if (a === '-h' || a === '--help') {
-      console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1).filter((l, i, all) => all.slice(0, i + 1).every((x) => x.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'))
-      process.exit(0)
-    } else throw new Error(`unknown option ${a}`)
-  }
+  parseFlags(argv, import.meta.url, o, {
+    '--sizes': ['sizes', 'numbers'], '--endpoints': ['endpoints', 'number'], '--count': ['count', 'number'], '--warmup': ['warmup', 'number'],
+    '--rounds': ['rounds', 'number'], '--modes': ['modes', 'words'], '--mem': ['mem', 'string'], '--quick': ['quick', true],
+    '--timeout': ['timeout', 'number'], '--out': ['out', 'path'], '--replot': ['replot', true],
+  })
   if (o.quick) Object.assign(o, { sizes: [100, 1000], count: 200, warmup: 20, rounds: 2 })
   for (const k of ['endpoints', 'count', 'rounds']) if (!(Number.isInteger(o[k]) && o[k] >= 1)) throw new Error(`--${k} must be an integer ≥ 1`)
   if (!o.sizes.every((n) => Number.isInteger(n) && n >= 1 && n <= 65536)) throw new Error('--sizes: integers 1..65536')
   if (o.endpoints > 26) throw new Error('--endpoints: at most 26 (one pod each for the measured service)')
   const known = ['baseline', 'ipvs', 'iptables-last', 'iptables-first']
   for (const m of o.modes) if (!known.includes(m)) throw new Error(`--modes: ${m}? (${known.join(', ')})`)
-  o.out ??= path.join(repoRoot, 'benchmarks/results', o.quick ? 'dataplane.quick.tmp' : 'dataplane.json')
+  o.out ??= resultsFile('dataplane', o.quick)
   o.svg = o.quick ? o.out.replace(/(\.tmp)?$/, '.svg.tmp') : path.join(path.dirname(o.out), `${path.basename(o.out, '.json')}.svg`)
   return o
 }
 
-/** Builds connect.c once per source version into the temp dir (the box sees the host's /tmp). */
-function buildClient() {
-  const src = path.join(here, 'connect.c')
-  const hash = createHash('sha256').update(fs.readFileSync(src)).digest('hex').slice(0, 12)
-  const bin = path.join(os.tmpdir(), `tsproxy-dataplane-connect-${hash}-${process.getuid()}`)
-  if (fs.existsSync(bin)) return bin
-  const tmp = `${bin}.${process.pid}.tmp`
-  const r = spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', tmp, src], { encoding: 'utf8' })
-  if (r.error || r.status !== 0) throw new Error(`cannot build connect.c: ${r.error?.message ?? r.stderr.trim()}`)
-  fs.renameSync(tmp, bin)
-  return bin
-}
+/** connect.c, built once per source version. */
+const buildClient = () => buildC(path.join(here, 'connect.c'), 'dataplane-connect')
 
-function hostInfo() {
-  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8')
-  return {
-    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model,
-    cpus: os.cpus().length,
-    kernel: os.release(),
-    node: process.version,
-  }
-}
-
-const r2 = (x) => (x == null || !Number.isFinite(x) ? null : Math.round(x * 100) / 100)
+const r2 = (x) => round(x, 2)
 
 // ---- the plot: hand-written SVG, log x ---------------------------------------------------
 
@@ -169,38 +133,14 @@ async function main() {
     console.log(`plot: ${rel(opts.svg)}`)
     return
   }
-  if (!fs.existsSync(path.join(repoRoot, 'dist/index.js'))) throw new Error('dist/ is missing: npm run build first')
+  needsDist('dist/index.js')
   const client = buildClient()
-  const command = process.env.npm_lifecycle_event
-    ? `npm run ${process.env.npm_lifecycle_event}${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`
-    : `node ${rel(fileURLToPath(import.meta.url))} ${process.argv.slice(2).join(' ')}`.trim()
-  const rawFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tsproxy-dataplane-')), 'raw.json')
-  const cfg = { sizes: opts.sizes, modes: opts.modes, endpoints: opts.endpoints, count: opts.count, warmup: opts.warmup, rounds: opts.rounds, client, out: rawFile }
+  const command = commandLine(import.meta.url)
+  const cfg = { sizes: opts.sizes, modes: opts.modes, endpoints: opts.endpoints, count: opts.count, warmup: opts.warmup, rounds: opts.rounds, client }
   const loadBefore = os.loadavg()
-  const ac = new AbortController()
-  for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => ac.abort())
-  let box
-  try {
-    box = await runInBox({
-      script: `exec node ${rel(path.join(here, 'inside.mjs'))}\n`,
-      env: { DATAPLANE_CONFIG: JSON.stringify(cfg) },
-      timeoutMs: opts.timeout * 1000,
-      mem: opts.mem,
-      signal: ac.signal,
-      onOutput: (chunk) => process.stderr.write(chunk),
-    })
-  } catch (e) {
-    console.error(`dataplane: the box failed: ${e.message}`)
-    process.exitCode = 125
-    return
-  }
-  if (!fs.existsSync(rawFile)) {
-    console.error(`dataplane: no results came back (box exit ${box.code})`)
-    process.exitCode = box.code || 1
-    return
-  }
-  const raw = JSON.parse(fs.readFileSync(rawFile, 'utf8'))
-  fs.rmSync(path.dirname(rawFile), { recursive: true, force: true })
+  const run = await runBoxBenchmark('dataplane', import.meta.url, { envVar: 'DATAPLANE_CONFIG', cfg, timeoutS: opts.timeout, mem: opts.mem })
+  if (!run) return
+  const { box, raw } = run
 
   const at = (mode, n) => raw.runs.find((r) => r.mode === mode && r.services === n && r.ok)
   const ratios = opts.sizes.map((n) => {
@@ -229,8 +169,8 @@ async function main() {
       'ipvs: N VIPs on a dummy kube-ipvs0 (Rtnl.batch), N virtual servers x E masq destinations (Ipvs.batch, rr), plus kube-proxy\'s constant IPVS-mode iptables side (KUBE-CLUSTER-IP hash:ip,port with N entries, one set match marking for masquerade, MASQUERADE, vs.conntrack=1), so both modes masquerade and track. baseline: no rules at all, straight to the pod IP. ' +
       'Timing: connect.c, a blocking connect() timed alone (clock_gettime around it; it returns when the SYN-ACK is in), a new socket each time, closed with an RST (SO_LINGER 0) so every connection is NEW to conntrack and walks the nat rules; warm-up connections untimed before each round; the targets (the VIP, and the pod IP directly in the same netns) alternate in rounds. ' +
       'Checks: iptables-legacy-save rule count and the measured service\'s position in KUBE-SERVICES; ipvsadm -Ln services and destinations, the VIPs on kube-ipvs0, the set\'s entries; the measured KUBE-SERVICES rule\'s packet counter (or the virtual server\'s connection count, ipvsadm --stats) grew by exactly the number of connections made to the VIP; no connect failed.',
-    host: { ...hostInfo(), loadavgBefore: loadBefore.map(r2), loadavgAfter: os.loadavg().map(r2) },
-    box: { ...raw.env, mem: opts.mem, bootMs: box.bootMs, totalMs: box.totalMs, runner: 'test/kernel/box.mjs (user-mode Linux)' },
+    host: hostRecord(loadBefore),
+    box: { ...raw.env, mem: opts.mem, bootMs: box.bootMs, totalMs: box.totalMs, runner: BOX_RUNNER },
     client: { source: rel(path.join(here, 'connect.c')), why: 'node\'s net.connect adds an event-loop round trip and several system calls per connection (socket, connect, epoll_ctl, epoll_wait, getsockopt), each tens of µs inside user-mode Linux: more than the effect measured, and noisier. The C client times one blocking connect() and nothing else.' },
     config: { sizes: opts.sizes, modes: opts.modes, endpoints: opts.endpoints, pods: opts.endpoints, count: opts.count, warmupPerRound: opts.warmup, rounds: opts.rounds },
     ratios,
@@ -238,8 +178,7 @@ async function main() {
     errors,
     ok: errors.length === 0 && raw.runs.length === opts.sizes.length * opts.modes.length,
   }
-  fs.mkdirSync(path.dirname(opts.out), { recursive: true })
-  fs.writeFileSync(opts.out, JSON.stringify(result, null, 1) + '\n')
+  writeResult(opts.out, result, 1)
   fs.writeFileSync(opts.svg, svgPlot(result))
 
   console.log(`\ndataplane — ${result.date}, box: Linux ${raw.env.kernelRelease} (UML, mem ${opts.mem}), node ${raw.env.node}; host ${result.host.cpuModel} ×${result.host.cpus}, load ${result.host.loadavgBefore.join(' ')}`)
@@ -256,25 +195,14 @@ async function main() {
       rows.push([String(r.services), r.mode, id === 'vip' ? `VIP ${t.addr}` : `pod ${t.addr}`, t.p50Us.toFixed(1), t.p90Us.toFixed(1), t.p99Us.toFixed(1), id === Object.keys(r.targets)[0] ? (r.programMs / 1000).toFixed(1) : '', (r.ok ? 'ok ' : 'FAILED ') + (id === Object.keys(r.targets)[0] ? check : '')])
     }
   }
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-  const fmt = (r) => r.map((x, i) => ([0, 3, 4, 5, 6].includes(i) ? x.padStart(w[i]) : x.padEnd(w[i]))).join('  ')
-  console.log([fmt(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt)].join('\n'))
+  console.log(grid(head, rows, (i) => [0, 3, 4, 5, 6].includes(i)).join('\n'))
   console.log('')
   for (const r of ratios) {
     console.log(`N=${String(r.services).padStart(6)}: iptables(last)/IPVS p50 ${r.iptablesLastOverIpvs.p50 ?? '—'}× p99 ${r.iptablesLastOverIpvs.p99 ?? '—'}×;` +
       ` iptables(first)/IPVS p50 ${r.iptablesFirstOverIpvs.p50 ?? '—'}×; last − first p50 ${r.iptablesLastMinusFirstP50Us ?? '—'} µs;` +
       ` vs baseline: iptables(last) ${r.iptablesLastOverBaseline.p50 ?? '—'}×, IPVS ${r.ipvsOverBaseline.p50 ?? '—'}×`)
   }
-  console.log(`\nresults: ${rel(opts.out)}, plot: ${rel(opts.svg)}`)
-  if (!result.ok) {
-    console.error(`dataplane: FAILED checks:\n  ${errors.join('\n  ') || 'runs missing'}`)
-    process.exitCode = 1
-  }
+  finish('dataplane', opts.out, result.ok, `FAILED checks:\n  ${errors.join('\n  ') || 'runs missing'}`, '\n', `, plot: ${rel(opts.svg)}`)
 }
 
-try {
-  await main()
-} catch (e) {
-  console.error(`dataplane: ${e.message}`)
-  process.exitCode = 2
-}
+runMain('dataplane', main)

@@ -7,13 +7,13 @@
 //
 // Configuration comes from run.js in IPSET_BULK_CONFIG (JSON); raw results go
 // to cfg.out (JSON), which run.js turns into the tables and the results file.
-import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { performance } from 'node:perf_hooks'
 import { IpSet } from '../../dist/index.js'
 import { native, NETLINK_NETFILTER } from '../../dist/native.js'
+import { loopHeld, run, stopwatchLog } from '../common/inside.mjs'
 
 const cfg = JSON.parse(process.env.IPSET_BULK_CONFIG ?? '{}')
 const N = cfg.n ?? 100000
@@ -23,11 +23,9 @@ const reps = cfg.reps ?? 5
 const SET = 'KUBE-LOOP-BACK'
 // What kube-proxy creates, with room for N entries.
 const CREATE = ['hash:ip,port,ip', 'family', 'inet', 'hashsize', '1024', 'maxelem', String(Math.max(65536, 2 * N))]
-const started = performance.now()
 
-const log = (msg) => process.stdout.write(`[${cfg.where ?? '?'} ${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`)
+const log = stopwatchLog(undefined, 6, `${cfg.where ?? '?'} `)
 const gc = globalThis.gc ?? (() => {})
-const round2 = (x) => Math.round(x * 100) / 100
 
 // ---- the entries: the same for every tool ---------------------------------------------------
 
@@ -39,13 +37,6 @@ const cliEntry = (i) => `${podIp(i)},tcp:${PORT},${podIp(i)}`
 const range = (a, b) => Array.from({ length: b - a }, (_, k) => a + k)
 
 // ---- the oracle -------------------------------------------------------------------------
-
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { maxBuffer: 1 << 30, encoding: 'utf8', ...opts })
-  if (r.error) throw r.error
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${String(r.stderr ?? '').trim().slice(0, 500)}`)
-  return r
-}
 
 /** The kernel's entry count, as the ipset tool reads it. */
 function kernelCount(name = SET) {
@@ -109,16 +100,7 @@ let ipset
 async function caseBatch() {
   await sample(`batch-${label(N)}`, { group: 'a', tool: 'tsproxy ipset.batch (one call)', ops: N }, {
     prepare: () => range(0, N).map((i) => ({ op: 'add', set: SET, entry: entry(i) })),
-    fn: async (ops) => {
-      const loop = monitorEventLoopDelay({ resolution: 1 })
-      loop.enable()
-      const t0 = performance.now()
-      const pending = ipset.batch(ops)
-      const syncMs = performance.now() - t0
-      const outcomes = await pending
-      loop.disable()
-      return { outcomes, extra: { syncMs: round2(syncMs), maxLoopDelayMs: round2(loop.max / 1e6) } }
-    },
+    fn: (ops) => loopHeld(() => ipset.batch(ops)),
     expect: N,
     verify: (v) => allOk(v.outcomes, N),
   })

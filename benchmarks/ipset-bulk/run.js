@@ -22,69 +22,36 @@
 // Inside the box every system call is slow (user-mode Linux): compare only
 // ratios measured in the same environment.
 import { spawn } from 'node:child_process'
-import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { runInBox, repoRoot } from '../../test/kernel/box.mjs'
+import {
+  bootBox, BOX_RUNNER, caseSummary, caseTable, finish, hostRecord, judge, needsDist, parseFlags, repoRoot, resultsFile, runMain, takeRaw, writeResult,
+} from '../common/harness.mjs'
+import { commandLine, rel } from '../common/host.mjs'
+import { ratio, tag as label } from '../common/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const rel = (p) => path.relative(repoRoot, p)
 const GOALS = { restoreOverBatchMin: 3 }
 
 function parseArgs(argv) {
   const o = { reps: 5, n: 100000, perProcess: 1000, single: 20, timeout: 3600, quick: false, only: null, where: ['host', 'box'], out: null }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`)
-      return argv[++i]
-    }
-    if (a === '--reps') o.reps = Number(val())
-    else if (a === '--n') o.n = Number(val())
-    else if (a === '--per-process') o.perProcess = Number(val())
-    else if (a === '--single') o.single = Number(val())
-    else if (a === '--timeout') o.timeout = Number(val())
-    else if (a === '--quick') o.quick = true
-    else if (a === '--only') o.only = val().split(',')
-    else if (a === '--where') o.where = val().split(',')
-    else if (a === '--out') o.out = path.resolve(val())
-    else if (a === '-h' || a === '--help') {
-      console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 25).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'))
-      process.exit(0)
-    } else throw new Error(`unknown option ${a}`)
-  }
+  parseFlags(argv, import.meta.url, o, {
+    '--reps': ['reps', 'number'], '--n': ['n', 'number'], '--per-process': ['perProcess', 'number'], '--single': ['single', 'number'],
+    '--timeout': ['timeout', 'number'], '--quick': ['quick', true], '--only': ['only', 'words'], '--where': ['where', 'words'], '--out': ['out', 'path'],
+  })
   for (const k of ['reps', 'n', 'perProcess', 'single']) if (!(o[k] >= 1)) throw new Error(`--${k} must be ≥ 1`)
   if (o.where.some((w) => w !== 'host' && w !== 'box')) throw new Error('--where takes host, box')
   if (o.quick) Object.assign(o, { n: 5000, perProcess: 100, single: 5, reps: 1 })
-  o.out ??= path.join(repoRoot, 'benchmarks/results', o.quick ? 'ipset-bulk.quick.tmp' : 'ipset-bulk.json')
+  o.out ??= resultsFile('ipset-bulk', o.quick)
   return o
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : null
-}
-const round = (x, d = 1) => (x == null || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d)
-const label = (n) => (n >= 1000 ? `${n / 1000}k` : String(n))
-
 function summarize(raw) {
-  const cases = raw.cases.map((c) => {
-    const ms = median(c.samplesMs)
-    const extraMedians = {}
-    for (const k of Object.keys(c.extra?.[0] ?? {})) extraMedians[k] = round(median(c.extra.map((e) => e[k])), 2)
-    return {
-      ...c,
-      ...(c.extra ? { extraMedians } : {}),
-      medianMs: round(ms, 3),
-      minMs: c.samplesMs.length ? round(Math.min(...c.samplesMs), 3) : null,
-      usPerOp: c.ok && ms != null ? round((ms * 1000) / c.ops, 2) : null,
-    }
-  })
+  const cases = raw.cases.map((c) => caseSummary(c, 3))
   const by = Object.fromEntries(cases.map((c) => [c.id, c]))
   const us = (id) => (by[id]?.ok ? by[id].usPerOp : null)
   const ms = (id) => (by[id]?.ok ? by[id].medianMs : null)
-  const ratio = (a, b) => (a != null && b != null && b > 0 ? round(a / b, 2) : null)
   const N = label(raw.config.n)
   const P = label(raw.config.perProcess)
   const ratios = [
@@ -97,34 +64,17 @@ function summarize(raw) {
     { what: `ipset save / ours list, ${N} entries`, value: ratio(ms(`list-ipset-save-${N}`), ms(`list-ours-${N}`)) },
     { what: `ipset list / ours list, ${N} entries`, value: ratio(ms(`list-ipset-list-${N}`), ms(`list-ours-${N}`)) },
   ]
-  for (const r of ratios) {
-    if (r.value == null || !r.goal) continue
-    const [op, n] = r.goal.split(' ')
-    r.met = op === '≥' ? r.value >= Number(n) : r.value <= Number(n)
-  }
+  judge(ratios)
   return { cases, ratios }
 }
 
 function table(summary) {
-  const lines = []
-  const head = ['case', 'tool', 'ops', 'median ms', 'µs/op', 'runs', 'check']
-  const rows = summary.cases.map((c) => [
-    c.id,
+  const lines = caseTable(summary, (c) => [
     c.tool,
     String(c.ops),
     c.ok ? c.medianMs.toFixed(c.medianMs < 10 ? 3 : 1) : '—',
     c.ok ? c.usPerOp.toFixed(2) : 'BROKEN',
-    String(c.samplesMs.length),
-    c.ok ? 'ok' : 'FAILED',
-  ])
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-  const fmt = (r) => r.map((x, i) => (i >= 2 && i <= 5 ? x.padStart(w[i]) : x.padEnd(w[i]))).join('  ')
-  lines.push(fmt(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt), '')
-  const rw = Math.max(...summary.ratios.map((r) => r.what.length))
-  for (const r of summary.ratios) {
-    const v = r.value == null ? 'n/a' : `${r.value.toFixed(2)}×`
-    lines.push(`${r.what.padEnd(rw)}  ${v.padStart(9)}${r.goal ? `   goal ${r.goal}: ${r.met == null ? 'n/a' : r.met ? 'met' : 'NOT MET'}` : ''}`)
-  }
+  ], 9)
   const notes = []
   for (const c of summary.cases) {
     const m = c.extraMedians
@@ -154,13 +104,9 @@ function runOnHost(cfg, onOutput) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2))
-  if (!fs.existsSync(path.join(repoRoot, 'dist/index.js'))) throw new Error('dist/ is missing: npm run build first')
-  const command = process.env.npm_lifecycle_event
-    ? `npm run ${process.env.npm_lifecycle_event}${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`
-    : `node ${rel(fileURLToPath(import.meta.url))} ${process.argv.slice(2).join(' ')}`.trim()
+  needsDist('dist/index.js')
+  const command = commandLine(import.meta.url)
   const base = { n: opts.n, perProcess: opts.perProcess, single: opts.single, reps: opts.reps, only: opts.only }
-  const ac = new AbortController()
-  for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => ac.abort())
 
   const environments = {}
   const loadBefore = os.loadavg()
@@ -174,50 +120,33 @@ async function main() {
     } else {
       console.error(`ipset-bulk: booting the kernel box (timeout ${opts.timeout} s)…`)
       try {
-        const box = await runInBox({
-          script: `exec node --expose-gc ${rel(path.join(here, 'inside.mjs'))}\n`,
-          env: { IPSET_BULK_CONFIG: JSON.stringify(cfg) },
-          timeoutMs: opts.timeout * 1000,
-          mem: '2G',
-          signal: ac.signal,
-          onOutput: (chunk) => process.stderr.write(chunk),
-        })
-        run = { code: box.code, bootMs: box.bootMs, totalMs: box.totalMs, mem: '2G', runner: 'test/kernel/box.mjs (user-mode Linux)' }
+        const box = await bootBox({ script: `exec node --expose-gc ${rel(path.join(here, 'inside.mjs'))}\n`, env: { IPSET_BULK_CONFIG: JSON.stringify(cfg) }, timeoutS: opts.timeout, mem: '2G' })
+        run = { code: box.code, bootMs: box.bootMs, totalMs: box.totalMs, mem: '2G', runner: BOX_RUNNER }
       } catch (e) {
         run = { code: 125, error: `the box failed: ${e.message}`, ...(e.code === 'ENOBOX' ? { skipped: e.message } : {}) }
       }
     }
-    if (!fs.existsSync(rawFile)) {
+    const raw = takeRaw(rawFile)
+    if (!raw) {
       environments[where] = { run, ok: Boolean(run.skipped), ...(run.skipped ? { skipped: run.skipped } : { error: run.error ?? `no results came back (exit ${run.code})` }) }
       console.error(`ipset-bulk: ${where}: ${environments[where].skipped ?? environments[where].error}`)
       continue
     }
-    const raw = JSON.parse(fs.readFileSync(rawFile, 'utf8'))
-    fs.rmSync(rawFile, { force: true })
     const summary = summarize(raw)
     environments[where] = { env: raw.env, config: raw.config, run, cases: summary.cases, ratios: summary.ratios, ok: summary.cases.every((c) => c.ok) && run.code === 0 }
   }
 
-  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8')
   const result = {
     benchmark: 'ipset-bulk',
     date: new Date().toISOString(),
     command,
     // Other load on the host shows up as noise in every tool alike; it is recorded here.
-    host: {
-      cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model,
-      cpus: os.cpus().length,
-      kernel: os.release(),
-      node: process.version,
-      loadavgBefore: loadBefore.map((x) => round(x, 2)),
-      loadavgAfter: os.loadavg().map((x) => round(x, 2)),
-    },
+    host: hostRecord(loadBefore),
     goals: GOALS,
     environments,
     ok: Object.values(environments).every((e) => e.ok),
   }
-  fs.mkdirSync(path.dirname(opts.out), { recursive: true })
-  fs.writeFileSync(opts.out, JSON.stringify(result, null, 2) + '\n')
+  writeResult(opts.out, result)
 
   for (const [where, e] of Object.entries(environments)) {
     if (!e.cases) {
@@ -229,14 +158,7 @@ async function main() {
     console.log(table(e))
   }
   console.log(`\n${result.date}, host CPU ${result.host.cpuModel} ×${result.host.cpus}, load ${result.host.loadavgBefore.join(' ')} → ${result.host.loadavgAfter.join(' ')}`)
-  console.log(`results: ${rel(opts.out)}`)
-  if (!result.ok) {
-    console.error('ipset-bulk: some cases FAILED their checks (see "errors" in the results file)')
-    process.exitCode = 1
-  }
+  finish('ipset-bulk', opts.out, result.ok, 'some cases FAILED their checks (see "errors" in the results file)', '')
 }
 
-main().catch((e) => {
-  console.error(`ipset-bulk: ${e.message}`)
-  process.exitCode = 2
-})
+runMain('ipset-bulk', main)

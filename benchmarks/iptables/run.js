@@ -16,39 +16,26 @@
 //                    benchmarks/results/iptables.quick.tmp instead
 //   --out FILE       results file (default benchmarks/results/iptables.json)
 import { spawnSync } from 'node:child_process'
-import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { finish, grid, hostRecord, needsDist, parseFlags, ratioLines, repoRoot, resultsFile, runMain, writeResult } from '../common/harness.mjs'
+import { commandLine } from '../common/host.mjs'
+import { median, round } from '../common/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const repoRoot = path.resolve(here, '../..')
-const rel = (p) => path.relative(repoRoot, p)
 // The issue's goal for one change: at most half of what one `iptables-legacy -A` costs.
 const GOALS = { changeOverAppendMax: 0.5 }
 
 function parseArgs(argv) {
   const o = { services: 10000, endpoints: 3, reps: 5, iterations: 15, quick: false, out: null }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`)
-      return Number(argv[++i])
-    }
-    if (a === '--services') o.services = val()
-    else if (a === '--endpoints') o.endpoints = val()
-    else if (a === '--reps') o.reps = val()
-    else if (a === '--iterations') o.iterations = val()
-    else if (a === '--quick') o.quick = true
-    else if (a === '--out') o.out = path.resolve(argv[++i])
-    else if (a === '-h' || a === '--help') {
-      console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 18).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'))
-      process.exit(0)
-    } else throw new Error(`unknown option ${a}`)
-  }
+  parseFlags(argv, import.meta.url, o, {
+    '--services': ['services', 'number'], '--endpoints': ['endpoints', 'number'], '--reps': ['reps', 'number'], '--iterations': ['iterations', 'number'],
+    '--quick': ['quick', true], '--out': ['out', 'path'],
+  })
   if (o.quick) Object.assign(o, { services: 1000, reps: 1, iterations: 3 })
   for (const k of ['services', 'endpoints', 'reps', 'iterations']) if (!(Number.isInteger(o[k]) && o[k] >= 1)) throw new Error(`--${k} must be an integer ≥ 1`)
-  o.out ??= path.join(repoRoot, 'benchmarks/results', o.quick ? 'iptables.quick.tmp' : 'iptables.json')
+  o.out ??= resultsFile('iptables', o.quick)
   return o
 }
 
@@ -64,37 +51,19 @@ function inFreshNetns(cfg) {
   return JSON.parse(r.stdout.trim().split('\n').pop())
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
-const r1 = (x) => Math.round(x * 10) / 10
-const r2 = (x) => Math.round(x * 100) / 100
+const r1 = (x) => round(x, 1)
+const r2 = (x) => round(x, 2)
 
 function version(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8' })
   return (r.stdout || r.stderr || '').trim().split('\n')[0]
 }
 
-function hostInfo() {
-  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8')
-  return {
-    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model,
-    cpus: os.cpus().length,
-    kernel: os.release(),
-    node: process.version,
-    iptables: version('iptables-legacy', ['--version']),
-    memTotalMB: Math.round(os.totalmem() / 2 ** 20),
-  }
-}
-
 function main() {
   const opts = parseArgs(process.argv.slice(2))
   if (process.getuid?.() !== 0) throw new Error('needs root (each run gets its own network namespace with unshare -n)')
-  if (!fs.existsSync(path.join(repoRoot, 'dist/index.js'))) throw new Error('dist/ is missing: npm run build first')
-  const command = process.env.npm_lifecycle_event
-    ? `npm run ${process.env.npm_lifecycle_event}${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`
-    : `node ${rel(fileURLToPath(import.meta.url))} ${process.argv.slice(2).join(' ')}`.trim()
+  needsDist('dist/index.js')
+  const command = commandLine(import.meta.url)
   const size = { services: opts.services, endpoints: opts.endpoints }
   const loadBefore = os.loadavg()
   const errors = []
@@ -152,7 +121,7 @@ function main() {
     date: new Date().toISOString(),
     command,
     how: 'host kernel; every run a fresh node process in a fresh network namespace (unshare -n); bulk rounds interleave ours and restore, alternating which goes first; our bulk run is timed after one untimed pass that validates and lays out the same edits (JIT warm-up) and is dropped; changes interleave the four kinds in one namespace holding the full layout, each followed (untimed) by a read that waits for the snapshot prefetch, as a daemon between syncs',
-    host: { ...hostInfo(), loadavgBefore: loadBefore.map(r2), loadavgAfter: os.loadavg().map(r2) },
+    host: hostRecord(loadBefore, { iptables: version('iptables-legacy', ['--version']), memTotalMB: Math.round(os.totalmem() / 2 ** 20) }),
     config: { ...size, rules: bulk.ours[0].rules, chains: bulk.ours[0].chains, reps: opts.reps, iterations: opts.iterations },
     table: { entries: expect.entries, bytes: expect.size, sameAsRestore: sameTable, saveLines: bulk.restore[0].lines },
     goals: GOALS,
@@ -161,35 +130,22 @@ function main() {
     errors,
     ok: errors.length === 0,
   }
-  fs.mkdirSync(path.dirname(opts.out), { recursive: true })
-  fs.writeFileSync(opts.out, JSON.stringify(result, null, 2) + '\n')
+  writeResult(opts.out, result)
 
   console.log(`\niptables — ${result.date}, host Linux ${result.host.kernel}, ${result.host.iptables}, ${result.host.cpuModel} ×${result.host.cpus}, load ${result.host.loadavgBefore.join(' ')}`)
   console.log(`layout: ${opts.services} services × ${opts.endpoints} endpoints = ${result.config.rules} rules, ${result.config.chains} chains; kernel table ${expect.entries} entries, ${(expect.size / 2 ** 20).toFixed(1)} MiB; iptables-legacy-save of ours ${sameTable ? 'identical to' : 'DIFFERS from'} restore's\n`)
   const head = ['case', 'median ms', 'min ms', 'runs', 'what']
   const rows = cases.map((c) => [c.id, c.medianMs.toFixed(1), c.minMs.toFixed(1), String(c.samplesMs.length), c.what])
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-  const fmt = (r) => r.map((x, i) => (i >= 1 && i <= 3 ? x.padStart(w[i]) : x.padEnd(w[i]))).join('  ')
-  console.log([fmt(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt)].join('\n'))
+  console.log(grid(head, rows, (i) => i >= 1 && i <= 3).join('\n'))
   console.log('')
-  const rw = Math.max(...ratios.map((r) => r.what.length))
-  for (const r of ratios) console.log(`${r.what.padEnd(rw)}  ${`${r.value.toFixed(2)}×`.padStart(7)}${r.goal ? `   goal ${r.goal}: ${r.met ? 'met' : 'NOT MET'}` : ''}`)
+  console.log(ratioLines(ratios, 7).join('\n'))
   const b = cases.find((c) => c.id === 'bulk-ours').extra
   const e = change.breakdown['ours-endpoint']
   const cold = change.breakdown['ours-endpoint-cold']
   console.log(`\nwhere the time goes (medians): bulk: validate + lay out ${b.encodeMs} ms, libiptc edits ${b.applyMs} ms, commit ${b.commitMs} ms.`)
   console.log(`one change: lock ${e.lockMs} ms, read ${e.loadMs} ms (snapshot reused ${e.snapshotReused}/${opts.iterations}), edits ${e.applyMs} ms, commit ${e.commitMs} ms` +
     ` (libiptc compiles the whole table, the kernel replaces it: IPT_SO_SET_REPLACE + SET_ADD_COUNTERS); without reuse the read alone is ${cold.loadMs} ms.`)
-  console.log(`\nresults: ${rel(opts.out)}`)
-  if (!result.ok) {
-    console.error(`iptables: FAILED checks:\n  ${errors.join('\n  ')}`)
-    process.exitCode = 1
-  }
+  finish('iptables', opts.out, result.ok, `FAILED checks:\n  ${errors.join('\n  ')}`)
 }
 
-try {
-  main()
-} catch (e) {
-  console.error(`iptables: ${e.message}`)
-  process.exitCode = 2
-}
+runMain('iptables', main)

@@ -16,12 +16,15 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+
+import { loopHeld, run, runFreshNetns, stopwatchLog, workerMain } from '../common/inside.mjs'
+import { ipvsCount } from '../common/ipvs-cluster.mjs'
+import { round2 } from '../common/stats.mjs'
 
 const self = fileURLToPath(import.meta.url)
 const gc = globalThis.gc ?? (() => {})
-const round2 = (x) => Math.round(x * 100) / 100
 
 // ---- the rules: the same for every tool (probe.c computes the same addresses) ----------
 
@@ -67,13 +70,6 @@ const opsOf = ({ services, dests }) => services * (1 + dests)
 const label = ({ services, dests }) => `${services >= 1000 ? `${services / 1000}k` : services}${dests ? `x${dests}` : ''}`
 const expected = (size) => ({ services: size.services, dests: size.services * size.dests })
 
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { maxBuffer: 1 << 30, encoding: 'utf8', ...opts })
-  if (r.error) throw r.error
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${String(r.stderr ?? '').trim().slice(0, 500)}`)
-  return r
-}
-
 // ---- the oracles --------------------------------------------------------------------
 
 /**
@@ -81,16 +77,7 @@ function run(cmd, args, opts = {}) {
  * independent of our library and of ipvsadm, and one read instead of a dump
  * per service (`ipvsadm -Sn` on 20k services costs seconds in the box).
  */
-function kernelCount() {
-  const text = fs.readFileSync('/proc/net/ip_vs', 'utf8')
-  let services = 0
-  let dests = 0
-  for (const line of text.split('\n')) {
-    if (/^(TCP|UDP|SCTP|FWM) /.test(line)) services++
-    else if (/^ {2}-> [0-9A-F[]/.test(line)) dests++
-  }
-  return { services, dests }
-}
+const kernelCount = ipvsCount
 
 /** The same count as ipvsadm sees it (`ipvsadm -Sn`), for the listing cross-check. */
 function ipvsadmCount() {
@@ -175,19 +162,7 @@ const PROBE_VARIANTS = {
 }
 
 async function batchRun(ipvs, size) {
-  return timed(expected(size), () => batchOps(size), async (ops) => {
-    // How long the event loop is held: the synchronous part of the call
-    // (validation + encoding), and the longest stall after it (turning the
-    // replies into results).
-    const loop = monitorEventLoopDelay({ resolution: 1 })
-    loop.enable()
-    const t0 = performance.now()
-    const pending = ipvs.batch(ops)
-    const syncMs = performance.now() - t0
-    const outcomes = await pending
-    loop.disable()
-    return { outcomes, extra: { syncMs: round2(syncMs), maxLoopDelayMs: round2(loop.max / 1e6) } }
-  }, (v) => allOk(v.outcomes))
+  return timed(expected(size), () => batchOps(size), (ops) => loopHeld(() => ipvs.batch(ops)), (v) => allOk(v.outcomes))
 }
 
 /** Runs one spec; returns [{ id, ms, check, extra? }]. */
@@ -316,8 +291,7 @@ async function orchestrate() {
   const large = cfg.large ?? { services: 20000, dests: 0 }
   const listing = cfg.list ?? { services: 20000, dests: 5 }
   const nodeFlags = cfg.nodeFlags ?? ['--expose-gc']
-  const started = performance.now()
-  const log = (msg) => process.stdout.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`)
+  const log = stopwatchLog()
 
   const results = new Map()
   const record = (id, fields) => {
@@ -331,16 +305,7 @@ async function orchestrate() {
 
   /** One worker process in a fresh netns; its samples go into `results`. */
   const runWorker = (spec, fieldsOf) => {
-    const r = spawnSync('unshare', ['-n', process.execPath, ...nodeFlags, self, '--worker', JSON.stringify(spec)], {
-      encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, IPVS_BULK_CONFIG: JSON.stringify(cfg) },
-    })
-    const last = (r.stdout ?? '').trim().split('\n').pop()
-    let reply
-    try {
-      reply = JSON.parse(last)
-    } catch {
-      reply = { error: `worker exited ${r.status ?? r.signal ?? r.error?.message}: ${(r.stderr ?? '').trim().slice(-1500)}` }
-    }
+    const reply = runFreshNetns(self, spec, { envVar: 'IPVS_BULK_CONFIG', cfg, nodeFlags })
     if (reply.error) {
       const id = spec.id
       const rec = record(id, fieldsOf(id))
@@ -424,17 +389,4 @@ async function orchestrate() {
 
 // ---- main ---------------------------------------------------------------------------
 
-const at = process.argv.indexOf('--worker')
-if (at >= 0) {
-  const spec = JSON.parse(process.argv[at + 1])
-  const cfg = JSON.parse(process.env.IPVS_BULK_CONFIG ?? '{}')
-  try {
-    const samples = await worker(spec, cfg)
-    process.stdout.write(JSON.stringify({ samples }) + '\n')
-  } catch (e) {
-    process.stdout.write(JSON.stringify({ error: String(e?.stack ?? e) }) + '\n')
-  }
-  process.exit(0) // the netns goes with the last process in it
-} else {
-  await orchestrate()
-}
+if (!(await workerMain('IPVS_BULK_CONFIG', async (spec, cfg) => ({ samples: await worker(spec, cfg) })))) await orchestrate()

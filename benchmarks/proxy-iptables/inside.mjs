@@ -22,101 +22,23 @@
 //
 //   node inside.mjs                 the orchestrator: config in PROXY_IPTABLES_CONFIG, raw results to cfg.out
 //   node inside.mjs --worker JSON   one worker, in the current netns; prints one JSON line
-import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import {
+  CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, changedService, daemonFlags, makeCluster,
+  name, newEndpointIP, procStatus, rewriteGroup, run, writeManifests,
+} from '../common/cluster.mjs'
+import {
+  MAIN, coldRecord, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
+} from '../common/inside.mjs'
+import { round2, stats } from '../common/stats.mjs'
 
 const self = fileURLToPath(import.meta.url)
-const repoRoot = path.resolve(path.dirname(self), '../..')
-const MAIN = path.join(repoRoot, 'dist/proxy/main.js')
-const round2 = (x) => (x == null || !Number.isFinite(x) ? null : Math.round(x * 100) / 100)
-
-// ---- the cluster: the same as benchmarks/proxy-ipvs --------------------------------------
-
-const NODE = 'node1'
-const OTHER_NODE = 'node2' // every endpoint lives there: no local-endpoint special cases
-const NODE_IP = '192.168.50.10'
-const CLUSTER_CIDR = '10.240.0.0/12'
-const PER_FILE = 100 // services (Service + EndpointSlice) per manifest file
-const NODE_PORTS_MAX = 2500
-const ip4 = (base, n) => `10.${base + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`
-const clusterIP = (i) => ip4(96, i + 10)
-const endpointIP = (k) => ip4(244, k)
-const newEndpointIP = (c) => ip4(252, c + 1)
-const isNodePort = (i) => i % 10 === 5 && (i - 5) / 10 < NODE_PORTS_MAX
-const nodePortOf = (i) => 30000 + (i - 5) / 10
-
-function makeCluster({ services, endpoints }) {
-  const eps = []
-  for (let i = 0; i < services; i++) {
-    const list = []
-    for (let j = 0; j < endpoints; j++) list.push(endpointIP(i * endpoints + j))
-    eps.push(list)
-  }
-  let nodePorts = 0
-  for (let i = 0; i < services; i++) if (isNodePort(i)) nodePorts++
-  return { services, endpoints, eps, nodePorts }
-}
-
-const name = (i) => `svc-${String(i).padStart(5, '0')}`
-
-function serviceDoc(i) {
-  const port = { name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }
-  const np = isNodePort(i)
-  if (np) port.nodePort = nodePortOf(i)
-  return {
-    apiVersion: 'v1', kind: 'Service',
-    metadata: { name: name(i), namespace: 'bench' },
-    spec: { type: np ? 'NodePort' : 'ClusterIP', clusterIP: clusterIP(i), clusterIPs: [clusterIP(i)], ports: [port], selector: { app: name(i) } },
-  }
-}
-
-function sliceDoc(cluster, i) {
-  return {
-    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
-    metadata: { name: `${name(i)}-x7k2p`, namespace: 'bench', labels: { 'kubernetes.io/service-name': name(i) } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-    endpoints: cluster.eps[i].map((ip) => ({ addresses: [ip], conditions: { ready: true, serving: true, terminating: false }, nodeName: OTHER_NODE })),
-  }
-}
-
-const groupFile = (dir, g) => path.join(dir, `group-${String(g).padStart(4, '0')}.json`)
-
-function groupText(cluster, g) {
-  const items = []
-  for (let i = g * PER_FILE; i < Math.min(cluster.services, (g + 1) * PER_FILE); i++) items.push(serviceDoc(i), sliceDoc(cluster, i))
-  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items })
-}
-
-function writeManifests(cluster, dir) {
-  fs.rmSync(dir, { recursive: true, force: true })
-  fs.mkdirSync(dir, { recursive: true })
-  let bytes = 0
-  const groups = Math.ceil(cluster.services / PER_FILE)
-  for (let g = 0; g < groups; g++) {
-    const text = groupText(cluster, g)
-    bytes += text.length
-    fs.writeFileSync(groupFile(dir, g), text)
-  }
-  return { files: groups, bytes }
-}
-
-/** The service changed at step c: spread over the whole range and over the files. */
-const changedService = (c, services) => (c * 7919 + 13) % services
 
 // ---- the oracles: iptables-legacy-save text, never our library ---------------------------
-
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { maxBuffer: 1 << 30, encoding: 'utf8', ...opts })
-  if (r.error) throw r.error
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${String(r.stderr ?? '').trim().slice(0, 500)}`)
-  return r
-}
 
 function timed(cmd, args, input) {
   const t0 = performance.now()
@@ -203,76 +125,17 @@ function netnsSetup() {
   }
 }
 
-function procStatus(pid) {
-  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN)
-  return { rssMB: round2(kb('VmRSS') / 1024), hwmMB: round2(kb('VmHWM') / 1024) }
-}
-
-function percentile(xs, p) {
-  const s = xs.filter((x) => x != null).sort((a, b) => a - b)
-  if (!s.length) return null
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]
-}
-const stats = (xs) => ({ n: xs.length, p50: round2(percentile(xs, 50)), p90: round2(percentile(xs, 90)), p99: round2(percentile(xs, 99)), max: round2(Math.max(...xs)), mean: round2(xs.reduce((a, b) => a + b, 0) / xs.length) })
-
-const daemonFlags = (dir) => [
-  '--proxy-mode=iptables', `--manifests=${dir}`, `--hostname-override=${NODE}`, `--cluster-cidr=${CLUSTER_CIDR}`,
-  '--healthz-bind-address=127.0.0.1:10256', '--metrics-bind-address=127.0.0.1:10249',
-]
-
 // ---- worker: cold start of the daemon process -----------------------------------------
 
 async function coldWorker(spec, cfg) {
   netnsSetup()
   const cluster = makeCluster(spec.size)
-  const flags = [...(cfg.daemonNodeFlags ?? []), MAIN, ...daemonFlags(spec.dir)]
-  const t0 = performance.now()
-  const proc = spawn(process.execPath, flags, { stdio: ['ignore', 'ignore', 'pipe'] })
-  const lines = []
-  let fullSync
-  let running
-  let exited
-  const done = new Promise((resolve, reject) => {
-    let partial = ''
-    proc.stderr.setEncoding('utf8').on('data', (chunk) => {
-      const now = performance.now()
-      partial += chunk
-      const parts = partial.split('\n')
-      partial = parts.pop()
-      for (const line of parts) {
-        let rec
-        try {
-          rec = JSON.parse(line)
-        } catch {
-          rec = { msg: line }
-        }
-        lines.push(rec)
-        if (rec.msg === 'full sync' && !fullSync) fullSync = { at: now - t0, rec }
-        if (rec.msg === 'tsproxy running') {
-          running = now - t0
-          resolve()
-        }
-        if (rec.level === 'error') reject(new Error(`daemon error: ${line}`))
-      }
-    })
-    proc.on('exit', (code, signal) => {
-      exited = { code, signal }
-      reject(new Error(`daemon exited ${code ?? signal} before running; last lines: ${lines.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`))
-    })
-  })
-  const timer = setTimeout(() => proc.kill('SIGKILL'), (cfg.coldTimeoutS ?? 900) * 1000)
-  try {
-    await done
-  } finally {
-    clearTimeout(timer)
-  }
-  const memAtRunning = procStatus(proc.pid)
-  const loaded = lines.find((l) => l.msg === 'manifests loaded')
-  await new Promise((r) => setTimeout(r, 2000))
-  const memLater = procStatus(proc.pid)
-  proc.kill('SIGTERM')
-  await new Promise((r) => (exited ? r() : proc.on('exit', r)))
+  const flags = [...(cfg.daemonNodeFlags ?? []), MAIN, ...daemonFlags('iptables', spec.dir)]
+  const d = await startUntilRunning(flags, cfg.coldTimeoutS)
+  const memAtRunning = procStatus(d.proc.pid)
+  await sleep(2000)
+  const memLater = procStatus(d.proc.pid)
+  await stopDaemon(d)
   // Untimed, after the daemon stopped (it leaves the rules): what it wrote.
   const t1 = performance.now()
   const text = save()
@@ -282,13 +145,7 @@ async function coldWorker(spec, cfg) {
   if (bad) throw new Error(`after the daemon's cold start: ${bad}`)
   fs.writeFileSync(spec.saveTo, text)
   return {
-    wallMs: round2(running),
-    fullSyncSeenMs: round2(fullSync?.at),
-    syncMs: fullSync?.rec.ms,
-    ops: fullSync?.rec.ops,
-    manifestsLoaded: loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined,
-    mem: memAtRunning,
-    memAfter2s: memLater,
+    ...coldRecord(d, memAtRunning, memLater),
     counts,
     digest: digestOf(text),
     saveBytes: text.length,
@@ -301,15 +158,8 @@ async function coldWorker(spec, cfg) {
 async function changesWorker(spec, cfg) {
   netnsSetup()
   const cluster = makeCluster(spec.size)
-  const { Daemon } = await import(path.join(repoRoot, 'dist/proxy/daemon.js'))
-  const { defaultConfig } = await import(path.join(repoRoot, 'dist/proxy/config.js'))
+  const { Daemon, config, errors, log } = await daemonKit('iptables')
   const { openIptablesDataplane } = await import(path.join(repoRoot, 'dist/proxy/iptables/dataplane.js'))
-  const config = defaultConfig()
-  config.mode = 'iptables'
-  config.clusterCIDR = CLUSTER_CIDR
-  config.hostnameOverride = NODE
-  config.healthzBindAddress = ''
-  config.metricsBindAddress = ''
   // No periodic full resync in the middle (it is the cold start), and no 1 s
   // spacing between syncs (kube-proxy's default min-sync-period): one change is timed, not the rate limit.
   config.iptables.syncPeriod = 3600_000
@@ -337,10 +187,6 @@ async function changesWorker(spec, cfg) {
       })
     },
   }
-  const errors = []
-  const log = (level, msg, fields) => {
-    if (level === 'error') errors.push(`${msg} ${JSON.stringify(fields ?? {})}`.slice(0, 500))
-  }
   const daemon = new Daemon({ config, manifests: spec.dir, log, iptablesDataplane: () => dp })
   const t0 = performance.now()
   await daemon.start()
@@ -358,13 +204,7 @@ async function changesWorker(spec, cfg) {
     if (m) svcChainOf.set(m[1], m[2])
   }
 
-  const rewrite = (i) => {
-    const file = groupFile(spec.dir, Math.floor(i / PER_FILE))
-    const tmp = `${file}.tmp`
-    fs.writeFileSync(tmp, groupText(cluster, Math.floor(i / PER_FILE)))
-    fs.renameSync(tmp, file)
-    return [file]
-  }
+  const rewrite = (i) => [rewriteGroup(cluster, spec.dir, i)]
   const settledMs = []
   const syncMs = []
   const checkMs = []
@@ -502,34 +342,10 @@ async function peerWorker(spec, cfg) {
 // ---- orchestrator ------------------------------------------------------------------------
 
 async function orchestrate() {
-  const cfg = JSON.parse(process.env.PROXY_IPTABLES_CONFIG ?? '{}')
+  const { cfg, log, env, runWorker, pause } = orchestration(self, 'PROXY_IPTABLES_CONFIG', { iptables: toolVersion('iptables-legacy') })
   const sizes = cfg.sizes ?? [1000, 10000]
   const endpoints = cfg.endpoints ?? 10
   const nChanges = cfg.changes ?? 40
-  const started = performance.now()
-  const log = (msg) => process.stdout.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`)
-  const env = {
-    kernelRelease: os.release(),
-    node: process.version,
-    cpus: os.cpus().length,
-    iptables: spawnSync('iptables-legacy', ['--version'], { encoding: 'utf8' }).stdout.trim(),
-    manifestsOn: 'the box\'s own tmpfs (/run)',
-    isolation: 'each worker in a fresh network namespace (unshare -n), its own node process',
-  }
-  log(`box: Linux ${env.kernelRelease}, node ${env.node}, ${env.iptables}`)
-
-  const runWorker = (spec) => {
-    const r = spawnSync('unshare', ['-n', process.execPath, ...(cfg.workerNodeFlags ?? []), self, '--worker', JSON.stringify(spec)], {
-      encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PROXY_IPTABLES_CONFIG: JSON.stringify(cfg) },
-    })
-    const last = (r.stdout ?? '').trim().split('\n').pop()
-    try {
-      return JSON.parse(last)
-    } catch {
-      return { error: `worker exited ${r.status ?? r.signal ?? r.error?.message}: ${(r.stderr ?? '').trim().slice(-1500)}` }
-    }
-  }
-  const pause = () => new Promise((r) => setTimeout(r, 500))
 
   const results = []
   for (const services of sizes) {
@@ -541,55 +357,29 @@ async function orchestrate() {
     const coldSave = `${base}/cold.save`
     const finalSave = `${base}/final.save`
     const res = { services, endpoints, nodePorts: cluster.nodePorts, manifests: written, cold: null, changes: null, peer: null, errors: [] }
-    log(`== ${services} services × ${endpoints} endpoints (${cluster.nodePorts} NodePort), ${written.files} files, ${(written.bytes / 2 ** 20).toFixed(1)} MB`)
-    const step = (kind, spec, ok) => {
-      const r = runWorker({ kind, size, ...spec })
-      if (r.error) {
-        res.errors.push(`${kind}: ${r.error}`)
-        log(`${kind}: FAILED: ${r.error.split('\n').slice(0, 3).join(' / ')}`)
-        return null
-      }
-      log(ok(r.value))
-      return r.value
-    }
-    res.cold = step('cold', { dir, saveTo: coldSave }, (v) =>
+    log(sizeHeading(cluster, written))
+    const step = stepper(runWorker, res, log, 3)
+    res.cold = step('cold', { size, dir, saveTo: coldSave }, (v) =>
       `cold: daemon running after ${v.wallMs.toFixed(0)} ms (full sync logged ${v.syncMs} ms), RSS ${v.mem.rssMB} MB (peak ${v.mem.hwmMB}); nat ${v.counts.nat.chains} chains / ${v.counts.nat.rules} rules, filter ${v.counts.filter.rules} rules ✓`)
     await pause()
     writeManifests(cluster, dir)
     if (res.cold) {
-      res.changes = step('changes', { dir, changes: nChanges, saveTo: finalSave, coldDigest: res.cold.digest }, (v) =>
+      res.changes = step('changes', { size, dir, changes: nChanges, saveTo: finalSave, coldDigest: res.cold.digest }, (v) =>
         `changes: start in-process ${v.startInProcessMs} ms; settled p50 ${v.settled.p50} p99 ${v.settled.p99} ms; sync p50 ${v.sync.p50} p99 ${v.sync.p99} ms; commit p50 ${v.commit.ms.p50} (kernel replace ${v.commit.kernelReplaceMs.p50}) ms ✓`)
       await pause()
     }
     if (res.cold && res.changes) {
-      res.peer = step('peer', { coldSave, finalSave, changes: res.changes.changes, baselineReps: cfg.baselineReps ?? 10 }, (v) =>
+      res.peer = step('peer', { size, coldSave, finalSave, changes: res.changes.changes, baselineReps: cfg.baselineReps ?? 10 }, (v) =>
         `peer: iptables-legacy-restore (cold) ${v.coldRestoreMs} ms ✓; one change (--noflush, ${v.changeTextLines.p50} lines) p50 ${v.change.p50} p99 ${v.change.p99} ms; process start ${v.baseline.processStartMs.p50} ms, read-only restore ${v.baseline.readOnlyRestoreMs.p50} ms ✓`)
     }
     fs.rmSync(base, { recursive: true, force: true })
     results.push(res)
   }
   const out = { env, config: { sizes, endpoints, changes: nChanges, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
-  fs.mkdirSync(path.dirname(cfg.out), { recursive: true })
-  fs.writeFileSync(cfg.out, JSON.stringify(out, null, 2) + '\n')
-  const failed = results.reduce((n, r) => n + r.errors.length, 0)
-  log(`done: ${failed} failed worker(s)`)
-  process.exitCode = failed ? 1 : 0
+  writeRaw(cfg.out, out, log)
 }
 
 // ---- main ----------------------------------------------------------------------------------
 
-const at = process.argv.indexOf('--worker')
-if (at >= 0) {
-  const spec = JSON.parse(process.argv[at + 1])
-  const cfg = JSON.parse(process.env.PROXY_IPTABLES_CONFIG ?? '{}')
-  try {
-    const fn = { cold: coldWorker, changes: changesWorker, peer: peerWorker }[spec.kind]
-    const value = await fn(spec, cfg)
-    process.stdout.write(JSON.stringify({ value }) + '\n')
-  } catch (e) {
-    process.stdout.write(JSON.stringify({ error: String(e?.stack ?? e) }) + '\n')
-  }
-  process.exit(0)
-} else {
-  await orchestrate()
-}
+const work = { cold: coldWorker, changes: changesWorker, peer: peerWorker }
+if (!(await workerMain('PROXY_IPTABLES_CONFIG', async (spec, cfg) => ({ value: await work[spec.kind](spec, cfg) })))) await orchestrate()

@@ -19,21 +19,20 @@
 //
 //   node inside.mjs                 the orchestrator: config in PROXY_IPVS_CONFIG, raw results to cfg.out
 //   node inside.mjs --worker JSON   one worker, in the current netns; prints one JSON line
-import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import {
-  CLUSTER_CIDR, NODE, NODE_IP, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, clusterIP, daemonFlags, diffState, expectedState,
-  groupFile, groupText, ipvsCount, isNodePort, kernelState, makeCluster, newEndpointIP, netnsSetup, nodePortOf, percentile, procStatus,
+  CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, clusterIP, daemonFlags, diffState, expectedState,
+  ipvsCount, isNodePort, kernelState, makeCluster, newEndpointIP, netnsSetup, nodePortOf, percentile, procStatus, rewriteGroup,
   round2, run, stats, writeManifests,
 } from '../common/ipvs-cluster.mjs'
+import {
+  MAIN, coldRecord, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
+} from '../common/inside.mjs'
 
 const self = fileURLToPath(import.meta.url)
-const repoRoot = path.resolve(path.dirname(self), '../..')
-const MAIN = path.join(repoRoot, 'dist/proxy/main.js')
 
 // ---- worker: cold start of the daemon process -----------------------------------------
 
@@ -42,66 +41,19 @@ async function coldWorker(spec, cfg) {
   const cluster = makeCluster(spec.size)
   const want = expectedState(cluster)
   const flags = [...(cfg.daemonNodeFlags ?? []), MAIN, ...daemonFlags(spec.dir)]
-  const t0 = performance.now()
-  const proc = spawn(process.execPath, flags, { stdio: ['ignore', 'ignore', 'pipe'] })
-  const lines = []
-  let fullSync
-  let running
-  let exited
-  const done = new Promise((resolve, reject) => {
-    let partial = ''
-    proc.stderr.setEncoding('utf8').on('data', (chunk) => {
-      const now = performance.now()
-      partial += chunk
-      const parts = partial.split('\n')
-      partial = parts.pop()
-      for (const line of parts) {
-        let rec
-        try {
-          rec = JSON.parse(line)
-        } catch {
-          rec = { msg: line }
-        }
-        lines.push(rec)
-        if (rec.msg === 'full sync' && !fullSync) fullSync = { at: now - t0, rec }
-        if (rec.msg === 'tsproxy running') {
-          running = now - t0
-          resolve()
-        }
-        if (rec.level === 'error') reject(new Error(`daemon error: ${line}`))
-      }
-    })
-    proc.on('exit', (code, signal) => {
-      exited = { code, signal }
-      reject(new Error(`daemon exited ${code ?? signal} before running; last lines: ${lines.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`))
-    })
-  })
-  const timer = setTimeout(() => proc.kill('SIGKILL'), (cfg.coldTimeoutS ?? 900) * 1000)
-  try {
-    await done
-  } finally {
-    clearTimeout(timer)
-  }
-  const memAtRunning = procStatus(proc.pid)
-  const loaded = lines.find((l) => l.msg === 'manifests loaded')
+  const d = await startUntilRunning(flags, cfg.coldTimeoutS)
+  const memAtRunning = procStatus(d.proc.pid)
   const have = kernelState()
   const bad = diffState(have, want)
   // Memory a little later: what the daemon keeps while it runs (a GC may have run).
-  await new Promise((r) => setTimeout(r, 2000))
-  const memLater = procStatus(proc.pid)
+  await sleep(2000)
+  const memLater = procStatus(d.proc.pid)
   const metricsRes = await fetch('http://127.0.0.1:10249/metrics').then((r) => r.text()).catch(() => '')
   const heapMetric = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(metricsRes)?.[1]
-  proc.kill('SIGTERM')
-  await new Promise((r) => (exited ? r() : proc.on('exit', r)))
+  await stopDaemon(d)
   if (bad) throw new Error(bad)
   return {
-    wallMs: round2(running),
-    fullSyncSeenMs: round2(fullSync?.at),
-    syncMs: fullSync?.rec.ms,
-    ops: fullSync?.rec.ops,
-    manifestsLoaded: loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined,
-    mem: memAtRunning,
-    memAfter2s: memLater,
+    ...coldRecord(d, memAtRunning, memLater),
     heapUsedMB: heapMetric ? round2(Number(heapMetric) / 2 ** 20) : undefined,
     kernel: have,
   }
@@ -177,21 +129,10 @@ async function changesWorker(spec, cfg) {
   netnsSetup()
   const cluster = makeCluster(spec.size)
   const want = expectedState(cluster)
-  const { Daemon } = await import(path.join(repoRoot, 'dist/proxy/daemon.js'))
-  const { defaultConfig } = await import(path.join(repoRoot, 'dist/proxy/config.js'))
+  const { Daemon, config, errors, log } = await daemonKit('ipvs')
   const { Ipvs } = await import(path.join(repoRoot, 'dist/index.js'))
-  const config = defaultConfig()
-  config.mode = 'ipvs'
-  config.clusterCIDR = CLUSTER_CIDR
-  config.hostnameOverride = NODE
-  config.healthzBindAddress = ''
-  config.metricsBindAddress = ''
   // No periodic full resync in the middle of the changes: it is measured as the cold start.
   config.ipvs.syncPeriod = 3600_000
-  const errors = []
-  const log = (level, msg, fields) => {
-    if (level === 'error') errors.push(`${msg} ${JSON.stringify(fields ?? {})}`.slice(0, 500))
-  }
   const daemon = new Daemon({ config, manifests: spec.dir, log })
   const t0 = performance.now()
   await daemon.start()
@@ -222,15 +163,7 @@ async function changesWorker(spec, cfg) {
   const rttListMs = []
   const rttBatchMs = []
   const changed = new Map()
-  const rewrite = (i) => {
-    const file = groupFile(spec.dir, Math.floor(i / PER_FILE))
-    // Written aside and renamed over, as a careful writer does: the daemon's
-    // watcher must never see a half-written file.
-    const tmp = `${file}.tmp`
-    fs.writeFileSync(tmp, groupText(cluster, Math.floor(i / PER_FILE)))
-    fs.renameSync(tmp, file)
-    return [file]
-  }
+  const rewrite = (i) => [rewriteGroup(cluster, spec.dir, i)]
   for (let c = 0; c < 2 * spec.changes; c++) {
     const i = changedService(c, cluster.services)
     const j = c % cluster.endpoints
@@ -300,37 +233,12 @@ async function changesWorker(spec, cfg) {
 // ---- orchestrator ------------------------------------------------------------------------
 
 async function orchestrate() {
-  const cfg = JSON.parse(process.env.PROXY_IPVS_CONFIG ?? '{}')
+  const { cfg, log, env, runWorker, pause } = orchestration(self, 'PROXY_IPVS_CONFIG', { ipvsadm: toolVersion('ipvsadm'), ipset: toolVersion('ipset') })
   const sizes = cfg.sizes ?? [1000, 10000, 30000]
   const endpoints = cfg.endpoints ?? 10
   const changes = cfg.changes ?? 100
   const reps = cfg.reps ?? 1
   const only = cfg.only ? new Set(cfg.only) : null
-  const started = performance.now()
-  const log = (msg) => process.stdout.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`)
-  const env = {
-    kernelRelease: os.release(),
-    node: process.version,
-    cpus: os.cpus().length,
-    ipvsadm: spawnSync('ipvsadm', ['--version'], { encoding: 'utf8' }).stdout.trim(),
-    ipset: spawnSync('ipset', ['--version'], { encoding: 'utf8' }).stdout.trim(),
-    manifestsOn: 'the box\'s own tmpfs (/run)',
-    isolation: 'each worker in a fresh network namespace (unshare -n), its own node process',
-  }
-  log(`box: Linux ${env.kernelRelease}, node ${env.node}, ${env.ipvsadm}`)
-
-  const runWorker = (spec) => {
-    const r = spawnSync('unshare', ['-n', process.execPath, ...(cfg.workerNodeFlags ?? []), self, '--worker', JSON.stringify(spec)], {
-      encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PROXY_IPVS_CONFIG: JSON.stringify(cfg) },
-    })
-    const last = (r.stdout ?? '').trim().split('\n').pop()
-    try {
-      return JSON.parse(last)
-    } catch {
-      return { error: `worker exited ${r.status ?? r.signal ?? r.error?.message}: ${(r.stderr ?? '').trim().slice(-1500)}` }
-    }
-  }
-  const pause = () => new Promise((r) => setTimeout(r, 500))
 
   const results = []
   for (const services of sizes) {
@@ -339,69 +247,36 @@ async function orchestrate() {
     const dir = `/run/tsproxy-bench-proxy-ipvs/${services}`
     const written = writeManifests(cluster, dir)
     const res = { services, endpoints, nodePorts: cluster.nodePorts, expected: expectedState(cluster), manifests: written, cold: [], peer: [], changes: null, errors: [] }
-    log(`== ${services} services × ${endpoints} endpoints (${cluster.nodePorts} NodePort), ${written.files} files, ${(written.bytes / 2 ** 20).toFixed(1)} MB`)
+    log(sizeHeading(cluster, written))
+    const step = stepper(runWorker, res, log)
     for (let r = 0; r < reps; r++) {
       if (!only || only.has('cold')) {
-        const c = runWorker({ kind: 'cold', size, dir })
-        if (c.error) {
-          res.errors.push(`cold: ${c.error}`)
-          log(`cold: FAILED: ${c.error.split('\n')[0]}`)
-        } else {
-          res.cold.push(c.value)
-          log(`cold: daemon running after ${c.value.wallMs.toFixed(0)} ms (full sync logged ${c.value.syncMs} ms, ops ${JSON.stringify(c.value.ops)}), RSS ${c.value.mem.rssMB} MB (peak ${c.value.mem.hwmMB}, 2 s later ${c.value.memAfter2s.rssMB}) ✓`)
-        }
+        const v = step('cold', { size, dir }, (v) =>
+          `cold: daemon running after ${v.wallMs.toFixed(0)} ms (full sync logged ${v.syncMs} ms, ops ${JSON.stringify(v.ops)}), RSS ${v.mem.rssMB} MB (peak ${v.mem.hwmMB}, 2 s later ${v.memAfter2s.rssMB}) ✓`)
+        if (v) res.cold.push(v)
         await pause()
       }
       if (!only || only.has('peer')) {
-        const p = runWorker({ kind: 'peer', size, changes })
-        if (p.error) {
-          res.errors.push(`peer: ${p.error}`)
-          log(`peer: FAILED: ${p.error.split('\n')[0]}`)
-        } else {
-          res.peer.push(p.value)
-          log(`peer: ipvsadm -R ${p.value.cold.ipvsadmRestoreMs} ms + ipset restore ${p.value.cold.ipsetRestoreMs} ms + ip -batch ${p.value.cold.ipBatchMs} ms = ${p.value.cold.totalMs} ms ✓; one ipvsadm -a p50 ${p.value.change.p50} ms p99 ${p.value.change.p99} ms`)
-        }
+        const v = step('peer', { size, changes }, (v) =>
+          `peer: ipvsadm -R ${v.cold.ipvsadmRestoreMs} ms + ipset restore ${v.cold.ipsetRestoreMs} ms + ip -batch ${v.cold.ipBatchMs} ms = ${v.cold.totalMs} ms ✓; one ipvsadm -a p50 ${v.change.p50} ms p99 ${v.change.p99} ms`)
+        if (v) res.peer.push(v)
         await pause()
       }
     }
     writeManifests(cluster, dir) // the cold runs did not change it; the changes worker does
     if (!only || only.has('changes')) {
-      const ch = runWorker({ kind: 'changes', size, dir, changes })
-      if (ch.error) {
-        res.errors.push(`changes: ${ch.error}`)
-        log(`changes: FAILED: ${ch.error.split('\n')[0]}`)
-      } else {
-        res.changes = ch.value
-        const v = ch.value
-        log(`changes: start in-process ${v.startInProcessMs} ms; settled p50 ${v.settled.p50} p99 ${v.settled.p99} ms (sync p50 ${v.sync.p50}); e2e p50 ${v.e2e.p50} p99 ${v.e2e.p99} ms; ` +
-          `netlink list p50 ${v.rttList.p50} ms, 1-op batch p50 ${v.rttBatch.p50} ms ✓`)
-      }
+      res.changes = step('changes', { size, dir, changes }, (v) =>
+        `changes: start in-process ${v.startInProcessMs} ms; settled p50 ${v.settled.p50} p99 ${v.settled.p99} ms (sync p50 ${v.sync.p50}); e2e p50 ${v.e2e.p50} p99 ${v.e2e.p99} ms; ` +
+        `netlink list p50 ${v.rttList.p50} ms, 1-op batch p50 ${v.rttBatch.p50} ms ✓`)
     }
     fs.rmSync(dir, { recursive: true, force: true })
     results.push(res)
   }
   const out = { env, config: { sizes, endpoints, changes, reps, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
-  fs.mkdirSync(path.dirname(cfg.out), { recursive: true })
-  fs.writeFileSync(cfg.out, JSON.stringify(out, null, 2) + '\n')
-  const failed = results.reduce((n, r) => n + r.errors.length, 0)
-  log(`done: ${failed} failed worker(s)`)
-  process.exitCode = failed ? 1 : 0
+  writeRaw(cfg.out, out, log)
 }
 
 // ---- main ----------------------------------------------------------------------------------
 
-const at = process.argv.indexOf('--worker')
-if (at >= 0) {
-  const spec = JSON.parse(process.argv[at + 1])
-  const cfg = JSON.parse(process.env.PROXY_IPVS_CONFIG ?? '{}')
-  try {
-    const fn = { cold: coldWorker, peer: peerWorker, changes: changesWorker }[spec.kind]
-    const value = await fn(spec, cfg)
-    process.stdout.write(JSON.stringify({ value }) + '\n')
-  } catch (e) {
-    process.stdout.write(JSON.stringify({ error: String(e?.stack ?? e) }) + '\n')
-  }
-  process.exit(0) // the netns goes with the last process in it
-} else {
-  await orchestrate()
-}
+const work = { cold: coldWorker, peer: peerWorker, changes: changesWorker }
+if (!(await workerMain('PROXY_IPVS_CONFIG', async (spec, cfg) => ({ value: await work[spec.kind](spec, cfg) })))) await orchestrate()

@@ -22,54 +22,25 @@
 //
 // Everything inside the box is slow per syscall (user-mode Linux), so only the
 // ratios between figures of the same boot mean anything.
-import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { runInBox, repoRoot } from '../../test/kernel/box.mjs'
-import { commandLine, helpText, hostInfo, rel } from '../common/host.mjs'
-
-const here = path.dirname(fileURLToPath(import.meta.url))
+import { cpuProfile, finish, grid, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { median, ratio, round, tag } from '../common/stats.mjs'
 
 // The issue's goals (reported, never asserted).
 const GOALS = { coldAt10kMaxS: 60, changeP99OverRttMax: 3, flat30kOver1kMax: 1.2, rssAt10kMaxMB: 120 }
 
 function parseArgs(argv) {
   const o = { sizes: [1000, 10000, 30000], endpoints: 10, changes: 100, reps: 1, only: null, quick: false, cpuProf: false, timeout: 5400, out: null }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`)
-      return argv[++i]
-    }
-    if (a === '--sizes') o.sizes = val().split(',').map(Number)
-    else if (a === '--endpoints') o.endpoints = Number(val())
-    else if (a === '--changes') o.changes = Number(val())
-    else if (a === '--reps') o.reps = Number(val())
-    else if (a === '--only') o.only = val().split(',')
-    else if (a === '--quick') o.quick = true
-    else if (a === '--cpu-prof') o.cpuProf = true
-    else if (a === '--timeout') o.timeout = Number(val())
-    else if (a === '--out') o.out = path.resolve(val())
-    else if (a === '-h' || a === '--help') {
-      console.log(helpText(import.meta.url))
-      process.exit(0)
-    } else throw new Error(`unknown option ${a}`)
-  }
+  parseFlags(argv, import.meta.url, o, {
+    '--sizes': ['sizes', 'numbers'], '--endpoints': ['endpoints', 'number'], '--changes': ['changes', 'number'], '--reps': ['reps', 'number'],
+    '--only': ['only', 'words'], '--quick': ['quick', true], '--cpu-prof': ['cpuProf', true], '--timeout': ['timeout', 'number'], '--out': ['out', 'path'],
+  })
   if (o.quick) Object.assign(o, { sizes: [300, 1000], changes: 10, reps: 1 })
   if (!o.sizes.every((n) => Number.isInteger(n) && n >= 2 * o.changes + 1)) throw new Error('--sizes: integers, each more than twice --changes')
   for (const k of ['endpoints', 'changes', 'reps']) if (!(Number.isInteger(o[k]) && o[k] >= 1)) throw new Error(`--${k} must be an integer ≥ 1`)
-  o.out ??= path.join(repoRoot, 'benchmarks/results', o.quick ? 'proxy-ipvs.quick.tmp' : 'proxy-ipvs.json')
+  o.out ??= resultsFile('proxy-ipvs', o.quick)
   return o
 }
-
-const median = (xs) => {
-  const s = xs.filter((x) => x != null).sort((a, b) => a - b)
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : null
-}
-const round = (x, d = 2) => (x == null || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d)
-const ratio = (a, b) => (a != null && b != null && b > 0 ? round(a / b) : null)
-const tag = (n) => (n >= 1000 ? `${n / 1000}k` : String(n))
 
 /** Per size: the medians of the cold/peer runs, the change statistics, and the ratios. */
 function summarize(raw) {
@@ -158,9 +129,7 @@ function table(summary) {
     `${f(r.peerChangeP50Ms, 1)} / ${f(r.peerChangeP99Ms, 1)}`,
     r.ok ? 'ok' : 'FAILED',
   ])
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-  const fmt = (r) => r.map((x, i) => (i === 0 || i === 12 ? x.padEnd(w[i]) : x.padStart(w[i]))).join('  ')
-  lines.push(fmt(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt), '')
+  lines.push(...grid(head, rows, (i) => i !== 0 && i !== 12), '')
   for (const r of summary.rows) {
     lines.push(`${r.size}: peer = ipvsadm -R ${f(r.peerIpvsadmRMs)} ms + ipset restore ${f(r.peerIpsetRestoreMs)} ms + ip -batch ${f(r.peerIpBatchMs)} ms; ` +
       `peer / daemon wall ${r.ratios.peerColdOverDaemonWall ?? '—'}×; one ipvsadm -a / one change (settled, e2e) p50: ${r.ratios.peerChangeP50OverSettledP50 ?? '—'}×, ${r.ratios.peerChangeP50OverE2eP50 ?? '—'}×`)
@@ -173,74 +142,35 @@ function table(summary) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2))
-  if (!fs.existsSync(path.join(repoRoot, 'dist/proxy/main.js'))) throw new Error('dist/ is missing: npm run build first')
-  const rawFile = path.join(os.tmpdir(), `tsproxy-proxy-ipvs-${process.pid}.json`)
-  const profDir = path.join(os.tmpdir(), 'tsproxy-proxy-ipvs-prof')
-  const prof = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
+  needsDist('dist/proxy/main.js')
+  const prof = cpuProfile('proxy-ipvs', opts.cpuProf)
   const cfg = {
-    out: rawFile,
     sizes: opts.sizes,
     endpoints: opts.endpoints,
     changes: opts.changes,
     reps: opts.reps,
     only: opts.only,
-    daemonNodeFlags: prof,
-    workerNodeFlags: prof,
+    daemonNodeFlags: prof.flags,
+    workerNodeFlags: prof.flags,
   }
-  const command = commandLine(import.meta.url)
-  const loadBefore = os.loadavg()
-  console.error(`proxy-ipvs: booting the kernel box (timeout ${opts.timeout} s)…`)
-  const ac = new AbortController()
-  for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => ac.abort())
-  let box
-  try {
-    box = await runInBox({
-      script: `exec node ${rel(path.join(here, 'inside.mjs'))}\n`,
-      env: { PROXY_IPVS_CONFIG: JSON.stringify(cfg) },
-      timeoutMs: opts.timeout * 1000,
-      mem: '3G',
-      signal: ac.signal,
-      onOutput: (chunk) => process.stderr.write(chunk),
-    })
-  } catch (e) {
-    console.error(`proxy-ipvs: the box failed: ${e.message}`)
-    process.exitCode = 125
-    return
-  }
-  if (!fs.existsSync(rawFile)) {
-    console.error(`proxy-ipvs: no results came back (box exit ${box.code})`)
-    process.exitCode = box.code || 1
-    return
-  }
-  const raw = JSON.parse(fs.readFileSync(rawFile, 'utf8'))
-  fs.rmSync(rawFile, { force: true })
+  const run = await runBoxBenchmark('proxy-ipvs', import.meta.url, { envVar: 'PROXY_IPVS_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G' })
+  if (!run) return
+  const { box, raw } = run
   const summary = summarize(raw)
   const result = {
-    benchmark: 'proxy-ipvs',
-    date: new Date().toISOString(),
-    command,
-    host: { ...hostInfo(), loadavgBefore: loadBefore.map((x) => round(x)), loadavgAfter: os.loadavg().map((x) => round(x)) },
-    box: { ...raw.env, bootMs: box.bootMs, totalMs: box.totalMs, mem: '3G', runner: 'test/kernel/box.mjs (user-mode Linux)' },
-    config: { ...raw.config, cpuProf: opts.cpuProf ? profDir : false },
+    ...run.head,
+    config: { ...raw.config, cpuProf: prof.record },
     goals: GOALS,
     summary: summary.rows,
     goalsReport: summary.goals,
     raw: raw.sizes,
     ok: summary.rows.every((r) => r.ok) && box.code === 0,
   }
-  fs.mkdirSync(path.dirname(opts.out), { recursive: true })
-  fs.writeFileSync(opts.out, JSON.stringify(result, null, 2) + '\n')
+  writeResult(opts.out, result)
   console.log(`\nproxy-ipvs — ${result.date}, box: Linux ${raw.env.kernelRelease}, node ${raw.env.node}, host CPU ${result.host.cpuModel} ×${result.host.cpus}; ` +
     `${raw.config.changes} changes of each kind per size, ${raw.config.reps} cold run(s)\n`)
   console.log(table(summary))
-  console.log(`\nresults: ${rel(opts.out)}`)
-  if (!result.ok) {
-    console.error('proxy-ipvs: some workers FAILED their checks (see "errors" in the results file)')
-    process.exitCode = 1
-  }
+  finish('proxy-ipvs', opts.out, result.ok, 'some workers FAILED their checks (see "errors" in the results file)')
 }
 
-main().catch((e) => {
-  console.error(`proxy-ipvs: ${e.message}`)
-  process.exitCode = 2
-})
+runMain('proxy-ipvs', main)

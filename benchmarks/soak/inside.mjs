@@ -19,15 +19,12 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import {
-  daemonFlags, diffState, endpointOf, expectedState, groupFile, groupText, ipvsCount, kernelState, makeCluster, netnsSetup, newEndpointIP,
+  daemonFlags, diffState, endpointOf, expectedState, ipvsCount, kernelState, makeCluster, netnsSetup, newEndpointIP, rewriteGroup,
   clusterIP, PER_FILE, procStatus, round2, stats, writeManifests,
 } from '../common/ipvs-cluster.mjs'
+import { MAIN, followLog, repoRoot, sleep, stopwatchLog } from '../common/inside.mjs'
 
-const self = fileURLToPath(import.meta.url)
-const repoRoot = path.resolve(path.dirname(self), '../..')
-const MAIN = path.join(repoRoot, 'dist/proxy/main.js')
 const METRICS = 'http://127.0.0.1:10249/metrics'
 
 const cfg = JSON.parse(process.env.SOAK_CONFIG ?? '{}')
@@ -37,31 +34,17 @@ const durationS = cfg.durationS ?? 3600
 const rate = cfg.rate ?? 2 // changes per second
 const sampleS = cfg.sampleS ?? 30
 const dir = '/run/tsproxy-bench-soak'
-const started = performance.now()
-const say = (msg) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(7)}s] ${msg}\n`)
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const say = stopwatchLog((s) => process.stderr.write(s), 7)
 
 /** The daemon as a child process; its JSON log lines are followed as they come. */
 function startDaemon() {
   const proc = spawn(process.execPath, [MAIN, ...daemonFlags(dir)], { stdio: ['ignore', 'ignore', 'pipe'] })
   const d = { proc, syncs: [], errors: [], running: null, exited: null, waiters: new Set() }
-  let partial = ''
-  proc.stderr.setEncoding('utf8').on('data', (chunk) => {
-    const now = performance.now()
-    partial += chunk
-    const parts = partial.split('\n')
-    partial = parts.pop()
-    for (const line of parts) {
-      let rec
-      try {
-        rec = JSON.parse(line)
-      } catch {
-        rec = { msg: line }
-      }
-      if (rec.msg === 'tsproxy running') d.running = now
-      if (rec.msg === 'sync' || rec.msg === 'full sync') d.syncs.push({ at: now, ms: rec.ms, full: rec.msg === 'full sync' })
-      if (rec.level === 'error') d.errors.push(line.slice(0, 500))
-    }
+  followLog(proc, (rec, line, now) => {
+    if (rec.msg === 'tsproxy running') d.running = now
+    if (rec.msg === 'sync' || rec.msg === 'full sync') d.syncs.push({ at: now, ms: rec.ms, full: rec.msg === 'full sync' })
+    if (rec.level === 'error') d.errors.push(line.slice(0, 500))
+  }, () => {
     for (const w of d.waiters) w()
   })
   proc.on('exit', (code, signal) => {
@@ -117,12 +100,7 @@ function change(cluster, c) {
   return { i, kind, ip: ep.ip, ready: ep.ready }
 }
 
-function rewrite(cluster, i) {
-  const file = groupFile(dir, Math.floor(i / PER_FILE))
-  const tmp = `${file}.tmp`
-  fs.writeFileSync(tmp, groupText(cluster, Math.floor(i / PER_FILE)))
-  fs.renameSync(tmp, file)
-}
+const rewrite = (cluster, i) => rewriteGroup(cluster, dir, i)
 
 async function main() {
   const env = {
