@@ -121,12 +121,52 @@ export interface NativeIptc {
 }
 
 const require = createRequire(import.meta.url)
-const load = require('node-gyp-build') as (dir: string) => unknown
 
 /** The package root: dist/native.js lives one level below it. */
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..')
 
-export const native = load(packageRoot) as NativeAddon
+let loaded: NativeAddon | undefined
+let injected: NativeAddon | undefined
+
+/** The addon, loaded on first use: the pure layers (model, trackers, config) import without the binary. */
+function binding(): NativeAddon {
+  return injected ?? loadNativeBinding()
+}
+
+/**
+ * Test seam: every later call into the addon (new sockets, codecs, iptc, locks)
+ * goes to `fake` instead; a socket already open keeps its handle. A fake may
+ * spread `loadNativeBinding()` to keep the real codecs. Undo with useNativeBinding().
+ */
+export function setBinding(fake: NativeAddon): void {
+  injected = fake
+}
+
+/** Back to the real addon after setBinding(). */
+export function useNativeBinding(): void {
+  injected = undefined
+}
+
+/** The real addon, loading it now (a fake spreads it to keep the real codecs). */
+export function loadNativeBinding(): NativeAddon {
+  loaded ??= (require('node-gyp-build') as (dir: string) => unknown)(packageRoot) as NativeAddon
+  return loaded
+}
+
+/** The addon's exports, each looked up at the call: the real addon, or the one setBinding() gave. */
+export const native: NativeAddon = {
+  get NetlinkSocket() {
+    return binding().NetlinkSocket
+  },
+  get iptc() {
+    return binding().iptc
+  },
+  encode: (codec, family, ops, firstSeq) => binding().encode(codec, family, ops, firstSeq),
+  decode: (codec, replies) => binding().decode(codec, replies),
+  collect: (codec, dumps, portId, firstSeq, datagrams, ackSlot) => binding().collect(codec, dumps, portId, firstSeq, datagrams, ackSlot),
+  lockFile: (path) => binding().lockFile(path),
+  unlockFile: (fd) => binding().unlockFile(fd),
+}
 
 export const NETLINK_GENERIC = 16
 export const NETLINK_NETFILTER = 12
