@@ -1,6 +1,6 @@
 // A netlink socket as the families in lib/ use it: batches in, one result per
 // operation out, kernel errors as NetlinkError.
-import { NetlinkError } from '../errors.js'
+import { NetlinkError, type NetlinkErrorInit } from '../errors.js'
 import { native, type NativeOp, type NativeRecord, type NativeResult, type NativeSocket } from '../native.js'
 
 export type Outcome = { ok: true } | { ok: false; error: NetlinkError }
@@ -145,9 +145,18 @@ export function toError(result: NativeResult<unknown>, op: string, index?: numbe
   return new NetlinkError({
     errno: result.error,
     op,
-    ...(result.extack ? { extack: result.extack } : {}),
+    ...kernelDetail(result),
     ...(index === undefined ? {} : { index }),
   })
+}
+
+/** What the kernel said besides the errno: its extended ACK text and offset, and a dump that stayed interrupted. */
+export function kernelDetail(result: NativeResult<unknown>): Pick<NetlinkErrorInit, 'extack' | 'extackOffset' | 'interrupted'> {
+  const d: Pick<NetlinkErrorInit, 'extack' | 'extackOffset' | 'interrupted'> = {}
+  if (result.extack) d.extack = result.extack
+  if (result.extackOffset) d.extackOffset = result.extackOffset
+  if (result.interrupted) d.interrupted = true
+  return d
 }
 
 /** The one success outcome, shared: a large batch allocates nothing for the operations that worked. */
