@@ -3,6 +3,12 @@
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { ConntrackRawRecord, ConntrackWireOp } from './native/conntrack.js'
+import type { GenlRawFamily, GenlWireOp } from './native/genl.js'
+import type { IpsetRawRecord, IpsetWireOp } from './native/ipset.js'
+import type { IpvsRawRecord, IpvsWireOp } from './native/ipvs.js'
+import type { NftRawRecord, NftWireOp } from './native/nftables.js'
+import type { RouteRawRecord, RouteWireOp } from './native/route.js'
 
 /** One request's outcome, as the netlink core reports it. */
 export interface NativeResult<R = NativeRecord> {
@@ -22,7 +28,22 @@ export interface NativeResult<R = NativeRecord> {
   echo?: { [field: string]: unknown }
 }
 
-/** A decoded reply message; each family's module narrows it. */
+/**
+ * Each codec of native/ with the requests it encodes and the records it
+ * decodes (the wire forms, in lib/native/): NetlinkSocket.execute is typed by it.
+ */
+export interface Codecs {
+  ipvs: { op: IpvsWireOp; record: IpvsRawRecord }
+  genl: { op: GenlWireOp; record: GenlRawFamily }
+  route: { op: RouteWireOp; record: RouteRawRecord }
+  conntrack: { op: ConntrackWireOp; record: ConntrackRawRecord }
+  ipset: { op: IpsetWireOp; record: IpsetRawRecord }
+  nftables: { op: NftWireOp; record: NftRawRecord }
+}
+
+export type Codec = keyof Codecs
+
+/** A decoded reply message, whatever the codec (the Codecs map narrows it). */
 export interface NativeRecord {
   kind: string
   [field: string]: unknown
@@ -36,7 +57,7 @@ export interface NativeOp {
 
 export interface NativeSocket {
   readonly portId: number
-  execute<R = NativeRecord>(codec: string, family: number, ops: NativeOp[]): Promise<NativeResult<R>[]>
+  execute<C extends Codec>(codec: C, family: number, ops: Codecs[C]['op'][]): Promise<NativeResult<Codecs[C]['record']>[]>
   close(): Promise<void>
 }
 
