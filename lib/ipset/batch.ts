@@ -48,7 +48,7 @@ export class Message {
 
   push(index: number, w: WireEntry, size: number): void {
     const n = this.indices.length
-    const e = w as unknown as Record<string, string | number | undefined>
+    const e = w as Record<string, string | number | undefined>
     let added = 0
     for (const f in e) {
       if (f === 'af') continue
@@ -76,7 +76,7 @@ export class Message {
     const w: WireEntry = { af: this.af }
     for (const f in this.cols) {
       const x = this.cols[f as WireField]![i]
-      if (x !== undefined) (w as unknown as Record<string, unknown>)[f] = x
+      if (x !== undefined) (w as Record<string, unknown>)[f] = x
     }
     return w
   }

@@ -1,8 +1,8 @@
 // The ipset codec's wire forms (native/ipset): the requests lib/ipset sends,
 // entries as the encoder takes them, and the records the decoder gives back.
 
-/** An entry as native/ipset encodes it. */
-export interface WireEntry {
+/** An entry as native/ipset encodes it (a type, not an interface: batch.ts reads and writes its fields by name). */
+export type WireEntry = {
   af: number
   ip?: string
   cidr?: number
