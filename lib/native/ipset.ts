@@ -70,7 +70,16 @@ export interface RawType {
   revisionMin: number
 }
 
-export type IpsetRawRecord = RawSet | RawProtocol | RawType
+/** IPSET_CMD_HEADER's answer (lib asks for headers through list instead). */
+export interface RawSetHeader {
+  kind: 'header'
+  name: string
+  typename: string
+  family: number
+  revision: number
+}
+
+export type IpsetRawRecord = RawSet | RawProtocol | RawType | RawSetHeader
 
 /** A batch message's entries, a column per field (ip/ip2 may come joined by newlines). */
 export type WireColumns = { count: number; af: number } & { [K in WireField]?: ArrayLike<number | string | undefined> | string }
