@@ -6,12 +6,12 @@
 // The kernel side is in test/kernel/ipvs.ktest.ts and ipset.host.ktest.ts.
 import t, { type Test } from 'tap'
 import { Conntrack, IpSet, Ipvs, NetlinkError, Rtnl } from '../../dist/index.js'
-import type { NativeOp, NativeResult } from '../../dist/native.js'
+import type { NativeOp, NativeRecord, NativeResult } from '../../dist/native.js'
 import { openOver } from '../support/fake-netlink.js'
 
 /** Plausible answers, one turn of the event loop later, as the thread pool answers. */
 function answer(codec: string, op: NativeOp): NativeResult {
-  const ok = (records: unknown[] = []): NativeResult => ({ error: 0, records } as unknown as NativeResult)
+  const ok = (records: unknown[] = []): NativeResult => ({ error: 0, records: records as NativeRecord[] })
   switch (`${codec}:${String(op.cmd)}`) {
     case 'genl:getFamily':
       return ok([{ kind: 'family', id: 0x24, name: 'IPVS', version: 1, maxAttr: 9 }])
