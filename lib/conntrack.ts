@@ -19,7 +19,7 @@
 //     (The id is a hash of the entry's address and tuple: one made again under
 //     the same tuple is most often another id, and left alone, but may reuse
 //     the memory and so the id; deleting that one is harmless.)
-import type { NativeOp, NativeResult } from './native.js'
+import type { ConntrackWireOp, RawEntry, RawTuple } from './native/conntrack.js'
 import { NETLINK_NETFILTER } from './native.js'
 import { NetlinkError } from './errors.js'
 import { NetlinkSocket, toError } from './netlink/socket.js'
@@ -168,9 +168,9 @@ function checkFilter(at: Where, value: unknown, forDelete: boolean): Checked {
 }
 
 /** What the kernel is asked to filter on (see the top of this file). */
-function listWire(c: Checked, family: Family): NativeOp {
-  const wire: NativeOp = { cmd: 'list', family: v.familyOf(family) }
-  const orig: Record<string, unknown> = {}
+function listWire(c: Checked, family: Family): ConntrackWireOp {
+  const wire: ConntrackWireOp & { cmd: 'list' } = { cmd: 'list', family: v.familyOf(family) }
+  const orig: Partial<RawTuple> = {}
   if (c.proto !== undefined) orig.proto = c.proto
   if (c.port !== undefined) orig.dport = c.port
   if (family === 'inet') {
@@ -183,32 +183,6 @@ function listWire(c: Checked, family: Family): NativeOp {
 }
 
 // ---- records ------------------------------------------------------------------------------
-
-interface RawTuple {
-  src?: string
-  dst?: string
-  proto: number
-  sport?: number
-  dport?: number
-  icmpType?: number
-  icmpCode?: number
-  icmpId?: number
-  zone?: number
-}
-
-interface RawEntry {
-  kind: 'entry'
-  family: number
-  orig: RawTuple
-  reply: RawTuple
-  status: number
-  timeout?: number
-  mark?: number
-  id?: number
-  use?: number
-  zone?: number
-  tcpState?: number
-}
 
 function same(a: string | undefined, b: string): boolean {
   return a !== undefined && (a === b || addressKey(a) === addressKey(b))
@@ -254,10 +228,10 @@ function entry(r: RawEntry): ConntrackEntry {
 }
 
 /** The delete request for an entry: its whole original tuple, zone and id. */
-function deleteWire(family: number, t: RawTuple, id?: number, zone?: number): NativeOp {
-  const orig: Record<string, unknown> = { src: t.src, dst: t.dst, proto: t.proto }
+function deleteWire(family: number, t: RawTuple, id?: number, zone?: number): ConntrackWireOp {
+  const orig: Partial<RawTuple> = { src: t.src, dst: t.dst, proto: t.proto }
   for (const k of ['sport', 'dport', 'icmpType', 'icmpCode', 'icmpId'] as const) if (t[k] !== undefined) orig[k] = t[k]
-  const wire: NativeOp = { cmd: 'delete', family, orig }
+  const wire: ConntrackWireOp & { cmd: 'delete' } = { cmd: 'delete', family, orig }
   if (zone !== undefined) wire.zone = zone
   if (id !== undefined) wire.id = id
   return wire
@@ -289,7 +263,7 @@ export class Conntrack {
   }
 
   async #dump(c: Checked, op: string): Promise<RawEntry[]> {
-    const results = await this.#sock.execute<RawEntry>('conntrack', 0, c.families.map((f) => listWire(c, f)), op)
+    const results = await this.#sock.execute('conntrack', 0, c.families.map((f) => listWire(c, f)), op)
     const out: RawEntry[] = []
     for (const r of results) {
       if (r.error) throw toError(r, op)
@@ -351,9 +325,9 @@ export class Conntrack {
     })
   }
 
-  async #delete(wires: NativeOp[], op: string): Promise<number> {
+  async #delete(wires: ConntrackWireOp[], op: string): Promise<number> {
     if (!wires.length) return 0
-    const results: NativeResult[] = await this.#sock.execute('conntrack', 0, wires, op)
+    const results = await this.#sock.execute('conntrack', 0, wires, op)
     let deleted = 0
     let first: NetlinkError | undefined
     results.forEach((r, i) => {
@@ -367,7 +341,7 @@ export class Conntrack {
   /** How many entries the table holds (`conntrack -C`). */
   async count(op = 'conntrack.count'): Promise<number> {
     return this.#sock.call(op, async () => {
-      const [r] = await this.#sock.execute<{ kind: string; entries: number }>('conntrack', 0, [{ cmd: 'count' }], op)
+      const [r] = await this.#sock.execute('conntrack', 0, [{ cmd: 'count' }], op)
       if (r!.error) throw toError(r!, op)
       const stats = r!.records.find((x) => x.kind === 'stats')
       if (!stats) throw new NetlinkError({ errno: 74 /* EBADMSG */, op, message: 'EBADMSG: the kernel sent no statistics' })

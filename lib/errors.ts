@@ -14,6 +14,8 @@ export interface NetlinkErrorInit {
   errno: number
   op: string
   extack?: string
+  extackOffset?: number
+  interrupted?: boolean
   index?: number
   message?: string
   code?: string
@@ -30,18 +32,25 @@ export class NetlinkError extends Error {
   readonly op: string
   /** The kernel's extended ACK message, when it sent one. */
   readonly extack?: string
+  /** Where in the request the kernel found fault (NLMSGERR_ATTR_OFFS: a byte offset from the start of its netlink message). */
+  readonly extackOffset?: number
+  /** A dump stayed inconsistent (NLM_F_DUMP_INTR) after every retry; errno is EINTR. */
+  readonly interrupted?: boolean
   /** The operation's position in a batch. */
   readonly index?: number
 
   constructor(init: NetlinkErrorInit) {
     const code = init.code ?? errnoCode(init.errno)
     const where = init.index === undefined ? '' : ` (batch index ${init.index})`
-    const detail = init.message ?? `${code}${init.extack ? `: ${init.extack}` : ''}`
+    const said = init.extack ?? (init.interrupted ? 'the dump stayed inconsistent (NLM_F_DUMP_INTR) after every retry' : undefined)
+    const detail = init.message ?? `${code}${said ? `: ${said}` : ''}`
     super(`${init.op}${where}: ${detail}`)
     this.errno = init.errno
     this.code = code
     this.op = init.op
     if (init.extack) this.extack = init.extack
+    if (init.extackOffset) this.extackOffset = init.extackOffset
+    if (init.interrupted) this.interrupted = true
     if (init.index !== undefined) this.index = init.index
   }
 }

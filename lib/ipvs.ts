@@ -1,7 +1,7 @@
 // IPVS, the kernel's layer-4 load balancer, over generic netlink: everything
 // ipvsadm does but the sync daemon. Input is validated here (errors name the
 // field); native/ipvs only names the kernel's attributes.
-import type { NativeOp } from './native.js'
+import type { IpvsRawRecord, IpvsStats, IpvsWireOp, RawDest, RawService, WireDest, WireService } from './native/ipvs.js'
 import { NETLINK_GENERIC } from './native.js'
 import { NetlinkError } from './errors.js'
 import { NetlinkSocket, SLICE, resolveGenlFamily, toError, toOutcome, yieldToLoop, type Outcome } from './netlink/socket.js'
@@ -10,6 +10,7 @@ import type { Family, Where } from './validate.js'
 
 export type { Outcome } from './netlink/socket.js'
 export type { Family } from './validate.js'
+export type { IpvsStats } from './native/ipvs.js'
 
 export type IpvsProtocol = 'tcp' | 'udp' | 'sctp'
 export type ForwardMethod = 'masq' | 'local' | 'tunnel' | 'route' | 'bypass'
@@ -67,19 +68,6 @@ export interface DestinationSpec extends DestinationKey {
   tunnelType?: TunnelType
   tunnelPort?: number
   tunnelFlags?: TunnelFlag
-}
-
-export interface IpvsStats {
-  conns: number
-  inPackets: number
-  outPackets: number
-  inBytes: number
-  outBytes: number
-  cps: number
-  inPps: number
-  outPps: number
-  inBps: number
-  outBps: number
 }
 
 export interface ServiceRecord {
@@ -170,19 +158,6 @@ const ESRCH = 3
 
 // ---- input: validation and the wire form -------------------------------------------------
 
-interface WireService {
-  af: number
-  protocol?: number
-  address?: string
-  port?: number
-  fwmark?: number
-  scheduler?: string
-  flags?: number
-  timeout?: number
-  netmask?: number
-  peName?: string
-}
-
 // Checked once per operation of batches of 100k: no per-call arrays, spreads or
 // field-name strings outside the error paths.
 const PROTOCOL_NAMES = Object.keys(PROTOCOLS) as IpvsProtocol[]
@@ -252,19 +227,6 @@ function serviceSpec(at: Where, value: unknown): WireService {
   return wire
 }
 
-interface WireDest {
-  af: number
-  address: string
-  port: number
-  forward?: number
-  weight?: number
-  upperThreshold?: number
-  lowerThreshold?: number
-  tunType?: number
-  tunPort?: number
-  tunFlags?: number
-}
-
 function destination(at: Where, svc: WireService, value: unknown, full: boolean): WireDest {
   const d = v.object(at, 'destination', value)
   v.only(at, 'destination', d, DESTINATION_FIELDS)
@@ -298,11 +260,11 @@ function destination(at: Where, svc: WireService, value: unknown, full: boolean)
  * ValidationError naming the field. Exported so input checks are testable
  * without a kernel.
  */
-export function toWire(op: IpvsOp, index?: number): NativeOp {
+export function toWire(op: IpvsOp, index?: number): IpvsWireOp {
   return wireOp({ op: `ipvs.${(op as { op?: string })?.op ?? 'batch'}`, ...(index === undefined ? {} : { index }) }, op)
 }
 
-function wireOp(at: Where, op: IpvsOp): NativeOp {
+function wireOp(at: Where, op: IpvsOp): IpvsWireOp {
   const o = v.object(at, 'op', op)
   const fields = OP_FIELDS[o.op as IpvsOp['op']]
   if (fields) v.only(at, 'op', o, fields)
@@ -332,39 +294,6 @@ function wireOp(at: Where, op: IpvsOp): NativeOp {
 }
 
 // ---- output: records ---------------------------------------------------------------------
-
-interface RawService {
-  kind: 'service'
-  af: number
-  protocol?: number
-  address?: string
-  port?: number
-  fwmark?: number
-  scheduler: string
-  peName?: string
-  flags: number
-  timeout: number
-  netmask: number
-  stats: IpvsStats
-}
-
-interface RawDest {
-  kind: 'destination'
-  af: number
-  address?: string
-  port: number
-  forward: number
-  weight: number
-  upperThreshold: number
-  lowerThreshold: number
-  activeConns: number
-  inactiveConns: number
-  persistConns: number
-  tunType?: number
-  tunPort?: number
-  tunFlags?: number
-  stats: IpvsStats
-}
 
 function flagNames(bits: number, scheduler: string): ServiceFlag[] {
   const out: ServiceFlag[] = []
@@ -456,8 +385,8 @@ export class Ipvs {
   }
 
   /** One request, as a call of its own (begun now: every caller makes it before any await). */
-  async #one<R>(op: string, wire: NativeOp): Promise<R[]> {
-    return this.#sock.call(`ipvs.${op}`, () => this.#sock.request<R>('ipvs', this.#family, wire, `ipvs.${op}`))
+  async #one(op: string, wire: IpvsWireOp): Promise<IpvsRawRecord[]> {
+    return this.#sock.call(`ipvs.${op}`, () => this.#sock.request('ipvs', this.#family, wire, `ipvs.${op}`))
   }
 
   async addService(service: ServiceSpec): Promise<void> {
@@ -477,8 +406,8 @@ export class Ipvs {
   async getService(service: ServiceKey): Promise<ServiceRecord | undefined> {
     return this.#sock.call('ipvs.getService', async () => {
       const at = { op: 'ipvs.getService' }
-      const wire = { cmd: 'getService', service: serviceKey(at, service) }
-      const [result] = await this.#sock.execute<RawService>('ipvs', this.#family, [wire], at.op)
+      const wire: IpvsWireOp = { cmd: 'getService', service: serviceKey(at, service) }
+      const [result] = await this.#sock.execute('ipvs', this.#family, [wire], at.op)
       if (result!.error === ESRCH) return undefined
       if (result!.error) throw toError(result!, at.op)
       const raw = result!.records.find((r) => r.kind === 'service')
@@ -492,16 +421,16 @@ export class Ipvs {
       const op = 'ipvs.listServices'
       v.only({ op }, 'options', v.object({ op }, 'options', options), ['destinations'])
       const withDestinations = options.destinations === undefined ? false : v.boolean({ op }, 'options.destinations', options.destinations)
-      const raws = (await this.#one<RawService>('listServices', { cmd: 'listServices' })).filter((r) => r.kind === 'service')
+      const raws = (await this.#one('listServices', { cmd: 'listServices' })).filter((r): r is RawService => r.kind === 'service')
       const services = raws.map(serviceRecord)
       if (!withDestinations || services.length === 0) return services
       // One request per service (the kernel lists destinations of one service at
       // a time), all handed to the socket at once: no round trip through JS between them.
-      const wires = raws.map((r) => ({ cmd: 'listDests', service: rawKey(r) }))
-      const results = await this.#sock.execute<RawDest>('ipvs', this.#family, wires, op)
+      const wires = raws.map((r): IpvsWireOp => ({ cmd: 'listDests', service: rawKey(r) }))
+      const results = await this.#sock.execute('ipvs', this.#family, wires, op)
       results.forEach((res, i) => {
         if (res.error) throw toError(res, op, i)
-        services[i]!.destinations = res.records.filter((d) => d.kind === 'destination').map(destinationRecord)
+        services[i]!.destinations = res.records.filter((d): d is RawDest => d.kind === 'destination').map(destinationRecord)
       })
       return services
     })
@@ -522,8 +451,8 @@ export class Ipvs {
   /** The destinations of a service (empty when the service does not exist: that is what the kernel says). */
   async listDestinations(service: ServiceKey): Promise<DestinationRecord[]> {
     const key = serviceKey({ op: 'ipvs.listDestinations' }, service)
-    const raws = await this.#one<RawDest>('listDestinations', { cmd: 'listDests', service: key })
-    return raws.filter((d) => d.kind === 'destination').map(destinationRecord)
+    const raws = await this.#one('listDestinations', { cmd: 'listDests', service: key })
+    return raws.filter((d): d is RawDest => d.kind === 'destination').map(destinationRecord)
   }
 
   /**
@@ -535,7 +464,7 @@ export class Ipvs {
     return this.#sock.call('ipvs.batch', async () => {
       if (!Array.isArray(ops)) v.fail({ op: 'ipvs.batch' }, 'ops', ops, 'must be an array')
       // Everything is checked before anything is sent, a slice per turn of the loop.
-      const wires: NativeOp[] = new Array(ops.length)
+      const wires: IpvsWireOp[] = new Array(ops.length)
       for (let i = 0; i < ops.length; i++) {
         wires[i] = toWire(ops[i]!, i)
         if (i % SLICE === SLICE - 1) await yieldToLoop()
@@ -547,13 +476,13 @@ export class Ipvs {
   }
 
   async getInfo(): Promise<IpvsInfo> {
-    const [info] = await this.#one<{ version: number; connTableSize: number }>('getInfo', { cmd: 'getInfo' })
+    const info = (await this.#one('getInfo', { cmd: 'getInfo' })).find((r) => r.kind === 'info')
     const code = info!.version
     return { version: `${code >> 16}.${(code >> 8) & 0xff}.${code & 0xff}`, versionCode: code, connTableSize: info!.connTableSize }
   }
 
   async getTimeouts(): Promise<IpvsTimeouts> {
-    const [c] = await this.#one<IpvsTimeouts & { kind: string }>('getTimeouts', { cmd: 'getConfig' })
+    const c = (await this.#one('getTimeouts', { cmd: 'getConfig' })).find((r) => r.kind === 'config')
     return { tcp: c!.tcp, tcpFin: c!.tcpFin, udp: c!.udp }
   }
 

@@ -3,6 +3,12 @@
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { ConntrackRawRecord, ConntrackWireOp } from './native/conntrack.js'
+import type { GenlRawFamily, GenlWireOp } from './native/genl.js'
+import type { IpsetRawRecord, IpsetWireOp } from './native/ipset.js'
+import type { IpvsRawRecord, IpvsWireOp } from './native/ipvs.js'
+import type { NftRawRecord, NftWireOp } from './native/nftables.js'
+import type { RouteRawRecord, RouteWireOp } from './native/route.js'
 
 /** One request's outcome, as the netlink core reports it. */
 export interface NativeResult<R = NativeRecord> {
@@ -22,7 +28,22 @@ export interface NativeResult<R = NativeRecord> {
   echo?: { [field: string]: unknown }
 }
 
-/** A decoded reply message; each family's module narrows it. */
+/**
+ * Each codec of native/ with the requests it encodes and the records it
+ * decodes (the wire forms, in lib/native/): NetlinkSocket.execute is typed by it.
+ */
+export interface Codecs {
+  ipvs: { op: IpvsWireOp; record: IpvsRawRecord }
+  genl: { op: GenlWireOp; record: GenlRawFamily }
+  route: { op: RouteWireOp; record: RouteRawRecord }
+  conntrack: { op: ConntrackWireOp; record: ConntrackRawRecord }
+  ipset: { op: IpsetWireOp; record: IpsetRawRecord }
+  nftables: { op: NftWireOp; record: NftRawRecord }
+}
+
+export type Codec = keyof Codecs
+
+/** A decoded reply message, whatever the codec (the Codecs map narrows it). */
 export interface NativeRecord {
   kind: string
   [field: string]: unknown
@@ -36,7 +57,7 @@ export interface NativeOp {
 
 export interface NativeSocket {
   readonly portId: number
-  execute<R = NativeRecord>(codec: string, family: number, ops: NativeOp[]): Promise<NativeResult<R>[]>
+  execute<C extends Codec>(codec: C, family: number, ops: Codecs[C]['op'][]): Promise<NativeResult<Codecs[C]['record']>[]>
   close(): Promise<void>
 }
 
@@ -121,12 +142,52 @@ export interface NativeIptc {
 }
 
 const require = createRequire(import.meta.url)
-const load = require('node-gyp-build') as (dir: string) => unknown
 
 /** The package root: dist/native.js lives one level below it. */
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..')
 
-export const native = load(packageRoot) as NativeAddon
+let loaded: NativeAddon | undefined
+let injected: NativeAddon | undefined
+
+/** The addon, loaded on first use: the pure layers (model, trackers, config) import without the binary. */
+function binding(): NativeAddon {
+  return injected ?? loadNativeBinding()
+}
+
+/**
+ * Test seam: every later call into the addon (new sockets, codecs, iptc, locks)
+ * goes to `fake` instead; a socket already open keeps its handle. A fake may
+ * spread `loadNativeBinding()` to keep the real codecs. Undo with useNativeBinding().
+ */
+export function setBinding(fake: NativeAddon): void {
+  injected = fake
+}
+
+/** Back to the real addon after setBinding(). */
+export function useNativeBinding(): void {
+  injected = undefined
+}
+
+/** The real addon, loading it now (a fake spreads it to keep the real codecs). */
+export function loadNativeBinding(): NativeAddon {
+  loaded ??= (require('node-gyp-build') as (dir: string) => unknown)(packageRoot) as NativeAddon
+  return loaded
+}
+
+/** The addon's exports, each looked up at the call: the real addon, or the one setBinding() gave. */
+export const native: NativeAddon = {
+  get NetlinkSocket() {
+    return binding().NetlinkSocket
+  },
+  get iptc() {
+    return binding().iptc
+  },
+  encode: (codec, family, ops, firstSeq) => binding().encode(codec, family, ops, firstSeq),
+  decode: (codec, replies) => binding().decode(codec, replies),
+  collect: (codec, dumps, portId, firstSeq, datagrams, ackSlot) => binding().collect(codec, dumps, portId, firstSeq, datagrams, ackSlot),
+  lockFile: (path) => binding().lockFile(path),
+  unlockFile: (fd) => binding().unlockFile(fd),
+}
 
 export const NETLINK_GENERIC = 16
 export const NETLINK_NETFILTER = 12

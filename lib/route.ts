@@ -8,7 +8,8 @@
 // EEXIST; deleting a missing link, or an address on a missing link, ENODEV; a
 // missing address EADDRNOTAVAIL. `alreadyExists(e)` / `alreadyGone(e)` test for
 // them, and `{ exist: true }` turns them into a quiet `false`.
-import type { NativeOp, NativeResult } from './native.js'
+import type { NativeResult } from './native.js'
+import type { RawAddr, RawLink, RouteRawRecord, RouteWireOp, WireAddr, WireLinkRef } from './native/route.js'
 import { NetlinkError } from './errors.js'
 import { NetlinkSocket, SLICE, toError, yieldToLoop } from './netlink/socket.js'
 import * as v from './validate.js'
@@ -199,15 +200,6 @@ function hostPrefix(f: Family): number {
   return f === 'inet' ? 32 : 128
 }
 
-interface WireAddr {
-  family: number
-  prefix: number
-  address: string
-  flags?: number
-  scope?: number
-  peer?: string
-}
-
 const ADDRESS_FIELDS = ['address', 'prefix', 'noPrefixRoute', 'nodad', 'scope', 'peer']
 const OP_FIELDS = ['op', 'link', 'address', 'exist']
 
@@ -254,33 +246,6 @@ function existOption(at: Where, options: unknown): boolean {
 }
 
 // ---- records ------------------------------------------------------------------------------
-
-interface RawLink {
-  kind: 'link'
-  index: number
-  name: string
-  type: number
-  flags: number
-  mtu?: number
-  operState?: number
-  master?: number
-  mac?: Buffer
-  linkKind?: string
-}
-
-interface RawAddr {
-  kind: 'address'
-  family: number
-  prefix: number
-  index: number
-  scope: number
-  flags: number
-  address?: string
-  peer?: string
-  label?: string
-  validLifetime?: number
-  preferredLifetime?: number
-}
 
 function bitNames<T extends string>(bits: number, table: [T, number][]): T[] {
   const out: T[] = []
@@ -360,8 +325,8 @@ export class Rtnl {
     return new Rtnl(NetlinkSocket.open(NETLINK_ROUTE, 'route.open'))
   }
 
-  async #run<R>(wires: NativeOp[], op: string): Promise<NativeResult<R>[]> {
-    return this.#sock.execute<R>('route', 0, wires, op)
+  async #run(wires: RouteWireOp[], op: string): Promise<NativeResult<RouteRawRecord>[]> {
+    return this.#sock.execute('route', 0, wires, op)
   }
 
   // ---- links ----
@@ -378,7 +343,7 @@ export class Rtnl {
       v.linkName(at, 'name', name)
       const o = v.object(at, 'options', options)
       v.only(at, 'options', o, ['up', 'mtu', 'exist'])
-      const wire: NativeOp = { cmd: 'newLink', name, kind: 'dummy' }
+      const wire: RouteWireOp & { cmd: 'newLink' } = { cmd: 'newLink', name, kind: 'dummy' }
       if (o.up !== undefined) wire.up = v.boolean(at, 'options.up', o.up)
       if (o.mtu !== undefined) wire.mtu = v.integer(at, 'options.mtu', o.mtu, 68, 65535)
       const quiet = exist(at, o.exist)
@@ -391,7 +356,7 @@ export class Rtnl {
         throw new NetlinkError({ errno: EEXIST, op: at.op, message: `EEXIST: "${name}" exists and is ${link.kind ? `a ${link.kind}` : 'not a virtual'} link, not a dummy` })
       const change: { up?: boolean; mtu?: number } = {}
       if (wire.up === true && !link.up) change.up = true
-      if (wire.mtu !== undefined && link.mtu !== wire.mtu) change.mtu = wire.mtu as number
+      if (wire.mtu !== undefined && link.mtu !== wire.mtu) change.mtu = wire.mtu
       if (Object.keys(change).length) await this.#setLink(name, change)
       return false
     })
@@ -420,7 +385,7 @@ export class Rtnl {
     const ref = linkRef(at, 'link', link)
     const c = v.object(at, 'change', change)
     v.only(at, 'change', c, ['up', 'mtu'])
-    const wire: NativeOp = { cmd: 'setLink', ...refWire(ref) }
+    const wire: RouteWireOp & { cmd: 'setLink' } = { cmd: 'setLink', ...refWire(ref) }
     if (c.up !== undefined) wire.up = v.boolean(at, 'change.up', c.up)
     if (c.mtu !== undefined) wire.mtu = v.integer(at, 'change.mtu', c.mtu, 68, 65535)
     const [r] = await this.#run([wire], at.op)
@@ -435,7 +400,7 @@ export class Rtnl {
   async #getLink(link: LinkRef): Promise<LinkRecord | undefined> {
     const at = { op: 'route.getLink' }
     const ref = linkRef(at, 'link', link)
-    const [r] = await this.#run<RawLink>([{ cmd: 'getLink', ...refWire(ref) }], at.op)
+    const [r] = await this.#run([{ cmd: 'getLink', ...refWire(ref) }], at.op)
     if (r!.error === ENODEV) return undefined
     if (r!.error) throw toError(r!, at.op)
     const raw = r!.records.find((x) => x.kind === 'link')
@@ -446,7 +411,7 @@ export class Rtnl {
   async listLinks(): Promise<LinkRecord[]> {
     return this.#sock.call('route.listLinks', async () => {
       const op = 'route.listLinks'
-      const [r] = await this.#run<RawLink>([{ cmd: 'listLinks' }], op)
+      const [r] = await this.#run([{ cmd: 'listLinks' }], op)
       if (r!.error) throw toError(r!, op)
       return r!.records.filter((x) => x.kind === 'link').map(linkRecord)
     })
@@ -515,7 +480,7 @@ export class Rtnl {
       const family = f.family === undefined ? undefined : v.oneOf(at, 'filter.family', f.family, ['inet', 'inet6'] as const)
       // Links and addresses in one call: two dumps, one after the other, no
       // round trip through JavaScript between them.
-      const [links, addrs] = await this.#run<RawLink | RawAddr>([{ cmd: 'listLinks' }, { cmd: 'listAddrs', family: family ? v.familyOf(family) : 0 }], at.op)
+      const [links, addrs] = await this.#run([{ cmd: 'listLinks' }, { cmd: 'listAddrs', family: family ? v.familyOf(family) : 0 }], at.op)
       if (links!.error) throw toError(links!, at.op)
       if (addrs!.error) throw toError(addrs!, at.op)
       const names = new Map<number, string>()
@@ -557,7 +522,7 @@ export class Rtnl {
     interface Planned {
       op: string
       ref: LinkRef
-      wire: WireAddr & { cmd: string }
+      wire: WireAddr & { cmd: 'newAddr' | 'delAddr' }
       exist: boolean
     }
     const planned: Planned[] = new Array(ops.length)
@@ -568,7 +533,7 @@ export class Rtnl {
       const op = v.object(at, 'op', o)
       v.only(at, 'op', op, OP_FIELDS)
       const ref = linkRef(at, 'link', op.link)
-      let wire: WireAddr & { cmd: string }
+      let wire: WireAddr & { cmd: 'newAddr' | 'delAddr' }
       if (op.op === 'addAddress') wire = { cmd: 'newAddr', ...addressSpec(at, op.address) }
       else if (op.op === 'deleteAddress') wire = { cmd: 'delAddr', ...addressKey(at, op.address) }
       else v.fail(at, 'op', op.op, 'must be addAddress or deleteAddress')
@@ -582,7 +547,7 @@ export class Rtnl {
     const indices = new Map<string, number | undefined>()
     if (names.size) {
       const list = [...names]
-      const results = await this.#run<RawLink>(list.map((name) => ({ cmd: 'getLink', name })), opName)
+      const results = await this.#run(list.map((name) => ({ cmd: 'getLink', name })), opName)
       results.forEach((r, i) => {
         if (r.error && r.error !== ENODEV) throw toError(r, opName)
         indices.set(list[i]!, r.records.find((x) => x.kind === 'link')?.index)
@@ -590,7 +555,7 @@ export class Rtnl {
     }
 
     const out: RtnlOutcome[] = new Array(planned.length)
-    const send: NativeOp[] = []
+    const send: RouteWireOp[] = []
     const slots: number[] = []
     planned.forEach((p, i) => {
       const index = typeof p.ref === 'number' ? p.ref : indices.get(p.ref)
@@ -621,6 +586,6 @@ export class Rtnl {
 const DONE: RtnlOutcome = Object.freeze({ ok: true as const })
 const UNCHANGED: RtnlOutcome = Object.freeze({ ok: true as const, unchanged: true as const })
 
-function refWire(ref: LinkRef): { index: number } | { name: string } {
+function refWire(ref: LinkRef): WireLinkRef {
   return typeof ref === 'number' ? { index: ref } : { name: ref }
 }

@@ -3,7 +3,8 @@
 // answers turned into one outcome per operation; and the plans of batch() and
 // syncMembers() that fill them.
 import type { NetlinkError } from '../errors.js'
-import type { NativeOp, NativeResult } from '../native.js'
+import type { NativeResult } from '../native.js'
+import type { IpsetRawRecord, IpsetWireOp, WireColumns } from '../native/ipset.js'
 import { OK, SLICE, yieldToLoop, type Outcome } from '../netlink/socket.js'
 import * as v from '../validate.js'
 import type { Where } from '../validate.js'
@@ -13,7 +14,7 @@ import { NFPROTO, kindOf, type SetKind } from './kernel.js'
 import { memberWire } from './records.js'
 import type { IpSetEntry, IpSetOp, SetInfo } from './types.js'
 import { entryWire } from './validate.js'
-import { ADT_BUDGET, TEXT_FIELDS, wireSize, type RawColumns, type RawSet, type WireEntry, type WireField } from './wire.js'
+import { ADT_BUDGET, TEXT_FIELDS, wireSize, type RawColumns, type WireEntry, type WireField } from './wire.js'
 
 /**
  * One request's worth of entries of one command on one set: the entries as
@@ -47,7 +48,7 @@ export class Message {
 
   push(index: number, w: WireEntry, size: number): void {
     const n = this.indices.length
-    const e = w as unknown as Record<string, string | number | undefined>
+    const e = w as Record<string, string | number | undefined>
     let added = 0
     for (const f in e) {
       if (f === 'af') continue
@@ -75,7 +76,7 @@ export class Message {
     const w: WireEntry = { af: this.af }
     for (const f in this.cols) {
       const x = this.cols[f as WireField]![i]
-      if (x !== undefined) (w as unknown as Record<string, unknown>)[f] = x
+      if (x !== undefined) (w as Record<string, unknown>)[f] = x
     }
     return w
   }
@@ -98,11 +99,11 @@ export class Message {
     return out
   }
 
-  wire(): NativeOp {
-    const base: NativeOp = { cmd: this.cmd, name: this.set, ...(this.exist ? { exist: true } : {}) }
-    const entries: Record<string, unknown> = { count: this.count, af: this.af }
-    for (const f in this.cols) {
-      const col = this.cols[f as WireField]!
+  wire(): IpsetWireOp {
+    const base = { cmd: this.cmd, name: this.set, ...(this.exist ? { exist: true } : {}) }
+    const entries: WireColumns = { count: this.count, af: this.af }
+    for (const f of Object.keys(this.cols) as WireField[]) {
+      const col = this.cols[f]!
       // Every entry has it: numbers as a typed array, addresses joined by
       // newlines (read natively without an N-API call per value).
       const complete = !col.includes(undefined)
@@ -127,7 +128,7 @@ function append(msgs: Message[], cmd: 'add' | 'del', set: string, exist: boolean
 /** How a handle sends requests and names a refused entry. */
 export interface Sender {
   /** Requests in one burst, one result each, in order. */
-  run(wires: NativeOp[]): Promise<NativeResult<RawSet>[]>
+  run(wires: IpsetWireOp[]): Promise<NativeResult<IpsetRawRecord>[]>
   /** The error of operation `index`, an entry of `m` the kernel refused. */
   refuse(r: NativeResult<unknown>, m: Message, index: number): NetlinkError
 }
@@ -247,7 +248,7 @@ export async function sendMessages(msgs: Message[], outcomes: Outcome[], sender:
     // encoded: the kernel works on one slice (off the event loop) while the
     // next is encoded, and timers and I/O run between slices. Results come
     // back in order.
-    const pending: Promise<NativeResult<RawSet>[]>[] = []
+    const pending: Promise<NativeResult<IpsetRawRecord>[]>[] = []
     for (let i = 0; i < queue.length; ) {
       if (i > 0) await yieldToLoop()
       let end = i
@@ -271,7 +272,7 @@ export async function sendMessages(msgs: Message[], outcomes: Outcome[], sender:
 }
 
 /** One message's result: outcomes for its entries, and what must go again. */
-function settle(r: NativeResult<RawSet>, m: Message, round: number, outcomes: Outcome[], next: Message[], sender: Sender): void {
+function settle(r: NativeResult<IpsetRawRecord>, m: Message, round: number, outcomes: Outcome[], next: Message[], sender: Sender): void {
   if (!r.error) {
     for (const index of m.indices) outcomes[index] = OK
     return

@@ -2,6 +2,7 @@
 // name, in the ipset tool's words.
 import { NetlinkError } from '../errors.js'
 import type { NativeResult } from '../native.js'
+import { kernelDetail } from '../netlink/socket.js'
 import type { SetKind } from './kernel.js'
 
 export const ENOENT = 2
@@ -83,7 +84,7 @@ export function ipsetError(result: NativeResult<unknown>, op: string, cmd: Cmd, 
   const { code, text } = ipsetErrorText(result.error, cmd, kind)
   const init: ConstructorParameters<typeof NetlinkError>[0] = { errno: result.error, op }
   if (code) init.code = code
-  if (result.extack) init.extack = result.extack
+  Object.assign(init, kernelDetail(result))
   if (index !== undefined) init.index = index
   if (text) init.message = `${code ?? new NetlinkError({ errno: result.error, op }).code}: ${text}`
   return new NetlinkError(init)

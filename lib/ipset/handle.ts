@@ -3,7 +3,8 @@
 // trip per call).
 import { randomBytes } from 'node:crypto'
 import { NetlinkError } from '../errors.js'
-import type { NativeOp, NativeResult } from '../native.js'
+import type { NativeResult } from '../native.js'
+import type { IpsetRawRecord, IpsetWireOp } from '../native/ipset.js'
 import { NETLINK_NETFILTER } from '../native.js'
 import { NetlinkSocket, type Outcome } from '../netlink/socket.js'
 import { planBatch, planSync, sendMessages, type Sender } from './batch.js'
@@ -66,11 +67,11 @@ export class IpSet {
     return this.#protocol
   }
 
-  async #run(wires: NativeOp[], op: string): Promise<NativeResult<RawSet>[]> {
+  async #run(wires: IpsetWireOp[], op: string): Promise<NativeResult<IpsetRawRecord>[]> {
     return execute(this.#sock, this.#protocol, wires, op)
   }
 
-  async #one(cmd: Cmd, wire: NativeOp, op: string, kind?: SetKind): Promise<NativeResult<RawSet>> {
+  async #one(cmd: Cmd, wire: IpsetWireOp, op: string, kind?: SetKind): Promise<NativeResult<IpsetRawRecord>> {
     const [r] = await this.#run([wire], op)
     if (r!.error) throw ipsetError(r!, op, cmd, kind)
     return r!
@@ -82,7 +83,7 @@ export class IpSet {
     const known = this.#revisions.get(key)
     if (known !== undefined) return known
     const r = await this.#one('type', { cmd: 'type', typename: type, family: nfproto }, op)
-    const t = r.records.find((x) => (x as { kind: string }).kind === 'type') as unknown as { revision: number; revisionMin: number } | undefined
+    const t = r.records.find((x) => x.kind === 'type')
     const noType = (why: string): NetlinkError => new NetlinkError({ errno: 4098, op, code: 'IPSET_ERR_FIND_TYPE', message: `IPSET_ERR_FIND_TYPE: ${why}` })
     if (!t) throw noType('the kernel did not describe the type')
     if (t.revisionMin > TYPES[type].maxRevision) throw noType(`the kernel's ${type} starts at revision ${t.revisionMin}, tsproxy knows up to ${TYPES[type].maxRevision}`)
@@ -107,7 +108,7 @@ export class IpSet {
       const name = missing[i]!
       if (r.error === ENOENT) return
       if (r.error) throw ipsetError(r, op, 'list')
-      const rec = r.records.find((x) => x.kind === 'set' && x.typename !== undefined)
+      const rec = r.records.find((x): x is RawSet => x.kind === 'set' && x.typename !== undefined)
       if (!rec) return
       const info = infoOf(rec.typename!, rec.family, rec.header ?? {})
       this.#sets.set(name, info)
@@ -231,7 +232,7 @@ export class IpSet {
   async #listOne(op: string, name: string, withMembers: boolean): Promise<IpSetRecord> {
     const n = setName({ op }, 'name', name)
     const r = await this.#one('list', { cmd: 'list', name: n, ...(withMembers ? {} : { flags: FLAG_LIST_HEADER }) }, op)
-    const [rec] = this.#records(r.records, withMembers)
+    const [rec] = this.#records(setsOf(r), withMembers)
     if (!rec) throw noSuchSet(op, 'list')
     return rec
   }
@@ -240,7 +241,7 @@ export class IpSet {
   async listAll(): Promise<IpSetRecord[]> {
     return this.#sock.call('ipset.listAll', async () => {
       const r = await this.#one('list', { cmd: 'list' }, 'ipset.listAll')
-      return this.#records(r.records, true)
+      return this.#records(setsOf(r), true)
     })
   }
 
@@ -371,7 +372,7 @@ export class IpSet {
       const n = setName({ op }, 'name', name)
       entryList({ op }, entries)
       const info = await this.#info(n, op)
-      const listed = (await this.#one('list', { cmd: 'list', name: n }, op)).records.filter((x) => x.kind === 'set' && x.name === n)
+      const listed = (await this.#one('list', { cmd: 'list', name: n }, op)).records.filter((x): x is RawSet => x.kind === 'set' && x.name === n)
       const { msgs, cmds, unchanged } = await planSync(n, info, listed.flatMap((x) => (x.members ? [x.members] : [])), entries, op)
       // Each entry is either deleted or added, once: one segment.
       const outcomes: Outcome[] = new Array(cmds.length)
@@ -392,4 +393,9 @@ export class IpSet {
   async close(): Promise<void> {
     await this.#sock.close()
   }
+}
+
+/** The set records of a reply (a list dump gives nothing else). */
+function setsOf(r: NativeResult<IpsetRawRecord>): RawSet[] {
+  return r.records.filter((x): x is RawSet => x.kind === 'set')
 }

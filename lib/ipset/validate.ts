@@ -2,7 +2,7 @@
 // each refused with a ValidationError naming the field, or turned into the
 // wire form native/ipset encodes.
 import { isIPv4Text, splitNetwork } from '../address.js'
-import type { NativeOp } from '../native.js'
+import type { IpsetWireOp } from '../native/ipset.js'
 import * as v from '../validate.js'
 import type { Family, Where } from '../validate.js'
 import {
@@ -204,7 +204,7 @@ export function batchSets(at: Where, ops: IpSetOp[]): Set<string> {
   return names
 }
 
-export function createWire(at: Where, spec: CreateSpec): { wire: NativeOp & { name: string; family: number }; info: SetInfo } {
+export function createWire(at: Where, spec: CreateSpec): { wire: IpsetWireOp & { cmd: 'create' }; info: SetInfo } {
   const s = v.object(at, 'spec', spec)
   v.only(at, 'spec', s, CREATE_FIELDS)
   const name = setName(at, 'spec.name', s.name)

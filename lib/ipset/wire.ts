@@ -1,70 +1,13 @@
 // What crosses to native/ipset and back: entries as it encodes them, records
 // as it decodes them, and the bytes an entry takes in a message. The calls into
 // the native codec are here and nowhere else in lib/ipset/.
-import type { NativeOp, NativeResult } from '../native.js'
+import type { NativeResult } from '../native.js'
+import type { IpsetRawRecord, IpsetWireOp, RawProtocol, WireEntry } from '../native/ipset.js'
 import type { NetlinkSocket } from '../netlink/socket.js'
 import { IPSET_PROTOCOL, NFPROTO } from './kernel.js'
 
-/** An entry as native/ipset encodes it. */
-export interface WireEntry {
-  af: number
-  ip?: string
-  cidr?: number
-  port?: number
-  proto?: number
-  ip2?: string
-  cidr2?: number
-  name?: string
-  timeout?: number
-  packets?: number
-  bytes?: number
-  comment?: string
-  skbmark?: number
-  skbmarkmask?: number
-  skbprio?: number
-  skbqueue?: number
-  flags?: number
-}
-
-export const WIRE_FIELDS = ['ip', 'cidr', 'port', 'proto', 'ip2', 'cidr2', 'name', 'timeout', 'packets', 'bytes', 'comment', 'skbmark', 'skbmarkmask', 'skbprio', 'skbqueue', 'flags'] as const
-export type WireField = (typeof WIRE_FIELDS)[number]
-/** The fields native/ipset reads as strings (the rest are numbers). */
-export const TEXT_FIELDS: ReadonlySet<string> = new Set(['ip', 'ip2', 'name', 'comment'])
-
-export interface RawHeader {
-  hashsize?: number
-  maxelem?: number
-  netmask?: number
-  bucketsize?: number
-  initval?: number
-  portFrom?: number
-  portTo?: number
-  size?: number
-  timeout?: number
-  flags?: number
-  elements?: number
-  references?: number
-  memsize?: number
-}
-
-/** Members of one dump message, a column per field (NaN / hole where a member lacks it). */
-export type RawColumns = { count: number } & { [K in WireField]?: ArrayLike<number | string | undefined> }
-
-export interface RawSet {
-  kind: 'set'
-  name: string
-  typename?: string
-  family?: number
-  revision?: number
-  header?: RawHeader
-  members?: RawColumns
-}
-
-interface RawProtocol {
-  kind: string
-  protocol: number
-  protocolMin?: number
-}
+export { TEXT_FIELDS, WIRE_FIELDS } from '../native/ipset.js'
+export type { RawColumns, RawHeader, RawSet, WireEntry, WireField } from '../native/ipset.js'
 
 // ---- the bytes of an entry -----------------------------------------------------------------
 // These repeat native/ipset/ipset.cc putEntry() (and putAddr()): an attribute
@@ -101,11 +44,11 @@ export const ADT_BUDGET = 32 * 1024
 
 /** IPSET_CMD_PROTOCOL, offering ours: the kernel's answer says which versions it speaks. */
 export async function negotiate(sock: NetlinkSocket, op: string): Promise<NativeResult<RawProtocol>> {
-  const [r] = await sock.execute<RawProtocol>('ipset', NFPROTO.inet, [{ cmd: 'protocol', protocol: IPSET_PROTOCOL }], op)
-  return r!
+  const [r] = await sock.execute('ipset', NFPROTO.inet, [{ cmd: 'protocol', protocol: IPSET_PROTOCOL }], op)
+  return { ...r!, records: r!.records.filter((x): x is RawProtocol => x.kind === 'protocol') }
 }
 
 /** Requests in one burst, each carrying the protocol agreed with the kernel; one result per request, in order. */
-export function execute(sock: NetlinkSocket, protocol: number, wires: NativeOp[], op: string): Promise<NativeResult<RawSet>[]> {
-  return sock.execute<RawSet>('ipset', NFPROTO.inet, wires.map((w) => ({ ...w, protocol })), op)
+export function execute(sock: NetlinkSocket, protocol: number, wires: IpsetWireOp[], op: string): Promise<NativeResult<IpsetRawRecord>[]> {
+  return sock.execute('ipset', NFPROTO.inet, wires.map((w) => ({ ...w, protocol })), op)
 }

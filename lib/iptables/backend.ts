@@ -34,13 +34,6 @@ const IPTABLES_TABLES = new Set(['nat', 'filter', 'mangle', 'raw', 'security'])
 const NFPROTO_IPV4 = 2
 const NFPROTO_IPV6 = 10
 
-interface NftRecord {
-  kind: 'table' | 'chain'
-  family: number
-  name: string
-  table?: string
-}
-
 async function legacyTables(): Promise<{ tables: BackendTable[]; error?: string }> {
   const tables: BackendTable[] = []
   let error: string | undefined
@@ -83,14 +76,15 @@ async function nftTables(): Promise<{ available: boolean; tables: BackendTable[]
     return { available: false, tables: [], error: (e as Error).message }
   }
   try {
-    const [tables, chains] = await socket.execute<NftRecord>('nftables', 0, [{ cmd: 'getTables' }, { cmd: 'getChains' }], 'iptables.detectBackend')
+    const [tables, chains] = await socket.execute('nftables', 0, [{ cmd: 'getTables' }, { cmd: 'getChains' }], 'iptables.detectBackend')
     if (tables!.error) return { available: false, tables: [], error: `nf_tables: errno ${tables!.error}` }
     const out: BackendTable[] = []
     for (const t of tables!.records) {
+      if (t.kind !== 'table') continue
       if ((t.family !== NFPROTO_IPV4 && t.family !== NFPROTO_IPV6) || !IPTABLES_TABLES.has(t.name)) continue
-      const mine = (chains!.error ? [] : chains!.records).filter((c) => c.family === t.family && c.table === t.name)
+      const mine = (chains!.error ? [] : chains!.records).filter((c) => c.kind === 'chain' && c.family === t.family && c.table === t.name)
       // iptables-nft's built-in chains are base chains; the rest are user chains.
-      const user = mine.filter((c) => !(c as unknown as { base: boolean }).base)
+      const user = mine.filter((c) => c.kind === 'chain' && !c.base)
       out.push({
         family: t.family === NFPROTO_IPV4 ? 'inet' : 'inet6',
         table: t.name,

@@ -1,7 +1,8 @@
 // A netlink socket as the families in lib/ use it: batches in, one result per
 // operation out, kernel errors as NetlinkError.
-import { NetlinkError } from '../errors.js'
-import { native, type NativeOp, type NativeRecord, type NativeResult, type NativeSocket } from '../native.js'
+import { NetlinkError, type NetlinkErrorInit } from '../errors.js'
+import { native, type Codec, type Codecs, type NativeResult, type NativeSocket } from '../native.js'
+import type { GenlRawFamily } from '../native/genl.js'
 
 export type Outcome = { ok: true } | { ok: false; error: NetlinkError }
 
@@ -74,23 +75,23 @@ export class NetlinkSocket {
    * them: the kernel works on one slice while the next is encoded, and timers
    * and sockets keep running during a cold sync of 100k operations.
    */
-  async execute<R = NativeRecord>(codec: string, family: number, ops: NativeOp[], op: string): Promise<NativeResult<R>[]> {
+  async execute<C extends Codec>(codec: C, family: number, ops: Codecs[C]['op'][], op: string): Promise<NativeResult<Codecs[C]['record']>[]> {
     // After close(), only calls begun before it still send (a handle sends only inside a call).
     if (this.#closed || (this.#closing && this.#calls === 0)) throw closedError(op)
-    if (ops.length <= SLICE) return this.#track(async () => refuseMalformed(await this.#socket.execute<R>(codec, family, ops)))
+    if (ops.length <= SLICE) return this.#track(async () => refuseMalformed(await this.#socket.execute(codec, family, ops)))
     return this.#track(async () => {
-      const pending: Promise<NativeResult<R>[]>[] = []
+      const pending: Promise<NativeResult<Codecs[C]['record']>[]>[] = []
       for (let i = 0; i < ops.length; i += SLICE) {
         if (i > 0) await yieldToLoop()
-        pending.push(this.#socket.execute<R>(codec, family, ops.slice(i, i + SLICE)))
+        pending.push(this.#socket.execute(codec, family, ops.slice(i, i + SLICE)))
       }
       return refuseMalformed((await Promise.all(pending)).flat())
     })
   }
 
   /** Runs one operation and returns its records; a kernel error throws. */
-  async request<R = NativeRecord>(codec: string, family: number, wire: NativeOp, op: string): Promise<R[]> {
-    const [result] = await this.execute<R>(codec, family, [wire], op)
+  async request<C extends Codec>(codec: C, family: number, wire: Codecs[C]['op'], op: string): Promise<Codecs[C]['record'][]> {
+    const [result] = await this.execute(codec, family, [wire], op)
     throwIfFailed(result!, op)
     return result!.records
   }
@@ -145,9 +146,18 @@ export function toError(result: NativeResult<unknown>, op: string, index?: numbe
   return new NetlinkError({
     errno: result.error,
     op,
-    ...(result.extack ? { extack: result.extack } : {}),
+    ...kernelDetail(result),
     ...(index === undefined ? {} : { index }),
   })
+}
+
+/** What the kernel said besides the errno: its extended ACK text and offset, and a dump that stayed interrupted. */
+export function kernelDetail(result: NativeResult<unknown>): Pick<NetlinkErrorInit, 'extack' | 'extackOffset' | 'interrupted'> {
+  const d: Pick<NetlinkErrorInit, 'extack' | 'extackOffset' | 'interrupted'> = {}
+  if (result.extack) d.extack = result.extack
+  if (result.extackOffset) d.extackOffset = result.extackOffset
+  if (result.interrupted) d.interrupted = true
+  return d
 }
 
 /** The one success outcome, shared: a large batch allocates nothing for the operations that worked. */
@@ -157,17 +167,9 @@ export function toOutcome(result: NativeResult<unknown>, op: string, index: numb
   return result.error === 0 ? OK : { ok: false, error: toError(result, op, index) }
 }
 
-interface GenlFamily {
-  kind: string
-  id: number
-  name: string
-  version: number
-  maxAttr: number
-}
-
 /** Generic netlink: the id the kernel gave a family, or undefined when it has none. */
-export async function resolveGenlFamily(socket: NetlinkSocket, name: string, op: string): Promise<GenlFamily | undefined> {
-  const [result] = await socket.execute<GenlFamily>('genl', 0x10, [{ cmd: 'getFamily', name }], op)
+export async function resolveGenlFamily(socket: NetlinkSocket, name: string, op: string): Promise<GenlRawFamily | undefined> {
+  const [result] = await socket.execute('genl', 0x10, [{ cmd: 'getFamily', name }], op)
   if (result!.error === 2 /* ENOENT */) return undefined
   throwIfFailed(result!, op)
   return result!.records[0]

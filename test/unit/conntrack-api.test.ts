@@ -7,9 +7,9 @@
 // answers as told.
 import t, { type Test } from 'tap'
 import { Conntrack, NetlinkError, ValidationError, type ConntrackFilter } from '../../dist/index.js'
-import { NetlinkSocket } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
-import type { NativeOp, NativeResult, NativeSocket } from '../../dist/native.js'
+import type { NativeOp, NativeResult } from '../../dist/native.js'
+import { openOver } from '../support/fake-netlink.js'
 
 const ENOENT = 2
 const EPERM = 1
@@ -55,7 +55,7 @@ const kernel: Answer = (op) => {
   return { error: 0, records: [] }
 }
 
-function fake(answer: Answer = kernel): { ct: Conntrack; sent: NativeOp[][] } {
+async function fake(answer: Answer = kernel): Promise<{ ct: Conntrack; sent: NativeOp[][] }> {
   const sent: NativeOp[][] = []
   const handle = {
     portId: 0xabcd,
@@ -63,12 +63,16 @@ function fake(answer: Answer = kernel): { ct: Conntrack; sent: NativeOp[][] } {
       t.equal(codec, 'conntrack')
       sent.push(structuredClone(ops))
       native.encode(codec, family, ops, 1) // throws if the native codec would refuse it
-      return ops.map((o) => answer(o))
+      return ops.map((o) => (opened ? answer : kernel)(o))
     },
     async close() {},
-  } as unknown as NativeSocket
-  const sock = new (NetlinkSocket as unknown as new (h: NativeSocket) => NetlinkSocket)(handle)
-  return { ct: new (Conntrack as unknown as new (s: NetlinkSocket) => Conntrack)(sock), sent }
+  }
+  // Conntrack.open() runs against the default kernel; the test's answers and record start after it.
+  let opened = false
+  const ct = await openOver(handle, () => Conntrack.open())
+  opened = true
+  sent.length = 0
+  return { ct, sent }
 }
 
 async function outcome(p: Promise<unknown>): Promise<unknown> {
@@ -79,7 +83,7 @@ async function outcome(p: Promise<unknown>): Promise<unknown> {
 }
 
 async function refused(t: Test, call: (c: Conntrack) => Promise<unknown>, op: string, field: string, value?: unknown, index?: number): Promise<void> {
-  const { ct, sent } = fake()
+  const { ct, sent } = await fake()
   const e = await outcome(call(ct))
   if (!(e instanceof ValidationError)) {
     t.fail(`expected a ValidationError on ${field}, got ${JSON.stringify(e)}`)
@@ -138,7 +142,7 @@ t.test('deleteEntries: each entry checked, naming its index', async (t) => {
 // =========================================================================================
 
 t.test('one dump per family; the kernel filters on protocol, port and IPv4 addresses, never IPv6 ones', async (t) => {
-  const { ct, sent } = fake()
+  const { ct, sent } = await fake()
   await ct.list({ protocol: 'udp', destination: '10.96.0.10', port: 53 })
   await ct.list({ protocol: 'udp', destination: 'fd00::10', port: 53 })
   await ct.list({ protocol: 'udp', port: 53 })
@@ -159,7 +163,7 @@ t.test('one dump per family; the kernel filters on protocol, port and IPv4 addre
 })
 
 t.test('every entry is checked here too (a kernel without CTA_FILTER sends them all); records in conntrack words', async (t) => {
-  const { ct } = fake()
+  const { ct } = await fake()
   const ids = async (f: ConntrackFilter): Promise<number[]> => (await ct.list(f)).map((e) => e.id!)
   t.strictSame(await ids({ protocol: 'udp', destination: '10.96.0.10', port: 53 }), [1, 4])
   t.strictSame(await ids({ protocol: 'udp', destination: '10.96.0.10' }), [1, 2, 4])
@@ -190,7 +194,7 @@ t.test('every entry is checked here too (a kernel without CTA_FILTER sends them 
 // =========================================================================================
 
 t.test('delete: one request per match, by whole tuple, id and zone, in one call; counts what went', async (t) => {
-  const { ct, sent } = fake()
+  const { ct, sent } = await fake()
   t.equal(await ct.delete({ protocol: 'udp', destination: '10.96.0.10', port: 53 }), 2)
   t.strictSame(sent[1], [
     { cmd: 'delete', family: 2, orig: { src: '10.0.0.1', dst: '10.96.0.10', proto: 17, sport: 40000, dport: 53 }, id: 1 },
@@ -202,7 +206,7 @@ t.test('delete: one request per match, by whole tuple, id and zone, in one call;
 })
 
 t.test('delete: an entry gone in between (ENOENT) is not counted; another refusal throws after the rest', async (t) => {
-  const { ct, sent } = fake((op) => (op.cmd === 'delete' ? { error: op.id === 1 ? ENOENT : op.id === 6 ? EPERM : 0, records: [] } : kernel(op)))
+  const { ct, sent } = await fake((op) => (op.cmd === 'delete' ? { error: op.id === 1 ? ENOENT : op.id === 6 ? EPERM : 0, records: [] } : kernel(op)))
   t.equal(await ct.delete({ protocol: 'udp', destination: '10.96.0.10' }), 2, 'ids 2 and 4; 1 expired meanwhile')
   const e = await outcome(ct.delete({ protocol: 'udp', port: 53 }))
   t.ok(e instanceof NetlinkError)
@@ -211,7 +215,7 @@ t.test('delete: an entry gone in between (ENOENT) is not counted; another refusa
 })
 
 t.test('deleteEntries: what list gave back, deleted as it was listed', async (t) => {
-  const { ct, sent } = fake()
+  const { ct, sent } = await fake()
   const entries = await ct.list({ protocol: 'icmp' })
   t.equal(await ct.deleteEntries(entries), 1)
   t.strictSame(sent.at(-1), [{ cmd: 'delete', family: 2, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 1, icmpType: 8, icmpCode: 0, icmpId: 99 }, id: 8 }])
@@ -219,8 +223,8 @@ t.test('deleteEntries: what list gave back, deleted as it was listed', async (t)
 })
 
 t.test('count, and dump errors keep errno and op', async (t) => {
-  t.equal(await fake().ct.count(), table.length)
-  const { ct } = fake(() => ({ error: EPERM, records: [] }))
+  t.equal(await (await fake()).ct.count(), table.length)
+  const { ct } = await fake(() => ({ error: EPERM, records: [] }))
   t.match(await outcome(ct.list()), { errno: EPERM, op: 'conntrack.list' })
   t.match(await outcome(ct.delete({ protocol: 'udp', port: 53 })), { errno: EPERM, op: 'conntrack.delete' })
   t.match(await outcome(ct.count()), { errno: EPERM, op: 'conntrack.count' })

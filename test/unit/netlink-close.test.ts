@@ -6,13 +6,17 @@
 // The kernel side is in test/kernel/ipvs.ktest.ts and ipset.host.ktest.ts.
 import t, { type Test } from 'tap'
 import { Conntrack, IpSet, Ipvs, NetlinkError, Rtnl } from '../../dist/index.js'
-import { NetlinkSocket } from '../../dist/netlink/socket.js'
-import type { NativeOp, NativeResult, NativeSocket } from '../../dist/native.js'
+import type { NativeOp, NativeRecord, NativeResult } from '../../dist/native.js'
+import { openOver } from '../support/fake-netlink.js'
 
 /** Plausible answers, one turn of the event loop later, as the thread pool answers. */
 function answer(codec: string, op: NativeOp): NativeResult {
-  const ok = (records: unknown[] = []): NativeResult => ({ error: 0, records } as unknown as NativeResult)
+  const ok = (records: unknown[] = []): NativeResult => ({ error: 0, records: records as NativeRecord[] })
   switch (`${codec}:${String(op.cmd)}`) {
+    case 'genl:getFamily':
+      return ok([{ kind: 'family', id: 0x24, name: 'IPVS', version: 1, maxAttr: 9 }])
+    case 'ipset:protocol':
+      return ok([{ kind: 'protocol', protocol: 7, protocolMin: 6 }])
     case 'ipvs:listServices':
       return ok([1, 2].map((i) => ({ kind: 'service', af: 2, protocol: 6, address: `10.0.0.${i}`, port: 80, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32, stats: {} })))
     case 'ipset:list':
@@ -31,7 +35,8 @@ function answer(codec: string, op: NativeOp): NativeResult {
 }
 
 interface Fake {
-  sock: NetlinkSocket
+  /** Opens a handle (Ipvs.open(), ...) over this fake socket. */
+  open<H>(fn: () => Promise<H>): Promise<H>
   log: string[]
 }
 
@@ -50,8 +55,8 @@ function fakeSocket(): Fake {
       closed = true
       log.push('close')
     },
-  } as unknown as NativeSocket
-  return { sock: new (NetlinkSocket as unknown as new (h: NativeSocket) => NetlinkSocket)(handle), log }
+  }
+  return { open: (fn) => openOver(handle, fn), log }
 }
 
 interface Handle {
@@ -78,8 +83,8 @@ async function closeAfter<H extends Handle>(t: Test, h: H, log: string[], starte
 }
 
 t.test('Ipvs: listServices with destinations and a batch in slices finish; then EBADF', async (t) => {
-  const { sock, log } = fakeSocket()
-  const ipvs = new (Ipvs as unknown as new (s: NetlinkSocket, family: number) => Ipvs)(sock, 0x24)
+  const { open, log } = fakeSocket()
+  const ipvs = await open(() => Ipvs.open())
   const svc = { protocol: 'tcp', address: '10.0.0.1', port: 80 } as const
   const ops = Array.from({ length: 5000 }, (_, i) => ({ op: 'addDestination' as const, service: svc, destination: { address: `10.1.${i >> 8}.${i & 0xff}`, port: 8080 } }))
   const started = [ipvs.batch(ops), ipvs.listServices({ destinations: true }), ipvs.addService({ ...svc, scheduler: 'rr' }), ipvs.getService(svc)]
@@ -94,8 +99,8 @@ t.test('Ipvs: listServices with destinations and a batch in slices finish; then 
 })
 
 t.test('IpSet: every call (header read first, batches, sync, replace) finishes; then EBADF', async (t) => {
-  const { sock, log } = fakeSocket()
-  const ipset = new (IpSet as unknown as new (s: NetlinkSocket, protocol: number) => IpSet)(sock, 7)
+  const { open, log } = fakeSocket()
+  const ipset = await open(() => IpSet.open())
   const many = Array.from({ length: 5000 }, (_, i) => ({ op: 'add' as const, set: 'S', entry: { ip: `10.8.${i >> 8}.${i & 0xff}` } }))
   const started = [
     ipset.add('S', { ip: '10.0.0.1' }),
@@ -119,8 +124,8 @@ t.test('IpSet: every call (header read first, batches, sync, replace) finishes; 
 })
 
 t.test('Rtnl: addDummy with exist, address operations and batches finish; then EBADF', async (t) => {
-  const { sock, log } = fakeSocket()
-  const rtnl = new (Rtnl as unknown as new (s: NetlinkSocket) => Rtnl)(sock)
+  const { open, log } = fakeSocket()
+  const rtnl = await open(() => Rtnl.open())
   const started = [
     rtnl.addDummy('kube-ipvs0', { exist: true, up: true }),
     rtnl.addAddress('kube-ipvs0', '10.96.0.1'),
@@ -137,8 +142,8 @@ t.test('Rtnl: addDummy with exist, address operations and batches finish; then E
 })
 
 t.test('Conntrack: a delete (a dump, then the deletes) finishes; then EBADF', async (t) => {
-  const { sock, log } = fakeSocket()
-  const ct = new (Conntrack as unknown as new (s: NetlinkSocket) => Conntrack)(sock)
+  const { open, log } = fakeSocket()
+  const ct = await open(() => Conntrack.open())
   const started = [ct.delete({ protocol: 'udp', destination: '10.96.0.10' }), ct.list(), ct.count()]
   await closeAfter(t, ct, log, started, [
     { call: (h) => h.delete({ protocol: 'udp', port: 53 }), op: 'conntrack.delete' },

@@ -6,9 +6,9 @@
 // that records each batch, checks native.encode accepts it, and answers as told.
 import t, { type Test } from 'tap'
 import { NetlinkError, Rtnl, ValidationError, alreadyExists, alreadyGone } from '../../dist/index.js'
-import { NetlinkSocket } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
-import type { NativeOp, NativeResult, NativeSocket } from '../../dist/native.js'
+import type { NativeOp, NativeResult } from '../../dist/native.js'
+import { openOver } from '../support/fake-netlink.js'
 
 const EEXIST = 17
 const ENODEV = 19
@@ -39,7 +39,7 @@ const kernel: Answer = (op) => {
   return ok
 }
 
-function fake(answer: Answer = kernel): { rtnl: Rtnl; sent: NativeOp[][] } {
+async function fake(answer: Answer = kernel): Promise<{ rtnl: Rtnl; sent: NativeOp[][] }> {
   const sent: NativeOp[][] = []
   const handle = {
     portId: 0xabcd,
@@ -47,12 +47,16 @@ function fake(answer: Answer = kernel): { rtnl: Rtnl; sent: NativeOp[][] } {
       t.equal(codec, 'route')
       sent.push(structuredClone(ops))
       native.encode(codec, family, ops, 1) // throws if the native codec would refuse it
-      return ops.map((o) => answer(o))
+      return ops.map((o) => (opened ? answer : kernel)(o))
     },
     async close() {},
-  } as unknown as NativeSocket
-  const sock = new (NetlinkSocket as unknown as new (h: NativeSocket) => NetlinkSocket)(handle)
-  return { rtnl: new (Rtnl as unknown as new (s: NetlinkSocket) => Rtnl)(sock), sent }
+  }
+  // Rtnl.open() runs against the default kernel; the test's answers and record start after it.
+  let opened = false
+  const rtnl = await openOver(handle, () => Rtnl.open())
+  opened = true
+  sent.length = 0
+  return { rtnl, sent }
 }
 
 async function outcome(p: Promise<unknown>): Promise<unknown> {
@@ -70,7 +74,7 @@ interface Want {
 }
 
 async function refused(t: Test, call: (r: Rtnl) => Promise<unknown>, want: Want): Promise<void> {
-  const { rtnl, sent } = fake()
+  const { rtnl, sent } = await fake()
   const e = await outcome(call(rtnl))
   if (!(e instanceof ValidationError)) {
     t.fail(`expected a ValidationError on ${want.field}, got ${JSON.stringify(e)}`)
@@ -145,7 +149,7 @@ t.test('batch: every operation checked first; a bad one names its index and noth
 // =========================================================================================
 
 t.test('bindAddress: a host address, noprefixroute, IPv6 nodad; the link looked up by name first', async (t) => {
-  const { rtnl, sent } = fake()
+  const { rtnl, sent } = await fake()
   t.equal(await rtnl.bindAddress('kube-ipvs0', '10.96.0.10'), true, 'bound now')
   t.equal(await rtnl.bindAddress('kube-ipvs0', 'fd00::10'), true)
   t.strictSame(sent, [
@@ -157,7 +161,7 @@ t.test('bindAddress: a host address, noprefixroute, IPv6 nodad; the link looked 
 })
 
 t.test('addAddress: EEXIST is an error naming the operation, or false with exist; an index skips the lookup', async (t) => {
-  const { rtnl, sent } = fake((op) => (op.cmd === 'newAddr' ? { error: EEXIST, extack: 'ipv4: Address already assigned', records: [] } : kernel(op)))
+  const { rtnl, sent } = await fake((op) => (op.cmd === 'newAddr' ? { error: EEXIST, extack: 'ipv4: Address already assigned', records: [] } : kernel(op)))
   const e = await outcome(rtnl.addAddress(5, { address: '10.96.0.10', prefix: 24, scope: 'host' }))
   t.ok(e instanceof NetlinkError, 'a NetlinkError')
   t.match(e, { errno: EEXIST, code: 'EEXIST', op: 'route.addAddress', extack: 'ipv4: Address already assigned' })
@@ -169,7 +173,7 @@ t.test('addAddress: EEXIST is an error naming the operation, or false with exist
 })
 
 t.test('deleteAddress: EADDRNOTAVAIL and a missing link are "already gone"', async (t) => {
-  const { rtnl, sent } = fake((op) => (op.cmd === 'delAddr' ? { error: EADDRNOTAVAIL, records: [] } : kernel(op)))
+  const { rtnl, sent } = await fake((op) => (op.cmd === 'delAddr' ? { error: EADDRNOTAVAIL, records: [] } : kernel(op)))
   const e = await outcome(rtnl.deleteAddress('kube-ipvs0', '10.96.0.10'))
   t.match(e, { errno: EADDRNOTAVAIL, code: 'EADDRNOTAVAIL', op: 'route.deleteAddress' })
   t.ok(alreadyGone(e) && !alreadyExists(e), 'alreadyGone says so')
@@ -186,7 +190,7 @@ t.test('deleteAddress: EADDRNOTAVAIL and a missing link are "already gone"', asy
 })
 
 t.test('batch: one lookup per distinct link name, one outcome per operation, in order', async (t) => {
-  const { rtnl, sent } = fake((op) => {
+  const { rtnl, sent } = await fake((op) => {
     if (op.cmd === 'newAddr' && op.address === '10.96.0.2') return { error: EEXIST, records: [] }
     if (op.cmd === 'delAddr' && op.address === '10.96.0.9') return { error: EADDRNOTAVAIL, records: [] }
     if (op.cmd === 'newAddr' && op.address === '10.96.0.4') return { error: EPERM, records: [] }
@@ -215,7 +219,7 @@ t.test('batch: one lookup per distinct link name, one outcome per operation, in 
 })
 
 t.test('addDummy: created; EEXIST; with exist an existing dummy is fine (and set up), another kind is not', async (t) => {
-  const { rtnl, sent } = fake((op) => (op.cmd === 'newLink' ? { error: op.name === 'new0' ? 0 : EEXIST, records: [] } : kernel(op)))
+  const { rtnl, sent } = await fake((op) => (op.cmd === 'newLink' ? { error: op.name === 'new0' ? 0 : EEXIST, records: [] } : kernel(op)))
   t.equal(await rtnl.addDummy('new0', { up: true, mtu: 1400 }), true, 'created')
   t.strictSame(sent[0], [{ cmd: 'newLink', name: 'new0', kind: 'dummy', up: true, mtu: 1400 }])
   t.match(await outcome(rtnl.addDummy('kube-ipvs0')), { errno: EEXIST, code: 'EEXIST', op: 'route.addDummy' })
@@ -232,7 +236,7 @@ t.test('addDummy: created; EEXIST; with exist an existing dummy is fine (and set
 })
 
 t.test('deleteLink, setLink, getLink: by name or index; ENODEV distinguishable', async (t) => {
-  const { rtnl, sent } = fake((op) => (op.cmd === 'delLink' || op.cmd === 'setLink' ? { error: op.name === 'gone0' ? ENODEV : 0, records: [] } : kernel(op)))
+  const { rtnl, sent } = await fake((op) => (op.cmd === 'delLink' || op.cmd === 'setLink' ? { error: op.name === 'gone0' ? ENODEV : 0, records: [] } : kernel(op)))
   t.equal(await rtnl.deleteLink('kube-ipvs0'), true)
   t.equal(await rtnl.deleteLink(9), true)
   const e = await outcome(rtnl.deleteLink('gone0'))
@@ -259,7 +263,7 @@ t.test('listLinks and listAddresses: records in iproute2 words; addresses name t
     { kind: 'address', family: 2, prefix: 32, index: 5, scope: 0, flags: 0x280, address: '10.96.0.10', label: 'kube-ipvs0' },
     { kind: 'address', family: 10, prefix: 64, index: 2, scope: 253, flags: 0x80, address: 'fe80::1' },
   ]
-  const { rtnl, sent } = fake((op) => (op.cmd === 'listAddrs' ? { error: 0, records: addrs as never[] } : kernel(op)))
+  const { rtnl, sent } = await fake((op) => (op.cmd === 'listAddrs' ? { error: 0, records: addrs as never[] } : kernel(op)))
   const ls = await rtnl.listLinks()
   t.strictSame(ls.map((l) => [l.index, l.name, l.type, l.kind, l.up, l.flags.join(',')]), [
     [1, 'lo', 'loopback', undefined, true, 'up,loopback,running,lower-up'],
@@ -279,7 +283,7 @@ t.test('listLinks and listAddresses: records in iproute2 words; addresses name t
 })
 
 t.test('kernel errors on reads keep errno and op', async (t) => {
-  const { rtnl } = fake(() => ({ error: EPERM, records: [] }))
+  const { rtnl } = await fake(() => ({ error: EPERM, records: [] }))
   t.match(await outcome(rtnl.listLinks()), { errno: EPERM, code: 'EPERM', op: 'route.listLinks' })
   t.match(await outcome(rtnl.getLink('lo')), { errno: EPERM, op: 'route.getLink' })
   t.match(await outcome(rtnl.batch([{ op: 'addAddress', link: 'lo', address: '10.0.0.1' }])), { errno: EPERM, op: 'route.batch' }, 'a failed name lookup fails the batch')

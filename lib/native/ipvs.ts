@@ -1,0 +1,98 @@
+// The IPVS codec's wire forms (native/ipvs): what lib/ipvs.ts sends, already
+// validated, and the records the decoder gives back.
+
+export interface IpvsStats {
+  conns: number
+  inPackets: number
+  outPackets: number
+  inBytes: number
+  outBytes: number
+  cps: number
+  inPps: number
+  outPps: number
+  inBps: number
+  outBps: number
+}
+
+export interface WireService {
+  af: number
+  protocol?: number
+  address?: string
+  port?: number
+  fwmark?: number
+  scheduler?: string
+  flags?: number
+  timeout?: number
+  netmask?: number
+  peName?: string
+}
+
+export interface WireDest {
+  af: number
+  address: string
+  port: number
+  forward?: number
+  weight?: number
+  upperThreshold?: number
+  lowerThreshold?: number
+  tunType?: number
+  tunPort?: number
+  tunFlags?: number
+}
+
+/** A request, one per generic netlink message. */
+export type IpvsWireOp =
+  | { cmd: 'newService' | 'setService' | 'delService' | 'getService'; service: WireService }
+  | { cmd: 'newDest' | 'setDest' | 'delDest'; service: WireService; dest: WireDest }
+  | { cmd: 'listDests'; service: WireService }
+  | { cmd: 'zero'; service?: WireService }
+  | { cmd: 'flush' | 'listServices' | 'getInfo' | 'getConfig' }
+  | { cmd: 'setConfig'; timeouts: { tcp?: number; tcpFin?: number; udp?: number } }
+
+export interface RawService {
+  kind: 'service'
+  af: number
+  protocol?: number
+  address?: string
+  port?: number
+  fwmark?: number
+  scheduler: string
+  peName?: string
+  flags: number
+  timeout: number
+  netmask: number
+  stats: IpvsStats
+}
+
+export interface RawDest {
+  kind: 'destination'
+  af: number
+  address?: string
+  port: number
+  forward: number
+  weight: number
+  upperThreshold: number
+  lowerThreshold: number
+  activeConns: number
+  inactiveConns: number
+  persistConns: number
+  tunType?: number
+  tunPort?: number
+  tunFlags?: number
+  stats: IpvsStats
+}
+
+export interface RawInfo {
+  kind: 'info'
+  version: number
+  connTableSize: number
+}
+
+export interface RawConfig {
+  kind: 'config'
+  tcp: number
+  tcpFin: number
+  udp: number
+}
+
+export type IpvsRawRecord = RawService | RawDest | RawInfo | RawConfig
