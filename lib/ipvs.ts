@@ -1,7 +1,7 @@
 // IPVS, the kernel's layer-4 load balancer, over generic netlink: everything
 // ipvsadm does but the sync daemon. Input is validated here (errors name the
 // field); native/ipvs only names the kernel's attributes.
-import type { IpvsRawRecord, IpvsStats, IpvsWireOp, RawDest, RawService, WireDest, WireService } from './native/ipvs.js'
+import type { DestinationLoad, IpvsRawRecord, IpvsStats, IpvsWireOp, RawDest, RawService, WireDest, WireService } from './native/ipvs.js'
 import { NETLINK_GENERIC } from './native.js'
 import { NetlinkError } from './errors.js'
 import { NetlinkSocket, SLICE, resolveGenlFamily, toError, toOutcome, yieldToLoop, type Outcome } from './netlink/socket.js'
@@ -87,17 +87,11 @@ export interface ServiceRecord {
   destinations?: DestinationRecord[]
 }
 
-export interface DestinationRecord {
+export interface DestinationRecord extends DestinationLoad {
   family: Family
   address: string
   port: number
   forward: ForwardMethod
-  weight: number
-  upperThreshold: number
-  lowerThreshold: number
-  activeConns: number
-  inactiveConns: number
-  persistConns: number
   tunnelType?: TunnelType
   tunnelPort?: number
   tunnelFlags?: TunnelFlag

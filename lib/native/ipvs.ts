@@ -64,18 +64,22 @@ export interface RawService {
   stats: IpvsStats
 }
 
-export interface RawDest {
-  kind: 'destination'
-  af: number
-  address?: string
-  port: number
-  forward: number
+/** A real server's weight, thresholds and connection counts: the same in the kernel's reply and in lib's record. */
+export interface DestinationLoad {
   weight: number
   upperThreshold: number
   lowerThreshold: number
   activeConns: number
   inactiveConns: number
   persistConns: number
+}
+
+export interface RawDest extends DestinationLoad {
+  kind: 'destination'
+  af: number
+  address?: string
+  port: number
+  forward: number
   tunType?: number
   tunPort?: number
   tunFlags?: number
