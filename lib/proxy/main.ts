@@ -4,7 +4,7 @@
 //   tsproxy cleanup   (or --cleanup)                                     remove what it made, then exit
 //   tsproxy status                                                       each service -> VIP -> endpoints
 import { readFileSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { loadConfig, usage, type KubeProxyConfiguration } from './config.js'
 import { splitHostPort } from '../address.js'
@@ -49,6 +49,9 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       return status(config)
     case 'run': {
+      // Every check of the configuration before the node is taken or the kernel touched.
+      const bad = await runProblem(config, options.manifests)
+      if (bad) return fail(bad)
       const refused = await takeNode(log, LOCK_WAIT_MS)
       if (refused !== undefined) return refused
       break
@@ -95,6 +98,26 @@ async function main(argv: string[]): Promise<number> {
   }
   log('info', 'tsproxy running', { version, mode: config.mode, node: daemon.nodeName, healthz: config.healthzBindAddress, metrics: config.metricsBindAddress })
   return -1 // keep running
+}
+
+/**
+ * Why the daemon cannot run with this configuration, or undefined. A --manifests
+ * path that does not exist at start is a typo (kube-proxy would not start either);
+ * one that disappears later is waited for (the daemon keeps its rules).
+ */
+async function runProblem(config: KubeProxyConfiguration, manifests: string | undefined): Promise<string | undefined> {
+  if (config.mode !== 'ipvs' && config.mode !== 'iptables')
+    return `proxy mode "${config.mode}" is not implemented; run with --proxy-mode=ipvs or --proxy-mode=iptables`
+  if (manifests !== undefined) {
+    if (manifests === '') return '--manifests needs a file or directory'
+    try {
+      await stat(manifests)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return `--manifests ${manifests}: no such file or directory`
+    }
+  }
+  return undefined
 }
 
 /**

@@ -33,11 +33,11 @@ const daemon = async (options: { waitSynced?: boolean } = {}): Promise<RunningDa
 }
 
 /** A one-shot run of tsproxy (behind `prefix`, e.g. setpriv): exit code and its stderr lines. */
-function once(prefix: string[], args: string[]): { code: number | null; lines: string[] } {
+function once(prefix: string[], args: string[], timeout = 60_000): { code: number | null; lines: string[] } {
   // `env -i`: tap's hooks follow spawned processes through their environment
   // and write under .tap/, which nobody may not.
   const vars = Object.entries({ PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }).map(([k, v]) => `${k}=${v}`)
-  const r = spawnSync('env', ['-i', ...vars, ...prefix, process.execPath, MAIN, ...args], { encoding: 'utf8', timeout: 60_000 })
+  const r = spawnSync('env', ['-i', ...vars, ...prefix, process.execPath, MAIN, ...args], { encoding: 'utf8', timeout })
   return { code: r.status, lines: r.stderr.split('\n').filter((l) => l !== '') }
 }
 const msgOf = (line: string | undefined): string => {
@@ -104,4 +104,27 @@ t.test('IPVS mode on a kernel without IPVS: exit 1 with one line naming the modu
   t.equal(r.code, 1, 'exit 1')
   t.equal(r.lines.length, 1, `exactly one line: no warnings, nothing written before it (${r.lines.join(' | ')})`)
   t.match(r.lines[0], /the kernel has no IPVS \(load the ip_vs module: modprobe ip_vs\)/)
+})
+
+t.test('bad arguments: exit 2 with the reason, and not one sysctl written', async (t) => {
+  // Values tsproxy's defaults would change (24h established, 1h close-wait).
+  const keys = ['net.netfilter.nf_conntrack_tcp_timeout_established', 'net.netfilter.nf_conntrack_tcp_timeout_close_wait', 'net.ipv4.ip_forward']
+  sh('sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_established=1234 net.netfilter.nf_conntrack_tcp_timeout_close_wait=77 net.ipv4.ip_forward=0')
+  const read = (): string => sh(`sysctl -n ${keys.join(' ')}`)
+  const before = read()
+  const ports = run.slice(2)
+  const cases: [string, string[], RegExp][] = [
+    ['a --manifests path that does not exist', ['--proxy-mode=iptables', '--manifests=/nonexistent', ...ports], /--manifests \/nonexistent: no such file or directory/],
+    ['a mode tsproxy does not implement', ['--proxy-mode=nftables', `--manifests=${MANIFESTS}`, ...ports], /proxy mode "nftables" is not implemented/],
+    ['a bad cluster CIDR', ['--proxy-mode=iptables', '--cluster-cidr=10.0.0.0/99', `--manifests=${MANIFESTS}`, ...ports], /cluster-cidr/],
+    ['a bad bind address', ['--proxy-mode=iptables', `--manifests=${MANIFESTS}`, '--healthz-bind-address=nowhere', '--metrics-bind-address=127.0.0.1:20991'], /healthz-bind-address/],
+    ['a bad scheduler', ['--proxy-mode=ipvs', '--ipvs-scheduler=fastest', `--manifests=${MANIFESTS}`, ...ports], /ipvs-scheduler/],
+    ['a config file that does not exist', ['--config=/nonexistent.yaml', `--manifests=${MANIFESTS}`], /nonexistent\.yaml/],
+  ]
+  for (const [what, args, reason] of cases) {
+    const r = once([], args, 15_000)
+    t.equal(r.code, 2, `${what}: exit 2 (${r.lines.join(' | ')})`)
+    t.match(r.lines.join('\n'), reason, `${what}: the line says why`)
+    t.equal(read(), before, `${what}: no sysctl changed`)
+  }
 })
