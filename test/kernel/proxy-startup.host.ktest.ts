@@ -128,3 +128,18 @@ t.test('bad arguments: exit 2 with the reason, and not one sysctl written', asyn
     t.equal(read(), before, `${what}: no sysctl changed`)
   }
 })
+
+t.test('tsproxy --init-only: the daemon\'s sysctls, no rule, exit 0', async (t) => {
+  const mode = existsSync('/proc/net/ip_vs') ? 'ipvs' : 'iptables'
+  once([], ['cleanup']) // a node without tsproxy's state first (exit 1 on a kernel without IPVS)
+  const keys = ['net.netfilter.nf_conntrack_tcp_timeout_established', 'net.ipv4.ip_forward', ...(mode === 'ipvs' ? ['net.ipv4.vs.conntrack', 'net.ipv4.vs.expire_nodest_conn'] : [])]
+  sh(`sysctl -qw ${keys.map((k) => `${k}=${k.endsWith('established') ? 1234 : 0}`).join(' ')}`)
+  const rules = (): string => sh('iptables-legacy-save -t nat; iptables-legacy-save -t filter').split('\n').filter((l) => !l.startsWith('#')).join('\n') + (mode === 'ipvs' ? sh('ipvsadm -Sn; ipset save') : '')
+  const before = rules()
+  const r = once([], ['--init-only', `--proxy-mode=${mode}`, '--conntrack-tcp-timeout-established=2h'])
+  t.equal(r.code, 0, `exit 0 (${r.lines.join(' | ')})`)
+  t.equal(msgOf(r.lines.at(-1)), 'node ready')
+  t.same(sh(`sysctl -n ${keys.join(' ')}`).trim().split('\n').map(Number), keys.map((k) => (k.endsWith('established') ? 7200 : 1)), `${mode} mode: ${keys.join(', ')} as the daemon sets them`)
+  t.equal(rules(), before, 'no rule, set or virtual server written')
+  t.notMatch(before, /KUBE-/, 'and there was none of tsproxy\'s before')
+})
