@@ -14,7 +14,9 @@
 import { hostname as osHostname } from 'node:os'
 import { configFromObject, type ParsedConfig, parseConfig, validateConfig } from './config/file.js'
 import { applyFlags, flagError, type ParsedFlags, parseFlags } from './config/flags.js'
-import { CONFIG_KIND, defaultConfig, type KubeProxyConfiguration, type ProxyOptions } from './config/schema.js'
+import { BY_FLAG, CONFIG_KIND, defaultConfig, getPath, type KubeProxyConfiguration, type ProxyOptions } from './config/schema.js'
+import { formatGoDuration } from './config/duration.js'
+import { isDeepStrictEqual } from 'node:util'
 
 export {
   CONFIG_API_VERSION,
@@ -53,6 +55,18 @@ export async function loadConfig(argv: readonly string[], io: { readFile: (path:
     parsed = parseConfig(await io.readFile(options.config), options.config)
   }
   const config = applyFlags(parsed.config, settings)
+  // The file's value (or its default) changed by a flag is said once: the file alone no longer tells what runs.
+  if (options.config !== undefined) {
+    const said = new Set<string>()
+    for (const { path, flag } of settings) {
+      const from = getPath(parsed.config, path)
+      const to = getPath(config, path)
+      if (said.has(path) || isDeepStrictEqual(from, to)) continue
+      said.add(path)
+      const show = (v: unknown): string => (BY_FLAG.get(flag.slice(2))?.kind === 'duration' && typeof v === 'number' ? formatGoDuration(v) : JSON.stringify(v))
+      parsed.warnings.push(`${flag}=${show(to)} overrides ${path}: ${show(from)} from ${options.config}`)
+    }
+  }
   validateConfig(config, options.config === undefined ? CONFIG_KIND : `${CONFIG_KIND} (${options.config} and flags)`)
   return { config, options, warnings: parsed.warnings }
 }

@@ -201,9 +201,6 @@ export class Daemon {
       this.#dataplanes.push(dp)
       opened.set(family, dp)
     }
-    const io = this.#sysctl ?? { get: (k: string) => getSysctl(k), set: (k: string, v: number) => setSysctl(k, v) }
-    const ct = await applyConntrackSettings(conntrackSettings(c.conntrack, availableParallelism()), io, this.#log)
-    if (ct.length > 0) this.#log('info', 'conntrack settings applied', { keys: ct })
     const sink = this.#sink()
     // Serving first: /healthz and /metrics answer while the source loads.
     await this.#serve()
@@ -259,6 +256,12 @@ export class Daemon {
       count()
       this.#log('info', 'manifests loaded', { path: this.#source.path, services: this.#source.stats.services, endpointSlices: this.#source.stats.endpointSlices, errors: loaded.errors.length })
     }
+
+    // The first kernel write: after the source has been read, so a daemon that
+    // waits for its source (or fails before) leaves the node as it found it.
+    const io = this.#sysctl ?? { get: (k: string) => getSysctl(k), set: (k: string, v: number) => setSysctl(k, v) }
+    const ct = await applyConntrackSettings(conntrackSettings(c.conntrack, availableParallelism()), io, this.#log)
+    if (ct.length > 0) this.#log('info', 'conntrack settings applied', { keys: ct })
 
     const cidrOf = (family: Family): string => cidrs.find((x) => inFamily(x, family)) ?? ''
     for (const family of families(cidrs)) {

@@ -4,11 +4,14 @@
 //   tsproxy cleanup   (or --cleanup)                                     remove what it made, then exit
 //   tsproxy status                                                       each service -> VIP -> endpoints
 import { readFileSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { loadConfig, usage, type KubeProxyConfiguration } from './config.js'
+import { clusterCIDRs, loadConfig, usage, type KubeProxyConfiguration } from './config.js'
 import { splitHostPort } from '../address.js'
-import { Daemon, formatStatus, type StatusEntry } from './daemon.js'
+import { Daemon, families, formatStatus, type StatusEntry } from './daemon.js'
+import { applyConntrackSettings, conntrackSettings } from './conntrack-settings.js'
+import { getSysctl, setSysctl } from '../sysctl.js'
+import { availableParallelism } from 'node:os'
 import { openDataplane } from './ipvs/dataplane.js'
 import { IpvsProxier } from './ipvs/proxier.js'
 import { IptablesProxier } from './iptables/proxier.js'
@@ -40,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = makeLogger({ format: config.logging.format === 'text' ? 'text' : 'json', verbosity: config.logging.verbosity })
   for (const w of warnings) log('warn', w)
-  const command = options.args[0] ?? (options.cleanup ? 'cleanup' : 'run')
+  const command = options.args[0] ?? (options.cleanup ? 'cleanup' : options.initOnly ? 'init-only' : 'run')
   if (options.args.length > 1) return fail(`unexpected arguments: ${options.args.slice(1).join(' ')}`)
   switch (command) {
     case 'cleanup':
@@ -48,7 +51,15 @@ async function main(argv: string[]): Promise<number> {
       return (await takeNode(log, 0)) ?? cleanup(log)
     case 'status':
       return status(config)
+    case 'init-only': {
+      const bad = await runProblem(config, undefined)
+      if (bad) return fail(bad)
+      return capable(log) ?? initOnly(config, log)
+    }
     case 'run': {
+      // Every check of the configuration before the node is taken or the kernel touched.
+      const bad = await runProblem(config, options.manifests)
+      if (bad) return fail(bad)
       const refused = await takeNode(log, LOCK_WAIT_MS)
       if (refused !== undefined) return refused
       break
@@ -98,6 +109,26 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /**
+ * Why the daemon cannot run with this configuration, or undefined. A --manifests
+ * path that does not exist at start is a typo (kube-proxy would not start either);
+ * one that disappears later is waited for (the daemon keeps its rules).
+ */
+async function runProblem(config: KubeProxyConfiguration, manifests: string | undefined): Promise<string | undefined> {
+  if (config.mode !== 'ipvs' && config.mode !== 'iptables')
+    return `proxy mode "${config.mode}" is not implemented; run with --proxy-mode=ipvs or --proxy-mode=iptables`
+  if (manifests !== undefined) {
+    if (manifests === '') return '--manifests needs a file or directory'
+    try {
+      await stat(manifests)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return `--manifests ${manifests}: no such file or directory`
+    }
+  }
+  return undefined
+}
+
+/**
  * A starting daemon waits this long for the instance lock: in a rolling
  * restart the old pod may still be stopping (it exits within moments of
  * SIGTERM, and a dead process holds nothing). Longer than that, another
@@ -114,7 +145,7 @@ let instanceLock: InstanceLock | undefined
  * instance lock, held until the process exits. An exit code when the process
  * must not go on, after one line saying why.
  */
-async function takeNode(log: Log, waitMs: number): Promise<number | undefined> {
+function capable(log: Log): number | undefined {
   let status = ''
   try {
     status = readFileSync('/proc/self/status', 'utf8')
@@ -126,6 +157,12 @@ async function takeNode(log: Log, waitMs: number): Promise<number | undefined> {
     log('error', capabilityMessage(missing), { missing })
     return 1
   }
+  return undefined
+}
+
+async function takeNode(log: Log, waitMs: number): Promise<number | undefined> {
+  const refused = capable(log)
+  if (refused !== undefined) return refused
   const path = lockFilePath()
   const holder = (e: LockHeldError): string => `another tsproxy holds the instance lock ${path}${e.pid ? ` (pid ${e.pid})` : ''}`
   try {
@@ -139,6 +176,45 @@ async function takeNode(log: Log, waitMs: number): Promise<number | undefined> {
     return 1
   }
   return undefined
+}
+
+/**
+ * The daemon's kernel settings, without its rules: the init container's step
+ * (it is privileged, the daemon need not be). Opening the mode's interfaces
+ * has the kernel load the modules behind them (IPVS, ipset, conntrack netlink,
+ * the iptables tables) with its own modprobe; the sysctls and IPVS timeouts
+ * are the proxier's setup() and the conntrack section, as the daemon writes them.
+ */
+async function initOnly(config: KubeProxyConfiguration, log: Log): Promise<number> {
+  const c = config
+  try {
+    for (const family of families(clusterCIDRs(c))) {
+      if (c.mode === 'ipvs') {
+        const dp = await openDataplane(family)
+        try {
+          const timeouts = { tcp: c.ipvs.tcpTimeout / 1000, tcpFin: c.ipvs.tcpFinTimeout / 1000, udp: c.ipvs.udpTimeout / 1000 }
+          const keys = await new IpvsProxier(dp, { family, strictARP: c.ipvs.strictARP, timeouts, log }).setup()
+          log('info', 'sysctls set', { family, keys })
+        } finally {
+          await dp.close()
+        }
+      } else {
+        const dp = await openIptablesDataplane(family)
+        try {
+          log('info', 'sysctls set', { family, keys: await new IptablesProxier(dp, { family, log }).setup() })
+        } finally {
+          await dp.close()
+        }
+      }
+    }
+    const io = { get: (k: string) => getSysctl(k), set: (k: string, v: number) => setSysctl(k, v) }
+    const keys = await applyConntrackSettings(conntrackSettings(c.conntrack, availableParallelism()), io, log)
+    log('info', 'node ready', { mode: c.mode, conntrack: keys })
+    return 0
+  } catch (e) {
+    log('error', 'node setup failed', { error: e })
+    return 1
+  }
 }
 
 async function cleanup(log: Log): Promise<number> {

@@ -33,11 +33,11 @@ const daemon = async (options: { waitSynced?: boolean } = {}): Promise<RunningDa
 }
 
 /** A one-shot run of tsproxy (behind `prefix`, e.g. setpriv): exit code and its stderr lines. */
-function once(prefix: string[], args: string[]): { code: number | null; lines: string[] } {
+function once(prefix: string[], args: string[], timeout = 60_000): { code: number | null; lines: string[] } {
   // `env -i`: tap's hooks follow spawned processes through their environment
   // and write under .tap/, which nobody may not.
   const vars = Object.entries({ PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }).map(([k, v]) => `${k}=${v}`)
-  const r = spawnSync('env', ['-i', ...vars, ...prefix, process.execPath, MAIN, ...args], { encoding: 'utf8', timeout: 60_000 })
+  const r = spawnSync('env', ['-i', ...vars, ...prefix, process.execPath, MAIN, ...args], { encoding: 'utf8', timeout })
   return { code: r.status, lines: r.stderr.split('\n').filter((l) => l !== '') }
 }
 const msgOf = (line: string | undefined): string => {
@@ -104,4 +104,42 @@ t.test('IPVS mode on a kernel without IPVS: exit 1 with one line naming the modu
   t.equal(r.code, 1, 'exit 1')
   t.equal(r.lines.length, 1, `exactly one line: no warnings, nothing written before it (${r.lines.join(' | ')})`)
   t.match(r.lines[0], /the kernel has no IPVS \(load the ip_vs module: modprobe ip_vs\)/)
+})
+
+t.test('bad arguments: exit 2 with the reason, and not one sysctl written', async (t) => {
+  // Values tsproxy's defaults would change (24h established, 1h close-wait).
+  const keys = ['net.netfilter.nf_conntrack_tcp_timeout_established', 'net.netfilter.nf_conntrack_tcp_timeout_close_wait', 'net.ipv4.ip_forward']
+  sh('sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_established=1234 net.netfilter.nf_conntrack_tcp_timeout_close_wait=77 net.ipv4.ip_forward=0')
+  const read = (): string => sh(`sysctl -n ${keys.join(' ')}`)
+  const before = read()
+  const ports = run.slice(2)
+  const cases: [string, string[], RegExp][] = [
+    ['a --manifests path that does not exist', ['--proxy-mode=iptables', '--manifests=/nonexistent', ...ports], /--manifests \/nonexistent: no such file or directory/],
+    ['a mode tsproxy does not implement', ['--proxy-mode=nftables', `--manifests=${MANIFESTS}`, ...ports], /proxy mode "nftables" is not implemented/],
+    ['a bad cluster CIDR', ['--proxy-mode=iptables', '--cluster-cidr=10.0.0.0/99', `--manifests=${MANIFESTS}`, ...ports], /cluster-cidr/],
+    ['a bad bind address', ['--proxy-mode=iptables', `--manifests=${MANIFESTS}`, '--healthz-bind-address=nowhere', '--metrics-bind-address=127.0.0.1:20991'], /healthz-bind-address/],
+    ['a bad scheduler', ['--proxy-mode=ipvs', '--ipvs-scheduler=fastest', `--manifests=${MANIFESTS}`, ...ports], /ipvs-scheduler/],
+    ['a config file that does not exist', ['--config=/nonexistent.yaml', `--manifests=${MANIFESTS}`], /nonexistent\.yaml/],
+  ]
+  for (const [what, args, reason] of cases) {
+    const r = once([], args, 15_000)
+    t.equal(r.code, 2, `${what}: exit 2 (${r.lines.join(' | ')})`)
+    t.match(r.lines.join('\n'), reason, `${what}: the line says why`)
+    t.equal(read(), before, `${what}: no sysctl changed`)
+  }
+})
+
+t.test('tsproxy --init-only: the daemon\'s sysctls, no rule, exit 0', async (t) => {
+  const mode = existsSync('/proc/net/ip_vs') ? 'ipvs' : 'iptables'
+  once([], ['cleanup']) // a node without tsproxy's state first (exit 1 on a kernel without IPVS)
+  const keys = ['net.netfilter.nf_conntrack_tcp_timeout_established', 'net.ipv4.ip_forward', ...(mode === 'ipvs' ? ['net.ipv4.vs.conntrack', 'net.ipv4.vs.expire_nodest_conn'] : [])]
+  sh(`sysctl -qw ${keys.map((k) => `${k}=${k.endsWith('established') ? 1234 : 0}`).join(' ')}`)
+  const rules = (): string => sh('iptables-legacy-save -t nat; iptables-legacy-save -t filter').split('\n').filter((l) => !l.startsWith('#')).join('\n') + (mode === 'ipvs' ? sh('ipvsadm -Sn; ipset save') : '')
+  const before = rules()
+  const r = once([], ['--init-only', `--proxy-mode=${mode}`, '--conntrack-tcp-timeout-established=2h'])
+  t.equal(r.code, 0, `exit 0 (${r.lines.join(' | ')})`)
+  t.equal(msgOf(r.lines.at(-1)), 'node ready')
+  t.same(sh(`sysctl -n ${keys.join(' ')}`).trim().split('\n').map(Number), keys.map((k) => (k.endsWith('established') ? 7200 : 1)), `${mode} mode: ${keys.join(', ')} as the daemon sets them`)
+  t.equal(rules(), before, 'no rule, set or virtual server written')
+  t.notMatch(before, /KUBE-/, 'and there was none of tsproxy\'s before')
 })

@@ -233,7 +233,10 @@ t.test('the DaemonSet', async (t) => {
   const init = pod.initContainers[0]
   t.equal(init.name, 'node-setup')
   t.equal(init.image, main.image, 'the same image')
-  t.same(init.command, ['node', '/app/deploy/node-setup.mjs', '--config=/var/lib/tsproxy/config.conf'])
+  t.same(init.command, ['tsproxy', '--init-only', '--config=/var/lib/tsproxy/config.conf'], 'tsproxy --init-only, as kube-proxy --init-only')
+  // The same configuration as the daemon: the same sysctls, written by the daemon's own code (proxier setup, conntrack section).
+  t.same(init.command.filter((a: string) => a.startsWith('--config')), main.command.filter((a: string) => a.startsWith('--config')), 'the daemon\'s --config')
+  t.same(init.command.filter((a: string) => a.startsWith('--') && a !== '--init-only' && !a.startsWith('--hostname-override')), main.command.filter((a: string) => a.startsWith('--') && !a.startsWith('--hostname-override')), 'and every flag of the daemon that can change a sysctl')
   t.equal(init.securityContext.privileged, true, 'privileged, for /proc/sys and modprobe')
   const initMounts = new Map<string, Obj>(init.volumeMounts.map((m: Obj) => [m.mountPath, m]))
   t.equal(initMounts.get('/lib/modules')?.readOnly, true, '/lib/modules read-only')

@@ -332,6 +332,16 @@ t.test('loadConfig: the file, then the flags over it, then validation', async (t
   t.equal(nodeName(r.config), 'node-7', 'the node name is lowercased')
   t.equal(r.options.manifests, '/m')
   t.equal(r.options.config, '/etc/kp.yaml')
+  t.strictSame(r.warnings, [
+    '--proxy-mode="ipvs" overrides mode: "iptables" from /etc/kp.yaml',
+    '--ipvs-strict-arp=true overrides ipvs.strictARP: false from /etc/kp.yaml',
+    '--hostname-override="Node-7" overrides hostnameOverride: "from-file" from /etc/kp.yaml',
+  ], 'each flag that changes the file\'s value is said, with both values')
+  const same = await loadConfig(['--config=/etc/kp.yaml', '--proxy-mode=iptables', '--ipvs-min-sync-period=2s', '--ipvs-min-sync-period=10s'], io)
+  t.strictSame(same.warnings, [], 'a flag that repeats the file\'s value changes nothing: no line')
+  const period = await loadConfig(['--config=/etc/kp.yaml', '--ipvs-min-sync-period=5s'], io)
+  t.strictSame(period.warnings, ['--ipvs-min-sync-period=5s overrides ipvs.minSyncPeriod: 10s from /etc/kp.yaml'], 'durations as Go writes them')
+  t.strictSame((await loadConfig(['--proxy-mode=ipvs'], io)).warnings, [], 'without --config: nothing to override')
 
   const noFile = await loadConfig(['--proxy-mode=ipvs'], io)
   t.equal(noFile.config.ipvs.syncPeriod, 30000, 'without --config: the defaults')

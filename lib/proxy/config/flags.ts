@@ -14,6 +14,7 @@ export const OPTION_FLAGS = table<string, { kind: 'string' | 'bool'; key: keyof 
   master: { kind: 'string', key: 'master', help: 'the API server address (overrides the kubeconfig)' },
   manifests: { kind: 'string', key: 'manifests', help: 'a file or directory of Service and EndpointSlice manifests, watched (tsproxy)' },
   cleanup: { kind: 'bool', key: 'cleanup', help: 'remove what tsproxy made, then exit' },
+  'init-only': { kind: 'bool', key: 'initOnly', help: 'set the node up (kernel modules, sysctls) as the daemon would, then exit: the privileged step' },
   help: { kind: 'bool', key: 'help', help: 'this text' },
   version: { kind: 'bool', key: 'version', help: 'print the version and exit' },
 })
@@ -94,7 +95,7 @@ function flagValue(s: Setting, flag: string, text: string, before: unknown): unk
  * Unknown flags throw a ValidationError naming them.
  */
 export function parseFlags(argv: readonly string[]): ParsedFlags {
-  const options: ProxyOptions = { cleanup: false, help: false, version: false, args: [] }
+  const options: ProxyOptions = { cleanup: false, initOnly: false, help: false, version: false, args: [] }
   const settings: ParsedFlags['settings'] = []
   const lastValue = new Map<string, unknown>()
   for (let i = 0; i < argv.length; i++) {

@@ -70,6 +70,8 @@ export interface ProxyOptions {
   /** tsproxy's manifest source: a file or a directory. */
   manifests?: string
   cleanup: boolean
+  /** Set the node up (modules, sysctls) and exit: the privileged step, as kube-proxy --init-only. */
+  initOnly: boolean
   help: boolean
   version: boolean
   /** Positional arguments (tsproxy's subcommands). */
