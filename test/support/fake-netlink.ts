@@ -26,3 +26,38 @@ export async function openOver<H>(handle: FakeHandle, open: () => Promise<H>): P
     useNativeBinding()
   }
 }
+
+/**
+ * What the kernel answers while a handle opens: the IPVS generic netlink
+ * family (id 0x24), the ipset protocol (7), conntrack's count.
+ */
+export function handshake(codec: string, op: NativeOp): NativeResult | undefined {
+  switch (`${codec}:${String(op.cmd)}`) {
+    case 'genl:getFamily':
+      return { error: 0, records: [{ kind: 'family', id: 0x24, name: 'IPVS', version: 1, maxAttr: 9 }] }
+    case 'ipset:protocol':
+      return { error: 0, records: [{ kind: 'protocol', protocol: 7, protocolMin: 6 }] }
+    case 'conntrack:count':
+      return { error: 0, records: [{ kind: 'stats', entries: 0 }] }
+    default:
+      return undefined
+  }
+}
+
+/**
+ * openOver with the handshake answered here, so `handle` sees (and records)
+ * only what the opened handle sends afterwards.
+ */
+export async function openAfterHandshake<H>(handle: FakeHandle, open: () => Promise<H>): Promise<H> {
+  let opening = true
+  const wrapped: FakeHandle = {
+    ...(handle.portId === undefined ? {} : { portId: handle.portId }),
+    execute: (codec, family, ops) => (opening ? Promise.resolve(ops.map((op) => handshake(codec, op) ?? { error: 0, records: [] })) : handle.execute(codec, family, ops)),
+    close: () => handle.close(),
+  }
+  try {
+    return await openOver(wrapped, open)
+  } finally {
+    opening = false
+  }
+}
