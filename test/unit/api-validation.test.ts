@@ -11,9 +11,9 @@
 // here: such strings are valid names and reach the kernel as they are.
 import t, { type Test } from 'tap'
 import { Conntrack, IpSet, Iptables, Ipvs, Rtnl, ValidationError, iptablesEncodeRule } from '../../dist/index.js'
-import { NetlinkSocket } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
-import type { NativeOp, NativeResult, NativeSocket } from '../../dist/native.js'
+import type { NativeOp, NativeResult } from '../../dist/native.js'
+import { openAfterHandshake, type FakeHandle } from '../support/fake-netlink.js'
 
 const PROTO_NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf']
 
@@ -46,25 +46,21 @@ interface Handles {
   sent: NativeOp[]
 }
 
-function handles(): Handles {
+async function handles(): Promise<Handles> {
   const sent: NativeOp[] = []
-  const sock = (): NetlinkSocket => {
-    const handle = {
-      portId: 1,
-      async execute(codec: string, family: number, ops: NativeOp[]) {
-        native.encode(codec, family, ops, 1) // the native codec takes it as it is
-        for (const op of ops) if (!(codec === 'ipset' && (op.cmd === 'type' || op.cmd === 'list'))) sent.push(op)
-        return ops.map((op) => answer(codec, op))
-      },
-      async close() {},
-    } as unknown as NativeSocket
-    return new (NetlinkSocket as unknown as new (h: NativeSocket) => NetlinkSocket)(handle)
+  const handle: FakeHandle = {
+    async execute(codec: string, family: number, ops: NativeOp[]) {
+      native.encode(codec, family, ops, 1) // the native codec takes it as it is
+      for (const op of ops) if (!(codec === 'ipset' && (op.cmd === 'type' || op.cmd === 'list'))) sent.push(op)
+      return ops.map((op) => answer(codec, op))
+    },
+    async close() {},
   }
   return {
-    ipvs: new (Ipvs as unknown as new (s: NetlinkSocket, family: number) => Ipvs)(sock(), 0x24),
-    ipset: new (IpSet as unknown as new (s: NetlinkSocket, protocol: number) => IpSet)(sock(), 7),
-    rtnl: new (Rtnl as unknown as new (s: NetlinkSocket) => Rtnl)(sock()),
-    ct: new (Conntrack as unknown as new (s: NetlinkSocket) => Conntrack)(sock()),
+    ipvs: await openAfterHandshake(handle, () => Ipvs.open()),
+    ipset: await openAfterHandshake(handle, () => IpSet.open()),
+    rtnl: await openAfterHandshake(handle, () => Rtnl.open()),
+    ct: await openAfterHandshake(handle, () => Conntrack.open()),
     sent,
   }
 }
@@ -83,7 +79,7 @@ interface Case {
 }
 
 async function refusedWith(t: Test, c: Case, x: unknown, field = c.field): Promise<void> {
-  const h = handles()
+  const h = await handles()
   let e: unknown
   try {
     await c.call(h, x)
@@ -194,7 +190,7 @@ t.test('transaction edits: chain names and policies that are Object.prototype na
 })
 
 t.test('names the kernel owns may be Object.prototype names: they are names, not look-ups', async (t) => {
-  const h = handles()
+  const h = await handles()
   await h.ipset.add('constructor', { ip: '10.0.0.1' })
   t.match(h.sent.at(-1), { cmd: 'add', name: 'constructor' }, 'a set named constructor')
   const outcomes = await h.ipset.batch([{ op: 'add', set: 'constructor', entry: { ip: '10.0.0.2' } }, { op: 'add', set: '__proto__', entry: { ip: '10.0.0.3' } }])
@@ -289,7 +285,7 @@ t.test('a record with a field the API does not know is refused, naming it; nothi
 
 t.test('the same records without the extra field are accepted (the cases above test only the extra field)', async (t) => {
   for (const c of records) {
-    const h = handles()
+    const h = await handles()
     let e: unknown
     try {
       await c.call(h, {})
@@ -301,7 +297,7 @@ t.test('the same records without the extra field are accepted (the cases above t
 })
 
 t.test('a record read back is written again: its read-only fields are known', async (t) => {
-  const h = handles()
+  const h = await handles()
   const stats = { conns: 0, inPackets: 0, outPackets: 0, inBytes: 0, outBytes: 0, cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 }
   await h.ipvs.addService({ family: 'inet', ...svc, scheduler: 'rr', persistent: false, timeout: 0, netmask: 32, flags: [], stats, destinations: [] } as never)
   await h.ipvs.addDestination(svc as never, { family: 'inet', ...dst, forward: 'masq', weight: 1, upperThreshold: 0, lowerThreshold: 0, activeConns: 3, inactiveConns: 0, persistConns: 0, stats } as never)

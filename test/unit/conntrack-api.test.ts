@@ -7,9 +7,8 @@
 // answers as told.
 import t, { type Test } from 'tap'
 import { Conntrack, NetlinkError, ValidationError, type ConntrackFilter } from '../../dist/index.js'
-import { native } from '../../dist/native.js'
 import type { NativeOp, NativeResult } from '../../dist/native.js'
-import { openOver } from '../support/fake-netlink.js'
+import { openRecording } from '../support/fake-netlink.js'
 
 const ENOENT = 2
 const EPERM = 1
@@ -55,23 +54,9 @@ const kernel: Answer = (op) => {
   return { error: 0, records: [] }
 }
 
+// Conntrack.open() runs against the default kernel; the test's answers and record start after it.
 async function fake(answer: Answer = kernel): Promise<{ ct: Conntrack; sent: NativeOp[][] }> {
-  const sent: NativeOp[][] = []
-  const handle = {
-    portId: 0xabcd,
-    async execute(codec: string, family: number, ops: NativeOp[]) {
-      t.equal(codec, 'conntrack')
-      sent.push(structuredClone(ops))
-      native.encode(codec, family, ops, 1) // throws if the native codec would refuse it
-      return ops.map((o) => (opened ? answer : kernel)(o))
-    },
-    async close() {},
-  }
-  // Conntrack.open() runs against the default kernel; the test's answers and record start after it.
-  let opened = false
-  const ct = await openOver(handle, () => Conntrack.open())
-  opened = true
-  sent.length = 0
+  const { handle: ct, sent } = await openRecording(t, 'conntrack', () => Conntrack.open(), kernel, answer)
   return { ct, sent }
 }
 

@@ -6,15 +6,16 @@
 // Two ways in, without a kernel:
 //  - ipsetEntryWire (lib/ipset.ts entryWire): one entry of a described set ->
 //    its wire form, or a ValidationError.
-//  - a real IpSet over a real NetlinkSocket over a fake native handle that
-//    records each batch, checks native.encode accepts it, and answers as told
+//  - a real IpSet, opened by IpSet.open() over a fake native handle
+//    (test/support/fake-netlink.ts) that records each batch, checks
+//    native.encode accepts it, and answers as told
 //    (a fake at the message level: the replies are what native/ipset decodes).
 import t, { type Test } from 'tap'
 import { IpSet, NetlinkError, ValidationError, ipsetEntryKey, ipsetEntryWire, ipsetErrorText } from '../../dist/index.js'
 import type { IpSetEntry, SetInfo } from '../../dist/index.js'
-import { NetlinkSocket } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
-import type { NativeOp, NativeResult, NativeSocket } from '../../dist/native.js'
+import type { NativeOp, NativeResult } from '../../dist/native.js'
+import { openAfterHandshake } from '../support/fake-netlink.js'
 import { checkRefusal, type Want } from '../support/refusal.js'
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -58,7 +59,7 @@ type Answer = (op: NativeOp, sets: Map<string, FakeSet>) => NativeResult | undef
  * An IpSet over a fake handle. Header lookups (list + IPSET_FLAG_LIST_HEADER)
  * are answered from `sets`; everything else by `answer` (default: success).
  */
-function fakeIpSet(sets: Record<string, FakeSet> = {}, answer: Answer = () => undefined): { ipset: IpSet; sent: Sent[]; adds: () => NativeOp[] } {
+async function fakeIpSet(sets: Record<string, FakeSet> = {}, answer: Answer = () => undefined): Promise<{ ipset: IpSet; sent: Sent[]; adds: () => NativeOp[] }> {
   const known = new Map(Object.entries(sets))
   const sent: Sent[] = []
   const handle = {
@@ -80,9 +81,8 @@ function fakeIpSet(sets: Record<string, FakeSet> = {}, answer: Answer = () => un
       })
     },
     async close() {},
-  } as unknown as NativeSocket
-  const sock = new (NetlinkSocket as unknown as new (h: NativeSocket) => NetlinkSocket)(handle)
-  const ipset = new (IpSet as unknown as new (s: NetlinkSocket, protocol: number) => IpSet)(sock, 7)
+  }
+  const ipset = await openAfterHandshake(handle, () => IpSet.open())
   const adds = (): NativeOp[] => sent.flatMap((s) => s.ops).filter((o) => o.cmd === 'add' || o.cmd === 'del')
   return { ipset, sent, adds }
 }
@@ -190,7 +190,7 @@ t.test('entry keys compare as the kernel compares entries', async (t) => {
 // =========================================================================================
 
 async function refusedCall(t: Test, call: (ipset: IpSet) => Promise<unknown>, want: Want, sets: Record<string, FakeSet> = { S: IPPI }): Promise<void> {
-  const { ipset, sent } = fakeIpSet(sets)
+  const { ipset, sent } = await fakeIpSet(sets)
   const e = await rejection(call(ipset))
   checkRefusal(t, e, want)
   t.equal(sent.flatMap((s) => s.ops).filter((o) => o.cmd !== 'list').length, 0, 'nothing but header lookups was sent')
@@ -209,7 +209,7 @@ t.test('set names longer than 31 bytes, empty, or with NUL are refused by every 
   await refusedCall(t, (s) => s.list(long), { op: 'ipset.list', field: 'name', value: long })
   await refusedCall(t, (s) => s.batch([{ op: 'add', set: long, entry: {} }]), { op: 'ipset.add', field: 'set', value: long, index: 0 })
   await refusedCall(t, (s) => s.create({ name: 'é'.repeat(16), type: 'hash:ip' }), { op: 'ipset.create', field: 'spec.name' })
-  const { ipset, sent } = fakeIpSet()
+  const { ipset, sent } = await fakeIpSet()
   await ipset.create({ name: 'K'.repeat(31), type: 'hash:ip' })
   t.equal(sent.at(-1)!.ops[0]!.name, 'K'.repeat(31), '31 bytes is the longest name')
 })
@@ -232,7 +232,7 @@ t.test('create: the options each type has, and their ranges', async (t) => {
 })
 
 t.test('create asks the kernel for the type\'s revisions once, and uses the newest both know', async (t) => {
-  const { ipset, sent } = fakeIpSet({}, (op) => (op.cmd === 'type' ? { error: 0, records: [{ kind: 'type', typename: op.typename as string, family: 2, revision: 9, revisionMin: 0 }] } : undefined))
+  const { ipset, sent } = await fakeIpSet({}, (op) => (op.cmd === 'type' ? { error: 0, records: [{ kind: 'type', typename: op.typename as string, family: 2, revision: 9, revisionMin: 0 }] } : undefined))
   await ipset.create({ name: 'A', type: 'hash:ip,port,ip', hashsize: 64, timeout: 10, comment: true, forceadd: true })
   await ipset.create({ name: 'B', type: 'hash:ip,port,ip' })
   const ops = sent.flatMap((s) => s.ops)
@@ -252,7 +252,7 @@ t.test('each method refuses bad entries before sending', async (t) => {
 })
 
 t.test('a set\'s header is read once and kept; its extensions come from the header', async (t) => {
-  const { ipset, sent } = fakeIpSet({ T: { typename: 'hash:ip', family: 10, header: { timeout: 300, flags: 0x10 } } })
+  const { ipset, sent } = await fakeIpSet({ T: { typename: 'hash:ip', family: 10, header: { timeout: 300, flags: 0x10 } } })
   await ipset.add('T', { ip: 'fd00::1', timeout: 5, comment: 'x' })
   await ipset.add('T', { ip: 'fd00::2' })
   await ipset.del('T', { ip: 'fd00::2' })
@@ -265,7 +265,7 @@ t.test('a set\'s header is read once and kept; its extensions come from the head
 })
 
 t.test('a set that does not exist: ENOENT in the ipset tool\'s words, nothing but the lookup sent', async (t) => {
-  const { ipset, sent } = fakeIpSet()
+  const { ipset, sent } = await fakeIpSet()
   const e = await rejection(ipset.add('NOPE', { ip: '10.0.0.1' }))
   t.ok(e instanceof NetlinkError)
   t.match(e, { errno: 2, code: 'ENOENT', op: 'ipset.add', message: 'ipset.add: ENOENT: The set with the given name does not exist' })
@@ -291,7 +291,7 @@ t.test('ipset\'s private errnos: names and the ipset tool\'s words, per command 
 })
 
 t.test('kernel errors keep errno, code, op; the message has the ipset words', async (t) => {
-  const { ipset } = fakeIpSet({ S: IPPI }, (op) => (op.cmd === 'add' ? { error: 4103, records: [] } : op.cmd === 'destroy' ? { error: 4100, records: [] } : undefined))
+  const { ipset } = await fakeIpSet({ S: IPPI }, (op) => (op.cmd === 'add' ? { error: 4103, records: [] } : op.cmd === 'destroy' ? { error: 4100, records: [] } : undefined))
   const e = await rejection(ipset.add('S', entry(1)))
   t.ok(e instanceof NetlinkError)
   t.match(e, { errno: 4103, code: 'IPSET_ERR_EXIST', op: 'ipset.add', message: "ipset.add: IPSET_ERR_EXIST: Element cannot be added to the set: it's already added" })
@@ -300,7 +300,7 @@ t.test('kernel errors keep errno, code, op; the message has the ipset words', as
 
 t.test('test(): IPSET_ERR_EXIST is false, success true, anything else throws', async (t) => {
   let answer = 0
-  const { ipset } = fakeIpSet({ S: IPPI }, (op) => (op.cmd === 'test' ? { error: answer, records: [] } : undefined))
+  const { ipset } = await fakeIpSet({ S: IPPI }, (op) => (op.cmd === 'test' ? { error: answer, records: [] } : undefined))
   t.equal(await ipset.test('S', entry(1)), true)
   answer = 4103
   t.equal(await ipset.test('S', entry(1)), false)
@@ -313,7 +313,7 @@ t.test('test(): IPSET_ERR_EXIST is false, success true, anything else throws', a
 // =========================================================================================
 
 t.test('a batch with one bad operation throws with its index and sends nothing', async (t) => {
-  const { ipset, sent } = fakeIpSet({ S: IPPI })
+  const { ipset, sent } = await fakeIpSet({ S: IPPI })
   const e = await rejection(ipset.batch([{ op: 'add', set: 'S', entry: entry(1) }, { op: 'add', set: 'S', entry: { ...entry(2), port: -1 } }]))
   checkRefusal(t, e, { op: 'ipset.add', field: 'entry.port', value: -1, index: 1 })
   t.equal(sent.flatMap((s) => s.ops).filter((o) => o.cmd === 'add').length, 0)
@@ -323,7 +323,7 @@ t.test('a batch with one bad operation throws with its index and sends nothing',
 })
 
 t.test('consecutive operations on one set go as one ADT message, in columns', async (t) => {
-  const { ipset, adds } = fakeIpSet({ S: IPPI, T: { typename: 'hash:ip', family: 2 } })
+  const { ipset, adds } = await fakeIpSet({ S: IPPI, T: { typename: 'hash:ip', family: 2 } })
   const outcomes = await ipset.batch([
     { op: 'add', set: 'S', entry: entry(1) },
     { op: 'add', set: 'S', entry: entry(2) },
@@ -340,7 +340,7 @@ t.test('consecutive operations on one set go as one ADT message, in columns', as
 })
 
 t.test('messages stay within 32 KiB of entries', async (t) => {
-  const { ipset, adds } = fakeIpSet({ S: IPPI })
+  const { ipset, adds } = await fakeIpSet({ S: IPPI })
   const n = 2000
   const outcomes = await ipset.batch(Array.from({ length: n }, (_, i) => ({ op: 'add' as const, set: 'S', entry: { ip: `10.0.${i >> 8}.${i & 255}`, port: 1, ip2: '10.1.0.1' } })))
   t.equal(outcomes.filter((o) => o.ok).length, n)
@@ -371,7 +371,7 @@ function failing(bad: Set<string>, log: string[][]): Answer {
 
 t.test('one result per entry: the failing entry gets the error, the rest of its message goes again', async (t) => {
   const log: string[][] = []
-  const { ipset } = fakeIpSet({ S: IPPI }, failing(new Set(['10.0.0.3']), log))
+  const { ipset } = await fakeIpSet({ S: IPPI }, failing(new Set(['10.0.0.3']), log))
   const outcomes = await ipset.batch([1, 2, 3, 4, 5].map((i) => ({ op: 'add' as const, set: 'S', entry: entry(i) })))
   t.strictSame(outcomes.map((o) => (o.ok ? 'ok' : o.error.code)), ['ok', 'ok', 'IPSET_ERR_EXIST', 'ok', 'ok'])
   t.match(outcomes[2], { ok: false, error: { errno: 4103, op: 'ipset.add', index: 2, message: /ipset\.add \(batch index 2\): IPSET_ERR_EXIST: Element cannot be added/ } })
@@ -381,7 +381,7 @@ t.test('one result per entry: the failing entry gets the error, the rest of its 
 t.test('many failures in one message: twice as a batch, then one message per entry', async (t) => {
   const log: string[][] = []
   const bad = new Set(['10.0.0.2', '10.0.0.4', '10.0.0.6'])
-  const { ipset } = fakeIpSet({ S: IPPI }, failing(bad, log))
+  const { ipset } = await fakeIpSet({ S: IPPI }, failing(bad, log))
   const outcomes = await ipset.batch([1, 2, 3, 4, 5, 6, 7].map((i) => ({ op: 'add' as const, set: 'S', entry: entry(i) })))
   t.strictSame(outcomes.map((o) => o.ok), [true, false, true, false, true, false, true])
   t.strictSame(log, [
@@ -395,7 +395,7 @@ t.test('every "hash full" refusal of a batch is IPSET_ERR_HASH_FULL with its mes
   // A hash set that holds 3: the kernel refuses each later add with 4352, which
   // is IPSET_ERR_HASH_FULL only for hash types (bitmap and list number their own).
   let held = 0
-  const { ipset } = fakeIpSet({ S: IPPI }, (op) => {
+  const { ipset } = await fakeIpSet({ S: IPPI }, (op) => {
     if (op.cmd !== 'add') return undefined
     const n = op.entry ? 1 : (op.entries as { count: number }).count
     for (let i = 0; i < n; i++) {
@@ -416,13 +416,13 @@ t.test('every "hash full" refusal of a batch is IPSET_ERR_HASH_FULL with its mes
 })
 
 t.test('an error without a line (no such set) fails the whole message', async (t) => {
-  const { ipset } = fakeIpSet({ S: IPPI }, (op) => (op.cmd === 'add' ? { error: 2, records: [] } : undefined))
+  const { ipset } = await fakeIpSet({ S: IPPI }, (op) => (op.cmd === 'add' ? { error: 2, records: [] } : undefined))
   const outcomes = await ipset.batch([1, 2].map((i) => ({ op: 'add' as const, set: 'S', entry: entry(i) })))
   t.strictSame(outcomes.map((o) => (o.ok ? 'ok' : `${o.error.code} ${o.error.index}`)), ['ENOENT 0', 'ENOENT 1'])
 })
 
 t.test('operations on a missing set fail with ENOENT without being sent; the rest go', async (t) => {
-  const { ipset, adds } = fakeIpSet({ S: IPPI })
+  const { ipset, adds } = await fakeIpSet({ S: IPPI })
   const outcomes = await ipset.batch([
     { op: 'add', set: 'NOPE', entry: { anything: 1 } as IpSetEntry },
     { op: 'add', set: 'S', entry: entry(1) },
@@ -434,7 +434,7 @@ t.test('operations on a missing set fail with ENOENT without being sent; the res
 
 t.test('an entry repeated in a batch splits it: the second waits for the first', async (t) => {
   const log: string[][] = []
-  const { ipset, sent } = fakeIpSet({ S: IPPI }, failing(new Set(), log))
+  const { ipset, sent } = await fakeIpSet({ S: IPPI }, failing(new Set(), log))
   await ipset.batch([
     { op: 'add', set: 'S', entry: entry(1) },
     { op: 'add', set: 'S', entry: entry(2) },
@@ -449,7 +449,7 @@ t.test('an entry repeated in a batch splits it: the second waits for the first',
 t.test('the kernel\'s ADT echo drives the batch end to end through native.collect', async (t) => {
   // The real receive loop and codec: a captured-shape error datagram for the
   // batch the library built, answered by the kernel's rules.
-  const { ipset } = fakeIpSet({ X: { typename: 'hash:ip', family: 2 } }, (op) => {
+  const { ipset } = await fakeIpSet({ X: { typename: 'hash:ip', family: 2 } }, (op) => {
     if (op.cmd !== 'add' || !op.entries) return undefined
     const req = native.encode('ipset', 2, [op], 1)
     const lineAt = req.indexOf(Buffer.from([0x08, 0x00, 0x09, 0x40])) + 4
@@ -479,7 +479,7 @@ const dump = (name: string, typename: string, family: number, header: Record<str
 })
 
 t.test('list(): the messages of one set become one typed record', async (t) => {
-  const { ipset } = fakeIpSet({}, (op) => op.cmd === 'list' && op.flags === undefined
+  const { ipset } = await fakeIpSet({}, (op) => op.cmd === 'list' && op.flags === undefined
     ? dump('S', 'hash:ip,port,net', 2, { hashsize: 1024, maxelem: 65536, bucketsize: 12, initval: 7, elements: 3, references: 1, memsize: 500, timeout: 60, flags: 0x4c },
       { count: 2, ip: ['10.0.0.1', '10.0.0.2'], port: new Float64Array([53, 80]), proto: new Float64Array([17, 6]), ip2: ['10.1.0.0', '10.2.0.0'], cidr2: new Float64Array([16, 24]), timeout: new Float64Array([50, 40]), packets: new Float64Array([1, 2]), bytes: new Float64Array([3, 4]), flags: new Float64Array([4, NaN]) },
       { count: 1, ip: ['10.0.0.3'], port: new Float64Array([1]), proto: new Float64Array([132]), ip2: ['10.3.0.0'], cidr2: new Float64Array([8]), timeout: new Float64Array([30]), packets: new Float64Array([0]), bytes: new Float64Array([0]), skbmark: new Float64Array([5]), skbmarkmask: new Float64Array([0xffffffff]), skbprio: new Float64Array([0x10002]), skbqueue: new Float64Array([3]) })
@@ -497,7 +497,7 @@ t.test('list(): the messages of one set become one typed record', async (t) => {
 })
 
 t.test('bitmap:port and list:set records: range and size, no family', async (t) => {
-  const { ipset } = fakeIpSet({}, (op) => op.cmd !== 'list' ? undefined
+  const { ipset } = await fakeIpSet({}, (op) => op.cmd !== 'list' ? undefined
     : op.name === 'P' ? dump('P', 'bitmap:port', 0, { portFrom: 30000, portTo: 32767, elements: 1, references: 0, memsize: 9 }, { count: 1, port: new Float64Array([30080]) })
       : dump('L', 'list:set', 0, { size: 8, elements: 1, references: 0, memsize: 9 }, { count: 1, name: ['P'] }))
   t.match(await ipset.list('P'), { type: 'bitmap:port', range: [30000, 32767], members: [{ port: 30080 }] })
@@ -506,13 +506,13 @@ t.test('bitmap:port and list:set records: range and size, no family', async (t) 
 })
 
 t.test('listNames(): the names of a names-only dump', async (t) => {
-  const { ipset, sent } = fakeIpSet({}, (op) => (op.cmd === 'list' ? { error: 0, records: [{ kind: 'set', name: 'A' }, { kind: 'set', name: 'B' }] } : undefined))
+  const { ipset, sent } = await fakeIpSet({}, (op) => (op.cmd === 'list' ? { error: 0, records: [{ kind: 'set', name: 'A' }, { kind: 'set', name: 'B' }] } : undefined))
   t.strictSame(await ipset.listNames(), ['A', 'B'])
   t.match(sent[0]!.ops[0], { cmd: 'list', flags: 2 })
 })
 
 t.test('syncMembers: one listing, then deletes of the extra and adds of the missing', async (t) => {
-  const { ipset, sent } = fakeIpSet({ S: { typename: 'hash:net', family: 2 } }, (op) => op.cmd === 'list' && op.flags === undefined
+  const { ipset, sent } = await fakeIpSet({ S: { typename: 'hash:net', family: 2 } }, (op) => op.cmd === 'list' && op.flags === undefined
     ? dump('S', 'hash:net', 2, { elements: 3 }, { count: 3, ip: ['10.1.0.0', '10.2.0.0', '10.3.0.0'], cidr: new Float64Array([16, 16, 16]) })
     : undefined)
   const r = await ipset.syncMembers('S', [{ net: '10.1.9.9/16' }, { net: '10.3.0.0/16' }, { net: '10.4.0.0/16' }, { net: '10.4.0.0/16' }])
@@ -526,7 +526,7 @@ t.test('syncMembers: one listing, then deletes of the extra and adds of the miss
 
 t.test('replaceMembers: a temporary set of the same kind, filled, swapped in, destroyed', async (t) => {
   const header = { hashsize: 2048, maxelem: 1000, timeout: 30, flags: 0x18 }
-  const { ipset, sent } = fakeIpSet({ S: { typename: 'hash:ip', family: 10, header } }, (op) => (op.cmd === 'type' ? { error: 0, records: [{ kind: 'type', typename: 'hash:ip', family: 10, revision: 5, revisionMin: 0 }] } : undefined))
+  const { ipset, sent } = await fakeIpSet({ S: { typename: 'hash:ip', family: 10, header } }, (op) => (op.cmd === 'type' ? { error: 0, records: [{ kind: 'type', typename: 'hash:ip', family: 10, revision: 5, revisionMin: 0 }] } : undefined))
   await ipset.replaceMembers('S', [{ ip: 'fd00::1', comment: 'a' }, { ip: 'fd00::2' }])
   const ops = sent.flatMap((s) => s.ops)
   t.strictSame(ops.map((o) => o.cmd), ['list', 'type', 'create', 'add', 'swap', 'destroy'])
@@ -540,7 +540,7 @@ t.test('replaceMembers: a temporary set of the same kind, filled, swapped in, de
 })
 
 t.test('replaceMembers: a refused entry leaves the set alone and throws with its index', async (t) => {
-  const { ipset, sent } = fakeIpSet({ S: { typename: 'hash:ip', family: 2 } }, (op) => {
+  const { ipset, sent } = await fakeIpSet({ S: { typename: 'hash:ip', family: 2 } }, (op) => {
     if (op.cmd === 'type') return { error: 0, records: [{ kind: 'type', typename: 'hash:ip', family: 2, revision: 5, revisionMin: 0 }] }
     if (op.cmd === 'add') return { error: 4352, echo: { line: 2 }, records: [] }
     return undefined
@@ -553,7 +553,7 @@ t.test('replaceMembers: a refused entry leaves the set alone and throws with its
 })
 
 t.test('close: later calls reject with EBADF', async (t) => {
-  const { ipset } = fakeIpSet({ S: IPPI })
+  const { ipset } = await fakeIpSet({ S: IPPI })
   await ipset.close()
   t.match(await rejection(ipset.add('S', entry(1))), { name: 'NetlinkError', errno: 9 })
 })

@@ -6,16 +6,15 @@
 //  - ipvsWire (lib/ipvs.ts toWire): one API operation -> its wire operation, or a
 //    ValidationError. Most cases go through it.
 //  - the Ipvs methods themselves, for what toWire does not cover (getService,
-//    listDestinations, setTimeouts, batch, reading records back). Ipvs and
-//    NetlinkSocket have constructors private to TypeScript only; the tests build a
-//    real Ipvs over a real NetlinkSocket over a fake native handle that records
-//    each batch, checks native.encode accepts it, and answers as told.
+//    listDestinations, setTimeouts, batch, reading records back): a real Ipvs,
+//    opened by Ipvs.open() over a fake native handle (test/support/fake-netlink.ts)
+//    that records each batch, checks native.encode accepts it, and answers as told.
 import t, { type Test } from 'tap'
 import { Ipvs, NetlinkError, ValidationError, ipvsWire } from '../../dist/index.js'
 import type { IpvsOp } from '../../dist/index.js'
-import { NetlinkSocket } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
-import type { NativeOp, NativeRecord, NativeResult, NativeSocket } from '../../dist/native.js'
+import type { NativeOp, NativeRecord, NativeResult } from '../../dist/native.js'
+import { openAfterHandshake } from '../support/fake-netlink.js'
 import { checkRefusal as checkShared, type Want } from '../support/refusal.js'
 
 const IPVS = 0x24
@@ -54,7 +53,7 @@ interface Sent {
 type Answer = (ops: NativeOp[]) => NativeResult[]
 const allOk: Answer = (ops) => ops.map(() => ({ error: 0, records: [] }))
 
-function fakeIpvs(answer: Answer = allOk): { ipvs: Ipvs; sent: Sent[] } {
+async function fakeIpvs(answer: Answer = allOk): Promise<{ ipvs: Ipvs; sent: Sent[] }> {
   const sent: Sent[] = []
   const handle = {
     portId: 0xabcd,
@@ -64,15 +63,14 @@ function fakeIpvs(answer: Answer = allOk): { ipvs: Ipvs; sent: Sent[] } {
       return answer(ops)
     },
     async close() {},
-  } as unknown as NativeSocket
-  const sock = new (NetlinkSocket as unknown as new (h: NativeSocket) => NetlinkSocket)(handle)
-  const ipvs = new (Ipvs as unknown as new (s: NetlinkSocket, family: number) => Ipvs)(sock, IPVS)
+  }
+  const ipvs = await openAfterHandshake(handle, () => Ipvs.open())
   return { ipvs, sent }
 }
 
 /** An Ipvs method call must reject with a ValidationError as described, having sent nothing. */
 async function refusedCall(t: Test, call: (ipvs: Ipvs) => Promise<unknown>, want: Want): Promise<void> {
-  const { ipvs, sent } = fakeIpvs()
+  const { ipvs, sent } = await fakeIpvs()
   const e = await call(ipvs).then(
     () => undefined,
     (err: unknown) => err,
@@ -296,7 +294,7 @@ t.test('not objects, not operations', async (t) => {
 // =========================================================================================
 
 t.test('the fake wiring works: a valid call goes through to native.encode', async (t) => {
-  const { ipvs, sent } = fakeIpvs()
+  const { ipvs, sent } = await fakeIpvs()
   t.equal(ipvs.familyId, IPVS)
   await ipvs.addService(svc)
   await ipvs.flush()
@@ -322,7 +320,7 @@ t.test('each method refuses bad input before sending', async (t) => {
 })
 
 t.test('setTimeouts sends only the timeouts given', async (t) => {
-  const { ipvs, sent } = fakeIpvs()
+  const { ipvs, sent } = await fakeIpvs()
   await ipvs.setTimeouts({ udp: 60 })
   t.strictSame(sent[0]!.ops, [{ cmd: 'setConfig', timeouts: { udp: 60 } }])
 })
@@ -348,7 +346,7 @@ t.test('a batch with one bad operation throws with its index and sends nothing',
 })
 
 t.test('a valid batch is one execute; kernel errors come back per operation', async (t) => {
-  const { ipvs, sent } = fakeIpvs((ops) =>
+  const { ipvs, sent } = await fakeIpvs((ops) =>
     ops.map((_, i) => (i === 1 ? { error: 17, extack: 'Destination already exists', records: [] } : { error: 0, records: [] })),
   )
   const ops: IpvsOp[] = [good, { op: 'addDestination', service: svc, destination: dst }, { op: 'zero' }]
@@ -386,16 +384,16 @@ const rawService = {
 }
 
 t.test('getService: ESRCH is "no such service", other errors throw NetlinkError', async (t) => {
-  const missing = fakeIpvs((ops) => ops.map(() => ({ error: 3, records: [] })))
+  const missing = await fakeIpvs((ops) => ops.map(() => ({ error: 3, records: [] })))
   t.equal(await missing.ipvs.getService(svc), undefined, 'ESRCH -> undefined')
 
-  const denied = fakeIpvs((ops) => ops.map(() => ({ error: 1, extack: 'no', records: [] })))
+  const denied = await fakeIpvs((ops) => ops.map(() => ({ error: 1, extack: 'no', records: [] })))
   await t.rejects(denied.ipvs.getService(svc), { name: 'NetlinkError', errno: 1, code: 'EPERM', op: 'ipvs.getService', extack: 'no' })
   await t.rejects(denied.ipvs.flush(), { name: 'NetlinkError', errno: 1, code: 'EPERM', op: 'ipvs.flush' })
 })
 
 t.test('getService maps the raw record; the kernel-internal HASHED bit is not a user flag', async (t) => {
-  const { ipvs } = fakeIpvs((ops) => ops.map(() => ({ error: 0, records: [rawService as NativeRecord] })))
+  const { ipvs } = await fakeIpvs((ops) => ops.map(() => ({ error: 0, records: [rawService as NativeRecord] })))
   const rec = await ipvs.getService(svc)
   t.match(rec, { family: 'inet', protocol: 'tcp', address: '10.0.0.1', port: 80, scheduler: 'rr', persistent: false, timeout: 0, netmask: 32 })
   // addService strips 'hashed' and never sends it, so a record read back does not

@@ -16,7 +16,8 @@ import t from 'tap'
 import { Conntrack, IpSet, Ipvs, NetlinkError, Rtnl, iptablesDecodeRule, iptablesEncodeRule } from '../../dist/index.js'
 import { NetlinkSocket, resolveGenlFamily } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
-import type { NativeOp, NativeResult, NativeSocket } from '../../dist/native.js'
+import type { NativeOp, NativeRecord, NativeResult } from '../../dist/native.js'
+import { openAfterHandshake, openOver, type FakeHandle } from '../support/fake-netlink.js'
 
 const script = fileURLToPath(new URL('../support/netlink-fuzz.mjs', import.meta.url))
 const seed = process.env.TSPROXY_FUZZ_SEED ?? String(0x7e57)
@@ -91,16 +92,14 @@ t.test('an NLMSG_ERROR or DONE whose error field is no errno is EBADMSG, never a
   t.equal(native.collect('ipset', [false], 0x4d2, 1000, [nlmsg(2, 0x100, 1000, 0x4d2, Buffer.concat([e, request]))]).results[0]!.error, 4103, "and so is ipset's own (IPSET_ERR_EXIST)")
 })
 
-function fakeIpvs(records: unknown[]): Ipvs {
-  const handle = {
-    portId: 1,
+/** A fake native handle whose every operation (after the handshake) is answered with `records`. */
+function answering(records: NativeRecord[]): FakeHandle {
+  return {
     async execute(_codec: string, _family: number, ops: NativeOp[]): Promise<NativeResult[]> {
-      return ops.map(() => ({ error: 0, records }) as NativeResult)
+      return ops.map(() => ({ error: 0, records }))
     },
     async close() {},
-  } as unknown as NativeSocket
-  const sock = new (NetlinkSocket as unknown as new (h: NativeSocket) => NetlinkSocket)(handle)
-  return new (Ipvs as unknown as new (s: NetlinkSocket, family: number) => Ipvs)(sock, 0x24)
+  }
 }
 
 t.test('an IPVS service without address or fwmark is malformed, and the listing says so', async (t) => {
@@ -116,7 +115,8 @@ t.test('an IPVS service without address or fwmark is malformed, and the listing 
   const records = native.decode('ipvs', reply)
   t.equal(records.length, 1)
   t.equal(records[0]!.malformed, true, 'flagged malformed by the decoder')
-  const err = await fakeIpvs(records).listServices().then(() => null, (e: unknown) => e)
+  const ipvs = await openAfterHandshake(answering(records), () => Ipvs.open())
+  const err = await ipvs.listServices().then(() => null, (e: unknown) => e)
   t.ok(err instanceof NetlinkError, 'listServices rejects with a NetlinkError')
   t.match(err, { errno: EBADMSG, code: 'EBADMSG', op: 'ipvs.listServices', message: /malformed.*service/ })
 })
@@ -131,36 +131,25 @@ function attr(type: number, payload: Buffer, lie?: number): Buffer {
 const be32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255])
 const NESTED = 0x8000
 
-/** A socket whose every operation is answered with `records`. */
-function answering(records: unknown[]): NetlinkSocket {
-  const handle = {
-    portId: 1,
-    async execute(_codec: string, _family: number, ops: NativeOp[]): Promise<NativeResult[]> {
-      return ops.map(() => ({ error: 0, records }) as NativeResult)
-    },
-    async close() {},
-  } as unknown as NativeSocket
-  return new (NetlinkSocket as unknown as new (h: NativeSocket) => NetlinkSocket)(handle)
-}
-
 t.test('a reply the decoder flags malformed fails the call with EBADMSG in every family, never half a record', async (t) => {
-  const cases: [string, string, Buffer, (s: NetlinkSocket) => Promise<unknown>][] = [
+  const NETLINK_GENERIC = 16
+  const cases: [string, string, Buffer, (h: FakeHandle) => Promise<unknown>][] = [
     // RTM_NEWADDR, ifaddrmsg { AF_INET, /32, index 5 }, IFA_LOCAL 10.96.0.10, IFA_LABEL whose nla_len (200) runs past the message.
     ['route', 'address', nlmsg(20, 2, 1, 0, Buffer.concat([Buffer.from([2, 32, 0, 0, 5, 0, 0, 0]), attr(2, Buffer.from([10, 96, 0, 10])), attr(3, Buffer.from('kube-ipvs0\0'), 200)])),
-      (s) => new (Rtnl as unknown as new (s: NetlinkSocket) => Rtnl)(s).listAddresses()],
+      async (h) => (await openAfterHandshake(h, () => Rtnl.open())).listAddresses()],
     // IPCTNL_MSG_CT_NEW with CTA_STATUS only: no tuples, nothing to match or delete by.
     ['conntrack', 'entry', nlmsg(0x100, 2, 1, 0, Buffer.concat([Buffer.from([2, 0, 0, 0]), attr(3, be32(8))])),
-      (s) => new (Conntrack as unknown as new (s: NetlinkSocket) => Conntrack)(s).list()],
+      async (h) => (await openAfterHandshake(h, () => Conntrack.open())).list()],
     // IPSET_CMD_LIST of set "X" whose one member's CIDR attribute claims 200 bytes.
     ['ipset', 'set', nlmsg(0x607, 2, 1, 0, Buffer.concat([Buffer.from([2, 0, 0, 0]), attr(1, Buffer.from([7])), attr(2, Buffer.from('X\0')),
       attr(8 | NESTED, attr(7 | NESTED, attr(3, Buffer.from([24]), 200)))])),
-      (s) => new (IpSet as unknown as new (s: NetlinkSocket, protocol: number) => IpSet)(s, 7).listAll()],
+      async (h) => (await openAfterHandshake(h, () => IpSet.open())).listAll()],
     // CTRL_CMD_NEWFAMILY naming IPVS without CTRL_ATTR_FAMILY_ID.
     ['genl', 'reply', nlmsg(0x10, 0, 1, 0, Buffer.concat([Buffer.from([1, 2, 0, 0]), attr(2, Buffer.from('IPVS\0'))])),
-      (s) => resolveGenlFamily(s, 'IPVS', 'ipvs.open')],
+      async (h) => resolveGenlFamily(await openOver(h, async () => NetlinkSocket.open(NETLINK_GENERIC, 'ipvs.open')), 'IPVS', 'ipvs.open')],
     // IPVS_CMD_NEW_DEST whose destination has no address.
     ['ipvs', 'destination', nlmsg(0x24, 2, 1, 0, Buffer.concat([Buffer.from([5, 1, 0, 0]), attr(2 | NESTED, Buffer.concat([attr(3, Buffer.from([0x1f, 0x90])), attr(5, Buffer.from([1, 0, 0, 0]))]))])),
-      (s) => new (Ipvs as unknown as new (s: NetlinkSocket, family: number) => Ipvs)(s, 0x24).listDestinations({ protocol: 'tcp', address: '10.0.0.1', port: 80 })],
+      async (h) => (await openAfterHandshake(h, () => Ipvs.open())).listDestinations({ protocol: 'tcp', address: '10.0.0.1', port: 80 })],
   ]
   for (const [codec, kind, bytes, call] of cases) {
     const records = native.decode(codec, bytes)

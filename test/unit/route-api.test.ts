@@ -6,9 +6,8 @@
 // that records each batch, checks native.encode accepts it, and answers as told.
 import t, { type Test } from 'tap'
 import { NetlinkError, Rtnl, ValidationError, alreadyExists, alreadyGone } from '../../dist/index.js'
-import { native } from '../../dist/native.js'
 import type { NativeOp, NativeResult } from '../../dist/native.js'
-import { openOver } from '../support/fake-netlink.js'
+import { openRecording } from '../support/fake-netlink.js'
 
 const EEXIST = 17
 const ENODEV = 19
@@ -39,23 +38,9 @@ const kernel: Answer = (op) => {
   return ok
 }
 
+// Rtnl.open() runs against the default kernel; the test's answers and record start after it.
 async function fake(answer: Answer = kernel): Promise<{ rtnl: Rtnl; sent: NativeOp[][] }> {
-  const sent: NativeOp[][] = []
-  const handle = {
-    portId: 0xabcd,
-    async execute(codec: string, family: number, ops: NativeOp[]) {
-      t.equal(codec, 'route')
-      sent.push(structuredClone(ops))
-      native.encode(codec, family, ops, 1) // throws if the native codec would refuse it
-      return ops.map((o) => (opened ? answer : kernel)(o))
-    },
-    async close() {},
-  }
-  // Rtnl.open() runs against the default kernel; the test's answers and record start after it.
-  let opened = false
-  const rtnl = await openOver(handle, () => Rtnl.open())
-  opened = true
-  sent.length = 0
+  const { handle: rtnl, sent } = await openRecording(t, 'route', () => Rtnl.open(), kernel, answer)
   return { rtnl, sent }
 }
 
