@@ -150,6 +150,36 @@ t.test('Service: what kube-proxy skips', async (t) => {
   t.equal(servicePortsOf(undefined).size, 0, 'no service, no ports')
 })
 
+t.test('Service: addresses with leading zeros read as kube-proxy reads them (decimal), canonical', async (t) => {
+  // Older API servers accepted these; kube-proxy parses them with ParseIPSloppy / ParseCIDRSloppy: 041 is 41, not octal 33.
+  const s = parseService(
+    service(
+      {
+        type: 'LoadBalancer',
+        clusterIP: '172.30.0.041',
+        clusterIPs: ['172.30.000.41', 'fd00::1:0:0:5'],
+        externalIPs: ['192.0.2.010', '198.051.100.1'],
+        loadBalancerSourceRanges: ['010.000.0.0/08', ' 192.168.001.0/24'],
+        ports: [{ port: 80, nodePort: 30080 }],
+      },
+      { status: { loadBalancer: { ingress: [{ ip: '203.0.113.007' }] } } },
+    ),
+  ) as Service
+  t.equal(s.spec.clusterIP, '172.30.0.41')
+  t.strictSame(s.spec.clusterIPs, ['172.30.0.41', 'fd00::1:0:0:5'], 'clusterIPs[0] equals clusterIP once both are canonical')
+  t.strictSame(s.spec.externalIPs, ['192.0.2.10', '198.51.100.1'])
+  t.strictSame(s.spec.loadBalancerSourceRanges, ['10.0.0.0/8', '192.168.1.0/24'])
+  t.equal(s.status.loadBalancer.ingress[0]!.ip, '203.0.113.7')
+  const annotated = parseService(
+    service({}, { metadata: { name: 'web', namespace: 'shop', annotations: { 'service.beta.kubernetes.io/load-balancer-source-ranges': '10.0.0.0/8, 172.016.0.0/12' } } }),
+  ) as Service
+  t.strictSame(annotated.spec.loadBalancerSourceRanges, ['10.0.0.0/8', '172.16.0.0/12'], 'the annotation too')
+  const port = [...servicePortsOf(s).values()][0]!
+  t.strictSame(port.clusterIPs, ['172.30.0.41', 'fd00::1:0:0:5'], 'the ServicePort carries the canonical addresses the proxiers program')
+  t.strictSame(port.externalIPs, ['192.0.2.10', '198.51.100.1'])
+  t.strictSame(port.loadBalancerVIPs, ['203.0.113.7'])
+})
+
 t.test('Service: refusals name the field', async (t) => {
   const op = 'Service shop/web'
   const cases: [string, Json, string, string?][] = [
@@ -166,7 +196,9 @@ t.test('Service: refusals name the field', async (t) => {
     ['bad type', service({ type: 'Nodeport' }), 'spec.type'],
     ['no cluster IP', service({ clusterIP: undefined }), 'spec.clusterIP'],
     ['bad cluster IP', service({ clusterIP: '10.96.0.300' }), 'spec.clusterIP'],
-    ['cluster IP with leading zeros', service({ clusterIP: '10.096.0.1' }), 'spec.clusterIP'],
+    ['cluster IP over 255 behind leading zeros', service({ clusterIP: '10.96.0.0256' }), 'spec.clusterIP'],
+    ['leading zeros in an octet over 255', service({ externalIPs: ['192.0.2.00300'] }), 'spec.externalIPs[0]'],
+    ['source range prefix over 32 behind leading zeros', service({ loadBalancerSourceRanges: ['10.0.0.0/033'] }), 'spec.loadBalancerSourceRanges[0]'],
     ['clusterIPs[0] differs', service({ clusterIPs: ['10.96.0.11'] }), 'spec.clusterIPs[0]'],
     ['two IPv4 cluster IPs', service({ clusterIPs: ['10.96.0.10', '10.96.0.11'] }), 'spec.clusterIPs[1]'],
     ['bad second cluster IP', service({ clusterIPs: ['10.96.0.10', 'fd00::zz'] }), 'spec.clusterIPs[1]'],
@@ -297,6 +329,12 @@ t.test('EndpointSlice: what kube-proxy ignores', async (t) => {
     t.equal(s.skip, reason, name)
     t.equal(endpointsOf([s], 'node-a').size, 0, `${name}: no endpoints`)
   }
+})
+
+t.test('EndpointSlice: addresses with leading zeros read as decimal, canonical', async (t) => {
+  const s = parseEndpointSlice(slice({ endpoints: [{ addresses: ['10.0.0.041'], conditions: { ready: true } }] }))
+  t.strictSame(s.endpoints[0]!.addresses, ['10.0.0.41'])
+  t.strictSame(endpointsOf([s], undefined).get('shop/web:http/TCP')!.map((e) => e.key), ['10.0.0.41:8080'], 'the endpoint key the proxiers program')
 })
 
 t.test('EndpointSlice: refusals name the field', async (t) => {
