@@ -281,6 +281,27 @@ t.test('bad manifests are logged, counted and skipped; the rest keeps working', 
   unlinkSync(join(dir, 'bad.json'))
 })
 
+t.test('kube-proxy leniency: a leading-zero cluster IP, a bad endpoint, a NodePort without a node port', async (t) => {
+  // Leading zeros are decimal, as kube-proxy's ParseIPSloppy reads them: 021 is 21 (not octal 17, the 'good' service's).
+  const raw = slice('sloppy', [{ ip: '10.244.0.011' }, { ip: pods[1]!.ip }, { ip: pods[2]!.ip }]) as { endpoints: { nodeName: string }[] }
+  raw.endpoints[1]!.nodeName = 'Node_B' // not a DNS name: this endpoint alone is left out
+  const from = daemon.logs.length
+  write('sloppy.json', service('sloppy', { type: 'NodePort', clusterIP: '10.96.0.021', ports: http(80) }), raw)
+  const dests = () => tool('ipvsadm', ['-Sn']).split('\n').filter((l) => l.startsWith('-a -t 10.96.0.21:80 ')).sort()
+  await until(() => dests().length > 0, { what: 'sloppy programmed' })
+  const saved = tool('ipvsadm', ['-Sn'])
+  t.ok(saved.includes('-A -t 10.96.0.21:80 -s rr'), 'ipvsadm -Sn: the canonical cluster IP')
+  t.same(dests(), ['-a -t 10.96.0.21:80 -r 10.244.0.11:8080 -m -w 1', '-a -t 10.96.0.21:80 -r 10.244.0.13:8080 -m -w 1'], 'ipvsadm -Sn: the good endpoints, canonical')
+  t.same(saved.split('\n').filter((l) => l.startsWith(`-A -t ${NODE_IP}:`)).sort(), [`-A -t ${NODE_IP}:30080 -s rr`, `-A -t ${NODE_IP}:30081 -s rr`], 'no node port for it')
+  const logged = await daemon.waitLog((r) => r.level === 'warn' && r.msg === 'manifest object partly applied', { from })
+  t.match(JSON.stringify(logged), /endpoints\[1\]\.nodeName/, 'the left-out endpoint is logged with its field')
+  const r = await many('node', '10.96.0.21', 6)
+  t.same(r.errors, [], 'no failed request')
+  t.same(Object.keys(r.counts).sort(), ['p1', 'p3'], 'p1 and p3 answer')
+  unlinkSync(join(dir, 'sloppy.json'))
+  await until(() => !tool('ipvsadm', ['-Sn']).includes('10.96.0.21:'), { what: 'sloppy gone' })
+})
+
 t.test('drift is repaired by the periodic resync: ipvsadm -C, a set member deleted, a VIP removed', async (t) => {
   const before = (await daemon.metric('tsproxy_drift_repairs_total{subsystem="ipvs"}')) ?? 0
   tool('ipvsadm', ['-C'])

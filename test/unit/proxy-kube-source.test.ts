@@ -190,6 +190,25 @@ t.test('a malformed object is skipped and counted; the rest applies', async (t) 
   t.equal(source.node, undefined, 'a Node refused is not known')
 })
 
+t.test('a bad endpoint is left out, reported and counted; the slice and its other endpoints apply', async (t) => {
+  const sink = recorder()
+  const { source, errors } = await setup(t, {
+    sink,
+    before: (s) => {
+      s.create('Service', svc('good', '10.96.0.10'))
+      const bad = slice('mixed', 'good', ['10.0.0.1', '10.0.0.2', '10.0.0.3'])
+      ;(bad.endpoints as Record<string, unknown>[])[1]!.nodeName = 'Node_B'
+      s.create('EndpointSlice', bad)
+    },
+  })
+  source.start()
+  await source.synced()
+  t.strictSame(sink.events.slice().sort(), ['add EndpointSlice default/mixed', 'add Service default/good'], 'the slice applies')
+  t.strictSame(errors.map((e) => [e.kind, e.resource, e.object, e.field]), [['partial', 'endpointslices', 'default/mixed', 'endpoints[1].nodeName']])
+  t.equal(source.stats.refused, 0, 'nothing refused')
+  t.equal(source.stats.partial, 1, 'one part left out')
+})
+
 t.test('a wrong token: errors counted and retried, not a crash; synced once accepted', async (t) => {
   const { s, source, errors } = await setup(t, { token: 'nope', before: (s) => void s.create('Service', svc('a', '10.96.0.1')) })
   source.start()

@@ -93,7 +93,6 @@ t.test('bad documents: each refused with its field and line, the rest applies', 
     { name: 'a scalar document', doc: 'just words\n', line: 0, reason: /is not an object/ },
     { name: 'no kind', doc: 'apiVersion: v1\nmetadata: {name: x}\n', line: 0, reason: /has no kind/ },
     { name: 'an EndpointSlice without its service label', doc: 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv4\n', field: 'metadata.labels["kubernetes.io/service-name"]', line: 0, reason: /is required/ },
-    { name: 'an endpoint address that is not an IP', doc: sliceYaml('bad-ep', 'good', ['10.0.0.1', 'pod-2']), field: 'endpoints[1].addresses[0]', line: 0, reason: /not a valid/ },
     { name: 'a YAML 1.1 boolean where a string belongs', doc: 'apiVersion: v1\nkind: Service\nmetadata: {name: yes-label, labels: {enabled: yes}}\nspec: {clusterIP: 10.96.0.3, ports: [{port: 80}]}\n', field: 'metadata.labels["enabled"]', line: 0, reason: /must be a string/ },
   ]
   for (const c of cases) {
@@ -122,6 +121,29 @@ t.test('bad documents: each refused with its field and line, the rest applies', 
       await source.close()
     })
   }
+})
+
+t.test('a bad endpoint: left out and reported with its field and line; the slice and its other endpoints apply', async (t) => {
+  const dir = await tempDir(t)
+  const good = svcYaml('good', '10.96.0.1')
+  await writeFile(join(dir, 'a.yaml'), `${good}---\n${sliceYaml('bad-ep', 'good', ['10.0.0.1', 'pod-2', '10.0.0.3'])}`)
+  const sink = recorder()
+  const log = quietLog()
+  const source = new ManifestSource({ path: dir, sink, log })
+  const r = await source.load()
+  t.strictSame(sink.events, ['add EndpointSlice default/bad-ep', 'add Service default/good'], 'the slice applies')
+  t.equal(r.errors.length, 1, 'one error')
+  const e = r.errors[0]!
+  t.equal(e.partial, true, 'partial: the rest of the object applies')
+  t.equal(e.keptPrevious, false)
+  t.equal(e.object, 'EndpointSlice default/bad-ep')
+  t.equal(e.field, 'endpoints[1].addresses[0]')
+  t.equal(e.document, 1)
+  t.equal(e.line, good.split('\n').length + 1, 'the line of the slice')
+  t.match(e.message, /endpoints\[1\]\.addresses\[0\] is not a valid .* \(left out; the rest of the object applies\)$/)
+  t.equal(source.stats.errorsTotal, 1, 'counted')
+  t.ok(log.lines.some((l) => l.level === 'warn' && l.msg === 'manifest object partly applied' && l.fields?.field === 'endpoints[1].addresses[0]'), 'logged as a warning')
+  await source.close()
 })
 
 t.test('kind: List, JSON, other lists', async (t) => {

@@ -150,6 +150,47 @@ t.test('Service: what kube-proxy skips', async (t) => {
   t.equal(servicePortsOf(undefined).size, 0, 'no service, no ports')
 })
 
+t.test('Service: addresses with leading zeros read as kube-proxy reads them (decimal), canonical', async (t) => {
+  // Older API servers accepted these; kube-proxy parses them with ParseIPSloppy / ParseCIDRSloppy: 041 is 41, not octal 33.
+  const s = parseService(
+    service(
+      {
+        type: 'LoadBalancer',
+        clusterIP: '172.30.0.041',
+        clusterIPs: ['172.30.000.41', 'fd00::1:0:0:5'],
+        externalIPs: ['192.0.2.010', '198.051.100.1'],
+        loadBalancerSourceRanges: ['010.000.0.0/08', ' 192.168.001.0/24'],
+        ports: [{ port: 80, nodePort: 30080 }],
+      },
+      { status: { loadBalancer: { ingress: [{ ip: '203.0.113.007' }] } } },
+    ),
+  ) as Service
+  t.equal(s.spec.clusterIP, '172.30.0.41')
+  t.strictSame(s.spec.clusterIPs, ['172.30.0.41', 'fd00::1:0:0:5'], 'clusterIPs[0] equals clusterIP once both are canonical')
+  t.strictSame(s.spec.externalIPs, ['192.0.2.10', '198.51.100.1'])
+  t.strictSame(s.spec.loadBalancerSourceRanges, ['10.0.0.0/8', '192.168.1.0/24'])
+  t.equal(s.status.loadBalancer.ingress[0]!.ip, '203.0.113.7')
+  const annotated = parseService(
+    service({}, { metadata: { name: 'web', namespace: 'shop', annotations: { 'service.beta.kubernetes.io/load-balancer-source-ranges': '10.0.0.0/8, 172.016.0.0/12' } } }),
+  ) as Service
+  t.strictSame(annotated.spec.loadBalancerSourceRanges, ['10.0.0.0/8', '172.16.0.0/12'], 'the annotation too')
+  const port = [...servicePortsOf(s).values()][0]!
+  t.strictSame(port.clusterIPs, ['172.30.0.41', 'fd00::1:0:0:5'], 'the ServicePort carries the canonical addresses the proxiers program')
+  t.strictSame(port.externalIPs, ['192.0.2.10', '198.51.100.1'])
+  t.strictSame(port.loadBalancerVIPs, ['203.0.113.7'])
+})
+
+t.test('Service: a NodePort / LoadBalancer port without a node port keeps its cluster IP, no node port', async (t) => {
+  for (const type of ['NodePort', 'LoadBalancer']) {
+    const s = parseService(service({ type, ports: [{ name: 'http', port: 80 }] })) as Service
+    t.equal(s.spec.type, type)
+    t.equal(s.spec.ports[0]!.nodePort, 0, `${type}: no node port`)
+    const port = servicePortsOf(s).get('shop/web:http/TCP')!
+    t.strictSame(port.clusterIPs, ['10.96.0.10'], `${type}: the cluster IP is programmed`)
+    t.equal(port.nodePort, 0)
+  }
+})
+
 t.test('Service: refusals name the field', async (t) => {
   const op = 'Service shop/web'
   const cases: [string, Json, string, string?][] = [
@@ -166,7 +207,9 @@ t.test('Service: refusals name the field', async (t) => {
     ['bad type', service({ type: 'Nodeport' }), 'spec.type'],
     ['no cluster IP', service({ clusterIP: undefined }), 'spec.clusterIP'],
     ['bad cluster IP', service({ clusterIP: '10.96.0.300' }), 'spec.clusterIP'],
-    ['cluster IP with leading zeros', service({ clusterIP: '10.096.0.1' }), 'spec.clusterIP'],
+    ['cluster IP over 255 behind leading zeros', service({ clusterIP: '10.96.0.0256' }), 'spec.clusterIP'],
+    ['leading zeros in an octet over 255', service({ externalIPs: ['192.0.2.00300'] }), 'spec.externalIPs[0]'],
+    ['source range prefix over 32 behind leading zeros', service({ loadBalancerSourceRanges: ['10.0.0.0/033'] }), 'spec.loadBalancerSourceRanges[0]'],
     ['clusterIPs[0] differs', service({ clusterIPs: ['10.96.0.11'] }), 'spec.clusterIPs[0]'],
     ['two IPv4 cluster IPs', service({ clusterIPs: ['10.96.0.10', '10.96.0.11'] }), 'spec.clusterIPs[1]'],
     ['bad second cluster IP', service({ clusterIPs: ['10.96.0.10', 'fd00::zz'] }), 'spec.clusterIPs[1]'],
@@ -190,8 +233,6 @@ t.test('Service: refusals name the field', async (t) => {
     ['targetPort digits as a string', service({ ports: [{ port: 80, targetPort: '8080' }] }), 'spec.ports[0].targetPort'],
     ['targetPort a boolean', service({ ports: [{ port: 80, targetPort: true }] }), 'spec.ports[0].targetPort'],
     ['nodePort on ClusterIP', service({ ports: [{ port: 80, nodePort: 30080 }] }), 'spec.ports[0].nodePort'],
-    ['nodePort missing on NodePort', service({ type: 'NodePort', ports: [{ port: 80 }] }), 'spec.ports[0].nodePort'],
-    ['nodePort missing on LoadBalancer', service({ type: 'LoadBalancer', ports: [{ port: 80 }] }), 'spec.ports[0].nodePort'],
     [
       'nodePort duplicated',
       service({ type: 'NodePort', ports: [{ name: 'a', port: 80, nodePort: 30080 }, { name: 'b', port: 81, nodePort: 30080 }] }),
@@ -299,6 +340,43 @@ t.test('EndpointSlice: what kube-proxy ignores', async (t) => {
   }
 })
 
+t.test('EndpointSlice: addresses with leading zeros read as decimal, canonical', async (t) => {
+  const s = parseEndpointSlice(slice({ endpoints: [{ addresses: ['10.0.0.041'], conditions: { ready: true } }] }))
+  t.strictSame(s.endpoints[0]!.addresses, ['10.0.0.41'])
+  t.strictSame(endpointsOf([s], undefined).get('shop/web:http/TCP')!.map((e) => e.key), ['10.0.0.41:8080'], 'the endpoint key the proxiers program')
+})
+
+t.test('EndpointSlice: a bad endpoint is left out and listed in warnings; the others apply', async (t) => {
+  const op = 'EndpointSlice shop/web-abc'
+  const good = { addresses: ['10.0.0.1'], conditions: { ready: true }, nodeName: 'node-a' }
+  const cases: [string, unknown, string][] = [
+    ['not an object', 'nope', 'endpoints[1]'],
+    ['no addresses', { addresses: [] }, 'endpoints[1].addresses'],
+    ['bad second address', { addresses: ['10.0.0.2', '10.0.0.999'] }, 'endpoints[1].addresses[1]'],
+    ['IPv6 in an IPv4 slice', { addresses: ['fd00::1'] }, 'endpoints[1].addresses[0]'],
+    ['condition not a boolean', { addresses: ['10.0.0.2'], conditions: { ready: 'yes' } }, 'endpoints[1].conditions.ready'],
+    ['nodeName not a DNS name', { addresses: ['10.0.0.2'], nodeName: 'Node_A' }, 'endpoints[1].nodeName'],
+    ['zone not a string', { addresses: ['10.0.0.2'], zone: 7 }, 'endpoints[1].zone'],
+    ['bad zone hint', { addresses: ['10.0.0.2'], hints: { forZones: [{ zone: 'z1' }] } }, 'endpoints[1].hints.forZones[0].name'],
+  ]
+  for (const [name, bad, field] of cases) {
+    t.test(name, async (t) => {
+      const s = parseEndpointSlice(slice({ endpoints: [good, bad, { ...good, addresses: ['10.0.0.3'] }] }))
+      t.strictSame(s.endpoints.map((e) => e.addresses[0]), ['10.0.0.1', '10.0.0.3'], 'the good endpoints stay')
+      t.equal(s.warnings?.length, 1, 'one warning')
+      const w = s.warnings![0]!
+      t.equal(w.field, field)
+      t.equal(w.op, op)
+      t.ok(w.message.includes(field), 'the message names the field')
+      t.strictSame(endpointsOf([s], 'node-a').get('shop/web:http/TCP')!.map((e) => e.key), ['10.0.0.1:8080', '10.0.0.3:8080'])
+    })
+  }
+  t.equal(parseEndpointSlice(slice()).warnings, undefined, 'no warnings on a good slice')
+  const allBad = parseEndpointSlice(slice({ endpoints: [{ addresses: [] }] }))
+  t.strictSame(allBad.endpoints, [], 'every endpoint bad: an empty slice, not a refused one')
+  t.equal(allBad.warnings?.length, 1)
+})
+
 t.test('EndpointSlice: refusals name the field', async (t) => {
   const op = 'EndpointSlice shop/web-abc'
   const labels = { 'kubernetes.io/service-name': 'web' }
@@ -315,13 +393,6 @@ t.test('EndpointSlice: refusals name the field', async (t) => {
     ['no addressType', slice({ addressType: undefined }), 'addressType'],
     ['bad addressType', slice({ addressType: 'IP' }), 'addressType'],
     ['endpoints not a list', slice({ endpoints: {} }), 'endpoints'],
-    ['no addresses', slice({ endpoints: [{ addresses: [] }] }), 'endpoints[0].addresses'],
-    ['bad address', slice({ endpoints: [{ addresses: ['10.0.0.1'] }, { addresses: ['10.0.0.1', '10.0.0.999'] }] }), 'endpoints[1].addresses[1]'],
-    ['IPv6 in an IPv4 slice', slice({ endpoints: [{ addresses: ['fd00::1'] }] }), 'endpoints[0].addresses[0]'],
-    ['IPv4 in an IPv6 slice', slice({ addressType: 'IPv6', endpoints: [{ addresses: ['10.0.0.1'] }] }), 'endpoints[0].addresses[0]'],
-    ['condition not a boolean', slice({ endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: 'yes' } }] }), 'endpoints[0].conditions.ready'],
-    ['bad nodeName', slice({ endpoints: [{ addresses: ['10.0.0.1'], nodeName: 'Node_A' }] }), 'endpoints[0].nodeName'],
-    ['bad zone hint', slice({ endpoints: [{ addresses: ['10.0.0.1'], hints: { forZones: [{ zone: 'z1' }] } }] }), 'endpoints[0].hints.forZones[0].name'],
     ['port 0', slice({ ports: [{ name: 'http', port: 0 }] }), 'ports[0].port'],
     ['bad port protocol', slice({ ports: [{ name: 'http', port: 80, protocol: 'ICMP' }] }), 'ports[0].protocol'],
     ['duplicate port name', slice({ ports: [{ name: 'http', port: 80 }, { name: 'http', port: 81 }] }), 'ports[1].name'],

@@ -1,9 +1,12 @@
 // discovery.k8s.io/v1 EndpointSlice, read from a plain JSON object into a typed
 // record with the API server's defaults applied (port name '', protocol TCP).
 // Conditions stay as the API has them (a missing condition is "unknown");
-// lib/proxy/model/endpoints.ts reads them as kube-proxy does. A bad slice throws
-// one ValidationError naming the field ('endpoints[2].addresses[0]').
-import { dns1123Label, dns1123Subdomain, fail, int, ip, metadata, object, oneOf, optArray, optBool, optObject, optStr, str, typeMeta, type ObjectMeta } from './fields.js'
+// lib/proxy/model/endpoints.ts reads them as kube-proxy does. A bad slice
+// (metadata, addressType, ports, too many endpoints) throws one ValidationError
+// naming the field; a bad endpoint ('endpoints[2].nodeName') is left out and
+// listed in `warnings`, the rest applies, as kube-proxy keeps the good ones.
+import { ValidationError } from '../../errors.js'
+import { dns1123Label, dns1123Subdomain, fail, int, ip, metadata, object, oneOf, optArray, optBool, optObject, optStr, str, typeMeta, type ObjectMeta, type Where } from './fields.js'
 import { LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, PROTOCOLS, type Protocol } from './service.js'
 
 /** The label naming the service a slice belongs to. */
@@ -56,6 +59,8 @@ export interface EndpointSlice {
   readonly triggerTime?: number
   /** Why kube-proxy ignores this slice, when it does. */
   readonly skip?: EndpointSliceSkipReason
+  /** The endpoints left out, one ValidationError each (field 'endpoints[i]...'); absent when none. Sources log and count them. */
+  readonly warnings?: readonly ValidationError[]
 }
 
 export type EndpointSliceSkipReason = 'service-proxy-name' | 'headless' | 'FQDN'
@@ -116,40 +121,16 @@ export function parseEndpointSlice(value: unknown): EndpointSlice {
 
   const rawEndpoints = optArray(at, 'endpoints', o.endpoints)
   if (rawEndpoints.length > MAX_ENDPOINTS) fail(at, 'endpoints', `${rawEndpoints.length} endpoints`, `may hold at most ${MAX_ENDPOINTS} endpoints`)
-  const endpoints = rawEndpoints.map((v, i): EndpointSliceEndpoint => {
-    const field = `endpoints[${i}]`
-    const e = object(at, field, v)
-    const addrs = optArray(at, `${field}.addresses`, e.addresses)
-    if (addrs.length === 0) fail(at, `${field}.addresses`, e.addresses, 'must hold at least one address')
-    if (addrs.length > MAX_ADDRESSES) fail(at, `${field}.addresses`, `${addrs.length} addresses`, `may hold at most ${MAX_ADDRESSES} addresses`)
-    const addresses = addrs.map((a, j) => ip(at, `${field}.addresses[${j}]`, a, family))
-    const c = optObject(at, `${field}.conditions`, e.conditions)
-    const conditions = sharedConditions(
-      optBool(at, `${field}.conditions.ready`, c.ready),
-      optBool(at, `${field}.conditions.serving`, c.serving),
-      optBool(at, `${field}.conditions.terminating`, c.terminating),
-    )
-    const nodeName = optStr(at, `${field}.nodeName`, e.nodeName)
-    const zone = optStr(at, `${field}.zone`, e.zone)
-    const hostname = optStr(at, `${field}.hostname`, e.hostname)
-    // Every field in the literal (undefined when absent): one shape, no
-    // out-of-object property store per endpoint.
-    const out: { -readonly [K in keyof EndpointSliceEndpoint]: EndpointSliceEndpoint[K] } = {
-      addresses,
-      conditions,
-      nodeName: nodeName ? intern(dns1123Subdomain(at, `${field}.nodeName`, nodeName)) : undefined,
-      zone: zone ? intern(zone) : undefined,
-      hostname: hostname || undefined,
-      hints: undefined,
+  const warnings: ValidationError[] = []
+  const endpoints: EndpointSliceEndpoint[] = []
+  for (let i = 0; i < rawEndpoints.length; i++) {
+    try {
+      endpoints.push(parseEndpoint(at, `endpoints[${i}]`, rawEndpoints[i], family))
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e
+      warnings.push(e)
     }
-    if (e.hints !== undefined && e.hints !== null) {
-      const h = object(at, `${field}.hints`, e.hints)
-      const names = (key: 'forZones' | 'forNodes'): string[] =>
-        optArray(at, `${field}.hints.${key}`, h[key]).map((z, j) => str(at, `${field}.hints.${key}[${j}].name`, object(at, `${field}.hints.${key}[${j}]`, z).name))
-      out.hints = { forZones: names('forZones'), forNodes: names('forNodes') }
-    }
-    return out
-  })
+  }
 
   const rawPorts = optArray(at, 'ports', o.ports)
   if (rawPorts.length > MAX_PORTS) fail(at, 'ports', `${rawPorts.length} ports`, `may hold at most ${MAX_PORTS} ports`)
@@ -168,5 +149,40 @@ export function parseEndpointSlice(value: unknown): EndpointSlice {
     if (appProtocol) out.appProtocol = appProtocol
     return out
   })
-  return { ...base, endpoints, ports }
+  return { ...base, endpoints, ports, ...(warnings.length > 0 ? { warnings } : {}) }
+}
+
+/** One endpoint; what it throws leaves out just this endpoint. */
+function parseEndpoint(at: Where, field: string, v: unknown, family: 'IPv4' | 'IPv6'): EndpointSliceEndpoint {
+  const e = object(at, field, v)
+  const addrs = optArray(at, `${field}.addresses`, e.addresses)
+  if (addrs.length === 0) fail(at, `${field}.addresses`, e.addresses, 'must hold at least one address')
+  if (addrs.length > MAX_ADDRESSES) fail(at, `${field}.addresses`, `${addrs.length} addresses`, `may hold at most ${MAX_ADDRESSES} addresses`)
+  const addresses = addrs.map((a, j) => ip(at, `${field}.addresses[${j}]`, a, family))
+  const c = optObject(at, `${field}.conditions`, e.conditions)
+  const conditions = sharedConditions(
+    optBool(at, `${field}.conditions.ready`, c.ready),
+    optBool(at, `${field}.conditions.serving`, c.serving),
+    optBool(at, `${field}.conditions.terminating`, c.terminating),
+  )
+  const nodeName = optStr(at, `${field}.nodeName`, e.nodeName)
+  const zone = optStr(at, `${field}.zone`, e.zone)
+  const hostname = optStr(at, `${field}.hostname`, e.hostname)
+  // Every field in the literal (undefined when absent): one shape, no
+  // out-of-object property store per endpoint.
+  const out: { -readonly [K in keyof EndpointSliceEndpoint]: EndpointSliceEndpoint[K] } = {
+    addresses,
+    conditions,
+    nodeName: nodeName ? intern(dns1123Subdomain(at, `${field}.nodeName`, nodeName)) : undefined,
+    zone: zone ? intern(zone) : undefined,
+    hostname: hostname || undefined,
+    hints: undefined,
+  }
+  if (e.hints !== undefined && e.hints !== null) {
+    const h = object(at, `${field}.hints`, e.hints)
+    const names = (key: 'forZones' | 'forNodes'): string[] =>
+      optArray(at, `${field}.hints.${key}`, h[key]).map((z, j) => str(at, `${field}.hints.${key}[${j}].name`, object(at, `${field}.hints.${key}[${j}]`, z).name))
+    out.hints = { forZones: names('forZones'), forNodes: names('forNodes') }
+  }
+  return out
 }

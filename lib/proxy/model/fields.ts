@@ -127,24 +127,40 @@ export function canonicalIP(text: string): string {
   return b && b.length === 16 ? formatAddress(b) : text
 }
 
-/** An IP address (of `family`, when given), returned in its canonical spelling. */
+/**
+ * `text` with dotted IPv4 octets written with leading zeros ('172.30.0.041',
+ * also as an IPv6 tail) rewritten without them, read as DECIMAL (041 is 41):
+ * older API servers accepted such addresses, clusters still hold them, and
+ * kube-proxy reads them this way on purpose (k8s.io/utils/net ParseIPSloppy,
+ * Go's parser before 1.17). Anything else comes back unchanged.
+ */
+export function unsloppyIP(text: string): string {
+  const m = /^(.*:)?(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (!m) return text
+  const octets = m.slice(2).map((d) => d.replace(/^0+(?=\d)/, ''))
+  if (octets.some((d) => d.length > 3 || Number(d) > 255)) return text
+  return (m[1] ?? '') + octets.join('.')
+}
+
+/** An IP address (of `family`, when given), returned in its canonical spelling; leading zeros are read as kube-proxy reads them (unsloppyIP). */
 export function ip(at: Where, field: string, value: unknown, family?: IPFamily): string {
   if (typeof value !== 'string') fail(at, field, value, 'must be an IP address string')
-  const f = ipFamilyOf(value)
+  const f = ipFamilyOf(unsloppyIP(value))
   if (!f) fail(at, field, value, 'is not a valid IPv4 or IPv6 address')
   if (family && f !== family) fail(at, field, value, `is ${f} where ${family} is required`)
-  const text = canonicalIP(value)
+  const text = canonicalIP(unsloppyIP(value))
   if (f === 'IPv6' && text.startsWith('::ffff:') && value.includes('.')) fail(at, field, value, 'is an IPv4-mapped IPv6 address; write the IPv4 address')
   return text
 }
 
-/** A CIDR 'address/prefix', the address in canonical spelling (host bits are kept, as the API keeps them). */
+/** A CIDR 'address/prefix', the address in canonical spelling (host bits are kept, as the API keeps them; leading zeros read as ParseCIDRSloppy does). */
 export function cidr(at: Where, field: string, value: unknown, family?: IPFamily): string {
   if (typeof value !== 'string') fail(at, field, value, 'must be a CIDR string (address/prefix)')
   const text = value.trim()
   const slash = text.indexOf('/')
-  const addr = slash < 0 ? '' : text.slice(0, slash)
-  const prefix = slash < 0 ? '' : text.slice(slash + 1)
+  const addr = slash < 0 ? '' : unsloppyIP(text.slice(0, slash))
+  // Leading zeros in the prefix too, as ParseCIDRSloppy reads them ('10.0.0.0/08').
+  const prefix = slash < 0 ? '' : text.slice(slash + 1).replace(/^0+(?=\d)/, '')
   const f = ipFamilyOf(addr)
   if (!f || !/^(0|[1-9][0-9]{0,2})$/.test(prefix) || Number(prefix) > (f === 'IPv4' ? 32 : 128))
     fail(at, field, value, 'is not a valid CIDR (address/prefix)')

@@ -133,7 +133,7 @@ export function parseService(value: unknown): ServiceObject {
   if (ipFamilyPolicy === 'SingleStack' && clusterIPs.length > 1) fail(at, 'spec.ipFamilyPolicy', ipFamilyPolicy, 'is SingleStack but spec.clusterIPs holds two families')
 
   const allocateLoadBalancerNodePorts = optBool(at, 'spec.allocateLoadBalancerNodePorts', spec.allocateLoadBalancerNodePorts)
-  const ports = servicePorts(at, spec.ports, type, allocateLoadBalancerNodePorts !== false)
+  const ports = servicePorts(at, spec.ports, type)
 
   const externalIPs = optArray(at, 'spec.externalIPs', spec.externalIPs).map((v, i) => ip(at, `spec.externalIPs[${i}]`, v))
 
@@ -201,7 +201,7 @@ export function parseService(value: unknown): ServiceObject {
   return { kind: 'Service', metadata: meta, spec: out, status: { loadBalancer: { ingress } } }
 }
 
-function servicePorts(at: Where, value: unknown, type: ServiceSpec['type'], allocateNodePorts: boolean): ServicePortSpec[] {
+function servicePorts(at: Where, value: unknown, type: ServiceSpec['type']): ServicePortSpec[] {
   const list = optArray(at, 'spec.ports', value)
   if (list.length === 0) fail(at, 'spec.ports', value, 'must list at least one port')
   const seenName = new Map<string, number>()
@@ -236,9 +236,9 @@ function servicePorts(at: Where, value: unknown, type: ServiceSpec['type'], allo
       const nk = `${nodePort}/${protocol}`
       if (seenNodePort.has(nk)) fail(at, `${field}.nodePort`, p.nodePort, `duplicates spec.ports[${seenNodePort.get(nk)}].nodePort`)
       seenNodePort.set(nk, i)
-    } else if (type === 'NodePort' || (type === 'LoadBalancer' && allocateNodePorts)) {
-      fail(at, `${field}.nodePort`, p.nodePort, `is required for a ${type} service (there is no API server here to allocate one)`)
     }
+    // A NodePort or LoadBalancer port without a node port (none allocated yet, or a
+    // manifest without one) still gets its cluster IP and external addresses, as in kube-proxy.
     const appProtocol = optStr(at, `${field}.appProtocol`, p.appProtocol)
     const out: { -readonly [K in keyof ServicePortSpec]: ServicePortSpec[K] } = { name, protocol, port, targetPort, nodePort }
     if (appProtocol) out.appProtocol = appProtocol

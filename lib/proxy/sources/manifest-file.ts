@@ -12,7 +12,7 @@ import { isObject } from '../model/fields.js'
 import { parseService, type ServiceObject } from '../model/service.js'
 import { yamlDocuments } from '../yaml.js'
 
-/** A document (or List item) that was refused. */
+/** A document (or List item) that was refused, or (`partial`) a part of an object left out while the rest applies. */
 export class ManifestError extends Error {
   override name = 'ManifestError'
   readonly file: string
@@ -26,15 +26,19 @@ export class ManifestError extends Error {
   readonly field?: string
   /** True when the object's last good version is still applied. */
   readonly keptPrevious: boolean
+  /** True when only `field` was left out (a bad endpoint) and the rest of this version applies. */
+  readonly partial: boolean
 
-  constructor(init: { file: string; document: number; line: number; reason: string; object?: string; field?: string; keptPrevious?: boolean; cause?: unknown }) {
-    super(`${init.file}:${init.line} (document ${init.document}): ${init.reason}${init.keptPrevious ? ' (its last good version stays applied)' : ''}`, { cause: init.cause })
+  constructor(init: { file: string; document: number; line: number; reason: string; object?: string; field?: string; keptPrevious?: boolean; partial?: boolean; cause?: unknown }) {
+    const note = init.partial ? ' (left out; the rest of the object applies)' : init.keptPrevious ? ' (its last good version stays applied)' : ''
+    super(`${init.file}:${init.line} (document ${init.document}): ${init.reason}${note}`, { cause: init.cause })
     this.file = init.file
     this.document = init.document
     this.line = init.line
     if (init.object) this.object = init.object
     if (init.field) this.field = init.field
     this.keptPrevious = init.keptPrevious ?? false
+    this.partial = init.partial ?? false
   }
 }
 
@@ -132,6 +136,9 @@ export function readManifest(file: string, text: string, old?: ManifestFileState
       if (state.objects.has(entry.key) && !kept.has(entry.key)) return refuse(doc, `${where}${entry.key} is defined twice in this file; the first definition applies`, entry.key)
       kept.delete(entry.key)
       state.objects.set(entry.key, entry)
+      if (entry.kind === 'EndpointSlice')
+        for (const w of entry.value.warnings ?? [])
+          state.errors.push(new ManifestError({ file, document: doc.index, line: doc.line, reason: `${where}${w.message}`, object: describe(entry.key), field: w.field, partial: true, cause: w }))
     } catch (e) {
       if (!(e instanceof ValidationError)) throw e
       refuse(doc, `${where}${e.message}`, key, e, e.field)

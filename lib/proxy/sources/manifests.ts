@@ -380,7 +380,7 @@ export class ManifestSource {
       for (const err of state.errors) {
         errors.push(err)
         this.stats.errorsTotal++
-        this.#log('error', 'manifest document refused', { file: err.file, line: err.line, document: err.document, object: err.object, field: err.field, error: err.message })
+        this.#log(err.partial ? 'warn' : 'error', err.partial ? 'manifest object partly applied' : 'manifest document refused', { file: err.file, line: err.line, document: err.document, object: err.object, field: err.field, error: err.message })
       }
     }
     for (const f of this.#digests.keys()) if (!this.#files.has(f)) this.#digests.delete(f)

@@ -37,14 +37,18 @@ export function backoffDelay(b: BackoffOptions, failures: number, random: () => 
 
 /** Something went wrong in an informer; `kind` says what. */
 export interface InformerError {
-  /** 'refused': an object the parse function refused; 'list' / 'watch': the API; 'handler': the handler threw. */
-  kind: 'refused' | 'list' | 'watch' | 'handler'
+  /**
+   * 'refused': an object the parse function refused; 'partial': a part of an
+   * object left out, the rest applied (a bad endpoint of a slice); 'list' /
+   * 'watch': the API; 'handler': the handler threw.
+   */
+  kind: 'refused' | 'partial' | 'list' | 'watch' | 'handler'
   /** The informer's name ('services'). */
   resource: string
   error: Error
-  /** 'namespace/name' of the object concerned (refused, handler). */
+  /** 'namespace/name' of the object concerned (refused, partial, handler). */
   object?: string
-  /** The refused field (refused). */
+  /** The refused field (refused, partial). */
   field?: string
 }
 
@@ -59,6 +63,8 @@ export interface InformerStats {
   reconnects: number
   /** Object versions refused by the parse function. */
   refused: number
+  /** Parts left out of object versions that applied (options.warnings). */
+  partial: number
   bookmarks: number
 }
 
@@ -75,6 +81,8 @@ export interface InformerOptions<T> {
   fieldSelector?: string
   /** Raw object to model; throws a ValidationError for an object to skip. */
   parse: (raw: Record<string, unknown>) => T
+  /** What the parse function left out of an object it kept (a slice's bad endpoints): logged and counted, the object applies. */
+  warnings?: (value: T) => readonly ValidationError[] | undefined
   /** previous: what this informer last emitted for the key. */
   handler: (previous: T | undefined, current: T | undefined) => void
   log?: Log
@@ -100,7 +108,7 @@ type WatchEnd = { relist: boolean; failed: boolean; error?: Error; events?: bool
 
 export class Informer<T> {
   readonly name: string
-  readonly stats: InformerStats = { events: 0, relists: 0, errors: 0, reconnects: 0, refused: 0, bookmarks: 0 }
+  readonly stats: InformerStats = { events: 0, relists: 0, errors: 0, reconnects: 0, refused: 0, partial: 0, bookmarks: 0 }
   readonly #o: InformerOptions<T>
   readonly #backoff: BackoffOptions
   readonly #log: Log
@@ -320,6 +328,11 @@ export class Informer<T> {
       else this.#held.set(key, { rv: rv ?? '', value: undefined })
       this.#refuse(key, rv, error, held?.value !== undefined)
       return
+    }
+    for (const w of this.#o.warnings?.(value) ?? []) {
+      this.stats.partial++
+      this.#log('warn', 'part of an object left out; the rest applies', { resource: this.name, object: key, resourceVersion: rv, field: w.field, error: w.message })
+      this.#o.onError?.({ kind: 'partial', resource: this.name, error: w, object: key, field: w.field })
     }
     const previous = held?.value
     this.#held.set(key, { rv: rv ?? '', value })

@@ -62,6 +62,8 @@ export interface KubernetesSourceStats {
   reconnects: number
   /** Object versions refused (not parsed). */
   refused: number
+  /** Parts left out of objects that applied (bad endpoints of a slice). */
+  partial: number
   services: number
   endpointSlices: number
 }
@@ -126,6 +128,7 @@ export class KubernetesSource {
       kind: 'EndpointSlice',
       labelSelector: PROXY_LABEL_SELECTOR,
       parse: parseEndpointSlice,
+      warnings: (s) => s.warnings,
       handler: (p, c) => options.sink.endpointSlice(p, c),
     })
     this.#nodes = new Informer<NodeInfo>({
@@ -192,6 +195,7 @@ export class KubernetesSource {
       errors: sum('errors'),
       reconnects: sum('reconnects'),
       refused: sum('refused'),
+      partial: sum('partial'),
       services: this.#services.values().length,
       endpointSlices: this.#slices.values().length,
     }
