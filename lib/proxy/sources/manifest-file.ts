@@ -27,7 +27,8 @@ export class ManifestError extends Error {
   /** True when the object's last good version is still applied. */
   readonly keptPrevious: boolean
   /** True when only `field` was left out (a bad endpoint) and the rest of this version applies. */
-  readonly partial: boolean
+  /** Set (true) when only a part of the object was left out. */
+  readonly partial?: true
 
   constructor(init: { file: string; document: number; line: number; reason: string; object?: string; field?: string; keptPrevious?: boolean; partial?: boolean; cause?: unknown }) {
     const note = init.partial ? ' (left out; the rest of the object applies)' : init.keptPrevious ? ' (its last good version stays applied)' : ''
@@ -38,7 +39,7 @@ export class ManifestError extends Error {
     if (init.object) this.object = init.object
     if (init.field) this.field = init.field
     this.keptPrevious = init.keptPrevious ?? false
-    this.partial = init.partial ?? false
+    if (init.partial) this.partial = true
   }
 }
 
