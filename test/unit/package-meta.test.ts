@@ -17,3 +17,12 @@ t.test('no script is an accidental pre/post hook of another', async (t) => {
   })
   t.same(hooks, [], 'no script named pre<script> or post<script>')
 })
+
+t.test('LICENSE is the license package.json names', async (t) => {
+  t.equal(pkg.license, 'Apache-2.0')
+  let text = ''
+  try { text = readFileSync(join(ROOT, 'LICENSE'), 'utf8') } catch (e) { t.fail(`no LICENSE: ${e}`) }
+  t.match(text, /^\s*Apache License\s+Version 2\.0, January 2004\s+http:\/\/www\.apache\.org\/licenses\//, 'Apache 2.0 header')
+  t.match(text, /END OF TERMS AND CONDITIONS/, 'the full terms, not a pointer to them')
+  t.match(text, /APPENDIX: How to apply the Apache License to your work/, 'with the appendix')
+})

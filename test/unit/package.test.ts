@@ -48,7 +48,7 @@ t.test('npm pack of a fresh checkout ships the built library', async (t) => {
   t.equal(packed.status, 0, 'npm pack succeeds', { output: out(packed) })
   const json = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('[')))
   const paths = new Set<string>(json[0].files.map((f: { path: string }) => f.path))
-  for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'dist/proxy/main.js', 'binding.gyp', 'package.json']) {
+  for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'dist/proxy/main.js', 'binding.gyp', 'package.json', 'LICENSE']) {
     t.ok(paths.has(f), `the tarball has ${f}`)
   }
   t.ok([...paths].some((p) => p.startsWith('native/') && p.endsWith('.cc')), 'the tarball has the addon sources')
