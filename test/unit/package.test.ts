@@ -7,9 +7,9 @@
 // so `npm ci --offline` needs no registry metadata. The install script builds the addon
 // from binding.gyp + native/ (node-gyp, ~30-45 s) unless prebuilds/ ships one.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 
@@ -79,6 +79,19 @@ t.test('the tarball installs into an empty folder; the library imports and tspro
   const installed = join(app, 'node_modules', pkg.name)
   t.ok(existsSync(join(installed, 'build/Release/tsproxy.node')) || existsSync(join(installed, 'prebuilds')),
     'the addon was built at install, or came from prebuilds/')
+
+  // Stack traces and debuggers follow dist/*.js.map to its sources: they must be in the package.
+  const missing: string[] = []
+  const maps = readdirSync(join(installed, 'dist'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js.map'))
+  for (const m of maps) {
+    const map = JSON.parse(readFileSync(join(installed, 'dist', m), 'utf8'))
+    for (const src of map.sources as string[]) {
+      const abs = resolve(dirname(join(installed, 'dist', m)), map.sourceRoot ?? '', src)
+      if (!abs.startsWith(installed + sep) || !existsSync(abs)) missing.push(`${m} -> ${src}`)
+    }
+  }
+  t.ok(maps.length > 0, `dist/ has source maps (${maps.length})`)
+  t.same(missing.slice(0, 5), [], `every source map points at a file the package ships (${missing.length} do not)`)
 
   const probe = `import('${pkg.name}').then((m) => console.log(JSON.stringify({
     ipvs: typeof m.Ipvs, ipset: typeof m.IpSet, iptables: typeof m.Iptables, rtnl: typeof m.Rtnl,
