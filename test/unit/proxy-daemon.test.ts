@@ -73,6 +73,9 @@ t.test('manifests to kernel, metrics, health, status, and a stop that keeps the 
   )
 
   // One endpoint goes: one partial sync, one IPVS operation (weight 0: graceful).
+  // It still carries a connection, so the drain checks keep it (without one, a
+  // drain check may delete it before the test looks: a race on a busy machine).
+  fake.setConns('tcp/10.96.0.10:80', '10.244.0.12:8080', 1)
   fake.clearCalls()
   writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11'])}`)
   await d.settled()
