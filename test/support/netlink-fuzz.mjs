@@ -26,6 +26,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { nlmsg } from './nlmsg.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const dist = (p) => import(path.join(repoRoot, 'dist', p))
@@ -112,17 +113,6 @@ for (const [codec, b] of [
 ]) if (b) corpus[codec].push(b)
 
 // nf_tables replies: NEWTABLE / NEWCHAIN (subsystem 10), as the kernel dumps them.
-function nlmsg(type, flags, seq, pid, body) {
-  const len = 16 + body.length
-  const b = Buffer.alloc((len + 3) & ~3)
-  b.writeUInt32LE(len, 0)
-  b.writeUInt16LE(type, 4)
-  b.writeUInt16LE(flags, 6)
-  b.writeUInt32LE(seq, 8)
-  b.writeUInt32LE(pid, 12)
-  body.copy(b, 16)
-  return b
-}
 function attr(type, payload) {
   const b = Buffer.alloc((4 + payload.length + 3) & ~3)
   b.writeUInt16LE(4 + payload.length, 0)

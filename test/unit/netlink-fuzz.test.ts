@@ -18,6 +18,7 @@ import { NetlinkSocket, resolveGenlFamily } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
 import type { NativeOp, NativeRecord, NativeResult } from '../../dist/native.js'
 import { openAfterHandshake, openOver, type FakeHandle } from '../support/fake-netlink.js'
+import { nlmsg } from '../support/nlmsg.mjs'
 
 const script = fileURLToPath(new URL('../support/netlink-fuzz.mjs', import.meta.url))
 const seed = process.env.TSPROXY_FUZZ_SEED ?? String(0x7e57)
@@ -61,17 +62,6 @@ t.test(`fuzzed replies through every decoder (seed ${seed}, ${budgetMs} ms)`, as
 
 // ---- what it found ------------------------------------------------------------------------
 
-function nlmsg(type: number, flags: number, seq: number, pid: number, body: Buffer): Buffer {
-  const len = 16 + body.length
-  const b = Buffer.alloc((len + 3) & ~3)
-  b.writeUInt32LE(len, 0)
-  b.writeUInt16LE(type, 4)
-  b.writeUInt16LE(flags, 6)
-  b.writeUInt32LE(seq, 8)
-  b.writeUInt32LE(pid, 12)
-  body.copy(b, 16)
-  return b
-}
 
 t.test('an NLMSG_ERROR or DONE whose error field is no errno is EBADMSG, never a negative errno', async (t) => {
   // struct nlmsgerr { int error = +17; struct nlmsghdr msg (the request's header) }
