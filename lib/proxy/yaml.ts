@@ -110,12 +110,22 @@ function tokenDepth(root: CST.Token, max: number): number {
       for (const n of node) stack.push([n, depth])
       continue
     }
-    const t = node as { type?: string; items?: unknown[]; key?: unknown; value?: unknown; sep?: unknown; start?: unknown }
+    const t = node as { type?: string; items?: CST.CollectionItem[]; key?: unknown; value?: unknown; sep?: unknown; start?: unknown }
     let d = depth
     if (t.type === 'block-map' || t.type === 'block-seq' || t.type === 'flow-collection') {
       d = depth + 1
       if (d > deepest) deepest = d
       if (deepest > max) return deepest
+    }
+    if (t.type === 'flow-collection' && (t.start as CST.SourceToken).source === '[') {
+      // An item of a flow sequence that is a pair ('[a: b]', '[? a]') composes as a map of its own: one level more.
+      for (const item of t.items!) {
+        const pair = item.key != null || (item.sep?.length ?? 0) > 0 || item.start.some((s) => s.type === 'explicit-key-ind' || s.type === 'map-value-ind')
+        if (pair && d + 1 > deepest) deepest = d + 1
+        if (deepest > max) return deepest
+        stack.push([item, pair ? d + 1 : d])
+      }
+      continue
     }
     for (const child of [t.items, t.key, t.value, t.sep, t.start]) if (typeof child === 'object' && child !== null) stack.push([child, d])
   }

@@ -485,3 +485,22 @@ t.test('fuzz: readManifest on random and mutated manifests refuses only with typ
   t.ok(accepted > 0, `some objects were accepted (${accepted})`)
   t.pass(`${N} inputs, none threw, none composed past the limit`)
 })
+
+t.test('a pair in a flow sequence is a map of its own: counted as a level where a syntax error hides it from the scan', async (t) => {
+  // Found by the fuzz test (seed 811766011, input 64): a broken block document whose
+  // deepest path runs through '[ "[x]": ...', which composes as [{"[x]": ...}].
+  const text = readFileSync(join(fileURLToPath(new URL('../fixtures/yaml/', import.meta.url)), 'flow-pair-past-depth.yaml'), 'utf8')
+  const depth = (v: unknown): number =>
+    Array.isArray(v) ? 1 + Math.max(0, ...v.map(depth)) : v && typeof v === 'object' ? 1 + Math.max(0, ...Object.values(v).map(depth)) : 0
+  const [loose] = yamlDocuments(text, { maxDepth: 1000 })
+  t.equal(depth(loose!.value), MAX_DEPTH + 1, 'composed without the limit, it is one level past it')
+  t.ok(Math.max(...yamlSegments(text).map((s) => s.depth)) <= MAX_DEPTH, 'the quick scan alone does not see it')
+  const [doc] = yamlDocuments(text, { source: 'f.yaml' })
+  t.ok(doc!.limit instanceof LimitError, 'refused as too deep')
+  t.equal(doc!.value, null)
+  // The smallest form: without the syntax error the scan counts the pair too.
+  const [small] = yamlDocuments('[a: [b: c]]')
+  t.same(small!.value, [{ a: [{ b: 'c' }] }])
+  const [over] = yamlDocuments('[a: [b: c]]', { maxDepth: 2 })
+  t.ok(over!.limit, '4 levels refused at a limit of 2')
+})
