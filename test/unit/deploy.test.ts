@@ -364,3 +364,14 @@ t.test('the Dockerfile copies only what its build context holds', async (t) => {
   for (const a of allowed) t.ok(copied.some((c) => c.replace(/\/$/, '') === a), `${a}: the context holds nothing the Dockerfile does not copy`)
   t.notMatch(dockerfile, /node-setup/, 'no node-setup script')
 })
+
+t.test('the replace path applies all but the DaemonSet first, by label', async (t) => {
+  // deploy/README.md step 2: `kubectl apply -l 'app.kubernetes.io/component!=proxy'` (a
+  // `!=` selector also picks objects without the label).
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8')
+  t.match(readme, /kubectl apply -f deploy\/tsproxy\.yaml -l 'app\.kubernetes\.io\/component!=proxy'/, 'the command is in deploy/README.md')
+  const picked = objects.filter(({ obj }) => obj.metadata?.labels?.['app.kubernetes.io/component'] !== 'proxy').map(({ obj }) => obj.kind)
+  t.same(picked.sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ServiceAccount'], 'everything but the DaemonSet')
+  const ds = find('DaemonSet')
+  t.notOk('app.kubernetes.io/component' in ds.spec.selector.matchLabels, 'the label is not part of the (immutable) selector')
+})
