@@ -49,6 +49,7 @@ const TABLES: readonly Table[] = ['nat', 'filter']
 /** Shared chains with rules that must stay after every port's: their count. */
 const TAIL: Record<Table, Record<string, number>> = { nat: { 'KUBE-SERVICES': 1 }, filter: {} }
 const EMPTY: readonly Rule[] = Object.freeze([])
+const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
 
 interface Applied {
   /** Per port: what the kernel holds of it in this table. */
@@ -501,9 +502,12 @@ function rulesOf(part: TablePart): number {
   return n
 }
 
-/** `tx` counting the rules it is asked to append or insert. */
+/** `tx` counting the rules it is asked to append or insert in chains of ours (not the jumps from built-in chains, as kube-proxy counts). */
 function countingRules(tx: TableTransaction): { tx: TableTransaction; rules: () => number } {
   let n = 0
+  const count = (chain: string): void => {
+    if (!BUILTIN_CHAINS.has(chain)) n++
+  }
   return {
     rules: () => n,
     tx: {
@@ -511,8 +515,8 @@ function countingRules(tx: TableTransaction): { tx: TableTransaction; rules: () 
       createChain: (c) => tx.createChain(c),
       deleteChain: (c) => tx.deleteChain(c),
       flushChain: (c) => tx.flushChain(c),
-      appendRule: (c, r) => (n++, tx.appendRule(c, r)),
-      insertRule: (c, r, i) => (n++, tx.insertRule(c, r, i)),
+      appendRule: (c, r) => (count(c), tx.appendRule(c, r)),
+      insertRule: (c, r, i) => (count(c), tx.insertRule(c, r, i)),
       deleteRule: (c, r) => tx.deleteRule(c, r),
       commit: () => tx.commit(),
       abort: () => tx.abort(),
