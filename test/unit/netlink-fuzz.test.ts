@@ -8,6 +8,8 @@
 // TSPROXY_FUZZ_MS (default 4000) and TSPROXY_FUZZ_CASES bound it. One case
 // alone: TSPROXY_FUZZ_SEED=<n> TSPROXY_FUZZ_FROM=<i> TSPROXY_FUZZ_TO=<i+1>
 // TSPROXY_FUZZ_TRACE=1 node test/support/netlink-fuzz.mjs
+// Under AddressSanitizer (an addon built apart, in a scratch directory):
+// TSPROXY_FUZZ_CASES=300000 TSPROXY_FUZZ_MS=3000000 test/support/fuzz-asan.sh
 //
 // Below the run: what it found, each as its minimal input, fixed.
 import { spawnSync } from 'node:child_process'
