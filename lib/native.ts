@@ -12,7 +12,7 @@ import type { RouteRawRecord, RouteWireOp } from './native/route.js'
 
 /** One request's outcome, as the netlink core reports it. */
 export interface NativeResult<R = NativeRecord> {
-  /** 0, or a positive errno from the kernel or the socket. */
+  /** 0, or a positive errno from the kernel or the socket (EBADMSG: a reply the decoder could not read whole). */
   error: number
   /** The kernel's extended ACK text. */
   extack?: string
@@ -71,7 +71,11 @@ export interface NativeAddon {
   NetlinkSocket: new (protocol: number) => NativeSocket
   /** The bytes a batch would send (sequence numbers from firstSeq). */
   encode(codec: string, family: number, ops: NativeOp[], firstSeq?: number): Buffer
-  /** Records of every data message in a buffer of replies. */
+  /**
+   * Records of every data message in a buffer of replies. A message the codec
+   * cannot read whole throws an Error with errno EBADMSG (74) naming its record,
+   * as a socket's result for it would be `{ error: 74, extack: 'malformed reply: ...' }`.
+   */
   decode(codec: string, replies: Buffer): NativeRecord[]
   /** The receive loop's matching of recorded datagrams to requests. */
   /** With ackSlot, only that request asked for an ACK, as a burst is sent. */

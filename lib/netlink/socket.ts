@@ -73,19 +73,21 @@ export class NetlinkSocket {
    * Runs a batch; results line up with `ops`. A large batch is encoded and
    * handed to the kernel in slices, with the event loop let through between
    * them: the kernel works on one slice while the next is encoded, and timers
-   * and sockets keep running during a cold sync of 100k operations.
+   * and sockets keep running during a cold sync of 100k operations. A reply
+   * the native decoder could not read whole comes back as its operation's
+   * EBADMSG result, like any kernel error.
    */
   async execute<C extends Codec>(codec: C, family: number, ops: Codecs[C]['op'][], op: string): Promise<NativeResult<Codecs[C]['record']>[]> {
     // After close(), only calls begun before it still send (a handle sends only inside a call).
     if (this.#closed || (this.#closing && this.#calls === 0)) throw closedError(op)
-    if (ops.length <= SLICE) return this.#track(async () => refuseMalformed(await this.#socket.execute(codec, family, ops)))
+    if (ops.length <= SLICE) return this.#track(() => this.#socket.execute(codec, family, ops))
     return this.#track(async () => {
       const pending: Promise<NativeResult<Codecs[C]['record']>[]>[] = []
       for (let i = 0; i < ops.length; i += SLICE) {
         if (i > 0) await yieldToLoop()
         pending.push(this.#socket.execute(codec, family, ops.slice(i, i + SLICE)))
       }
-      return refuseMalformed((await Promise.all(pending)).flat())
+      return (await Promise.all(pending)).flat()
     })
   }
 
@@ -109,33 +111,6 @@ export class NetlinkSocket {
 
 function closedError(op: string): NetlinkError {
   return new NetlinkError({ errno: 9, op, message: 'EBADF: the socket is closed' })
-}
-
-const EBADMSG = 74
-
-/** A record the decoder could not read whole: flagged on it or on one of its nests. */
-function malformed(rec: unknown): string | undefined {
-  const r = rec as { kind?: string; malformed?: boolean; members?: { malformed?: boolean }; header?: { malformed?: boolean }; orig?: { malformed?: boolean }; reply?: { malformed?: boolean } }
-  return r.malformed || r.members?.malformed || r.header?.malformed || r.orig?.malformed || r.reply?.malformed ? (r.kind ?? 'reply') : undefined
-}
-
-/**
- * A reply the decoder flagged (an attribute's length past its nest, a value
- * shorter than its type, a record without its key) fails its operation with
- * EBADMSG rather than becoming half a record the caller would act on.
- */
-function refuseMalformed<R>(results: NativeResult<R>[]): NativeResult<R>[] {
-  for (let i = 0; i < results.length; i++) {
-    const r = results[i]!
-    if (r.error !== 0 || r.records.length === 0) continue
-    for (const rec of r.records) {
-      const kind = malformed(rec)
-      if (kind === undefined) continue
-      results[i] = { error: EBADMSG, extack: `malformed reply: a ${kind} record the decoder could not read whole`, records: [] }
-      break
-    }
-  }
-  return results
 }
 
 export function throwIfFailed(result: NativeResult<unknown>, op: string, index?: number): void {

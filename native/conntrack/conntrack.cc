@@ -113,7 +113,8 @@ Napi::Object decodeTuple(Napi::Env env, const nlattr* nest, int af) {
   if (pr.has(type)) o.Set("icmpType", pr.u8(type));
   if (pr.has(code)) o.Set("icmpCode", pr.u8(code));
   if (t.has(CTA_TUPLE_ZONE)) o.Set("zone", t.be16(CTA_TUPLE_ZONE));
-  if (t.bad() || ip.bad() || pr.bad()) o.Set("malformed", true);
+  // A tuple belongs to an entry: its damage is the entry's.
+  if (t.bad() || ip.bad() || pr.bad()) throw Malformed{"entry"};
   return o;
 }
 
@@ -142,7 +143,7 @@ Napi::Value decodeEntry(Napi::Env env, int af, const Attrs& a) {
     }
   }
   // Without both tuples the entry can be neither matched nor deleted.
-  if (a.bad() || !a.has(CTA_TUPLE_ORIG) || !a.has(CTA_TUPLE_REPLY)) o.Set("malformed", true);
+  if (a.bad() || !a.has(CTA_TUPLE_ORIG) || !a.has(CTA_TUPLE_REPLY)) throw Malformed{"entry"};
   return o;
 }
 
@@ -211,7 +212,7 @@ class ConntrackCodec : public Codec {
         o.Set("kind", "stats");
         o.Set("entries", a.be32(CTA_STATS_GLOBAL_ENTRIES));
         if (a.has(CTA_STATS_GLOBAL_MAX_ENTRIES)) o.Set("maxEntries", a.be32(CTA_STATS_GLOBAL_MAX_ENTRIES));
-        if (a.bad()) o.Set("malformed", true);
+        if (a.bad()) throw Malformed{"stats"};
         return o;
       }
       default:

@@ -298,17 +298,14 @@ class MemberColumns {
         o.Set(kFieldNames[f], a);
       }
     }
-    if (malformed_) o.Set("malformed", true);
     return o;
   }
-  void malformed() { malformed_ = true; }
 
  private:
   Napi::Env env_;
   uint32_t count_;
   std::vector<double> nums_[F_COUNT];
   Napi::Array strs_[F_COUNT];
-  bool malformed_ = false;
 };
 
 void decodeMember(MemberColumns& m, uint32_t i, const nlattr* data) {
@@ -333,7 +330,8 @@ void decodeMember(MemberColumns& m, uint32_t i, const nlattr* data) {
   if (a.has(IPSET_ATTR_SKBPRIO)) m.number(F_SKBPRIO, i, a.be32(IPSET_ATTR_SKBPRIO));
   if (a.has(IPSET_ATTR_SKBQUEUE)) m.number(F_SKBQUEUE, i, a.be16(IPSET_ATTR_SKBQUEUE));
   if (a.has(IPSET_ATTR_CADT_FLAGS)) m.number(F_FLAGS, i, a.be32(IPSET_ATTR_CADT_FLAGS));
-  if (a.bad()) m.malformed();
+  // A member belongs to a set's dump message: its damage is the message's.
+  if (a.bad()) throw Malformed{"set"};
 }
 
 Napi::Object decodeHeader(Napi::Env env, const nlattr* data) {
@@ -355,7 +353,7 @@ Napi::Object decodeHeader(Napi::Env env, const nlattr* data) {
   be32(IPSET_ATTR_ELEMENTS, "elements");
   be32(IPSET_ATTR_REFERENCES, "references");
   be32(IPSET_ATTR_MEMSIZE, "memsize");
-  if (a.bad()) o.Set("malformed", true);
+  if (a.bad()) throw Malformed{"set"};
   return o;
 }
 
@@ -453,22 +451,26 @@ class IpsetCodec : public Codec {
     if (!m.hdr) return env.Undefined();
     Attrs a = m.table(IPSET_ATTR_CMD_MAX);
     Napi::Object o = Napi::Object::New(env);
+    const char* kind;
     switch (h->nlmsg_type & 0xff) {
       case IPSET_CMD_PROTOCOL:
-        o.Set("kind", "protocol");
+        kind = "protocol";
+        o.Set("kind", kind);
         o.Set("protocol", a.u8(IPSET_ATTR_PROTOCOL));
         // Kernels before 3.11 (protocol 6) send no minimum.
         if (a.has(IPSET_ATTR_PROTOCOL_MIN)) o.Set("protocolMin", a.u8(IPSET_ATTR_PROTOCOL_MIN));
         break;
       case IPSET_CMD_TYPE:
-        o.Set("kind", "type");
+        kind = "type";
+        o.Set("kind", kind);
         o.Set("typename", a.str(IPSET_ATTR_TYPENAME));
         o.Set("family", a.u8(IPSET_ATTR_FAMILY));
         o.Set("revision", a.u8(IPSET_ATTR_REVISION));
         o.Set("revisionMin", a.u8(IPSET_ATTR_REVISION_MIN, a.u8(IPSET_ATTR_REVISION)));
         break;
       case IPSET_CMD_HEADER:
-        o.Set("kind", "header");
+        kind = "header";
+        o.Set("kind", kind);
         o.Set("name", a.str(IPSET_ATTR_SETNAME));
         o.Set("typename", a.str(IPSET_ATTR_TYPENAME));
         o.Set("family", a.u8(IPSET_ATTR_FAMILY));
@@ -479,7 +481,8 @@ class IpsetCodec : public Codec {
         // One message of a dump: a set's name, its header in the first message
         // of the set, then members in IPSET_ATTR_ADT (a large set spans many
         // messages, each naming the set again).
-        o.Set("kind", "set");
+        kind = "set";
+        o.Set("kind", kind);
         o.Set("name", a.str(IPSET_ATTR_SETNAME));
         if (a.has(IPSET_ATTR_TYPENAME)) {
           o.Set("typename", a.str(IPSET_ATTR_TYPENAME));
@@ -503,7 +506,7 @@ class IpsetCodec : public Codec {
       default:
         return env.Undefined();
     }
-    if (a.bad()) o.Set("malformed", true);
+    if (a.bad()) throw Malformed{kind};
     return o;
   }
 

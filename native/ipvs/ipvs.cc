@@ -115,7 +115,7 @@ Napi::Value decodeService(Napi::Env env, const nlattr* nest) {
   o.Set("kind", "service");
   o.Set("af", af);
   // A service is keyed by its fwmark or its address: without either the
-  // record names nothing, and is not passed on as one.
+  // record names nothing, and the reply is refused.
   bool keyed = true;
   if (a.has(IPVS_SVC_ATTR_FWMARK)) {
     o.Set("fwmark", a.u32(IPVS_SVC_ATTR_FWMARK));
@@ -137,7 +137,7 @@ Napi::Value decodeService(Napi::Env env, const nlattr* nest) {
   o.Set("timeout", a.u32(IPVS_SVC_ATTR_TIMEOUT));
   o.Set("netmask", af == AF_INET ? maskToPrefix(a.be32(IPVS_SVC_ATTR_NETMASK)) : a.u32(IPVS_SVC_ATTR_NETMASK));
   o.Set("stats", decodeStats(env, a, IPVS_SVC_ATTR_STATS, IPVS_SVC_ATTR_STATS64));
-  if (a.bad() || !keyed) o.Set("malformed", true);
+  if (a.bad() || !keyed) throw Malformed{"service"};
   return o;
 }
 
@@ -165,7 +165,7 @@ Napi::Value decodeDest(Napi::Env env, const nlattr* nest) {
   if (a.has(IPVS_DEST_ATTR_TUN_PORT)) o.Set("tunPort", a.be16(IPVS_DEST_ATTR_TUN_PORT));
   if (a.has(IPVS_DEST_ATTR_TUN_FLAGS)) o.Set("tunFlags", a.u16(IPVS_DEST_ATTR_TUN_FLAGS));
   o.Set("stats", decodeStats(env, a, IPVS_DEST_ATTR_STATS, IPVS_DEST_ATTR_STATS64));
-  if (a.bad() || !keyed) o.Set("malformed", true);
+  if (a.bad() || !keyed) throw Malformed{"destination"};
   return o;
 }
 
@@ -244,7 +244,7 @@ class IpvsCodec : public Codec {
         o.Set("kind", "info");
         o.Set("version", a.u32(IPVS_INFO_ATTR_VERSION));
         o.Set("connTableSize", a.u32(IPVS_INFO_ATTR_CONN_TAB_SIZE));
-        if (a.bad()) o.Set("malformed", true);
+        if (a.bad()) throw Malformed{"info"};
         return o;
       }
       case IPVS_CMD_SET_CONFIG: {  // the reply to GET_CONFIG
@@ -254,7 +254,7 @@ class IpvsCodec : public Codec {
         o.Set("tcp", a.u32(IPVS_CMD_ATTR_TIMEOUT_TCP));
         o.Set("tcpFin", a.u32(IPVS_CMD_ATTR_TIMEOUT_TCP_FIN));
         o.Set("udp", a.u32(IPVS_CMD_ATTR_TIMEOUT_UDP));
-        if (a.bad()) o.Set("malformed", true);
+        if (a.bad()) throw Malformed{"config"};
         return o;
       }
       default:

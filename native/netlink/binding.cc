@@ -3,6 +3,7 @@
 // the kernel; plus the codec entry points the byte-fixture tests call.
 #include "binding.h"
 
+#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -54,21 +55,39 @@ void encodeAll(const Napi::CallbackInfo& info, const Codec* codec, uint16_t fami
   }
 }
 
-Napi::Array decodeReplies(Napi::Env env, const Codec* codec, const uint8_t* p, size_t len) {
-  Napi::Array out = Napi::Array::New(env);
+// The records of a request's data messages, and the kind of the first one the
+// codec could not read whole (nullptr: none).
+struct Decoded {
+  Napi::Array records;
+  const char* malformed = nullptr;
+};
+
+// Decodes every data message of `p`. A malformed one ends the decoding unless
+// `skipMalformed`: then it is left out and the rest still read.
+Decoded decodeReplies(Napi::Env env, const Codec* codec, const uint8_t* p, size_t len, bool skipMalformed) {
+  Decoded d{Napi::Array::New(env)};
   uint32_t n = 0;
   while (len >= NLMSG_HDRLEN) {
     auto h = reinterpret_cast<const nlmsghdr*>(p);
     if (h->nlmsg_len < NLMSG_HDRLEN || h->nlmsg_len > len) break;
     if (h->nlmsg_type >= NLMSG_MIN_TYPE) {
-      Napi::Value r = codec->decode(env, h);
-      if (!r.IsUndefined()) out.Set(n++, r);
+      try {
+        Napi::Value r = codec->decode(env, h);
+        if (!r.IsUndefined()) d.records.Set(n++, r);
+      } catch (const Malformed& m) {
+        if (!d.malformed) d.malformed = m.kind;
+        if (!skipMalformed) break;
+      }
     }
     size_t step = std::min<size_t>(NLMSG_ALIGN(h->nlmsg_len), len);
     p += step;
     len -= step;
   }
-  return out;
+  return d;
+}
+
+std::string malformedText(const char* kind) {
+  return std::string("malformed reply: a ") + kind + " record the decoder could not read whole";
 }
 
 bool plainSuccess(const Result& r) {
@@ -87,13 +106,25 @@ Napi::Object sharedSuccess(Napi::Env env) {
   return o;
 }
 
+// A reply the codec could not read whole (an attribute's length past its nest,
+// a value shorter than its type, a record without its key) fails a request that
+// had succeeded with EBADMSG, its text naming the record, rather than giving
+// half a record to act on. A request the kernel failed keeps its errno; the
+// malformed record is left out of it.
 Napi::Object resultObject(Napi::Env env, const Codec* codec, const Result& r) {
   Napi::Object o = Napi::Object::New(env);
+  Decoded d = decodeReplies(env, codec, r.replies.data(), r.replies.size(), r.error != 0);
+  if (r.error == 0 && d.malformed) {
+    o.Set("error", EBADMSG);
+    o.Set("extack", malformedText(d.malformed));
+    o.Set("records", Napi::Array::New(env));
+    return o;
+  }
   o.Set("error", r.error);
   if (!r.extack.empty()) o.Set("extack", r.extack);
   if (r.extackOffset) o.Set("extackOffset", r.extackOffset);
   if (r.interrupted) o.Set("interrupted", true);
-  o.Set("records", decodeReplies(env, codec, r.replies.data(), r.replies.size()));
+  o.Set("records", d.records);
   if (r.echo.size() >= NLMSG_HDRLEN) {
     Napi::Value echo = codec->decodeEcho(env, reinterpret_cast<const nlmsghdr*>(r.echo.data()));
     if (!echo.IsUndefined()) o.Set("echo", echo);
@@ -219,11 +250,19 @@ Napi::Value EncodeFn(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(info.Env(), b.bytes().data(), b.size());
 }
 
-// decode(codec, buffer) -> records of every data message in the buffer.
+// decode(codec, buffer) -> records of every data message in the buffer; a
+// message the codec cannot read whole throws an EBADMSG error naming its record.
 Napi::Value DecodeFn(const Napi::CallbackInfo& info) {
   const Codec* codec = codecArg(info, 0);
   auto buf = info[1].As<Napi::Buffer<uint8_t>>();
-  return decodeReplies(info.Env(), codec, buf.Data(), buf.Length());
+  Decoded d = decodeReplies(info.Env(), codec, buf.Data(), buf.Length(), false);
+  if (d.malformed) {
+    Napi::Error e = Napi::Error::New(info.Env(), malformedText(d.malformed));
+    e.Set("errno", Napi::Number::New(info.Env(), EBADMSG));
+    e.Set("code", Napi::String::New(info.Env(), "EBADMSG"));
+    throw e;
+  }
+  return d.records;
 }
 
 // collect(codec, dumps[], portId, firstSeq, datagrams[], ackSlot?) -> { complete, results, retries }:

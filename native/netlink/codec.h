@@ -16,6 +16,15 @@
 
 namespace nl {
 
+// A reply message the decoder cannot read whole: an attribute's length past its
+// nest, a value shorter than its type, a record without its key. A family's
+// decode() throws it with the record's kind ("service", "entry", ...); the core
+// fails the request with EBADMSG (and the byte-fixture decode() with an
+// EBADMSG error), so no half record reaches JavaScript.
+struct Malformed {
+  const char* kind;
+};
+
 class Codec {
  public:
   virtual ~Codec() = default;
@@ -23,7 +32,8 @@ class Codec {
   // Throws Napi::Error on an operation the TypeScript layer should never have
   // let through; nothing of the batch is sent then.
   virtual void encode(const Napi::Object& op, uint16_t family, Builder& b, Request& req) const = 0;
-  // Decodes one data message of a reply (undefined to leave it out).
+  // Decodes one data message of a reply (undefined to leave it out); throws
+  // Malformed when the message cannot be read whole.
   virtual Napi::Value decode(Napi::Env env, const nlmsghdr* h) const = 0;
   // Reads the request the kernel echoed whole with an error (Result::echo):
   // what the family learns from it, or undefined (the default).

@@ -31,7 +31,7 @@ class GenlCtrl : public Codec {
     o.Set("version", a.u32(CTRL_ATTR_VERSION));
     o.Set("maxAttr", a.u32(CTRL_ATTR_MAXATTR));
     // Without its id the family cannot be addressed: not a record to act on.
-    if (a.bad() || !a.has(CTRL_ATTR_FAMILY_ID)) o.Set("malformed", true);
+    if (a.bad() || !a.has(CTRL_ATTR_FAMILY_ID)) throw Malformed{"reply"};
     return o;
   }
 };

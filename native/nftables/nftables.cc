@@ -48,7 +48,7 @@ class NftablesCodec : public Codec {
         o.Set("kind", "table");
         o.Set("name", a.str(NFTA_TABLE_NAME));
         o.Set("chains", a.be32(NFTA_TABLE_USE));
-        if (a.bad()) o.Set("malformed", true);
+        if (a.bad()) throw Malformed{"table"};
         break;
       }
       case NFT_MSG_NEWCHAIN: {
@@ -57,7 +57,7 @@ class NftablesCodec : public Codec {
         o.Set("table", a.str(NFTA_CHAIN_TABLE));
         o.Set("name", a.str(NFTA_CHAIN_NAME));
         o.Set("base", a.has(NFTA_CHAIN_HOOK));
-        if (a.bad()) o.Set("malformed", true);
+        if (a.bad()) throw Malformed{"chain"};
         break;
       }
       default:

@@ -117,9 +117,9 @@ Napi::Value decodeLink(Napi::Env env, const nlmsghdr* h) {
   if (a.has(IFLA_LINKINFO)) {
     Attrs info = Attrs::ofNest(a.get(IFLA_LINKINFO), IFLA_INFO_MAX);
     if (info.has(IFLA_INFO_KIND)) o.Set("linkKind", info.str(IFLA_INFO_KIND));
-    if (info.bad()) o.Set("malformed", true);
+    if (info.bad()) throw Malformed{"link"};
   }
-  if (a.bad()) o.Set("malformed", true);
+  if (a.bad()) throw Malformed{"link"};
   return o;
 }
 
@@ -159,7 +159,7 @@ Napi::Value decodeAddr(Napi::Env env, const nlmsghdr* h) {
     o.Set("validLifetime", info.ifa_valid);
     o.Set("preferredLifetime", info.ifa_prefered);
   }
-  if (a.bad()) o.Set("malformed", true);
+  if (a.bad()) throw Malformed{"address"};
   return o;
 }
 

@@ -9,12 +9,14 @@
 // flips, truncation, nlmsg_len and nla_len lies, nesting flags and types
 // flipped, bytes inserted or cut, random bytes, splices of two messages. Then:
 //   - native.decode(codec, bytes) through every codec: records must be
-//     well-formed (each field of the type its codec gives it, nothing else);
+//     well-formed (each field of the type its codec gives it, nothing else),
+//     or the decode refused with EBADMSG naming a record of that codec;
 //   - native.collect(codec, ...) (the receive loop: errors, extack, DONE,
-//     multipart, sequence matching): results line up, errnos are positive;
-//   - the typed API over those records (a fake socket answering with them):
-//     a typed error (NetlinkError) or records without holes, never a plain
-//     TypeError / RangeError;
+//     multipart, sequence matching): results line up, errnos are positive, a
+//     request failed as malformed carries no record;
+//   - the typed API over those records and results (a fake socket answering
+//     with them): a typed error (NetlinkError) or records without holes,
+//     never a plain TypeError / RangeError;
 //   - lib/iptables' entry decoder (iptablesDecodeRule) on mutated entries.
 //
 // Case i is generated from (seed, i) alone, so one case replays by itself.
@@ -261,36 +263,35 @@ const S = 's'
 const B = 'b'
 const opt = (t) => `${t}?`
 const STATS = { conns: U, inPackets: U, outPackets: U, inBytes: U, outBytes: U, cps: U, inPps: U, outPps: U, inBps: U, outBps: U }
-const TUPLE = { src: opt(S), dst: opt(S), proto: U, sport: opt(U), dport: opt(U), icmpId: opt(U), icmpType: opt(U), icmpCode: opt(U), zone: opt(U), malformed: opt(B) }
+const TUPLE = { src: opt(S), dst: opt(S), proto: U, sport: opt(U), dport: opt(U), icmpId: opt(U), icmpType: opt(U), icmpCode: opt(U), zone: opt(U) }
 const SCHEMAS = {
   ipvs: {
-    service: { kind: S, af: U, fwmark: opt(U), address: opt(S), protocol: opt(U), port: opt(U), scheduler: S, peName: opt(S), flags: U, timeout: U, netmask: U, stats: STATS, malformed: opt(B) },
-    destination: { kind: S, af: U, address: opt(S), port: U, forward: U, weight: U, upperThreshold: U, lowerThreshold: U, activeConns: U, inactiveConns: U, persistConns: U, tunType: opt(U), tunPort: opt(U), tunFlags: opt(U), stats: STATS, malformed: opt(B) },
-    info: { kind: S, version: U, connTableSize: U, malformed: opt(B) },
-    config: { kind: S, tcp: U, tcpFin: U, udp: U, malformed: opt(B) },
+    service: { kind: S, af: U, fwmark: opt(U), address: opt(S), protocol: opt(U), port: opt(U), scheduler: S, peName: opt(S), flags: U, timeout: U, netmask: U, stats: STATS },
+    destination: { kind: S, af: U, address: opt(S), port: U, forward: U, weight: U, upperThreshold: U, lowerThreshold: U, activeConns: U, inactiveConns: U, persistConns: U, tunType: opt(U), tunPort: opt(U), tunFlags: opt(U), stats: STATS },
+    info: { kind: S, version: U, connTableSize: U },
+    config: { kind: S, tcp: U, tcpFin: U, udp: U },
   },
-  genl: { undefined: { id: U, name: S, version: U, maxAttr: U, malformed: opt(B) } },
+  genl: { undefined: { id: U, name: S, version: U, maxAttr: U } },
   ipset: {
-    protocol: { kind: S, protocol: U, protocolMin: opt(U), malformed: opt(B) },
-    type: { kind: S, typename: S, family: U, revision: U, revisionMin: U, malformed: opt(B) },
-    header: { kind: S, name: S, typename: S, family: U, revision: U, malformed: opt(B) },
-    set: { kind: S, name: S, typename: opt(S), family: opt(U), revision: opt(U), index: opt(U), header: opt('header'), members: opt('members'), malformed: opt(B) },
+    protocol: { kind: S, protocol: U, protocolMin: opt(U) },
+    type: { kind: S, typename: S, family: U, revision: U, revisionMin: U },
+    header: { kind: S, name: S, typename: S, family: U, revision: U },
+    set: { kind: S, name: S, typename: opt(S), family: opt(U), revision: opt(U), index: opt(U), header: opt('header'), members: opt('members') },
   },
   route: {
-    link: { kind: S, index: I, name: S, type: U, flags: U, mtu: opt(U), operState: opt(U), master: opt(U), link: opt(U), mac: opt('buffer'), linkKind: opt(S), malformed: opt(B) },
-    address: { kind: S, family: U, prefix: U, index: U, scope: U, flags: U, address: opt(S), peer: opt(S), label: opt(S), validLifetime: opt(U), preferredLifetime: opt(U), malformed: opt(B) },
+    link: { kind: S, index: I, name: S, type: U, flags: U, mtu: opt(U), operState: opt(U), master: opt(U), link: opt(U), mac: opt('buffer'), linkKind: opt(S) },
+    address: { kind: S, family: U, prefix: U, index: U, scope: U, flags: U, address: opt(S), peer: opt(S), label: opt(S), validLifetime: opt(U), preferredLifetime: opt(U) },
   },
   conntrack: {
-    entry: { kind: S, family: U, orig: TUPLE, reply: TUPLE, status: U, timeout: opt(U), mark: opt(U), id: opt(U), use: opt(U), zone: opt(U), tcpState: opt(U), sctpState: opt(U), malformed: opt(B) },
-    stats: { kind: S, entries: U, maxEntries: opt(U), malformed: opt(B) },
+    entry: { kind: S, family: U, orig: TUPLE, reply: TUPLE, status: U, timeout: opt(U), mark: opt(U), id: opt(U), use: opt(U), zone: opt(U), tcpState: opt(U), sctpState: opt(U) },
+    stats: { kind: S, entries: U, maxEntries: opt(U) },
   },
   nftables: {
-    table: { kind: S, family: U, name: S, chains: U, malformed: opt(B) },
-    chain: { kind: S, family: U, table: S, name: S, base: B, malformed: opt(B) },
+    table: { kind: S, family: U, name: S, chains: U },
+    chain: { kind: S, family: U, table: S, name: S, base: B },
   },
 }
 const SET_HEADER = Object.fromEntries(['hashsize', 'maxelem', 'netmask', 'bucketsize', 'initval', 'portFrom', 'portTo', 'size', 'timeout', 'flags', 'elements', 'references', 'memsize'].map((k) => [k, opt(U)]))
-SET_HEADER.malformed = opt(B)
 const MEMBER_TEXT = new Set(['ip', 'ip2', 'name', 'comment'])
 const MEMBER_NUM = new Set(['cidr', 'port', 'proto', 'cidr2', 'nameref', 'timeout', 'packets', 'bytes', 'skbmark', 'skbmarkmask', 'skbprio', 'skbqueue', 'flags'])
 
@@ -325,9 +326,7 @@ function checkMembers(m, at, out) {
   if (!(Number.isInteger(m.count) && m.count >= 0)) out.push(`${at}.count: not a count`)
   for (const [k, v] of Object.entries(m)) {
     if (k === 'count') continue
-    if (k === 'malformed') {
-      if (v !== true) out.push(`${at}.malformed: not true`)
-    } else if (MEMBER_TEXT.has(k)) {
+    if (MEMBER_TEXT.has(k)) {
       if (!Array.isArray(v) || v.length !== m.count || v.some((x) => x !== undefined && typeof x !== 'string')) out.push(`${at}.${k}: not ${m.count} strings`)
     } else if (MEMBER_NUM.has(k)) {
       // NaN marks a member without the field.
@@ -370,33 +369,37 @@ function holes(v, at, out, depth = 0) {
   }
 }
 
+// Each call over a socket that answers every request with `res`.
 const APIS = {
-  ipvs: [['listServices', (recs) => wrap(api.Ipvs, fakeSocket(() => ({ error: 0, records: recs })), 0x24).listServices({ destinations: true })],
-    ['getService', (recs) => wrap(api.Ipvs, fakeSocket(() => ({ error: 0, records: recs })), 0x24).getService({ protocol: 'tcp', address: '10.0.0.1', port: 80 })]],
-  ipset: [['listAll', (recs) => wrap(api.IpSet, fakeSocket(() => ({ error: 0, records: recs })), 7).listAll()],
-    ['listNames', (recs) => wrap(api.IpSet, fakeSocket(() => ({ error: 0, records: recs })), 7).listNames()]],
-  route: [['listLinks', (recs) => wrap(api.Rtnl, fakeSocket(() => ({ error: 0, records: recs }))).listLinks()],
-    ['listAddresses', (recs) => wrap(api.Rtnl, fakeSocket(() => ({ error: 0, records: recs }))).listAddresses()]],
-  conntrack: [['list', (recs) => wrap(api.Conntrack, fakeSocket(() => ({ error: 0, records: recs }))).list()],
-    ['count', (recs) => wrap(api.Conntrack, fakeSocket(() => ({ error: 0, records: recs }))).count()]],
+  ipvs: [['listServices', (res) => wrap(api.Ipvs, fakeSocket(() => res), 0x24).listServices({ destinations: true })],
+    ['getService', (res) => wrap(api.Ipvs, fakeSocket(() => res), 0x24).getService({ protocol: 'tcp', address: '10.0.0.1', port: 80 })]],
+  ipset: [['listAll', (res) => wrap(api.IpSet, fakeSocket(() => res), 7).listAll()],
+    ['listNames', (res) => wrap(api.IpSet, fakeSocket(() => res), 7).listNames()]],
+  route: [['listLinks', (res) => wrap(api.Rtnl, fakeSocket(() => res)).listLinks()],
+    ['listAddresses', (res) => wrap(api.Rtnl, fakeSocket(() => res)).listAddresses()]],
+  conntrack: [['list', (res) => wrap(api.Conntrack, fakeSocket(() => res)).list()],
+    ['count', (res) => wrap(api.Conntrack, fakeSocket(() => res)).count()]],
 }
 // The constructors are private in TypeScript, not at run time.
 
-/** A record the decoder flagged, at its top or one nest down (ipset members, conntrack tuples). */
-const malformed = (rec) => rec?.malformed === true || Object.values(rec ?? {}).some((v) => v?.malformed === true)
+const EBADMSG = 74
+const MALFORMED = /^malformed reply: a (\w+) record the decoder could not read whole$/
 
-async function throughApi(codec, records, out) {
-  const flagged = records.some(malformed)
+async function throughApi(codec, res, out) {
   for (const [name, call] of APIS[codec] ?? []) {
     try {
-      const v = await call(records)
+      const v = await call(res)
       holes(v, `${codec}.${name}()`, out)
-      if (flagged) out.push(`${codec}.${name}(): a reply flagged malformed became records`)
+      // A failed request is an error or, for a lookup, nothing found (getService: ESRCH); never records.
+      if (res.error !== 0 && v !== undefined) out.push(`${codec}.${name}(): a failed request (errno ${res.error}) became records`)
     } catch (e) {
       if (!(e instanceof api.NetlinkError)) out.push(`${codec}.${name}(): threw ${e?.name}: ${e?.message}`.slice(0, 300))
     }
   }
 }
+
+/** A kind `codec` decodes ('reply': genl's family record, which has none). */
+const kindOf = (codec, kind) => (codec === 'genl' ? kind === 'reply' : kind in SCHEMAS[codec])
 
 // ---- lib/iptables' entry decoder -------------------------------------------------------------------
 
@@ -437,11 +440,13 @@ async function runCase(i) {
       try {
         recs = native.decode(c, bytes)
       } catch (e) {
-        fails.push(`decode(${c}) threw ${e?.name}: ${e?.message}`)
+        // A message the codec cannot read whole: refused with EBADMSG, naming a record of its own.
+        const kind = MALFORMED.exec(e?.message ?? '')?.[1]
+        if (!(e?.errno === EBADMSG && e?.code === 'EBADMSG' && kind !== undefined && kindOf(c, kind))) fails.push(`decode(${c}) threw ${e?.name}: ${e?.message}`)
         continue
       }
       checkRecords(c, recs, `decode(${c})`, fails)
-      if (c === codec) await throughApi(c, recs, fails)
+      if (c === codec) await throughApi(c, { error: 0, records: recs }, fails)
     }
     return { i, what: `decode:${codec} ${how}`, hex: bytes.toString('hex'), fails }
   }
@@ -494,6 +499,13 @@ async function runCase(i) {
         if (res.extackOffset !== undefined && !(Number.isInteger(res.extackOffset) && res.extackOffset >= 0)) fails.push(`${at}.extackOffset: ${res.extackOffset}`)
         if (res.echo !== undefined && !(Number.isInteger(res.echo.line) && res.echo.line >= 0)) fails.push(`${at}.echo: ${JSON.stringify(res.echo)}`)
         checkRecords(codec, res.records, `${at}.records`, fails)
+        const kind = MALFORMED.exec(res.extack ?? '')?.[1]
+        if (kind !== undefined) {
+          if (res.error !== EBADMSG) fails.push(`${at}: malformed, with errno ${res.error}`)
+          if (!kindOf(codec, kind)) fails.push(`${at}: malformed names a ${kind} record, not one of ${codec}`)
+          if (res.records?.length) fails.push(`${at}: malformed, with ${res.records.length} records`)
+        }
+        await throughApi(codec, res, fails)
       }
       for (const rt of out.retries ?? []) if (!(Number.isInteger(rt.index) && rt.index < n && ['busy', 'interrupted'].includes(rt.reason))) fails.push(`collect.retries: ${JSON.stringify(rt)}`)
     }

@@ -8,6 +8,8 @@
 // TSPROXY_FUZZ_MS (default 4000) and TSPROXY_FUZZ_CASES bound it. One case
 // alone: TSPROXY_FUZZ_SEED=<n> TSPROXY_FUZZ_FROM=<i> TSPROXY_FUZZ_TO=<i+1>
 // TSPROXY_FUZZ_TRACE=1 node test/support/netlink-fuzz.mjs
+// Under AddressSanitizer (an addon built apart, in a scratch directory):
+// TSPROXY_FUZZ_CASES=300000 TSPROXY_FUZZ_MS=3000000 test/support/fuzz-asan.sh
 //
 // Below the run: what it found, each as its minimal input, fixed.
 import { spawnSync } from 'node:child_process'
@@ -16,7 +18,7 @@ import t from 'tap'
 import { Conntrack, IpSet, Ipvs, NetlinkError, Rtnl, iptablesDecodeRule, iptablesEncodeRule } from '../../dist/index.js'
 import { NetlinkSocket, resolveGenlFamily } from '../../dist/netlink/socket.js'
 import { native } from '../../dist/native.js'
-import type { NativeOp, NativeRecord, NativeResult } from '../../dist/native.js'
+import type { NativeOp, NativeResult } from '../../dist/native.js'
 import { openAfterHandshake, openOver, type FakeHandle } from '../support/fake-netlink.js'
 import { nlmsg } from '../support/nlmsg.mjs'
 
@@ -82,17 +84,27 @@ t.test('an NLMSG_ERROR or DONE whose error field is no errno is EBADMSG, never a
   t.equal(native.collect('ipset', [false], 0x4d2, 1000, [nlmsg(2, 0x100, 1000, 0x4d2, Buffer.concat([e, request]))]).results[0]!.error, 4103, "and so is ipset's own (IPSET_ERR_EXIST)")
 })
 
-/** A fake native handle whose every operation (after the handshake) is answered with `records`. */
-function answering(records: NativeRecord[]): FakeHandle {
+/** A fake native handle whose every operation (after the handshake) is answered with `result`. */
+function answering(result: NativeResult): FakeHandle {
   return {
     async execute(_codec: string, _family: number, ops: NativeOp[]): Promise<NativeResult[]> {
-      return ops.map(() => ({ error: 0, records }))
+      return ops.map(() => result)
     },
     async close() {},
   }
 }
 
-t.test('an IPVS service without address or fwmark is malformed, and the listing says so', async (t) => {
+/**
+ * What the native receive loop makes of `reply` (seq 1) answering one request:
+ * a dump's, ended by NLMSG_DONE, or another's, ended by its ACK.
+ */
+function received(codec: string, reply: Buffer, dump: boolean): NativeResult {
+  const end = dump ? nlmsg(3, 2, 1, 0, Buffer.alloc(4)) : nlmsg(2, 0x100, 1, 0, Buffer.concat([Buffer.alloc(4), reply.subarray(0, 16)]))
+  const out = native.collect(codec, [dump], 0, 1, [Buffer.concat([reply, end])])
+  return out.results[0]!
+}
+
+t.test('an IPVS service without address or fwmark is malformed: the decoder fails the listing with EBADMSG', async (t) => {
   // NEW_SERVICE: genlmsghdr, IPVS_CMD_ATTR_SERVICE { AF = 2, PROTOCOL = 6, PORT = 80, SCHED_NAME = "rr" }: no ADDR.
   const reply = nlmsg(0x24, 2, 1, 0, Buffer.from([
     0x01, 0x01, 0x00, 0x00, //                genlmsghdr: IPVS_CMD_NEW_SERVICE, version 1
@@ -102,10 +114,10 @@ t.test('an IPVS service without address or fwmark is malformed, and the listing 
     0x06, 0x00, 0x04, 0x00, 0x00, 0x50, 0x00, 0x00, //   IPVS_SVC_ATTR_PORT = 80
     0x07, 0x00, 0x06, 0x00, 0x72, 0x72, 0x00, 0x00, //   IPVS_SVC_ATTR_SCHED_NAME = "rr"
   ]))
-  const records = native.decode('ipvs', reply)
-  t.equal(records.length, 1)
-  t.equal(records[0]!.malformed, true, 'flagged malformed by the decoder')
-  const ipvs = await openAfterHandshake(answering(records), () => Ipvs.open())
+  t.throws(() => native.decode('ipvs', reply), { errno: EBADMSG, code: 'EBADMSG', message: /malformed reply: a service record/ }, 'decode refuses it')
+  const result = received('ipvs', reply, true)
+  t.strictSame(result, { error: EBADMSG, extack: 'malformed reply: a service record the decoder could not read whole', records: [] }, 'the request fails natively, no record')
+  const ipvs = await openAfterHandshake(answering(result), () => Ipvs.open())
   const err = await ipvs.listServices().then(() => null, (e: unknown) => e)
   t.ok(err instanceof NetlinkError, 'listServices rejects with a NetlinkError')
   t.match(err, { errno: EBADMSG, code: 'EBADMSG', op: 'ipvs.listServices', message: /malformed.*service/ })
@@ -121,35 +133,50 @@ function attr(type: number, payload: Buffer, lie?: number): Buffer {
 const be32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255])
 const NESTED = 0x8000
 
-t.test('a reply the decoder flags malformed fails the call with EBADMSG in every family, never half a record', async (t) => {
+t.test('a reply the decoder cannot read whole fails the call with EBADMSG in every family, never half a record', async (t) => {
   const NETLINK_GENERIC = 16
-  const cases: [string, string, Buffer, (h: FakeHandle) => Promise<unknown>][] = [
+  // [codec, record kind, reply, a dump?, the call]
+  const cases: [string, string, Buffer, boolean, (h: FakeHandle) => Promise<unknown>][] = [
     // RTM_NEWADDR, ifaddrmsg { AF_INET, /32, index 5 }, IFA_LOCAL 10.96.0.10, IFA_LABEL whose nla_len (200) runs past the message.
-    ['route', 'address', nlmsg(20, 2, 1, 0, Buffer.concat([Buffer.from([2, 32, 0, 0, 5, 0, 0, 0]), attr(2, Buffer.from([10, 96, 0, 10])), attr(3, Buffer.from('kube-ipvs0\0'), 200)])),
+    ['route', 'address', nlmsg(20, 2, 1, 0, Buffer.concat([Buffer.from([2, 32, 0, 0, 5, 0, 0, 0]), attr(2, Buffer.from([10, 96, 0, 10])), attr(3, Buffer.from('kube-ipvs0\0'), 200)])), true,
       async (h) => (await openAfterHandshake(h, () => Rtnl.open())).listAddresses()],
     // IPCTNL_MSG_CT_NEW with CTA_STATUS only: no tuples, nothing to match or delete by.
-    ['conntrack', 'entry', nlmsg(0x100, 2, 1, 0, Buffer.concat([Buffer.from([2, 0, 0, 0]), attr(3, be32(8))])),
+    ['conntrack', 'entry', nlmsg(0x100, 2, 1, 0, Buffer.concat([Buffer.from([2, 0, 0, 0]), attr(3, be32(8))])), true,
       async (h) => (await openAfterHandshake(h, () => Conntrack.open())).list()],
     // IPSET_CMD_LIST of set "X" whose one member's CIDR attribute claims 200 bytes.
     ['ipset', 'set', nlmsg(0x607, 2, 1, 0, Buffer.concat([Buffer.from([2, 0, 0, 0]), attr(1, Buffer.from([7])), attr(2, Buffer.from('X\0')),
-      attr(8 | NESTED, attr(7 | NESTED, attr(3, Buffer.from([24]), 200)))])),
+      attr(8 | NESTED, attr(7 | NESTED, attr(3, Buffer.from([24]), 200)))])), true,
       async (h) => (await openAfterHandshake(h, () => IpSet.open())).listAll()],
     // CTRL_CMD_NEWFAMILY naming IPVS without CTRL_ATTR_FAMILY_ID.
-    ['genl', 'reply', nlmsg(0x10, 0, 1, 0, Buffer.concat([Buffer.from([1, 2, 0, 0]), attr(2, Buffer.from('IPVS\0'))])),
+    ['genl', 'reply', nlmsg(0x10, 0, 1, 0, Buffer.concat([Buffer.from([1, 2, 0, 0]), attr(2, Buffer.from('IPVS\0'))])), false,
       async (h) => resolveGenlFamily(await openOver(h, async () => NetlinkSocket.open(NETLINK_GENERIC, 'ipvs.open')), 'IPVS', 'ipvs.open')],
     // IPVS_CMD_NEW_DEST whose destination has no address.
-    ['ipvs', 'destination', nlmsg(0x24, 2, 1, 0, Buffer.concat([Buffer.from([5, 1, 0, 0]), attr(2 | NESTED, Buffer.concat([attr(3, Buffer.from([0x1f, 0x90])), attr(5, Buffer.from([1, 0, 0, 0]))]))])),
+    ['ipvs', 'destination', nlmsg(0x24, 2, 1, 0, Buffer.concat([Buffer.from([5, 1, 0, 0]), attr(2 | NESTED, Buffer.concat([attr(3, Buffer.from([0x1f, 0x90])), attr(5, Buffer.from([1, 0, 0, 0]))]))])), true,
       async (h) => (await openAfterHandshake(h, () => Ipvs.open())).listDestinations({ protocol: 'tcp', address: '10.0.0.1', port: 80 })],
   ]
-  for (const [codec, kind, bytes, call] of cases) {
-    const records = native.decode(codec, bytes)
-    t.equal(records.length, 1, `${codec}: one record decoded`)
-    const rec = records[0] as Record<string, { malformed?: boolean } | boolean>
-    t.ok(rec.malformed === true || Object.values(rec).some((v) => typeof v === 'object' && v?.malformed === true), `${codec}: flagged malformed`)
-    const err = await call(answering(records)).then(() => null, (e: unknown) => e)
+  for (const [codec, kind, bytes, dump, call] of cases) {
+    const text = `malformed reply: a ${kind} record the decoder could not read whole`
+    t.throws(() => native.decode(codec, bytes), { errno: EBADMSG, code: 'EBADMSG', message: text }, `${codec}: decode refuses it`)
+    const result = received(codec, bytes, dump)
+    t.strictSame(result, { error: EBADMSG, extack: text, records: [] }, `${codec}: the request fails natively, no record`)
+    const err = await call(answering(result)).then(() => null, (e: unknown) => e)
     t.ok(err instanceof NetlinkError, `${codec}: the call rejects with a NetlinkError`)
     t.match(err, { errno: EBADMSG, message: new RegExp(`malformed reply: a ${kind} record`) }, `${codec}: EBADMSG, naming the record`)
   }
+})
+
+t.test('a reply the kernel failed keeps its errno; a malformed record is left out of it, the rest still read', async (t) => {
+  const good = nlmsg(0x24, 2, 1, 0, Buffer.concat([Buffer.from([5, 1, 0, 0]), attr(2 | NESTED, Buffer.concat([attr(1, Buffer.from([10, 0, 0, 2, ...Array(12).fill(0)])), attr(2, Buffer.from([0x1f, 0x90]))]))]))
+  const bad = nlmsg(0x24, 2, 1, 0, Buffer.concat([Buffer.from([5, 1, 0, 0]), attr(2 | NESTED, attr(2, Buffer.from([0x1f, 0x90])))]))
+  const e = Buffer.alloc(4)
+  e.writeInt32LE(-16) // EBUSY, as a dump's DONE
+  const out = native.collect('ipvs', [true], 0, 1, [Buffer.concat([bad, good, nlmsg(3, 2, 1, 0, e)])])
+  const r = out.results[0]!
+  t.equal(r.error, 16, "the kernel's errno, not EBADMSG")
+  t.equal(r.extack, undefined, 'no malformed text over it')
+  t.match(r.records, [{ kind: 'destination', address: '10.0.0.2', port: 8080 }], 'the record after the malformed one')
+  t.equal(r.records.length, 1)
+  t.throws(() => native.decode('ipvs', Buffer.concat([good, bad])), { errno: EBADMSG, message: /a destination record/ }, 'decode of both: refused')
 })
 
 t.test('a malformed iptables entry is a NetlinkError (EBADMSG), not a RangeError', async (t) => {
