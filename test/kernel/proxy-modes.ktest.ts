@@ -81,7 +81,7 @@ t.test('switching to IPVS mode removes the iptables-mode chains', async (t) => {
   const d = await run('ipvs')
   t.ok(d.logs.some((l) => l.msg === 'removing iptables-mode state (the mode changed)'), 'it says so')
   t.notMatch(nat(), new RegExp(`${SVC_CHAIN}|KUBE-SEP-|KUBE-NODEPORTS`), 'no KUBE-SVC/SEP/NODEPORTS chain left')
-  t.notMatch(tool('iptables-legacy-save', ['-t', 'filter']), /KUBE-FIREWALL|KUBE-PROXY-FIREWALL/, 'nor filter KUBE-FIREWALL and its jumps')
+  t.notMatch(tool('iptables-legacy-save', ['-t', 'filter']), /KUBE-FIREWALL/, 'nor filter KUBE-FIREWALL and its jumps')
   t.ok(tool('ipvsadm', ['-Sn']).split('\n').includes('-A -t 10.96.0.10:80 -s rr'), 'the IPVS virtual server is there')
   await balanced(t, 'IPVS mode')
   await d.stop()
