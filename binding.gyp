@@ -17,11 +17,13 @@
         "native/iptc/table.cc",
         "native/iptc/binding.cc",
         "native/nftables/nftables.cc",
-        "native/lock/lock.cc"
+        "native/lock/lock.cc",
+        "native/compat/libstdcxx.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
+      "cflags": ["-include", "<(module_root_dir)/native/compat/glibc.h"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
     }

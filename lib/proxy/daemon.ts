@@ -13,7 +13,7 @@ import { openIptablesDataplane, type IptablesDataplane } from './iptables/datapl
 import { DUMMY_LINK } from './ipvs/netfilter.js'
 import { Iptables } from '../iptables.js'
 import { Rtnl } from '../route.js'
-import { kubeProxyMetrics, processMetrics, Registry, type KubeProxyMetrics } from './metrics.js'
+import { followCounter, kubeProxyMetrics, processMetrics, Registry, type KubeProxyMetrics } from './metrics.js'
 import { servicePortNameString } from './model/serviceport.js'
 import { SyncRunner } from './runner.js'
 import { applyConntrackSettings, conntrackSettings, type SysctlIO } from './conntrack-settings.js'
@@ -66,6 +66,8 @@ function mergeReports(reports: readonly SyncReport[]): SyncReport {
     repaired: sum((r) => r.repaired) as SyncReport['repaired'],
     noLocalEndpoints: sum((r) => r.noLocalEndpoints) as SyncReport['noLocalEndpoints'],
     conflicts: reports.reduce((n, r) => n + r.conflicts, 0),
+    rulesWritten: sum((r) => r.rulesWritten) as SyncReport['rulesWritten'],
+    commitFailures: sum((r) => r.commitFailures) as SyncReport['commitFailures'],
   }
 }
 
@@ -126,7 +128,7 @@ export class Daemon {
     this.#sysctl = options.sysctl
     this.nodeName = options.nodeName ?? nodeNameOf(options.config)
     this.endpoints = new EndpointsChangeTracker({ nodeName: this.nodeName })
-    this.metrics = kubeProxyMetrics(this.registry)
+    this.metrics = kubeProxyMetrics(this.registry, { mode: options.config.mode })
     processMetrics(this.registry)
     // kube-proxy: unhealthy when an update waited more than twice the sync period.
     this.health = new ProxyHealth({ healthTimeout: 2 * this.#periods.max })
@@ -205,6 +207,8 @@ export class Daemon {
     // Serving first: /healthz and /metrics answer while the source loads.
     await this.#serve()
     let nodeZone: string | undefined
+    // The source in use shows its partial count from the start, at 0.
+    this.metrics.sourceObjectsPartialTotal.inc({ source: this.#kubeApi ? 'kubernetes' : 'manifests' }, 0)
     if (this.#kubeApi) {
       this.#kube = new KubernetesSource({
         client: this.#kubeApi,
@@ -213,6 +217,7 @@ export class Daemon {
         log: this.#log,
         onError: (e) => {
           if (e.kind === 'refused') this.metrics.sourceObjectsRefusedTotal.inc()
+          if (e.kind === 'partial') this.metrics.sourceObjectsPartialTotal.inc({ source: 'kubernetes' })
           if (e.kind === 'list' || e.kind === 'watch') {
             this.metrics.sourceErrorsTotal.inc({ source: 'kubernetes', reason: e.kind })
             this.health.sourceFailed(`kubernetes ${e.resource}`, `${e.kind}: ${e.error.message}`)
@@ -236,10 +241,14 @@ export class Daemon {
     } else {
       // The source's own count is the truth: the metric follows it, so a refusal is counted once (load is a reload too).
       let counted = 0
+      let countedPartial = 0
       const count = (): void => {
         const n = this.#source!.stats.errorsTotal - counted
         if (n > 0) this.metrics.manifestErrorsTotal.inc(undefined, n)
         counted += n
+        const p = this.#source!.stats.partialTotal - countedPartial
+        if (p > 0) this.metrics.sourceObjectsPartialTotal.inc({ source: 'manifests' }, p)
+        countedPartial += p
       }
       this.#source = new ManifestSource({
         path: this.#manifests!,
@@ -295,6 +304,7 @@ export class Daemon {
         })
       }
       this.#proxiers.push(proxier)
+      if (proxier instanceof IptablesProxier) this.#followCtStateInvalid(proxier)
       const changed = await proxier.setup()
       if (changed.length > 0) this.#log('info', 'sysctls set', { family, keys: changed })
     }
@@ -471,6 +481,22 @@ export class Daemon {
     m.syncProxyRulesNoLocalEndpointsTotal.set(report.noLocalEndpoints.internal, { traffic_policy: 'internal' })
     m.syncProxyRulesNoLocalEndpointsTotal.set(report.noLocalEndpoints.external, { traffic_policy: 'external' })
     m.serviceConflicts.set(report.conflicts)
+    if (m.iptables) {
+      // kube-proxy counts a failed restore as partial or full by the sync it was in; so do we, by commit.
+      m.iptables.restoreFailuresTotal.inc(undefined, report.commitFailures.full)
+      m.iptables.partialRestoreFailuresTotal.inc(undefined, report.commitFailures.partial)
+      const total = { nat: 0, filter: 0 }
+      for (const p of this.#proxiers) {
+        if (!(p instanceof IptablesProxier)) continue
+        const c = p.ruleCounts()
+        total.nat += c.nat
+        total.filter += c.filter
+      }
+      for (const table of ['filter', 'nat'] as const) {
+        m.iptables.rulesTotal.set(total[table], { table })
+        m.iptables.rulesLast.set(report.rulesWritten[table], { table })
+      }
+    }
     const now = Date.now()
     for (const at of changes.endpoints.triggerTimes.values()) if (now >= at) m.networkProgrammingDuration.observe((now - at) / 1000)
     if (report.errors.length > 0) {
@@ -496,6 +522,30 @@ export class Daemon {
       hcChanged ||= had || this.#hcPorts.has(key)
     }
     if (hcChanged || (report.full && this.#hcPorts.size > 0)) await this.#serviceHealth.sync(this.#healthChecks())
+  }
+
+  /**
+   * kube-proxy's ct_state_invalid_dropped counter, read from the INVALID drop
+   * rule's packet counter at each scrape (kube-proxy reads an nfacct object
+   * that rule feeds). The rule's counter restarts when the rule is rewritten
+   * (drift repair); the metric keeps counting up from there.
+   */
+  #followCtStateInvalid(proxier: IptablesProxier): void {
+    const counter = this.metrics.iptables?.ctStateInvalidDroppedPacketsTotal
+    if (!counter) return
+    const feed = followCounter(counter)
+    let lastError = ''
+    this.registry.collectAsync(async () => {
+      try {
+        const packets = await proxier.ctStateInvalidDropped()
+        if (packets !== undefined) feed(packets)
+        lastError = ''
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e)
+        if (message !== lastError) this.#log('warn', 'cannot read the ctstate INVALID drop counter', { family: proxier.family, error: e })
+        lastError = message
+      }
+    })
   }
 
   /** healthCheckNodePort -> the service and its ready endpoints on this node. */

@@ -196,10 +196,10 @@ export function healthRoutes(health: ProxyHealth, metrics: Pick<KubeProxyMetrics
   return { '/healthz': () => probe(true), '/livez': () => probe(false) }
 }
 
-/** /metrics (the registry's exposition) and /proxyMode (the mode's name, bare, as kube-proxy answers). */
+/** /metrics (the registry's scrape: its async hooks, then the exposition) and /proxyMode (the mode's name, bare, as kube-proxy answers). */
 export function metricsRoutes(registry: Registry, info: { proxyMode: string }): Record<string, Route> {
   return {
-    '/metrics': () => ({ status: 200, type: METRICS_CONTENT_TYPE, body: registry.exposition() }),
+    '/metrics': async () => ({ status: 200, type: METRICS_CONTENT_TYPE, body: await registry.scrape() }),
     '/proxyMode': () => ({ status: 200, body: info.proxyMode }),
   }
 }

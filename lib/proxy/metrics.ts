@@ -270,6 +270,7 @@ export interface RegistryOptions {
 export class Registry {
   readonly #metrics = new Map<string, Metric<string, unknown>>()
   readonly #hooks: (() => void)[] = []
+  readonly #asyncHooks: (() => Promise<void>)[] = []
   readonly #now: () => number
 
   constructor(options: RegistryOptions = {}) {
@@ -293,7 +294,21 @@ export class Registry {
     this.#hooks.push(hook)
   }
 
-  /** The text format 0.0.4 (Content-Type `text/plain; version=0.0.4`). */
+  /**
+   * Runs `hook` before every scrape(): for values that need I/O to read (a
+   * kernel counter). A hook that rejects leaves its metrics as they were.
+   */
+  collectAsync(hook: () => Promise<void>): void {
+    this.#asyncHooks.push(hook)
+  }
+
+  /** The async hooks (together), then the exposition: what /metrics serves. */
+  async scrape(): Promise<string> {
+    await Promise.all(this.#asyncHooks.map((h) => h().catch(() => undefined)))
+    return this.exposition()
+  }
+
+  /** The text format 0.0.4 (Content-Type `text/plain; version=0.0.4`); the async hooks do not run. */
   exposition(): string {
     for (const hook of this.#hooks) hook()
     const names = [...this.#metrics.keys()].sort()
@@ -361,6 +376,8 @@ export interface KubeProxyMetrics {
   manifestErrorsTotal: Counter
   /** Objects from the API server that failed to parse, skipped. */
   sourceObjectsRefusedTotal: Counter
+  /** Parts of objects left out while the rest applies (an EndpointSlice's bad endpoint), by source (manifests, kubernetes). */
+  sourceObjectsPartialTotal: Counter<'source'>
   /** Reads of the source that failed (what it held stays), by source and reason. */
   sourceErrorsTotal: Counter<'source' | 'reason'>
   kernelOperationsTotal: Counter<'subsystem' | 'result'>
@@ -368,11 +385,32 @@ export interface KubeProxyMetrics {
   syncErrorsTotal: Counter
   /** Service ports left without an address:port that an older service also asks for: a state, not events. */
   serviceConflicts: Gauge
+  /** iptables mode only (kube-proxy registers them in that mode). */
+  iptables?: IptablesMetrics
+}
+
+/** kube-proxy's iptables-mode metrics, as tsproxy's libiptc commits give them meaning. */
+export interface IptablesMetrics {
+  /** A full sync's commit of a table failed (kube-proxy: an iptables-restore of every table failed). */
+  restoreFailuresTotal: Counter
+  /** A commit of incremental edits failed (kube-proxy: a partial restore); the next sync is a full one. */
+  partialRestoreFailuresTotal: Counter
+  /** Rules in the chains of this mode after the last sync, by table (nat, filter); the jumps from built-in chains excluded. */
+  rulesTotal: Gauge<'table'>
+  /** Rules written (appended or inserted) by the last sync's commits, by table. */
+  rulesLast: Gauge<'table'>
+  /** Packets of filter KUBE-FORWARD's `-m conntrack --ctstate INVALID -j DROP` rule, read when scraped. */
+  ctStateInvalidDroppedPacketsTotal: Counter
+}
+
+export interface KubeProxyMetricsOptions {
+  /** The proxy mode: 'iptables' adds kube-proxy's iptables-mode metrics. */
+  mode?: string
 }
 
 /** Registers kube-proxy's metrics (names, help, buckets as kube-proxy has them) and tsproxy's own. */
-export function kubeProxyMetrics(registry: Registry): KubeProxyMetrics {
-  return {
+export function kubeProxyMetrics(registry: Registry, options: KubeProxyMetricsOptions = {}): KubeProxyMetrics {
+  const m: KubeProxyMetrics = {
     syncProxyRulesDuration: registry.histogram('kubeproxy_sync_proxy_rules_duration_seconds', alpha('SyncProxyRules latency in seconds'), SYNC_BUCKETS),
     syncFullProxyRulesDuration: registry.histogram('kubeproxy_sync_full_proxy_rules_duration_seconds', alpha('SyncProxyRules latency in seconds for full resyncs'), SYNC_BUCKETS),
     syncPartialProxyRulesDuration: registry.histogram('kubeproxy_sync_partial_proxy_rules_duration_seconds', alpha('SyncProxyRules latency in seconds for partial resyncs'), SYNC_BUCKETS),
@@ -388,6 +426,11 @@ export function kubeProxyMetrics(registry: Registry): KubeProxyMetrics {
     proxyLivezTotal: registry.counter('kubeproxy_proxy_livez_total', alpha('Cumulative proxy livez HTTP status'), ['code']),
     manifestErrorsTotal: registry.counter('tsproxy_manifest_errors_total', 'Manifest documents refused (bad YAML, invalid objects)'),
     sourceObjectsRefusedTotal: registry.counter('tsproxy_source_objects_refused_total', 'Objects from the API server refused (invalid), skipped'),
+    sourceObjectsPartialTotal: registry.counter(
+      'tsproxy_source_objects_partial_total',
+      'Parts of objects left out while the rest of the object applies (an EndpointSlice endpoint refused), counted each time the object is read; by source (manifests, kubernetes)',
+      ['source'],
+    ),
     sourceErrorsTotal: registry.counter(
       'tsproxy_source_errors_total',
       'Reads of the source that failed, each retry counted; what it held stays applied. By source (manifests, kubernetes) and reason (errno code; list or watch)',
@@ -397,6 +440,34 @@ export function kubeProxyMetrics(registry: Registry): KubeProxyMetrics {
     driftRepairsTotal: registry.counter('tsproxy_drift_repairs_total', 'Kernel objects found changed behind our back and put back, by subsystem', ['subsystem']),
     syncErrorsTotal: registry.counter('tsproxy_sync_errors_total', 'Syncs that failed and will be retried'),
     serviceConflicts: registry.gauge('tsproxy_service_conflicts', 'Service ports denied an address:port (cluster IP, external IP, load-balancer IP or node port) that a service ranking first also asks for'),
+  }
+  if (options.mode === 'iptables') m.iptables = iptablesMetrics(registry)
+  return m
+}
+
+// kube-proxy's help texts for these say "restore": there is no iptables-restore
+// here, a libiptc commit replaces the table the same way (all or nothing).
+function iptablesMetrics(registry: Registry): IptablesMetrics {
+  return {
+    restoreFailuresTotal: registry.counter('kubeproxy_sync_proxy_rules_iptables_restore_failures_total', alpha('Cumulative proxy iptables restore failures')),
+    partialRestoreFailuresTotal: registry.counter('kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', alpha('Cumulative proxy iptables partial restore failures')),
+    rulesTotal: registry.gauge('kubeproxy_sync_proxy_rules_iptables_total', alpha('Total number of iptables rules owned by kube-proxy'), ['table']),
+    rulesLast: registry.gauge('kubeproxy_sync_proxy_rules_iptables_last', alpha('Number of iptables rules written by kube-proxy in last sync'), ['table']),
+    ctStateInvalidDroppedPacketsTotal: registry.counter('kubeproxy_iptables_ct_state_invalid_dropped_packets_total', alpha('packets dropped by iptables to work around conntrack problems')),
+  }
+}
+
+/**
+ * Feeds a counter from a kernel counter that may restart from zero (a rule
+ * rewritten): growth is added; a reading below the last one counts from zero.
+ * Returns the function that takes each new reading.
+ */
+export function followCounter(counter: Counter): (reading: number) => void {
+  let last = 0
+  return (reading) => {
+    const grown = reading >= last ? reading - last : reading
+    if (grown > 0) counter.inc(undefined, grown)
+    last = reading
   }
 }
 

@@ -30,6 +30,8 @@ export function newReport(): Report {
     repaired: { ipvs: 0, ipset: 0, rtnl: 0, iptables: 0 },
     noLocalEndpoints: { internal: 0, external: 0 },
     conflicts: 0,
+    rulesWritten: { nat: 0, filter: 0 },
+    commitFailures: { full: 0, partial: 0 },
   }
 }
 

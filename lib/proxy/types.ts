@@ -42,6 +42,13 @@ export interface SyncReport {
   readonly noLocalEndpoints: { internal: number; external: number }
   /** Service ports left without an address:port they ask for, owned by another (claims.ts). */
   readonly conflicts: number
+  /** iptables mode: rules appended or inserted by the commits that went through, by table. */
+  readonly rulesWritten: { nat: number; filter: number }
+  /**
+   * iptables mode: table commits that failed (nothing of them applied): of a
+   * full sync's rewrite (`full`), or of incremental edits (`partial`).
+   */
+  readonly commitFailures: { full: number; partial: number }
 }
 
 /** A sync report being filled in. */

@@ -21,6 +21,8 @@ export class FakeIptables implements IptablesDataplane {
   readonly conntrackDeletes: unknown[] = []
   /** Make the next commit fail with this error. */
   failNext?: Error
+  /** Packet counters that reads give, by 'table chain index' (0 when absent). */
+  readonly packets = new Map<string, number>()
 
   readonly conntrack = {
     delete: async (f: unknown) => {
@@ -62,6 +64,12 @@ export class FakeIptables implements IptablesDataplane {
     return this.begin(table).readTable() as ReturnType<IptablesDataplane['readFresh']>
   }
 
+  async readChain(table: Table, chain: string) {
+    const found = (await this.readFresh(table)).find((c) => c.name === chain)
+    if (!found) throw Object.assign(new Error(`no chain ${chain}`), { code: 'ENOENT' })
+    return found.ruleList
+  }
+
   begin(table: Table): TableTransaction {
     const edits: [string, (t: Map<string, Rule[]>) => void][] = []
     const get = (t: Map<string, Rule[]>, c: string): Rule[] => {
@@ -79,7 +87,7 @@ export class FakeIptables implements IptablesDataplane {
         return [...self.tables[table]].map(([name, rules]) => ({
           name,
           builtin: BUILTIN[table].includes(name),
-          ruleList: rules.map((r) => ({ ...structuredClone(r), counters: { packets: 0, bytes: 0 } })),
+          ruleList: rules.map((r, i) => ({ ...structuredClone(r), counters: { packets: self.packets.get(`${table} ${name} ${i}`) ?? 0, bytes: 0 } })),
         }))
       },
       createChain: (c) =>

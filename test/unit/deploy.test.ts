@@ -1,7 +1,8 @@
 // deploy/: the manifests as kubectl reads them (offline, no cluster), and what they
 // promise checked on the objects themselves: the DaemonSet's privileges, the RBAC
-// rules, the KubeProxyConfiguration (through tsproxy's own parser), and the init
-// container's script (deploy/node-setup.mjs) against what the daemon would write.
+// rules, the KubeProxyConfiguration (through tsproxy's own parser), the way to the API
+// server (kubeadm's kube-proxy kubeconfig, mounted where config.conf says), and the
+// Dockerfile's build context.
 //
 // kubectl: $TSPROXY_KUBECTL, else /usr/bin/kubectl (Debian 12's package
 // kubernetes-client, kubectl 1.20), else the first on PATH. Without one the kubectl
@@ -23,15 +24,13 @@
 // cluster is https://127.0.0.1:1: anything that tried the network would fail.
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { availableParallelism, tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { delimiter, dirname, join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { parseAllDocuments } from 'yaml'
 import { parseConfig } from '../../dist/proxy/config.js'
-import { conntrackSettings } from '../../dist/proxy/conntrack-settings.js'
-import { IpvsProxier } from '../../dist/proxy/ipvs/proxier.js'
-import { FakeDataplane } from '../support/fake-dataplane.js'
+import { SERVICE_ACCOUNT_DIR } from '../../dist/proxy/sources/kube/connection.js'
 
 type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -223,7 +222,7 @@ t.test('the DaemonSet', async (t) => {
   const own = mounts.get('/run/tsproxy.lock')
   t.ok(own && !own.readOnly, 'the instance lock is mounted writable (the root filesystem is read-only)')
   t.same(volumes.get(own?.name)?.hostPath, { path: '/run/tsproxy.lock', type: 'FileOrCreate' }, 'from the host: pods of one node share it')
-  t.notOk(mounts.has('/lib/modules'), 'the daemon has no /lib/modules (it loads no module)')
+  t.notOk(mounts.has('/lib/modules'), 'the daemon has no /lib/modules (the kernel loads modules with the node\'s modprobe)')
   t.equal(mounts.get('/var/lib/tsproxy')?.readOnly, true)
   t.equal(volumes.get(mounts.get('/var/lib/tsproxy')?.name)?.configMap?.name, 'tsproxy')
   for (const v of volumes.values()) if (v.hostPath) t.not(v.hostPath.path, '/proc/sys', 'no writable /proc/sys by hostPath')
@@ -237,10 +236,11 @@ t.test('the DaemonSet', async (t) => {
   // The same configuration as the daemon: the same sysctls, written by the daemon's own code (proxier setup, conntrack section).
   t.same(init.command.filter((a: string) => a.startsWith('--config')), main.command.filter((a: string) => a.startsWith('--config')), 'the daemon\'s --config')
   t.same(init.command.filter((a: string) => a.startsWith('--') && a !== '--init-only' && !a.startsWith('--hostname-override')), main.command.filter((a: string) => a.startsWith('--') && !a.startsWith('--hostname-override')), 'and every flag of the daemon that can change a sysctl')
-  t.equal(init.securityContext.privileged, true, 'privileged, for /proc/sys and modprobe')
-  const initMounts = new Map<string, Obj>(init.volumeMounts.map((m: Obj) => [m.mountPath, m]))
-  t.equal(initMounts.get('/lib/modules')?.readOnly, true, '/lib/modules read-only')
-  t.same(volumes.get(initMounts.get('/lib/modules')?.name)?.hostPath, { path: '/lib/modules', type: 'Directory' })
+  t.equal(init.securityContext.privileged, true, 'privileged, for /proc/sys')
+  // No modprobe runs in the pod: opening IPVS, ipset, conntrack or a table has the kernel
+  // run the node's own modprobe (a usermode helper, in the host's namespaces).
+  t.same(init.volumeMounts.map((m: Obj) => m.mountPath), ['/var/lib/tsproxy'], 'the init container mounts the configuration only')
+  t.notOk([...volumes.values()].some((v) => v.hostPath?.path === '/lib/modules'), 'no /lib/modules from the host')
 })
 
 t.test('the ClusterRole grants what a service proxy reads, nothing else', async (t) => {
@@ -288,43 +288,90 @@ t.test('the ConfigMap holds a KubeProxyConfiguration tsproxy accepts', async (t)
   }
 })
 
-t.test('node-setup.mjs writes what the daemon would', async (t) => {
+/** The kube-proxy ConfigMap as kubeadm makes it (test/fixtures/kubeadm/). */
+function kubeadmConfigMap(): Obj {
+  const file = fileURLToPath(new URL('../fixtures/kubeadm/kube-proxy-configmap.yaml', import.meta.url))
+  return parseAllDocuments(readFileSync(file, 'utf8'))[0]!.toJSON() as Obj
+}
+
+/** The file a container sees at `path`: its mount (the longest prefix) and the ConfigMap key behind it, if any. */
+function configMapFileAt(pod: Obj, container: Obj, path: string): { configMap: string; key: string } | undefined {
+  const mount = (container.volumeMounts as Obj[])
+    .filter((m) => path.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length)[0]
+  if (!mount) return undefined
+  const volume = (pod.volumes as Obj[]).find((v) => v.name === mount.name)
+  if (!volume?.configMap) return undefined
+  const rest = posix.relative(mount.mountPath, path)
+  const items = volume.configMap.items as Obj[] | undefined
+  const key = items ? items.find((i) => i.path === rest)?.key : rest
+  return key === undefined ? undefined : { configMap: volume.configMap.name, key }
+}
+
+t.test('the API server is reached through kubeadm\'s kube-proxy kubeconfig, not the Service IP', async (t) => {
   const cm = find('ConfigMap')
-  const configFile = join(scratch, 'config.conf')
-  const text = cm.data['config.conf'] as string
-  const script = join(DEPLOY, 'node-setup.mjs')
-  const run = (args: string[]) => spawnSync(process.execPath, [script, ...args], { encoding: 'utf8', timeout: 30_000 })
+  const pod = find('DaemonSet').spec.template.spec
+  const main = pod.containers[0]
+  const { config } = parseConfig(cm.data['config.conf'], 'deploy ConfigMap')
+  const kubeadm = kubeadmConfigMap()
+  const kubeadmConfig = parseConfig(kubeadm.data['config.conf'], 'kubeadm kube-proxy ConfigMap').config
 
-  for (const strictARP of [false, true]) {
-    writeFileSync(configFile, strictARP ? text.replace(/strictARP: false/, 'strictARP: true') : text)
-    const { config } = parseConfig(readFileSync(configFile, 'utf8'))
-    t.equal(config.ipvs.strictARP, strictARP)
-    // The daemon's own list: IpvsProxier.setup() on a fake kernel, plus the conntrack section.
-    const fake = new FakeDataplane()
-    await new IpvsProxier(fake, { family: 'inet', strictARP }).setup()
-    const want = new Map<string, number>(fake.sysctls)
-    for (const s of conntrackSettings(config.conntrack, availableParallelism())) want.set(s.key, s.value)
+  // --config: the tsproxy ConfigMap's config.conf.
+  const configFlag = (main.command as string[]).find((a) => a.startsWith('--config='))!.slice('--config='.length)
+  t.same(configMapFileAt(pod, main, configFlag), { configMap: 'tsproxy', key: 'config.conf' }, `--config=${configFlag} is the ConfigMap's config.conf`)
 
-    const dry = run([`--config=${configFile}`, '--dry-run'])
-    t.equal(dry.status, 0, 'dry run', { stderr: dry.stderr })
-    const planned = new Map<string, number>()
-    for (const m of dry.stdout.matchAll(/^sysctl (\S+)=(\d+)/gm)) planned.set(m[1]!, Number(m[2]))
-    t.same(Object.fromEntries(planned), Object.fromEntries(want), `the daemon's sysctls (strictARP ${strictARP})`)
-    const modules = [...dry.stdout.matchAll(/^modprobe (\S+)$/gm)].map((m) => m[1])
-    for (const m of ['ip_vs', 'ip_vs_rr', 'ip_set', 'nf_conntrack', 'nf_conntrack_netlink', 'iptable_nat', 'iptable_filter', 'xt_set', 'dummy']) t.ok(modules.includes(m), `loads ${m}`)
+  // clientConnection.kubeconfig: kubeadm's kubeconfig.conf, at the path kube-proxy reads it from.
+  const kubeconfig = config.clientConnection.kubeconfig
+  t.ok(posix.isAbsolute(kubeconfig), `clientConnection.kubeconfig is set, absolute (${kubeconfig})`)
+  t.same(configMapFileAt(pod, main, kubeconfig), { configMap: 'kube-proxy', key: 'kubeconfig.conf' }, 'and mounted there from kube-proxy\'s ConfigMap')
+  t.equal(kubeconfig, kubeadmConfig.clientConnection.kubeconfig, 'the same path as kubeadm\'s config.conf gives kube-proxy')
+  t.ok('kubeconfig.conf' in kubeadm.data, 'a key kubeadm\'s ConfigMap has')
+  const volume = (pod.volumes as Obj[]).find((v) => v.configMap?.name === 'kube-proxy')!
+  t.same(volume.configMap.items.map((i: Obj) => i.key), ['kubeconfig.conf'], 'only the kubeconfig: kube-proxy\'s config.conf stays out of the pod')
+  t.not(volume.configMap.optional, true, 'not optional: a cluster without it fails visibly at pod start')
+  const mount = (main.volumeMounts as Obj[]).find((m) => m.name === volume.name)!
+  t.equal(mount.readOnly, true)
+  t.notOk(main.env?.some((e: Obj) => /^KUBERNETES_SERVICE_/.test(e.name)), 'no in-cluster address override left over')
 
-    // For real, on a scratch tree: writes what differs, raises nf_conntrack_max only.
-    const root = join(scratch, `sys-${strictARP}`)
-    for (const key of want.keys()) {
-      const path = join(root, key.includes('/') ? key : key.replaceAll('.', '/'))
-      mkdirSync(join(path, '..'), { recursive: true })
-      writeFileSync(path, key.endsWith('nf_conntrack_max') ? '99999999\n' : '0\n')
-    }
-    const real = run([`--config=${configFile}`, '--no-modules', `--sysctl-root=${root}`])
-    t.equal(real.status, 0, 'applied', { stderr: real.stderr })
-    for (const [key, value] of want) {
-      const got = Number(readFileSync(join(root, key.includes('/') ? key : key.replaceAll('.', '/')), 'utf8'))
-      t.equal(got, key.endsWith('nf_conntrack_max') ? 99999999 : value, key)
-    }
+  // The kubeconfig's credentials are the pod's own service account: mounted by the kubelet.
+  const kc = parseAllDocuments(kubeadm.data['kubeconfig.conf'])[0]!.toJSON() as Obj
+  t.same(
+    [kc.users[0].user.tokenFile, kc.clusters[0].cluster['certificate-authority']],
+    [`${SERVICE_ACCOUNT_DIR}/token`, `${SERVICE_ACCOUNT_DIR}/ca.crt`],
+    'kubeadm\'s kubeconfig: the reading pod\'s service-account token and CA',
+  )
+  t.not(pod.automountServiceAccountToken, false, 'the service-account token is mounted')
+  t.not(main.automountServiceAccountToken, false)
+  t.notOk((main.volumeMounts as Obj[]).some((m) => SERVICE_ACCOUNT_DIR.startsWith(m.mountPath) || m.mountPath.startsWith(SERVICE_ACCOUNT_DIR)), 'nothing mounted over the service-account directory')
+})
+
+t.test('the Dockerfile copies only what its build context holds', async (t) => {
+  const dockerfile = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8')
+  const ignore = readFileSync(join(DEPLOY, 'Dockerfile.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+  t.equal(ignore[0], '*', 'everything excluded first')
+  const allowed = ignore.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/$/, ''))
+  const root = dirname(DEPLOY.replace(/\/$/, ''))
+  const copied: string[] = []
+  for (const m of dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)) {
+    const words = m[1]!.trim().split(/\s+/)
+    copied.push(...words.slice(0, -1))
   }
+  t.ok(copied.length > 0, 'COPY lines from the context')
+  for (const src of copied) {
+    t.ok(existsSync(join(root, src)), `${src} exists`)
+    t.ok(allowed.includes(src.replace(/\/$/, '')), `${src} is in the build context (Dockerfile.dockerignore)`)
+  }
+  for (const a of allowed) t.ok(copied.some((c) => c.replace(/\/$/, '') === a), `${a}: the context holds nothing the Dockerfile does not copy`)
+  t.notMatch(dockerfile, /node-setup/, 'no node-setup script')
+})
+
+t.test('the replace path applies all but the DaemonSet first, by label', async (t) => {
+  // deploy/README.md step 2: `kubectl apply -l 'app.kubernetes.io/component!=proxy'` (a
+  // `!=` selector also picks objects without the label).
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8')
+  t.match(readme, /kubectl apply -f deploy\/tsproxy\.yaml -l 'app\.kubernetes\.io\/component!=proxy'/, 'the command is in deploy/README.md')
+  const picked = objects.filter(({ obj }) => obj.metadata?.labels?.['app.kubernetes.io/component'] !== 'proxy').map(({ obj }) => obj.kind)
+  t.same(picked.sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ServiceAccount'], 'everything but the DaemonSet')
+  const ds = find('DaemonSet')
+  t.notOk('app.kubernetes.io/component' in ds.spec.selector.matchLabels, 'the label is not part of the (immutable) selector')
 })

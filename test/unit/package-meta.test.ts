@@ -1,5 +1,8 @@
-// package.json and the files around it, as npm and a user read them (no build, no network).
-import { readdirSync, readFileSync } from 'node:fs'
+// package.json and the files around it, as npm, prebuildify, node-gyp-build and a user
+// read them (no build, no network).
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -46,4 +49,42 @@ t.test('every package the code imports is declared', async (t) => {
     }
   }
   t.same(undeclared, [], 'imports name only dependencies and devDependencies')
+})
+
+t.test('prebuilds: both builders, tagged with the C library, shipped in the package', async (t) => {
+  t.equal(pkg.scripts.install, 'node-gyp-build', 'install loads a prebuild or builds binding.gyp from source')
+  t.equal(pkg.scripts.prebuilds, 'prebuildify --napi --strip --tag-libc', 'npm run prebuilds: node-gyp, glibc/musl-tagged')
+  // prebuildify 6 has no --backend option (it would be ignored and node-gyp would build):
+  // cmake-js comes in through prebuildify's --node-gyp hook.
+  t.equal(pkg.scripts['prebuilds:cmake-js'], 'prebuildify --napi --strip --tag-libc --node-gyp=./native/cmake-js-for-prebuildify.mjs',
+    'npm run prebuilds:cmake-js: the same through cmake-js')
+  t.notMatch(Object.values(pkg.scripts).join('\n'), /--backend/, 'no --backend option prebuildify would ignore')
+  const shim = statSync(join(ROOT, 'native/cmake-js-for-prebuildify.mjs'))
+  t.ok(shim.mode & 0o111, 'the --node-gyp command is executable (prebuildify spawns it without a shell)')
+  t.ok(existsSync(join(ROOT, 'CMakeLists.txt')), 'CMakeLists.txt is there')
+  t.ok(pkg.devDependencies['cmake-js'], 'cmake-js is a dev dependency')
+  t.same(pkg.binary, { napi_versions: [8] }, 'binary.napi_versions: cmake-js takes Node-API headers from npm, downloads none')
+  for (const f of ['dist', 'lib', 'native', 'binding.gyp', 'prebuilds']) t.ok(pkg.files.includes(f), `files ships ${f}`)
+  const ignored = readFileSync(join(ROOT, '.gitignore'), 'utf8').split('\n')
+  for (const d of ['build/', 'prebuilds/']) t.ok(ignored.includes(d), `.gitignore has ${d} (node-gyp's and cmake-js's build dir, the prebuilds)`)
+})
+
+t.test('node-gyp-build picks the glibc prebuild on glibc, and none on musl', async (t) => {
+  // What prebuildify --tag-libc writes; node-gyp-build only resolves the path here (no load).
+  const dir = mkdtempSync(join(tmpdir(), 'tsproxy-prebuilds-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  mkdirSync(join(dir, 'prebuilds/linux-x64'), { recursive: true })
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: pkg.name }))
+  writeFileSync(join(dir, `prebuilds/linux-x64/${pkg.name}.glibc.node`), '')
+  const pick = (env: Record<string, string>) => spawnSync(process.execPath,
+    ['-e', `console.log(require('node-gyp-build').path(process.argv[1]))`, dir],
+    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, LIBC: '', ...env } })
+  const glibc = pick({ LIBC: 'glibc' })
+  t.equal(glibc.stdout.trim(), join(dir, `prebuilds/linux-x64/${pkg.name}.glibc.node`), 'glibc: the .glibc.node prebuild', { stderr: glibc.stderr })
+  const musl = pick({ LIBC: 'musl' })
+  t.not(musl.status, 0, 'musl: no prebuild')
+  t.match(musl.stderr, /No native build was found for .*libc=musl/)
+  writeFileSync(join(dir, `prebuilds/linux-x64/${pkg.name}.musl.node`), '')
+  t.equal(pick({ LIBC: 'musl' }).stdout.trim(), join(dir, `prebuilds/linux-x64/${pkg.name}.musl.node`), 'musl: a .musl.node prebuild when one ships')
+  t.equal(pick({ LIBC: 'glibc' }).stdout.trim(), join(dir, `prebuilds/linux-x64/${pkg.name}.glibc.node`), 'glibc: still its own')
 })

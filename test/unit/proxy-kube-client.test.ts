@@ -4,11 +4,14 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { parseDocument } from 'yaml'
 import {
   KubeApiError,
   KubeClient,
   KubeConfigError,
+  SERVICE_ACCOUNT_DIR,
   inClusterConnection,
   kubeconfigConnection,
   loadKubeconfig,
@@ -200,6 +203,46 @@ t.test('resolveConnection: kubeconfig, else --master alone, else in-cluster', as
   t.equal(resolveConnection({ kubeconfig: file, master: 'https://1.2.3.4:6443' }).server, 'https://1.2.3.4:6443')
   t.strictSame(resolveConnection({ master: 'http://127.0.0.1:8080' }), { server: 'http://127.0.0.1:8080' })
   refused(t, () => resolveConnection({ inCluster: { env: {}, dir } }), 'KUBERNETES_SERVICE_HOST', /not set/, 'neither: in-cluster')
+})
+
+t.test('kubeadm\'s kube-proxy kubeconfig.conf (token file + CA file of the service account) reaches the API server', async (t) => {
+  // The deploy/ DaemonSet mounts this file (kubeadm's ConfigMap kube-proxy) as its
+  // clientConnection.kubeconfig. Here the service-account directory is a scratch one
+  // and the server the fake's; everything else is kubeadm's text.
+  const fixture = fileURLToPath(new URL('../fixtures/kubeadm/kube-proxy-configmap.yaml', import.meta.url))
+  const text = (parseDocument(await readFile(fixture, 'utf8')).toJSON() as { data: Record<string, string> }).data['kubeconfig.conf']!
+  t.ok(text.includes(`tokenFile: ${SERVICE_ACCOUNT_DIR}/token`) && text.includes(`certificate-authority: ${SERVICE_ACCOUNT_DIR}/ca.crt`), 'kubeadm\'s form: absolute paths into the service-account volume')
+  const s = await fake(t)
+  s.create('Service', svc('kubernetes', '10.96.0.1'))
+  const dir = await tempDir(t)
+  const sa = join(dir, 'serviceaccount')
+  await mkdir(sa)
+  await writeFile(join(sa, 'token'), `${s.token}\n`)
+  await writeFile(join(sa, 'ca.crt'), s.ca)
+  const file = join(dir, 'kubeconfig.conf')
+  await writeFile(file, text.replaceAll(SERVICE_ACCOUNT_DIR, sa).replace(/server: \S+/, `server: ${s.url}`))
+
+  const conn = resolveConnection({ kubeconfig: file })
+  t.strictSame(
+    { server: conn.server, tokenFile: conn.tokenFile, token: conn.token, ca: conn.ca?.toString(), namespace: conn.namespace },
+    { server: s.url, tokenFile: join(sa, 'token'), token: s.token, ca: s.ca, namespace: 'default' },
+    'server, token file (read, trimmed), CA file, the context\'s namespace',
+  )
+  const c = new KubeClient(conn, { tokenRefreshMs: 3_600_000 })
+  t.teardown(() => c.close())
+  const r = await c.list('/api/v1/services')
+  t.strictSame(r.items.map((o) => (o.metadata as { name: string }).name), ['kubernetes'], 'listed over TLS, the server checked against the CA file')
+  t.equal(s.requests.at(-1)!.authorization, `Bearer ${s.token}`, 'with the token from the file')
+  // The kubelet rotates the projected token in place: the client follows the file.
+  s.token = 'rotated'
+  await writeFile(join(sa, 'token'), 'rotated\n')
+  t.equal((await c.list('/api/v1/services')).items.length, 1, 'still listed after the token rotated')
+  t.equal(s.requests.at(-1)!.authorization, 'Bearer rotated', 'with the new token')
+
+  await writeFile(join(sa, 'ca.crt'), await readFile(certificates().otherCaFile))
+  const other = new KubeClient(resolveConnection({ kubeconfig: file }))
+  t.teardown(() => other.close())
+  t.match(await other.list('/api/v1/services').catch((e: unknown) => e), { name: 'KubeApiError', status: 0, message: /certificate/i }, 'the CA file is what is trusted: another CA is refused')
 })
 
 t.test('list: follows continue pages; items, resourceVersion; JSON asked for', async (t) => {

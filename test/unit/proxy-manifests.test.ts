@@ -50,7 +50,7 @@ t.test('the fixtures: nginx-basic (3 endpoints) and a NodePort service', async (
   const r = await source.load()
   t.equal(r.errors.length, 0, 'no errors')
   t.equal(r.added, 4, 'two services and two slices')
-  t.match(source.stats, { files: 2, documents: 5, services: 2, endpointSlices: 2, ignored: 1, errorsTotal: 0, reloads: 1 }, 'the Deployment is passed over')
+  t.match(source.stats, { files: 2, documents: 5, services: 2, endpointSlices: 2, ignored: 1, errorsTotal: 0, partialTotal: 0, reloads: 1 }, 'the Deployment is passed over')
   const changes = applyChanges(services, endpoints)
   t.strictSame([...changes.servicePorts].sort(), ['default/nginx-basic:http/TCP', 'default/nginx-nodeport:http/TCP'])
   const basic = services.ports.get('default/nginx-basic:http/TCP')!
@@ -141,7 +141,8 @@ t.test('a bad endpoint: left out and reported with its field and line; the slice
   t.equal(e.document, 1)
   t.equal(e.line, good.split('\n').length + 1, 'the line of the slice')
   t.match(e.message, /endpoints\[1\]\.addresses\[0\] is not a valid .* \(left out; the rest of the object applies\)$/)
-  t.equal(source.stats.errorsTotal, 1, 'counted')
+  t.equal(source.stats.partialTotal, 1, 'counted as partly applied')
+  t.equal(source.stats.errorsTotal, 0, 'not as a refused document')
   t.ok(log.lines.some((l) => l.level === 'warn' && l.msg === 'manifest object partly applied' && l.fields?.field === 'endpoints[1].addresses[0]'), 'logged as a warning')
   await source.close()
 })

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { MetricError, Registry, exponentialBuckets, formatNumber, kubeProxyMetrics, linearBuckets, processMetrics } from '../../dist/proxy/metrics.js'
+import { MetricError, Registry, exponentialBuckets, followCounter, formatNumber, kubeProxyMetrics, linearBuckets, processMetrics } from '../../dist/proxy/metrics.js'
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/metrics/kubeproxy.prom', import.meta.url))
 
@@ -198,8 +198,83 @@ t.test("kube-proxy's metrics: names, help, buckets (fixture)", async (t) => {
   m.kernelOperationsTotal.inc({ subsystem: 'ipset', result: 'error' })
   m.driftRepairsTotal.inc({ subsystem: 'ipvs' })
   m.manifestErrorsTotal.inc()
+  m.sourceObjectsPartialTotal.inc({ source: 'manifests' }, 2)
   t.equal(r.exposition(), readFileSync(FIXTURE, 'utf8'))
   t.throws(() => kubeProxyMetrics(r), { name: 'MetricError', message: /already registered/ }, 'registering twice is refused')
+})
+
+t.test('iptables mode: kube-proxy\'s iptables families, names, help and types as kube-proxy serves them', async (t) => {
+  const r = new Registry()
+  const m = kubeProxyMetrics(r, { mode: 'iptables' })
+  const ipt = m.iptables!
+  ipt.restoreFailuresTotal.inc()
+  ipt.partialRestoreFailuresTotal.inc(undefined, 2)
+  ipt.rulesTotal.set(19, { table: 'nat' })
+  ipt.rulesTotal.set(4, { table: 'filter' })
+  ipt.rulesLast.set(0, { table: 'filter' })
+  ipt.rulesLast.set(3, { table: 'nat' })
+  ipt.ctStateInvalidDroppedPacketsTotal.inc(undefined, 5)
+  const families = r
+    .exposition()
+    .split(/(?=^# HELP )/m)
+    .filter((f) => /^# HELP kubeproxy_(sync_proxy_rules_iptables|iptables)_/.test(f))
+    .join('')
+  t.equal(
+    families,
+    `# HELP kubeproxy_iptables_ct_state_invalid_dropped_packets_total [ALPHA] packets dropped by iptables to work around conntrack problems
+# TYPE kubeproxy_iptables_ct_state_invalid_dropped_packets_total counter
+kubeproxy_iptables_ct_state_invalid_dropped_packets_total 5
+# HELP kubeproxy_sync_proxy_rules_iptables_last [ALPHA] Number of iptables rules written by kube-proxy in last sync
+# TYPE kubeproxy_sync_proxy_rules_iptables_last gauge
+kubeproxy_sync_proxy_rules_iptables_last{table="filter"} 0
+kubeproxy_sync_proxy_rules_iptables_last{table="nat"} 3
+# HELP kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total [ALPHA] Cumulative proxy iptables partial restore failures
+# TYPE kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total counter
+kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total 2
+# HELP kubeproxy_sync_proxy_rules_iptables_restore_failures_total [ALPHA] Cumulative proxy iptables restore failures
+# TYPE kubeproxy_sync_proxy_rules_iptables_restore_failures_total counter
+kubeproxy_sync_proxy_rules_iptables_restore_failures_total 1
+# HELP kubeproxy_sync_proxy_rules_iptables_total [ALPHA] Total number of iptables rules owned by kube-proxy
+# TYPE kubeproxy_sync_proxy_rules_iptables_total gauge
+kubeproxy_sync_proxy_rules_iptables_total{table="filter"} 4
+kubeproxy_sync_proxy_rules_iptables_total{table="nat"} 19
+`,
+  )
+  t.equal(kubeProxyMetrics(new Registry()).iptables, undefined, 'not registered without the mode')
+})
+
+t.test('followCounter: a kernel counter that restarts from zero keeps the metric going up', async (t) => {
+  const r = new Registry()
+  const c = r.counter('dropped_total', 'drops')
+  const feed = followCounter(c)
+  feed(0)
+  t.equal(c.get(), 0)
+  feed(10)
+  feed(10)
+  t.equal(c.get(), 10, 'growth only')
+  feed(4)
+  t.equal(c.get(), 14, 'a reading below the last: the counter restarted, all 4 are new')
+  feed(6)
+  t.equal(c.get(), 16)
+})
+
+t.test('scrape(): the async hooks run (together) before the exposition; one that rejects leaves its metric', async (t) => {
+  const r = new Registry()
+  const g = r.gauge('read_at_scrape', 'read')
+  const h = r.gauge('broken_read', 'read')
+  let n = 0
+  r.collectAsync(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    g.set(++n)
+  })
+  h.set(7)
+  r.collectAsync(async () => {
+    throw new Error('EPERM')
+  })
+  t.match(await r.scrape(), /^read_at_scrape 1$/m)
+  t.match(await r.scrape(), /^read_at_scrape 2$/m)
+  t.match(r.exposition(), /^read_at_scrape 2$/m, 'exposition() alone runs no async hook')
+  t.match(await r.scrape(), /^broken_read 7$/m)
 })
 
 t.test('process metrics: read at each exposition through the collect hook', async (t) => {

@@ -25,6 +25,8 @@ export interface IptablesDataplane {
   begin(table: Table): TableTransaction
   /** The table read now, with current counters (a transaction may start from a snapshot taken after the last commit). */
   readFresh(table: Table): Promise<{ name: string; builtin: boolean; ruleList: RuleRecord[] }[]>
+  /** One chain read now, with current counters (rejects with code ENOENT when there is no such chain). */
+  readChain(table: Table, chain: string): Promise<RuleRecord[]>
   readonly conntrack: Pick<Conntrack, 'delete'>
   /** Sets a sysctl when it differs; resolves whether it was changed. */
   ensureSysctl(key: string, value: number): Promise<boolean>
@@ -41,6 +43,7 @@ export async function openIptablesDataplane(family: Family = 'inet'): Promise<Ip
   return {
     begin: (table) => iptables.begin(table),
     readFresh: (table) => fresh.readTable(table),
+    readChain: (table, chain) => fresh.listRules(table, chain),
     conntrack,
     ensureSysctl: (key, value) => ensureSysctl(key, value),
     async listAddresses(f) {

@@ -54,6 +54,7 @@ const TABLES: readonly Table[] = ['nat', 'filter']
 /** Shared chains with rules that must stay after every port's (the node-ports jumps). */
 const TAIL: Record<Table, Record<string, boolean>> = { nat: { 'KUBE-SERVICES': true }, filter: {} }
 const EMPTY: readonly Rule[] = Object.freeze([])
+const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
 
 interface Applied {
   /** Per port: what the kernel holds of it in this table. */
@@ -107,6 +108,8 @@ export class IptablesProxier extends Reconciler implements Proxier {
   #nodePortAddresses: string[] | undefined
   readonly #want = new Map<string, PortRules>()
   readonly #applied: Record<Table, Applied> = { nat: newApplied(), filter: newApplied() }
+  /** Rules in the chains of this mode, per table, as of the last commit (kube-proxy's iptables_total metric). */
+  readonly #ruleCount: Record<Table, number> = { nat: 0, filter: 0 }
 
   constructor(dataplane: IptablesDataplane, options: IptablesProxierOptions = {}) {
     super(dataplane, options)
@@ -200,7 +203,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
     for (const table of TABLES) {
       const plan = this.#planPorts(table, keys)
       if (plan.empty) continue
-      await this.#commit(table, this.#dp.begin(table), plan, report, () => {
+      await this.#commit(table, this.#dp.begin(table), plan, report, 'partial', () => {
         for (const f of plan.after) f()
       })
     }
@@ -229,9 +232,11 @@ export class IptablesProxier extends Reconciler implements Proxier {
         if (!l) sharedChanges.set(chain, (l = []))
         l.push({ key, old, now })
       }
+      const grown = rulesOf(want) - rulesOf(have)
       plan.after.push(() => {
         if (want.chains.size + want.shared.size === 0) applied.ports.delete(key)
         else applied.ports.set(key, want)
+        this.#ruleCount[table] += grown
       })
     }
     for (const [chain, changes] of sharedChanges) {
@@ -309,17 +314,23 @@ export class IptablesProxier extends Reconciler implements Proxier {
     }
   }
 
-  /** Sends `plan` in `tx` and commits, then `done`; a failure aborts, is reported, and resolves false. */
-  async #commit(table: Table, tx: TableTransaction, plan: Plan, report: Report, done: () => void): Promise<boolean> {
+  /**
+   * Sends `plan` in `tx` and commits, then `done`; a failure aborts, is
+   * reported (and counted as a failed commit of this `kind`), and resolves false.
+   */
+  async #commit(table: Table, tx: TableTransaction, plan: Plan, report: Report, kind: 'full' | 'partial', done: () => void): Promise<boolean> {
+    const counted = countingRules(tx)
     try {
-      const n = plan.apply(tx)
+      const n = plan.apply(counted.tx)
       await tx.commit()
       report.ops.iptables += n
+      report.rulesWritten[table] += counted.rules()
       done()
       return true
     } catch (e) {
       await tx.abort().catch(() => undefined)
       report.errors.push(e as Error)
+      report.commitFailures[kind]++
       this.log('error', 'iptables commit failed', { table, error: e })
       return false
     }
@@ -404,7 +415,10 @@ export class IptablesProxier extends Reconciler implements Proxier {
     for (const j of missing) repaired.push(`${j.chain} jump`)
 
     const applied = this.#applied[table]
+    let rules = 0
+    for (const r of want.values()) rules += r.length
     const adopt = (): void => {
+      this.#ruleCount[table] = rules
       applied.ports.clear()
       for (const [k, p] of this.#want) if (p[table].chains.size + p[table].shared.size > 0) applied.ports.set(k, p[table])
       applied.order.clear()
@@ -415,7 +429,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
       adopt()
       return true
     }
-    return this.#commit(table, tx, plan, report, () => {
+    return this.#commit(table, tx, plan, report, 'full', () => {
       if (repairing) report.repaired.iptables += repaired.length
       if (repaired.length > 0) this.log(repairing ? 'warn' : 'debug', repairing ? 'iptables chains repaired' : 'iptables chains written', { table, chains: repaired.length, first: repaired.slice(0, 5) })
       adopt()
@@ -467,11 +481,37 @@ export class IptablesProxier extends Reconciler implements Proxier {
         }
       }
       this.#want.clear()
-      for (const t of TABLES) this.#applied[t] = newApplied()
+      for (const t of TABLES) {
+        this.#applied[t] = newApplied()
+        this.#ruleCount[t] = 0
+      }
       this.reset()
       this.forgetHistory()
       return { chains, jumps }
     })
+  }
+
+  /**
+   * Rules in the chains of this mode (fixed, shared and per-port; not the
+   * jumps from built-in chains), per table, as of the last commit.
+   */
+  ruleCounts(): Record<Table, number> {
+    return { ...this.#ruleCount }
+  }
+
+  /**
+   * Packets dropped so far by filter KUBE-FORWARD's `-m conntrack --ctstate
+   * INVALID -j DROP` rule (kube-proxy's ct_state_invalid_dropped metric),
+   * read now; undefined while the rule is not there. Reads that one chain
+   * (x_tables hands over the whole table, but only the chain is decoded).
+   */
+  async ctStateInvalidDropped(): Promise<number | undefined> {
+    const rules = await this.#dp.readChain('filter', 'KUBE-FORWARD').catch((e: unknown) => {
+      if ((e as { code?: string }).code === 'ENOENT') return []
+      throw e
+    })
+    const drop = rules.find((r) => r.target && 'target' in r.target && r.target.target === 'DROP' && (r.matches ?? []).some((m) => m.match === 'conntrack' && Array.isArray(m.ctstate) && m.ctstate.length === 1 && m.ctstate[0] === 'INVALID'))
+    return drop?.counters?.packets
   }
 
   /**
@@ -499,6 +539,36 @@ export class IptablesProxier extends Reconciler implements Proxier {
       }
       return [...out.values()].sort((a, b) => (a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0))
     })
+  }
+}
+
+/** Rules of a port's part of a table: its own chains' and its rules in shared chains. */
+function rulesOf(part: TablePart): number {
+  let n = 0
+  for (const rules of part.chains.values()) n += rules.length
+  for (const rules of part.shared.values()) n += rules.length
+  return n
+}
+
+/** `tx` counting the rules it is asked to append or insert in chains of ours (not the jumps from built-in chains, as kube-proxy counts). */
+function countingRules(tx: TableTransaction): { tx: TableTransaction; rules: () => number } {
+  let n = 0
+  const count = (chain: string): void => {
+    if (!BUILTIN_CHAINS.has(chain)) n++
+  }
+  return {
+    rules: () => n,
+    tx: {
+      readTable: () => tx.readTable(),
+      createChain: (c) => tx.createChain(c),
+      deleteChain: (c) => tx.deleteChain(c),
+      flushChain: (c) => tx.flushChain(c),
+      appendRule: (c, r) => (count(c), tx.appendRule(c, r)),
+      insertRule: (c, r, i) => (count(c), tx.insertRule(c, r, i)),
+      deleteRule: (c, r) => tx.deleteRule(c, r),
+      commit: () => tx.commit(),
+      abort: () => tx.abort(),
+    },
   }
 }
 

@@ -61,6 +61,8 @@ export interface ManifestStats {
   ignored: number
   /** Bad documents seen since start, counted each time their file is read. */
   errorsTotal: number
+  /** Parts of objects left out while the rest applies (ManifestError.partial) since start, counted each time their file is read. */
+  partialTotal: number
   reloads: number
 }
 
@@ -142,7 +144,7 @@ export class ManifestSource {
   readonly #fileErrors = new Map<string, string>()
   /** The result of the last reload that read something. */
   lastResult: ReloadResult | undefined
-  readonly stats: ManifestStats = { files: 0, documents: 0, services: 0, endpointSlices: 0, ignored: 0, errorsTotal: 0, reloads: 0 }
+  readonly stats: ManifestStats = { files: 0, documents: 0, services: 0, endpointSlices: 0, ignored: 0, errorsTotal: 0, partialTotal: 0, reloads: 0 }
 
   constructor(options: ManifestSourceOptions) {
     this.path = resolve(options.path)
@@ -379,7 +381,8 @@ export class ManifestSource {
       }
       for (const err of state.errors) {
         errors.push(err)
-        this.stats.errorsTotal++
+        if (err.partial) this.stats.partialTotal++
+        else this.stats.errorsTotal++
         this.#log(err.partial ? 'warn' : 'error', err.partial ? 'manifest object partly applied' : 'manifest document refused', { file: err.file, line: err.line, document: err.document, object: err.object, field: err.field, error: err.message })
       }
     }
