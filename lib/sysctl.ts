@@ -52,6 +52,8 @@ export const SYSCTL = {
   /** IPVS expires persistence templates of a quiesced (weight 0) destination. */
   expireQuiescentTemplate: 'net.ipv4.vs.expire_quiescent_template',
   ipForward: 'net.ipv4.ip_forward',
+  /** Packets to or from 127.0.0.0/8 may be routed off lo (iptables mode's node ports on localhost). */
+  routeLocalnet: 'net.ipv4.conf.all.route_localnet',
   /** ARP replies only for addresses on the asking interface (strictARP: 1), of `iface` or 'all'. */
   arpIgnore: (iface = 'all'): string => confKey('sysctl.arpIgnore', iface, 'arp_ignore'),
   /** ARP requests with the best local source address (strictARP: 2), of `iface` or 'all'. */
@@ -67,6 +69,7 @@ function confKey(op: string, iface: string, leaf: string): string {
 const RANGES: [RegExp, number, number][] = [
   [/^net\/ipv4\/vs\/(conntrack|expire_nodest_conn|expire_quiescent_template)$/, 0, 1],
   [/^net\/ipv4\/ip_forward$/, 0, 1],
+  [/^net\/ipv4\/conf\/[^/]+\/route_localnet$/, 0, 1],
   [/^net\/ipv4\/conf\/[^/]+\/arp_ignore$/, 0, 8],
   [/^net\/ipv4\/conf\/[^/]+\/arp_announce$/, 0, 2],
 ]

@@ -58,6 +58,7 @@ export const EXT = {
   comment: { revision: 0, size: 256, user: 256 }, // xt_comment_info
   tcp: { revision: 0, size: 16, user: 16 }, // xt_tcp (12)
   udp: { revision: 0, size: 16, user: 16 }, // xt_udp (10)
+  sctp: { revision: 0, size: 296, user: 296 }, // xt_sctp_info (292)
   multiport: { revision: 1, size: 48, user: 48 }, // xt_multiport_v1
   statistic: { revision: 0, size: 24, user: 12 }, // xt_statistic_info; user = offsetof(u.nth.count)
   set: { revision: 4, size: 48, user: 48 }, // xt_set_info_match_v4
@@ -90,6 +91,8 @@ export const CONNTRACK = {
   origsrcPortHigh: 154, origdstPortHigh: 156, replsrcPortHigh: 158, repldstPortHigh: 160,
 } as const
 export const RECENT = { seconds: 0, hitCount: 4, checkSet: 8, invert: 9, name: 10, nameLen: 200, side: 210, mask: 212 } as const
+/** xt_sctp_info: dpts before spts; flag_info is XT_NUM_SCTP_FLAGS × { chunktype, flag, flag_mask }. */
+export const SCTP = { dpts: 0, spts: 4, chunkmap: 8, chunkMatchType: 264, flagInfo: 268, flagSlots: 4, flagCount: 280, flags: 284, invflags: 288 } as const
 export const PHYSDEV = { in: 0, inMask: 16, out: 32, outMask: 48, invert: 64, bitmask: 65 } as const
 export const NAT_RANGE = { flags: 0, minAddr: 4, maxAddr: 20, minProto: 36, maxProto: 38, baseProto: 40 } as const
 export const NAT_COMPAT = { rangesize: 0, flags: 4, minIp: 8, maxIp: 12, minProto: 16, maxProto: 18 } as const

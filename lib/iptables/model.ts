@@ -40,6 +40,7 @@ export type Match =
   | { match: 'comment'; comment: string }
   | { match: 'tcp'; sport?: Not<PortRange>; dport?: Not<PortRange>; tcpFlags?: Not<{ mask: TcpFlag[]; set: TcpFlag[] }> }
   | { match: 'udp'; sport?: Not<PortRange>; dport?: Not<PortRange> }
+  | { match: 'sctp'; sport?: Not<PortRange>; dport?: Not<PortRange> }
   /** One of sports, dports, ports (either direction); up to 15 ports, a range counting two. */
   | { match: 'multiport'; sports?: Not<PortRange[]>; dports?: Not<PortRange[]>; ports?: Not<PortRange[]> }
   | { match: 'statistic'; mode: 'random'; probability: Not<number> }

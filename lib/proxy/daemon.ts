@@ -297,6 +297,8 @@ export class Daemon {
           masqueradeAll: c.iptables.masqueradeAll,
           masqueradeBit: c.iptables.masqueradeBit,
           clusterCIDR: cidrOf(family),
+          localhostNodePorts: c.iptables.localhostNodePorts,
+          nodePortAddresses: c.nodePortAddresses,
           log: this.#log,
           ...(nodeZone ? { nodeZone } : {}),
         })

@@ -201,7 +201,8 @@ async function initOnly(config: KubeProxyConfiguration, log: Log): Promise<numbe
       } else {
         const dp = await openIptablesDataplane(family)
         try {
-          log('info', 'sysctls set', { family, keys: await new IptablesProxier(dp, { family, log }).setup() })
+          const o = { family, localhostNodePorts: c.iptables.localhostNodePorts, nodePortAddresses: c.nodePortAddresses, log }
+          log('info', 'sysctls set', { family, keys: await new IptablesProxier(dp, o).setup() })
         } finally {
           await dp.close()
         }

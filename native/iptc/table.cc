@@ -33,6 +33,10 @@
 #include <linux/netfilter/xt_multiport.h>
 #include <linux/netfilter/xt_physdev.h>
 #include <linux/netfilter/xt_recent.h>
+// xt_sctp.h's inline helpers are C (_Bool); only its struct is used here.
+#define _Bool bool
+#include <linux/netfilter/xt_sctp.h>
+#undef _Bool
 #include <linux/netfilter/xt_set.h>
 #include <linux/netfilter/xt_statistic.h>
 #include <linux/netfilter/xt_tcpudp.h>
@@ -774,6 +778,15 @@ std::map<std::string, size_t> layout() {
   SIZE(xt_comment_info);
   SIZE(xt_tcp);
   SIZE(xt_udp);
+  SIZE(xt_sctp_info);
+  OFF(xt_sctp_info, dpts);
+  OFF(xt_sctp_info, spts);
+  OFF(xt_sctp_info, chunkmap);
+  OFF(xt_sctp_info, chunk_match_type);
+  OFF(xt_sctp_info, flag_info);
+  OFF(xt_sctp_info, flag_count);
+  OFF(xt_sctp_info, flags);
+  OFF(xt_sctp_info, invflags);
   SIZE(xt_multiport_v1);
   OFF(xt_multiport_v1, ports);
   OFF(xt_multiport_v1, pflags);

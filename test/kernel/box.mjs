@@ -32,7 +32,7 @@ const MODULES = [
   'xt_statistic', 'xt_set', 'xt_MASQUERADE', 'xt_comment', 'xt_mark', 'xt_multiport',
   'xt_addrtype', 'xt_conntrack', 'xt_recent', 'xt_physdev', 'xt_nat', 'xt_REJECT',
   'ipt_REJECT', 'ip6t_REJECT', 'xt_LOG', 'xt_tcpudp', 'xt_ipvs', 'xt_state', 'xt_CT',
-  'xt_NOTRACK', 'xt_connmark', 'xt_limit',
+  'xt_NOTRACK', 'xt_connmark', 'xt_limit', 'xt_sctp',
   'veth', 'bridge', 'br_netfilter', 'dummy', 'ipip', 'ip_gre', 'fou', 'fou6',
 ]
 

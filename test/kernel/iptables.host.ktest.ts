@@ -233,6 +233,24 @@ t.test('udp: ports, ranges, negation', async (t) => {
   ])
 })
 
+t.test('sctp: ports, ranges, negation; written byte for byte as the CLI writes it; chunk types read back raw', async (t) => {
+  const cases: Case[] = [
+    [['-p', 'sctp', '-m', 'sctp', '--dport', '9'], { protocol: 'sctp', matches: [{ match: 'sctp', dport: 9 }] }],
+    [['-p', 'sctp', '-m', 'sctp', '--sport', '1000:2000', '!', '--dport', '9'], { protocol: 'sctp', matches: [{ match: 'sctp', sport: [1000, 2000], dport: { not: 9 } }] }],
+    [['-p', 'sctp', '-m', 'sctp', '!', '--sport', '7'], { protocol: 'sctp', matches: [{ match: 'sctp', sport: { not: 7 } }] }],
+    [['-p', 'sctp', '-m', 'sctp'], { protocol: 'sctp', matches: [{ match: 'sctp' }] }],
+  ]
+  await bothWays(t, 'nat', cases)
+  // libiptc deletes by comparing the bytes (up to userspacesize): each record finds the CLI's rule.
+  const tx = ipt4.begin('nat')
+  for (const [, rule] of [...cases].reverse()) tx.deleteRule('CLI', rule)
+  await tx.commit()
+  t.same(await ipt4.listRules('nat', 'CLI'), [], 'every CLI rule deleted through its record')
+  ipt('nat', '-A', 'CLI', '-p', 'sctp', '-m', 'sctp', '--dport', '9', '--chunk-types', 'any', 'INIT')
+  t.match((await ipt4.listRules('nat', 'CLI'))[0]!.matches, [{ match: 'raw', name: 'sctp' }], '--chunk-types: raw')
+  t.throws(() => ipt4.begin('nat').appendRule('CLI', { protocol: 'tcp', matches: [{ match: 'sctp', dport: 9 }] }), { message: /protocol to be sctp/ }, 'needs -p sctp')
+})
+
 t.test('multiport: dports, sports, ports, ranges, negation, fifteen ports', async (t) => {
   const fifteen = Array.from({ length: 15 }, (_, i) => 1000 + i)
   await bothWays(t, 'filter', [

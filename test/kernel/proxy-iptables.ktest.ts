@@ -4,7 +4,8 @@
 // HTTP on 8080) plus an off-cluster client on a second bridge.
 import t from 'tap'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
-import { IptablesProxier } from '../../dist/proxy/iptables/proxier.js'
+import { IptablesProxier, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
+import { getSysctl } from '../../dist/sysctl.js'
 import type { SyncReport } from '../../dist/proxy/types.js'
 import { openIptablesDataplane, type IptablesDataplane } from '../../dist/proxy/iptables/dataplane.js'
 import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
@@ -35,9 +36,9 @@ function slice(svc: string, eps: { ip: string; node?: string }[], port = 8080, n
 }
 
 /** A proxier over the real kernel, fed through the change trackers. */
-function driver(dp: IptablesDataplane, clusterCIDR: string) {
+function driver(dp: IptablesDataplane, clusterCIDR: string, options: IptablesProxierOptions = {}) {
   const feed = changeFeed(NODE)
-  const proxier = new IptablesProxier(dp, { clusterCIDR })
+  const proxier = new IptablesProxier(dp, { clusterCIDR, ...options })
   return {
     proxier,
     put: feed.put,
@@ -94,8 +95,7 @@ t.test('nginx-basic reads back as kube-proxy writes it; a resync finds nothing t
     '-A KUBE-SEP-WQR67ZLSTPDXXME4 -s 192.168.1.4/32 -m comment --comment "default/nginx-basic:http" -j KUBE-MARK-MASQ',
     '-A KUBE-SEP-WQR67ZLSTPDXXME4 -p tcp -m comment --comment "default/nginx-basic:http" -m tcp -j DNAT --to-destination 192.168.1.4:80',
     '-A KUBE-SERVICES -d 10.105.250.129/32 -p tcp -m comment --comment "default/nginx-basic:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-WWRFY3PZ7W3FGMQW',
-    // kube-proxy's reference has no `! -d 127.0.0.0/8`: it serves node ports on localhost, tsproxy does not.
-    '-A KUBE-SERVICES ! -d 127.0.0.0/8 -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
+    '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
     '-A KUBE-SVC-WWRFY3PZ7W3FGMQW ! -s 192.168.0.0/16 -d 10.105.250.129/32 -p tcp -m comment --comment "default/nginx-basic:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ',
     '-A KUBE-SVC-WWRFY3PZ7W3FGMQW -m comment --comment "default/nginx-basic:http -> 192.168.0.7:80" -m statistic --mode random --probability 0.33333333349 -j KUBE-SEP-BEMSLTMJA26ZCLYL',
     '-A KUBE-SVC-WWRFY3PZ7W3FGMQW -m comment --comment "default/nginx-basic:http -> 192.168.1.3:80" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-UF65ZV4QBOPNRP6O',
@@ -104,7 +104,11 @@ t.test('nginx-basic reads back as kube-proxy writes it; a resync finds nothing t
   t.same(nat.filter((l) => l.startsWith('-A ')), expected, 'every nat rule, in iptables-save order')
   t.same(kubeChains('nat').sort(), ['KUBE-MARK-MASQ', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-SEP-BEMSLTMJA26ZCLYL', 'KUBE-SEP-UF65ZV4QBOPNRP6O', 'KUBE-SEP-WQR67ZLSTPDXXME4', 'KUBE-SERVICES', 'KUBE-SVC-WWRFY3PZ7W3FGMQW'])
   const filter = save('filter')
+  t.same(filter.filter((l) => /^-A (INPUT|OUTPUT) /.test(l))[0], '-A INPUT -j KUBE-FIREWALL', 'kubelet\'s chain first in INPUT')
   for (const line of [
+    '-A INPUT -j KUBE-FIREWALL',
+    '-A OUTPUT -j KUBE-FIREWALL',
+    '-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP',
     '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
     '-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',
     '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
@@ -129,7 +133,7 @@ t.test('nginx-basic reads back as kube-proxy writes it; a resync finds nothing t
   const adopted = await fresh.sync()
   t.equal(adopted.ops.iptables, 0, 'a new proxier adopts the tables without a write')
   const c = await fresh.proxier.cleanup()
-  t.equal(c.chains, 8 + 5, 'nat 8, filter 5')
+  t.equal(c.chains, 8 + 6, 'nat 8, filter 6 (KUBE-FIREWALL too)')
   t.same(kubeChains('nat'), [])
   t.same(kubeChains('filter'), [])
   t.same(save('nat').filter((l) => l.startsWith('-A ')), [], 'no jump left')
@@ -142,7 +146,8 @@ const many = (from: string, host: string, n: number, port = 80, f: FakeNode = no
 
 t.test('traffic', async (t) => {
   d = driver(dp, '10.244.0.0/16')
-  t.same(await d.proxier.setup(), [], 'ip_forward was on already (the fake CNI sets it)')
+  t.same(await d.proxier.setup(), ['net.ipv4.conf.all.route_localnet'], 'ip_forward was on already (the fake CNI sets it); route_localnet for localhost node ports')
+  t.equal(await getSysctl('net.ipv4.conf.all.route_localnet'), 1)
   d.put(
     service('web', { clusterIP: '10.96.0.10', ports: http(80) }),
     slice('web', all),
@@ -184,6 +189,14 @@ t.test('traffic', async (t) => {
     t.same(o.errors, [], 'from the off-cluster client')
     const who = await outside.requestMany('client', { host: NODE_IP, port: 30080, path: '/whoami', timeoutMs: 3000 }, 3)
     t.same([...new Set(who.bodies.map((b) => b.split(':')[0]))], ['10.244.0.1'], 'Cluster policy: masqueraded')
+  })
+
+  t.test('NodePort on 127.0.0.1 from the node (localhost node ports, the default), masqueraded', async (t) => {
+    const r = await many('node', '127.0.0.1', 6, 30080)
+    t.same(r.errors, [])
+    t.equal(Object.values(r.counts).reduce((a, b) => a + b, 0), 6, 'every request answered by a pod')
+    const who = await node.requestMany('node', { host: '127.0.0.1', port: 30080, path: '/whoami', timeoutMs: 3000 }, 2)
+    t.same([...new Set(who.bodies.map((b) => b.split(':')[0]))], ['10.244.0.1'], 'from the bridge address, not 127.0.0.1')
   })
 
   t.test('ClientIP affinity sticks', async (t) => {
@@ -288,4 +301,71 @@ t.test('traffic', async (t) => {
     t.same(save('nat').filter((l) => l.startsWith('-A ')), ['-A POSTROUTING -j MINE'], 'only the foreign rule is left')
     t.same(save('filter').filter((l) => l.startsWith('-A ')), [])
   })
+})
+
+t.test('localhostNodePorts false, nodePortAddresses: the node-ports jumps and who they let in', async (t) => {
+  const objs = [service('web-np', { type: 'NodePort', clusterIP: '10.96.0.11', ports: http(80, { nodePort: 30080 }) }), slice('web-np', all)]
+  const refused = async (host: string): Promise<void> => {
+    const r = await node.request('node', { host, port: 30080, timeoutMs: 3000 })
+    t.match(!r.ok && r.error, /ECONNREFUSED/, `${host}:30080 refused`)
+  }
+  const answers = async (host: string): Promise<void> => {
+    const r = await many('node', host, 3, 30080)
+    t.same(r.errors, [], `${host}:30080 answers`)
+  }
+  const tail = (): string[] => save('nat').filter((l) => l.startsWith('-A KUBE-SERVICES') && l.endsWith('-j KUBE-NODEPORTS'))
+  const comment = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"'
+
+  const off = driver(dp, '10.244.0.0/16', { localhostNodePorts: false })
+  t.same(await off.proxier.setup(), [], 'nothing to set (route_localnet is left as it is)')
+  off.put(...objs)
+  t.same((await off.sync()).errors, [])
+  t.same(tail(), [`-A KUBE-SERVICES ! -d 127.0.0.0/8 ${comment} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`])
+  t.ok(save('filter').includes('-A INPUT -j KUBE-FIREWALL'), 'KUBE-FIREWALL still jumped to')
+  await refused('127.0.0.1')
+  await answers(NODE_IP)
+
+  const some = driver(dp, '10.244.0.0/16', { nodePortAddresses: ['192.168.50.0/24', '127.0.0.0/8'] })
+  some.put(...objs)
+  t.same((await some.sync()).errors, [])
+  t.same(tail(), [`-A KUBE-SERVICES -d ${NODE_IP}/32 ${comment} -j KUBE-NODEPORTS`, `-A KUBE-SERVICES -d 127.0.0.1/32 ${comment} -j KUBE-NODEPORTS`])
+  t.equal((await some.sync(true)).ops.iptables, 0, 'read back equal: a full resync writes nothing')
+  await answers(NODE_IP)
+  await answers('127.0.0.1')
+  await refused('10.244.0.1') // a local address outside the CIDRs (the bridge's)
+
+  const one = driver(dp, '10.244.0.0/16', { nodePortAddresses: ['192.168.50.0/24'] })
+  one.put(...objs)
+  t.same((await one.sync()).errors, [])
+  t.same(tail(), [`-A KUBE-SERVICES -d ${NODE_IP}/32 ${comment} -j KUBE-NODEPORTS`], 'no 127.0.0.1: no localhost node ports')
+  await refused('127.0.0.1')
+  await one.proxier.cleanup()
+  t.same(kubeChains('filter'), [])
+})
+
+t.test('SCTP ports: -p sctp -m sctp, read back equal', async (t) => {
+  const sd = driver(dp, '10.244.0.0/16')
+  sd.put(
+    service('sc', { type: 'NodePort', clusterIP: '10.96.0.30', ports: [{ name: 'sc', protocol: 'SCTP', port: 9, targetPort: 9, nodePort: 30009 }] }),
+    parseEndpointSlice({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'sc-abc12', namespace: 'default', labels: { 'kubernetes.io/service-name': 'sc' } },
+      addressType: 'IPv4',
+      ports: [{ name: 'sc', protocol: 'SCTP', port: 9 }],
+      endpoints: [{ addresses: [pods[0]!.ip], conditions: { ready: true }, nodeName: NODE }],
+    }),
+  )
+  t.same((await sd.sync()).errors, [])
+  const nat = save('nat').filter((l) => l.includes('default/sc:sc'))
+  const svc = /-j (KUBE-SVC-[A-Z2-7]{16})$/.exec(nat.find((l) => l.startsWith('-A KUBE-SERVICES'))!)![1]!
+  const ext = /-j (KUBE-EXT-[A-Z2-7]{16})$/.exec(nat.find((l) => l.startsWith('-A KUBE-NODEPORTS'))!)![1]!
+  t.ok(nat.includes(`-A KUBE-SERVICES -d 10.96.0.30/32 -p sctp -m comment --comment "default/sc:sc cluster IP" -m sctp --dport 9 -j ${svc}`))
+  t.ok(nat.includes(`-A KUBE-NODEPORTS -p sctp -m comment --comment "default/sc:sc" -m sctp --dport 30009 -j ${ext}`))
+  t.ok(nat.some((l) => /^-A KUBE-SEP-[A-Z2-7]{16} -p sctp -m comment --comment "default\/sc:sc" -m sctp -j DNAT --to-destination 10\.244\.0\.11:9$/.test(l)), 'the DNAT')
+  t.equal((await sd.sync(true)).ops.iptables, 0, 'a full resync writes nothing')
+  sd.put(slice('sc', []))
+  await sd.sync()
+  t.ok(save('filter').includes('-A KUBE-SERVICES -d 10.96.0.30/32 -p sctp -m comment --comment "default/sc:sc has no endpoints" -m sctp --dport 9 -j REJECT --reject-with icmp-port-unreachable'), 'no endpoints: REJECT in filter')
+  await sd.proxier.cleanup()
 })

@@ -3,6 +3,7 @@
 // checks libiptc makes (chain exists, no jump to a missing chain, a deleted
 // chain empty and unreferenced, a deleted rule present). All or nothing.
 import type { Rule } from '../../dist/iptables.js'
+import type { AddressRecord } from '../../dist/route.js'
 import type { IptablesDataplane, TableTransaction } from '../../dist/proxy/iptables/dataplane.js'
 import { samePlain } from '../../dist/proxy/model/fields.js'
 
@@ -34,6 +35,13 @@ export class FakeIptables implements IptablesDataplane {
     if (this.sysctls.get(key) === value) return false
     this.sysctls.set(key, value)
     return true
+  }
+
+  /** What listAddresses answers (the node's addresses, every link). */
+  addresses: AddressRecord[] = []
+
+  async listAddresses(family: 'inet' | 'inet6'): Promise<AddressRecord[]> {
+    return this.addresses.filter((a) => a.family === family)
   }
 
   async close(): Promise<void> {}

@@ -13,6 +13,7 @@ import {
   PHYSDEV,
   RECENT,
   RULE_HEADER,
+  SCTP,
   SET,
   SET_FIXUP,
   STATISTIC,
@@ -38,7 +39,7 @@ t.test('match and target headers, and the XT_ALIGN\'d size of every revision we 
   t.equal(XT_HEADER, L['sizeof xt_entry_match'])
   t.equal(XT_HEADER, L['sizeof xt_entry_target'])
   const sizes: [keyof typeof EXT, string][] = [
-    ['comment', 'xt_comment_info'], ['tcp', 'xt_tcp'], ['udp', 'xt_udp'], ['multiport', 'xt_multiport_v1'],
+    ['comment', 'xt_comment_info'], ['tcp', 'xt_tcp'], ['udp', 'xt_udp'], ['sctp', 'xt_sctp_info'], ['multiport', 'xt_multiport_v1'],
     ['statistic', 'xt_statistic_info'], ['set', 'xt_set_info_match_v4'], ['mark', 'xt_mark_mtinfo1'],
     ['addrtype', 'xt_addrtype_info_v1'], ['conntrack', 'xt_conntrack_mtinfo3'], ['recent', 'xt_recent_mtinfo_v1'],
     ['physdev', 'xt_physdev_info'], ['DNAT', 'nf_nat_range2'], ['SNAT4', 'nf_nat_ipv4_multi_range_compat'],
@@ -70,6 +71,9 @@ t.test('offsets inside match and target data', async (t) => {
   t.equal(PHYSDEV.inMask, L['offsetof xt_physdev_info.in_mask'])
   t.equal(PHYSDEV.bitmask, L['offsetof xt_physdev_info.bitmask'])
   t.equal(NAT_RANGE.baseProto, L['offsetof nf_nat_range2.base_proto'])
+  for (const [k, f] of Object.entries({ dpts: 'dpts', spts: 'spts', chunkmap: 'chunkmap', chunkMatchType: 'chunk_match_type', flagInfo: 'flag_info', flagCount: 'flag_count', flags: 'flags', invflags: 'invflags' }))
+    t.equal(SCTP[k as keyof typeof SCTP], L[`offsetof xt_sctp_info.${f}`], `xt_sctp_info.${f}`)
+  t.equal(SCTP.flagCount - SCTP.flagInfo, 3 * SCTP.flagSlots, 'flag_info: XT_NUM_SCTP_FLAGS slots of 3 bytes')
 })
 
 t.test('the records shared with native/iptc (table.h)', async (t) => {

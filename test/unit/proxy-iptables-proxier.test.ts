@@ -177,7 +177,7 @@ const jumpsOf = (rules: Rule[] | undefined): string[] => (rules ?? []).map((r) =
 
 t.test('first sync writes both tables; an unchanged resync writes nothing', async (t) => {
   const h = harness()
-  t.same(await h.proxier.setup(), ['net.ipv4.ip_forward'])
+  t.same(await h.proxier.setup(), ['net.ipv4.ip_forward', 'net.ipv4.conf.all.route_localnet'], 'localhost node ports (the default): route_localnet')
   h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5', '10.244.0.6']))
   const r = await h.sync()
   t.equal(r.full, true)
@@ -190,6 +190,8 @@ t.test('first sync writes both tables; an unchanged resync writes nothing', asyn
   t.same(jumpsOf(h.fake.chain('nat', 'PREROUTING')), ['KUBE-SERVICES'])
   t.same(jumpsOf(h.fake.chain('nat', 'POSTROUTING')), ['KUBE-POSTROUTING'])
   t.same(jumpsOf(h.fake.chain('filter', 'FORWARD')), ['KUBE-PROXY-FIREWALL', 'KUBE-FORWARD', 'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES'])
+  t.same(jumpsOf(h.fake.chain('filter', 'INPUT')), ['KUBE-FIREWALL', 'KUBE-PROXY-FIREWALL', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES'], 'KUBE-FIREWALL first')
+  t.same(jumpsOf(h.fake.chain('filter', 'OUTPUT')), ['KUBE-FIREWALL', 'KUBE-PROXY-FIREWALL', 'KUBE-SERVICES'])
   const again = await h.sync(true)
   t.equal(again.full, true)
   t.same(h.fake.commits, [], 'nothing committed')
@@ -316,12 +318,158 @@ t.test('cleanup removes our chains and jumps, nothing else', async (t) => {
   h.fake.tables.nat.set('OTHER', [])
   h.fake.tables.nat.get('PREROUTING')!.push({ target: { jump: 'OTHER' } })
   const r = await h.proxier.cleanup()
-  t.equal(r.jumps, 3 + 9)
+  t.equal(r.jumps, 3 + 9 + 2, 'nat 3, filter 9 and the two KUBE-FIREWALL jumps')
   t.same([...h.fake.tables.nat.keys()].sort(), ['INPUT', 'OTHER', 'OUTPUT', 'POSTROUTING', 'PREROUTING'])
   t.same([...h.fake.tables.filter.keys()].sort(), ['FORWARD', 'INPUT', 'OUTPUT'])
   t.same(jumpsOf(h.fake.chain('nat', 'PREROUTING')), ['OTHER'])
-  t.equal(r.chains, 4 + 3 + 4 + 1, 'nat: 4 fixed, SVC, EXT, SEP; filter: 4 shared, KUBE-FORWARD')
+  t.equal(r.chains, 4 + 3 + 4 + 2, 'nat: 4 fixed, SVC, EXT, SEP; filter: 4 shared, KUBE-FORWARD, KUBE-FIREWALL')
   t.equal(h.proxier.synced, false)
+})
+
+// ---- localhost node ports, KUBE-FIREWALL, nodePortAddresses, SCTP --------------------------
+
+const LOCALNET_DROP: Rule = {
+  source: { not: '127.0.0.0/8' },
+  destination: '127.0.0.0/8',
+  matches: [c('block incoming localnet connections'), { match: 'conntrack', ctstate: { not: ['ESTABLISHED', 'RELATED', 'DNAT'] } }],
+  target: { target: 'DROP' },
+}
+const NP_COMMENT = c('kubernetes service nodeports; NOTE: this must be the last rule in this chain')
+const tailOf = (fake: FakeIptables): Rule[] => {
+  const ks = fake.chain('nat', 'KUBE-SERVICES') ?? []
+  return ks.filter((r) => r.target && 'jump' in r.target && r.target.jump === 'KUBE-NODEPORTS')
+}
+const addr = (link: string, address: string, family: 'inet' | 'inet6' = 'inet', scope = 'global') =>
+  ({ family, address, prefix: family === 'inet' ? 24 : 64, index: 1, link, scope, flags: [] }) as never
+
+t.test('localhostNodePorts (default true): the localnet drop rule, route_localnet, node ports on 127.0.0.1', async (t) => {
+  const h = harness()
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))
+  await h.sync()
+  t.strictSame(h.fake.chain('filter', 'KUBE-FIREWALL'), [LOCALNET_DROP])
+  t.strictSame(tailOf(h.fake), [{ matches: [NP_COMMENT, { match: 'addrtype', dstType: 'LOCAL' }], target: { jump: 'KUBE-NODEPORTS' } }], 'no 127.0.0.0/8 exclusion')
+  // Its rule flushed by hand: a full sync puts it back, counted as drift.
+  h.fake.tables.filter.set('KUBE-FIREWALL', [])
+  const r = await h.sync(true)
+  t.equal(r.repaired.iptables, 1)
+  t.strictSame(h.fake.chain('filter', 'KUBE-FIREWALL'), [LOCALNET_DROP])
+})
+
+t.test('localhostNodePorts false: KUBE-FIREWALL and its jumps made but its rules left alone; 127.0.0.0/8 kept out; no route_localnet', async (t) => {
+  const h = harness({ localhostNodePorts: false })
+  t.same(await h.proxier.setup(), ['net.ipv4.ip_forward'])
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))
+  await h.sync()
+  t.strictSame(h.fake.chain('filter', 'KUBE-FIREWALL'), [], 'made empty')
+  t.same(jumpsOf(h.fake.chain('filter', 'INPUT'))[0], 'KUBE-FIREWALL')
+  t.same(jumpsOf(h.fake.chain('filter', 'OUTPUT'))[0], 'KUBE-FIREWALL')
+  t.strictSame(tailOf(h.fake), [{ destination: { not: '127.0.0.0/8' }, matches: [NP_COMMENT, { match: 'addrtype', dstType: 'LOCAL' }], target: { jump: 'KUBE-NODEPORTS' } }])
+  // kubelet's copy of the rule: not ours to remove, nor drift.
+  h.fake.tables.filter.set('KUBE-FIREWALL', [LOCALNET_DROP])
+  const r = await h.sync(true)
+  t.same(h.fake.commits, [], 'nothing written')
+  t.equal(r.repaired.iptables, 0)
+  t.strictSame(h.fake.chain('filter', 'KUBE-FIREWALL'), [LOCALNET_DROP])
+  // Deleted: made again.
+  h.fake.tables.filter.get('INPUT')!.splice(0, 1)
+  h.fake.tables.filter.set('KUBE-FIREWALL', [])
+  h.fake.tables.filter.delete('KUBE-FIREWALL')
+  await h.sync(true)
+  t.strictSame(h.fake.chain('filter', 'KUBE-FIREWALL'), [])
+  t.same(jumpsOf(h.fake.chain('filter', 'INPUT'))[0], 'KUBE-FIREWALL', 'the jump restored first')
+})
+
+t.test('IPv6: never localhost node ports (::1 kept out), KUBE-FIREWALL made empty', async (t) => {
+  const h = harness({ family: 'inet6', clusterCIDR: 'fd00:10:244::/64', localhostNodePorts: true })
+  t.same(await h.proxier.setup(), ['net.ipv6.conf.all.forwarding'], 'no route_localnet')
+  h.put(svc('web', { clusterIP: 'fd00:10:96::10', ipFamilies: ['IPv6'] }), sliceOf('web-a', 'web', ['fd00:10:244::5'], undefined, { namespace: 'ns', addressType: 'IPv6' }))
+  await h.sync()
+  t.strictSame(h.fake.chain('filter', 'KUBE-FIREWALL'), [])
+  t.strictSame(tailOf(h.fake), [{ destination: { not: '::1/128' }, matches: [NP_COMMENT, { match: 'addrtype', dstType: 'LOCAL' }], target: { jump: 'KUBE-NODEPORTS' } }])
+})
+
+t.test('nodePortAddresses: one jump per node address in the CIDRs, loopback only with localhost node ports', async (t) => {
+  const fake = new FakeIptables()
+  fake.addresses = [addr('lo', '127.0.0.1', 'inet', 'host'), addr('eth0', '192.168.1.10'), addr('eth1', '10.1.0.5'), addr('eth0', 'fd00::10', 'inet6')]
+  const h = harness({ nodePortAddresses: ['192.168.0.0/16', '127.0.0.0/8', 'fd00::/64'] }, fake)
+  t.same(await h.proxier.setup(), ['net.ipv4.ip_forward', 'net.ipv4.conf.all.route_localnet'], '127.0.0.0/8 given: localhost node ports')
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))
+  await h.sync()
+  const jump = (ip: string): Rule => ({ destination: `${ip}/32`, matches: [NP_COMMENT], target: { jump: 'KUBE-NODEPORTS' } })
+  t.strictSame(tailOf(fake), [jump('192.168.1.10'), jump('127.0.0.1')], 'CIDR by CIDR; no addrtype match')
+  t.equal(jumpsOf(fake.chain('nat', 'KUBE-SERVICES')).at(-1), 'KUBE-NODEPORTS')
+  // A partial sync inserts before both tail rules.
+  h.put(svc('late', { clusterIP: '10.96.0.20' }), slice('late-a', 'late', ['10.244.0.6']))
+  await h.sync()
+  t.same(jumpsOf(fake.chain('nat', 'KUBE-SERVICES')).slice(-2), ['KUBE-NODEPORTS', 'KUBE-NODEPORTS'])
+  t.equal(fake.chain('nat', 'KUBE-SERVICES')!.length, 4)
+  // The node's addresses change: the next full sync follows.
+  fake.addresses.push(addr('eth2', '192.168.2.20'))
+  const r = await h.sync(true)
+  t.same(r.errors, [])
+  t.strictSame(tailOf(fake), [jump('192.168.1.10'), jump('192.168.2.20'), jump('127.0.0.1')])
+
+  // Without localhost node ports, 127.0.0.1 gets no rule (and is warned about).
+  const warnings: string[] = []
+  const f2 = new FakeIptables()
+  f2.addresses = fake.addresses
+  const h2 = harness({ nodePortAddresses: ['127.0.0.0/8', '192.168.1.0/24'], localhostNodePorts: false, log: (level, msg) => void (level === 'warn' && warnings.push(msg)) }, f2)
+  t.same(await h2.proxier.setup(), ['net.ipv4.ip_forward'])
+  h2.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))
+  await h2.sync()
+  t.strictSame(tailOf(f2), [jump('192.168.1.10')])
+  t.match(warnings, [/127\.0\.0\.1/])
+  t.strictSame(f2.chain('filter', 'KUBE-FIREWALL'), [], 'no localnet drop rule')
+})
+
+t.test('nodePortAddresses without 127.0.0.1: no localhost node ports (kube-proxy turns them off)', async (t) => {
+  const fake = new FakeIptables()
+  fake.addresses = [addr('lo', '127.0.0.1', 'inet', 'host'), addr('eth0', '192.168.1.10')]
+  const h = harness({ nodePortAddresses: ['192.168.1.0/24'] }, fake)
+  t.same(await h.proxier.setup(), ['net.ipv4.ip_forward'], 'no route_localnet')
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))
+  await h.sync()
+  t.strictSame(tailOf(fake), [{ destination: '192.168.1.10/32', matches: [NP_COMMENT], target: { jump: 'KUBE-NODEPORTS' } }])
+  t.strictSame(fake.chain('filter', 'KUBE-FIREWALL'), [])
+})
+
+t.test('nodePortAddresses: primary is the node IP or the first node address; IPv6 with only IPv4 CIDRs is all', async (t) => {
+  const fake = new FakeIptables()
+  fake.addresses = [addr('lo', '127.0.0.1', 'inet', 'host'), addr('eth0', '192.168.1.10'), addr('eth1', '10.1.0.5'), addr('eth0', 'fd00::10', 'inet6')]
+  const h = harness({ nodePortAddresses: ['primary'] }, fake)
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))
+  await h.sync()
+  t.strictSame(tailOf(fake).map((r) => r.destination), ['192.168.1.10/32'])
+  const h2 = harness({ nodePortAddresses: ['primary'], nodeIP: '10.1.0.5' }, fake)
+  await h2.sync(true)
+  t.strictSame(tailOf(fake).map((r) => r.destination), ['10.1.0.5/32'])
+  const f6 = new FakeIptables()
+  f6.addresses = fake.addresses
+  const h6 = harness({ family: 'inet6', clusterCIDR: 'fd00:10:244::/64', nodePortAddresses: ['192.168.0.0/16'] }, f6)
+  await h6.sync()
+  t.strictSame(tailOf(f6), [{ destination: { not: '::1/128' }, matches: [NP_COMMENT, { match: 'addrtype', dstType: 'LOCAL' }], target: { jump: 'KUBE-NODEPORTS' } }])
+})
+
+t.test('SCTP ports: -p sctp -m sctp --dport, as kube-proxy writes them', async (t) => {
+  const service = svc('sc', { type: 'NodePort', ports: [{ name: 'sc', protocol: 'SCTP', port: 9, nodePort: 30009 }] })
+  const eps = slice('sc-a', 'sc', ['10.244.0.5'], [{ name: 'sc', protocol: 'SCTP', port: 9 }])
+  const { port, rules } = rulesOf(service, [eps])
+  const names = portChains(port)
+  t.strictSame(rules.nat.shared.get('KUBE-SERVICES'), [
+    { protocol: 'sctp', matches: [c('ns/sc:sc cluster IP'), { match: 'sctp', dport: 9 }], destination: '10.96.0.10/32', target: { jump: names.svc } },
+  ])
+  t.strictSame(rules.nat.shared.get('KUBE-NODEPORTS'), [{ protocol: 'sctp', matches: [c('ns/sc:sc'), { match: 'sctp', dport: 30009 }], target: { jump: names.ext } }])
+  const sep = endpointChain(port, '10.244.0.5:9')
+  t.strictSame(rules.nat.chains.get(sep)![1], { protocol: 'sctp', matches: [c('ns/sc:sc'), { match: 'sctp' }], target: { target: 'DNAT', toDestination: '10.244.0.5:9' } })
+  const empty = rulesOf(service, []).rules
+  t.strictSame(empty.filter.shared.get('KUBE-SERVICES'), [
+    { protocol: 'sctp', matches: [c('ns/sc:sc has no endpoints'), { match: 'sctp', dport: 9 }], destination: '10.96.0.10/32', target: { target: 'REJECT' } },
+  ])
+  const h = harness()
+  h.put(service, eps)
+  const r = await h.sync()
+  t.same(r.errors, [])
+  t.equal(jumpsOf(h.fake.chain('nat', 'KUBE-SERVICES'))[0], names.svc)
 })
 
 // ---- two services on one address:port -----------------------------------------------------

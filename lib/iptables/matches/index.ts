@@ -12,11 +12,12 @@ import { mark } from './mark.js'
 import { multiport, tcp, udp } from './ports.js'
 import { physdev } from './physdev.js'
 import { recent } from './recent.js'
+import { sctp } from './sctp.js'
 import { set } from './set.js'
 import { statistic } from './statistic.js'
 
 const MATCHES = new Map<string, ExtFamily<Match>>([
-  ['comment', comment], ['tcp', tcp], ['udp', udp], ['multiport', multiport], ['statistic', statistic], ['set', set],
+  ['comment', comment], ['tcp', tcp], ['udp', udp], ['sctp', sctp], ['multiport', multiport], ['statistic', statistic], ['set', set],
   ['mark', mark], ['addrtype', addrtype], ['conntrack', conntrack], ['recent', recent], ['physdev', physdev],
 ])
 

@@ -1,8 +1,9 @@
 // The kernel as the iptables proxier sees it: libiptc transactions on nat and
-// filter, conntrack for stale UDP entries, sysctls. A fake implements the same
-// for host tests (test/support/fake-iptables.ts).
+// filter, conntrack for stale UDP entries, sysctls, the node's addresses. A
+// fake implements the same for host tests (test/support/fake-iptables.ts).
 import { Conntrack } from '../../conntrack.js'
 import { Iptables, type Rule, type RuleRecord } from '../../iptables.js'
+import { Rtnl, type AddressRecord } from '../../route.js'
 import { ensureSysctl } from '../../sysctl.js'
 import type { Family } from '../../validate.js'
 import type { Table } from './tables.js'
@@ -29,6 +30,8 @@ export interface IptablesDataplane {
   readonly conntrack: Pick<Conntrack, 'delete'>
   /** Sets a sysctl when it differs; resolves whether it was changed. */
   ensureSysctl(key: string, value: number): Promise<boolean>
+  /** The addresses of every link (nodePortAddresses other than all). */
+  listAddresses(family: Family): Promise<AddressRecord[]>
   close(): Promise<void>
 }
 
@@ -43,6 +46,15 @@ export async function openIptablesDataplane(family: Family = 'inet'): Promise<Ip
     readChain: (table, chain) => fresh.listRules(table, chain),
     conntrack,
     ensureSysctl: (key, value) => ensureSysctl(key, value),
+    async listAddresses(f) {
+      // Opened for the one read: only a nodePortAddresses other than all asks, once a full sync.
+      const rtnl = await Rtnl.open()
+      try {
+        return await rtnl.listAddresses({ family: f })
+      } finally {
+        await rtnl.close()
+      }
+    },
     async close() {
       await conntrack.close()
     },

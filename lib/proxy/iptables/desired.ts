@@ -47,7 +47,7 @@ export const EMPTY_PORT_RULES: PortRules = Object.freeze({ nat: EMPTY_PART, filt
  */
 export function portClaims(port: ServicePort, family: Family): string[] {
   const clusterIP = port.clusterIPs.find((ip) => inFamily(ip, family))
-  if (clusterIP === undefined || port.protocol === 'SCTP') return []
+  if (clusterIP === undefined) return []
   const proto = port.protocol.toLowerCase()
   const out = new Set([serverKey(proto, clusterIP, port.port)])
   for (const ip of port.externalIPs) if (inFamily(ip, family)) out.add(serverKey(proto, ip, port.port))
@@ -73,8 +73,6 @@ export function desiredOf(port: ServicePort, endpoints: readonly Endpoint[], ctx
   const proto = port.protocol.toLowerCase() as 'tcp' | 'udp' | 'sctp'
   const spn = servicePortNameString(port.name)
   const names = portChains(port)
-  // The rule model has no sctp match (its --dport): SCTP service ports are not programmed in this mode.
-  if (proto === 'sctp') return EMPTY_PORT_RULES
   const protoMatch = (dport?: number): Rule['matches'] => [dport === undefined ? { match: proto } : { match: proto, dport }]
   /** `-d ip -p proto -m comment -m proto --dport P`: the canonical order of kube-proxy's service matches. */
   const dst = (ip: string | undefined, text: string, dport: number, extra: Rule['matches'] = []): Rule => {

@@ -31,7 +31,8 @@ import type { ChainStatus, Log, Proxier, ProxyState, Report } from '../types.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IptablesDataplane, TableTransaction } from './dataplane.js'
 import { desiredOf, EMPTY_PORT_RULES, portClaims, type PortRules, type TablePart } from './desired.js'
-import { fixedRules, isOurChain, nodePortsJump, SHARED_CHAINS, type Table } from './tables.js'
+import { fixedRules, isOurChain, nodePortsJumps, SHARED_CHAINS, type Table } from './tables.js'
+import { nodeAddresses, nodePortSelection, selectNodePortAddresses, type NodePortSelection } from '../nodeports.js'
 
 export interface IptablesProxierOptions {
   family?: Family
@@ -42,12 +43,16 @@ export interface IptablesProxierOptions {
   /** The node's primary address (load-balancer source ranges that cover it let the node in). */
   nodeIP?: string
   nodeZone?: string
+  /** Node ports on 127.0.0.1 (IPv4 only; default true, as kube-proxy): route_localnet=1 and the localnet drop rule. */
+  localhostNodePorts?: boolean
+  /** nodePortAddresses: CIDRs, or ['primary']; [] is every node address. */
+  nodePortAddresses?: readonly string[]
   log?: Log
 }
 
 const TABLES: readonly Table[] = ['nat', 'filter']
-/** Shared chains with rules that must stay after every port's: their count. */
-const TAIL: Record<Table, Record<string, number>> = { nat: { 'KUBE-SERVICES': 1 }, filter: {} }
+/** Shared chains with rules that must stay after every port's (the node-ports jumps). */
+const TAIL: Record<Table, Record<string, boolean>> = { nat: { 'KUBE-SERVICES': true }, filter: {} }
 const EMPTY: readonly Rule[] = Object.freeze([])
 const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
 
@@ -98,7 +103,9 @@ class Plan {
 
 export class IptablesProxier extends Reconciler implements Proxier {
   readonly #dp: IptablesDataplane
-  readonly #o: { masqueradeAll: boolean; masqueradeBit: number; clusterCIDR: string; nodeIP?: string; nodeZone?: string }
+  readonly #o: { masqueradeAll: boolean; masqueradeBit: number; clusterCIDR: string; nodeIP?: string; nodeZone?: string; localhostNodePorts: boolean; nodePorts: NodePortSelection }
+  /** The node-port addresses when nodePortAddresses selects some (read at each full sync); undefined: every local address. */
+  #nodePortAddresses: string[] | undefined
   readonly #want = new Map<string, PortRules>()
   readonly #applied: Record<Table, Applied> = { nat: newApplied(), filter: newApplied() }
   /** Rules in the chains of this mode, per table, as of the last commit (kube-proxy's iptables_total metric). */
@@ -113,7 +120,12 @@ export class IptablesProxier extends Reconciler implements Proxier {
       clusterCIDR: options.clusterCIDR ?? '',
       ...(options.nodeIP ? { nodeIP: options.nodeIP } : {}),
       ...(options.nodeZone ? { nodeZone: options.nodeZone } : {}),
+      // kube-proxy: only IPv4, and only when nodePortAddresses lets 127.0.0.1 in.
+      localhostNodePorts: false,
+      nodePorts: nodePortSelection(options.nodePortAddresses ?? [], this.family),
     }
+    this.#o.localhostNodePorts = this.family === 'inet' && (options.localhostNodePorts ?? true) && this.#o.nodePorts.loopback
+    if (!this.#o.nodePorts.all) this.#nodePortAddresses = []
   }
 
   /** Nothing drains in iptables mode: conntrack keeps established connections going to removed endpoints. */
@@ -127,13 +139,20 @@ export class IptablesProxier extends Reconciler implements Proxier {
   }
 
   /**
-   * Node settings iptables mode needs: forwarding on. (Node ports on
-   * 127.0.0.1 are not supported, so route_localnet is left alone and the
-   * node-ports jump excludes 127.0.0.0/8.) Resolves the keys it changed.
+   * Node settings iptables mode needs: forwarding on; with localhost node
+   * ports, route_localnet=1 (packets to 127.0.0.1 may be DNATed off the node;
+   * filter KUBE-FIREWALL drops what comes from elsewhere to 127.0.0.0/8).
+   * Resolves the keys it changed.
    */
   async setup(): Promise<string[]> {
-    const key = this.family === 'inet' ? SYSCTL.ipForward : 'net.ipv6.conf.all.forwarding'
-    return (await this.#dp.ensureSysctl(key, 1)) ? [key] : []
+    const want = [this.family === 'inet' ? SYSCTL.ipForward : 'net.ipv6.conf.all.forwarding']
+    if (this.#o.localhostNodePorts) {
+      want.push(SYSCTL.routeLocalnet)
+      this.log('info', 'setting route_localnet=1 for node ports on localhost; iptables.localhostNodePorts=false or a nodePortAddresses without 127.0.0.1 turns it off')
+    }
+    const changed: string[] = []
+    for (const key of want) if (await this.#dp.ensureSysctl(key, 1)) changed.push(key)
+    return changed
   }
 
   /**
@@ -224,7 +243,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
       let order = applied.order.get(chain)
       if (!order) applied.order.set(chain, (order = new Map()))
       const o = order
-      const tail = TAIL[table][chain] ?? 0
+      const tail = TAIL[table][chain] ?? false
       let length = 0
       for (const rules of o.values()) length += rules.length
       const rewrite = changes.length > 64 && changes.length * 4 > o.size
@@ -237,7 +256,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
           tx.flushChain(chain)
           let n = 1
           for (const rules of next.values()) for (const r of rules) (tx.appendRule(chain, r), n++)
-          if (tail) (tx.appendRule(chain, this.#tailRule(table, chain)), n++)
+          if (tail) for (const r of this.#tail(table, chain)) (tx.appendRule(chain, r), n++)
           return n
         })
       } else {
@@ -267,9 +286,32 @@ export class IptablesProxier extends Reconciler implements Proxier {
     return plan
   }
 
-  #tailRule(table: Table, chain: string): Rule {
-    if (table === 'nat' && chain === 'KUBE-SERVICES') return nodePortsJump({ family: this.family, masqueradeBit: this.#o.masqueradeBit })
+  #tail(table: Table, chain: string): Rule[] {
+    if (table === 'nat' && chain === 'KUBE-SERVICES') return nodePortsJumps(this.#fixedOptions(), this.#nodePortAddresses)
     throw new Error(`no tail rule for ${table} ${chain}`)
+  }
+
+  #fixedOptions() {
+    return { family: this.family, masqueradeBit: this.#o.masqueradeBit, localhostNodePorts: this.#o.localhostNodePorts }
+  }
+
+  /** nodePortAddresses other than all: the node's addresses in them (kube-proxy: every interface's, loopback included). */
+  async #readNodePortAddresses(report: Report): Promise<void> {
+    if (this.#o.nodePorts.all) return
+    try {
+      const records = await this.#dp.listAddresses(this.family)
+      const all = [...new Set(records.filter((a) => a.family === this.family).map((a) => a.address))]
+      const primary = this.#o.nodeIP ?? nodeAddresses(records, this.family)[0]
+      const np = selectNodePortAddresses(this.#o.nodePorts, all, primary)
+      if (np.join() !== this.#nodePortAddresses?.join()) this.log('info', 'node port addresses', { addresses: np })
+      for (const ip of np)
+        if (ip === '::1' || (this.family === 'inet' && ip.startsWith('127.') && !this.#o.localhostNodePorts))
+          this.log('warn', this.family === 'inet6' ? 'nodePortAddresses holds ::1, but localhost node ports are IPv4 only' : 'nodePortAddresses holds 127.0.0.1, but iptables.localhostNodePorts is false', { address: ip })
+      this.#nodePortAddresses = np
+    } catch (e) {
+      report.errors.push(e as Error)
+      this.log('error', 'reading the node addresses failed; node ports keep the addresses read before', { error: e })
+    }
   }
 
   /**
@@ -300,6 +342,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
     if (!repairing) {
       report.ports = this.#recompute(new Set([...this.#want.keys(), ...state.ports.keys()]), state).size
     }
+    await this.#readNodePortAddresses(report)
     let ok = true
     for (const table of TABLES) if (!(await this.#fullTable(table, report, repairing))) ok = false
     return ok
@@ -316,7 +359,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
       this.log('error', 'reading the iptables table failed', { table, error: e })
       return false
     }
-    const fixed = fixedRules({ family: this.family, masqueradeBit: this.#o.masqueradeBit })[table]
+    const fixed = fixedRules(this.#fixedOptions())[table]
     const want = new Map<string, readonly Rule[]>(fixed.chains)
     // Shared chains: the ports in the kernel's order where they are there already.
     const orders = new Map<string, Map<string, readonly Rule[]>>()
@@ -338,7 +381,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
       orders.set(chain, order)
       const all: Rule[] = []
       for (const rules of order.values()) all.push(...rules)
-      if (TAIL[table][chain]) all.push(this.#tailRule(table, chain))
+      if (TAIL[table][chain]) all.push(...this.#tail(table, chain))
       want.set(chain, all)
     }
     for (const p of this.#want.values()) for (const [c, rules] of p[table].chains) want.set(c, rules)
@@ -353,8 +396,13 @@ export class IptablesProxier extends Reconciler implements Proxier {
         repaired.push(c)
       }
     }
+    for (const c of fixed.kept)
+      if (!kernel.has(c)) {
+        plan.creates.push(c)
+        repaired.push(c)
+      }
     for (const c of kernel.keys()) {
-      if (want.has(c) || !isOurChain(table, c)) continue
+      if (want.has(c) || fixed.kept.includes(c) || !isOurChain(table, c)) continue
       plan.removals.push(c)
       repaired.push(`${c} (stale)`)
     }

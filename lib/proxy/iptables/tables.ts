@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto'
 import type { Rule } from '../../iptables.js'
 import type { Family } from '../../validate.js'
+import { cidrContains } from '../../address.js'
 import { servicePortNameString, type ServicePort } from '../model/serviceport.js'
 
 export type Table = 'nat' | 'filter'
@@ -16,10 +17,14 @@ export const SHARED_CHAINS = {
   filter: ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL'],
 } as const satisfies Record<Table, readonly string[]>
 
-/** Chains whose rules never depend on the services. */
+/**
+ * Chains whose rules never depend on the services. KUBE-FIREWALL is kubelet's
+ * chain too (it may hold the same rule): kube-proxy makes it and its jumps
+ * whatever the settings, and fills it only when it serves localhost node ports.
+ */
 export const STATIC_CHAINS = {
   nat: ['KUBE-POSTROUTING', 'KUBE-MARK-MASQ'],
-  filter: ['KUBE-FORWARD'],
+  filter: ['KUBE-FORWARD', 'KUBE-FIREWALL'],
 } as const satisfies Record<Table, readonly string[]>
 
 /** Prefixes of the per-service-port nat chains. */
@@ -70,7 +75,11 @@ export function endpointChain(port: ServicePort, endpoint: string): string {
 export interface FixedOptions {
   family: Family
   masqueradeBit: number
-  /** When false (tsproxy does not program localhost node ports), `! -d 127.0.0.0/8` (`::1/128`) keeps them out. */
+  /**
+   * Node ports served on 127.0.0.1 (IPv4 only; false for IPv6 whatever is
+   * asked). When false, the node-ports jump keeps 127.0.0.0/8 (IPv6: ::1/128
+   * always) out, and KUBE-FIREWALL is made but left as it is.
+   */
   localhostNodePorts?: boolean
 }
 
@@ -79,11 +88,34 @@ const newConn = { match: 'conntrack' as const, ctstate: ['NEW' as const] }
 
 export const NODEPORTS_COMMENT = 'kubernetes service nodeports; NOTE: this must be the last rule in this chain'
 
-/** The rule that must stay last in nat KUBE-SERVICES. */
-export function nodePortsJump(o: FixedOptions): Rule {
-  const r: Rule = { matches: [comment(NODEPORTS_COMMENT), { match: 'addrtype', dstType: 'LOCAL' }], target: { jump: 'KUBE-NODEPORTS' } }
-  if (!o.localhostNodePorts) r.destination = { not: o.family === 'inet' ? '127.0.0.0/8' : '::1/128' }
-  return r
+const LOOPBACK4 = '127.0.0.0/8'
+const isLoopback = (ip: string): boolean => ip === '::1' || cidrContains(LOOPBACK4, ip)
+
+/**
+ * The rules that must stay last in nat KUBE-SERVICES: one jump for every
+ * local destination, or (`addresses`: the node-port addresses when
+ * nodePortAddresses selects some) one per address. Loopback addresses only
+ * when localhost node ports are served.
+ */
+export function nodePortsJumps(o: FixedOptions, addresses?: readonly string[]): Rule[] {
+  const localhost = o.family === 'inet' && !!o.localhostNodePorts
+  if (addresses === undefined) {
+    const r: Rule = { matches: [comment(NODEPORTS_COMMENT), { match: 'addrtype', dstType: 'LOCAL' }], target: { jump: 'KUBE-NODEPORTS' } }
+    if (!localhost) r.destination = { not: o.family === 'inet' ? LOOPBACK4 : '::1/128' }
+    return [r]
+  }
+  const host = o.family === 'inet' ? 32 : 128
+  return addresses
+    .filter((ip) => localhost || !isLoopback(ip))
+    .map((ip) => ({ destination: `${ip}/${host}`, matches: [comment(NODEPORTS_COMMENT)], target: { jump: 'KUBE-NODEPORTS' } }))
+}
+
+/** filter KUBE-FIREWALL's one rule (IPv4, localhost node ports): route_localnet lets the world reach 127.0.0.0/8; this drops it. */
+export const LOCALNET_DROP: Rule = {
+  source: { not: LOOPBACK4 },
+  destination: LOOPBACK4,
+  matches: [comment('block incoming localnet connections'), { match: 'conntrack', ctstate: { not: ['ESTABLISHED', 'RELATED', 'DNAT'] } }],
+  target: { target: 'DROP' },
 }
 
 export interface Jump {
@@ -92,7 +124,8 @@ export interface Jump {
 }
 
 /** The fixed chains' rules and the jumps from the built-in chains, by table. */
-export function fixedRules(o: FixedOptions): Record<Table, { chains: Map<string, Rule[]>; jumps: Jump[] }> {
+export function fixedRules(o: FixedOptions): Record<Table, { chains: Map<string, Rule[]>; kept: string[]; jumps: Jump[] }> {
+  const localhost = o.family === 'inet' && !!o.localhostNodePorts
   const mark = (1 << o.masqueradeBit) >>> 0
   const j = (chain: string, text: string, to: string, ctNew: boolean): Jump => ({
     chain,
@@ -111,6 +144,7 @@ export function fixedRules(o: FixedOptions): Record<Table, { chains: Map<string,
         ],
         ['KUBE-MARK-MASQ', [{ target: { target: 'MARK', op: 'set-xmark', value: mark, mask: mark } }]],
       ]),
+      kept: [],
       jumps: [
         j('PREROUTING', 'kubernetes service portals', 'KUBE-SERVICES', false),
         j('OUTPUT', 'kubernetes service portals', 'KUBE-SERVICES', false),
@@ -127,8 +161,14 @@ export function fixedRules(o: FixedOptions): Record<Table, { chains: Map<string,
             { matches: [comment('kubernetes forwarding conntrack rule'), { match: 'conntrack', ctstate: ['ESTABLISHED', 'RELATED'] }], target: { target: 'ACCEPT' } },
           ],
         ],
+        ...(localhost ? [['KUBE-FIREWALL', [LOCALNET_DROP]] as [string, Rule[]]] : []),
       ]),
+      // Made, never filled nor flushed: kubelet's rule may be there.
+      kept: localhost ? [] : ['KUBE-FIREWALL'],
       jumps: [
+        // Plain jumps, first in INPUT and OUTPUT (kube-proxy prepends them after its own).
+        { chain: 'INPUT', rule: { target: { jump: 'KUBE-FIREWALL' } } },
+        { chain: 'OUTPUT', rule: { target: { jump: 'KUBE-FIREWALL' } } },
         j('INPUT', 'kubernetes load balancer firewall', 'KUBE-PROXY-FIREWALL', true),
         j('INPUT', 'kubernetes health check service ports', 'KUBE-NODEPORTS', false),
         j('INPUT', 'kubernetes externally-visible service portals', 'KUBE-EXTERNAL-SERVICES', true),

@@ -28,6 +28,7 @@ import type { IpvsDataplane } from './dataplane.js'
 import type { Log, Proxier, ProxyState, Report, ServerStatus } from '../types.js'
 import { Reconciler } from '../reconciler.js'
 import { serverKey } from '../claims.js'
+import { nodeAddresses, nodePortSelection, selectNodePortAddresses } from '../nodeports.js'
 import { desiredOf, EMPTY_CONTRIBUTION, WEIGHT, type Claim, type Contribution, type SetEntry, type VirtualServer } from './desired.js'
 import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './netfilter.js'
 
@@ -344,15 +345,10 @@ export class IpvsProxier extends Reconciler implements Proxier {
   /** Reads the node's addresses; resolves whether they changed since the last read. */
   async #readNode(): Promise<boolean> {
     const all = await this.#dp.rtnl.listAddresses({ family: this.family })
-    const node = all.filter((a) => a.link !== DUMMY_LINK && a.link !== 'lo' && a.scope !== 'host' && !(this.family === 'inet6' && a.scope === 'link'))
     const before = this.#nodeAddresses.join()
-    this.#nodeAddresses = [...new Set(node.map((a) => a.address))]
+    this.#nodeAddresses = nodeAddresses(all, this.family, [DUMMY_LINK])
     let changed = this.#nodeAddresses.join() !== before
-    const want = this.#o.nodePortAddresses
-    let np: string[]
-    if (want.length === 0) np = this.#nodeAddresses
-    else if (want.includes('primary')) np = this.#nodeAddresses.slice(0, 1)
-    else np = this.#nodeAddresses.filter((ip) => want.some((c) => cidrContains(c, ip)))
+    const np = selectNodePortAddresses(nodePortSelection(this.#o.nodePortAddresses, this.family), this.#nodeAddresses, this.#nodeAddresses[0])
     if (np.join() !== this.#nodePortAddresses.join()) {
       this.#nodePortAddresses = np
       this.log('info', 'node port addresses', { addresses: np })
