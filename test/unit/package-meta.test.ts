@@ -56,10 +56,10 @@ t.test('prebuilds: both builders, tagged with the C library, shipped in the pack
   t.equal(pkg.scripts.prebuilds, 'prebuildify --napi --strip --tag-libc', 'npm run prebuilds: node-gyp, glibc/musl-tagged')
   // prebuildify 6 has no --backend option (it would be ignored and node-gyp would build):
   // cmake-js comes in through prebuildify's --node-gyp hook.
-  t.equal(pkg.scripts['prebuilds:cmake-js'], 'prebuildify --napi --strip --tag-libc --node-gyp=./native/cmake-js-for-prebuildify.mjs',
+  t.equal(pkg.scripts['prebuilds:cmake-js'], 'prebuildify --napi --strip --tag-libc --node-gyp=./tools/cmake-js-for-prebuildify.mjs',
     'npm run prebuilds:cmake-js: the same through cmake-js')
   t.notMatch(Object.values(pkg.scripts).join('\n'), /--backend/, 'no --backend option prebuildify would ignore')
-  const shim = statSync(join(ROOT, 'native/cmake-js-for-prebuildify.mjs'))
+  const shim = statSync(join(ROOT, 'tools/cmake-js-for-prebuildify.mjs'))
   t.ok(shim.mode & 0o111, 'the --node-gyp command is executable (prebuildify spawns it without a shell)')
   t.ok(existsSync(join(ROOT, 'CMakeLists.txt')), 'CMakeLists.txt is there')
   t.ok(pkg.devDependencies['cmake-js'], 'cmake-js is a dev dependency')
