@@ -54,6 +54,8 @@ export const SYSCTL = {
   ipForward: 'net.ipv4.ip_forward',
   /** Packets to or from 127.0.0.0/8 may be routed off lo (iptables mode's node ports on localhost). */
   routeLocalnet: 'net.ipv4.conf.all.route_localnet',
+  /** Conntrack marks only out-of-window RSTs INVALID (iptables mode then writes no ctstate INVALID drop). */
+  conntrackTCPBeLiberal: 'net.netfilter.nf_conntrack_tcp_be_liberal',
   /** ARP replies only for addresses on the asking interface (strictARP: 1), of `iface` or 'all'. */
   arpIgnore: (iface = 'all'): string => confKey('sysctl.arpIgnore', iface, 'arp_ignore'),
   /** ARP requests with the best local source address (strictARP: 2), of `iface` or 'all'. */

@@ -37,6 +37,13 @@ export class FakeIptables implements IptablesDataplane {
     return true
   }
 
+  /** A sysctl never set here cannot be read (as a key of a module not loaded): rejects with ENOENT. */
+  async getSysctl(key: string): Promise<number> {
+    const v = this.sysctls.get(key)
+    if (v === undefined) throw Object.assign(new Error(`${key}: ENOENT`), { code: 'ENOENT', errno: 2, op: 'sysctl.get' })
+    return v
+  }
+
   /** What listAddresses answers (the node's addresses, every link). */
   addresses: AddressRecord[] = []
 

@@ -311,19 +311,76 @@ t.test('stale UDP conntrack entries are deleted as in IPVS mode', async (t) => {
   t.equal(r.ops.conntrack, 1)
 })
 
-t.test('cleanup removes our chains and jumps, nothing else', async (t) => {
+t.test('cleanup removes our chains and jumps, nothing else; kubelet\'s KUBE-FIREWALL stays', async (t) => {
   const h = harness()
   h.put(svc('web', { type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080 }] }), slice('web-a', 'web', ['10.244.0.5']))
   await h.sync()
   h.fake.tables.nat.set('OTHER', [])
   h.fake.tables.nat.get('PREROUTING')!.push({ target: { jump: 'OTHER' } })
   const r = await h.proxier.cleanup()
-  t.equal(r.jumps, 3 + 9 + 2, 'nat 3, filter 9 and the two KUBE-FIREWALL jumps')
+  t.equal(r.jumps, 3 + 9, 'nat 3, filter 9; not the two KUBE-FIREWALL jumps')
   t.same([...h.fake.tables.nat.keys()].sort(), ['INPUT', 'OTHER', 'OUTPUT', 'POSTROUTING', 'PREROUTING'])
-  t.same([...h.fake.tables.filter.keys()].sort(), ['FORWARD', 'INPUT', 'OUTPUT'])
+  t.same([...h.fake.tables.filter.keys()].sort(), ['FORWARD', 'INPUT', 'KUBE-FIREWALL', 'OUTPUT'])
   t.same(jumpsOf(h.fake.chain('nat', 'PREROUTING')), ['OTHER'])
-  t.equal(r.chains, 4 + 3 + 4 + 2, 'nat: 4 fixed, SVC, EXT, SEP; filter: 4 shared, KUBE-FORWARD, KUBE-FIREWALL')
+  // kube-proxy's CleanupLeftovers never unlinks nor flushes the chain it shares with kubelet.
+  t.same(jumpsOf(h.fake.chain('filter', 'INPUT')), ['KUBE-FIREWALL'])
+  t.same(jumpsOf(h.fake.chain('filter', 'OUTPUT')), ['KUBE-FIREWALL'])
+  t.same(jumpsOf(h.fake.chain('filter', 'FORWARD')), [])
+  t.equal(h.fake.chain('filter', 'KUBE-FIREWALL')!.length, 1, 'its localnet drop rule kept')
+  t.equal(r.chains, 4 + 3 + 4 + 1, 'nat: 4 fixed, SVC, EXT, SEP; filter: 4 shared, KUBE-FORWARD')
   t.equal(h.proxier.synced, false)
+  // A second cleanup finds nothing of ours.
+  t.same(await h.proxier.cleanup(), { chains: 0, jumps: 0 })
+  t.ok(h.fake.chain('filter', 'KUBE-FIREWALL'))
+})
+
+// ---- nf_conntrack_tcp_be_liberal -----------------------------------------------------------
+
+const INVALID_DROP: Rule = { matches: [{ match: 'conntrack', ctstate: ['INVALID'] }], target: { target: 'DROP' } }
+const BE_LIBERAL = 'net.netfilter.nf_conntrack_tcp_be_liberal'
+
+t.test('nf_conntrack_tcp_be_liberal read at setup: 1 leaves out the ctstate INVALID drop, 0 or unreadable keeps it first', async (t) => {
+  const forward = async (liberal: number | undefined): Promise<Rule[]> => {
+    const fake = new FakeIptables()
+    if (liberal !== undefined) fake.sysctls.set(BE_LIBERAL, liberal)
+    const h = harness({}, fake)
+    await h.proxier.setup()
+    h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))
+    t.same((await h.sync()).errors, [])
+    t.equal(fake.sysctls.get(BE_LIBERAL), liberal, 'only read, never set')
+    return fake.chain('filter', 'KUBE-FORWARD')!
+  }
+  const strict = await forward(0)
+  t.equal(strict.length, 3)
+  t.strictSame(strict[0], INVALID_DROP, '0: the drop rule first')
+  t.strictSame(await forward(undefined), strict, 'unreadable (nf_conntrack not loaded): as 0')
+  const liberal = await forward(1)
+  t.strictSame(liberal, strict.slice(1), '1: the same chain without the drop rule')
+  t.strictSame(await forward(2), liberal, 'any non-zero value')
+})
+
+t.test('liberal: the drop rule is drift, no INVALID counter is read, and a restart that reads 0 writes it back', async (t) => {
+  const fake = new FakeIptables()
+  fake.sysctls.set(BE_LIBERAL, 1)
+  const h = harness({}, fake)
+  await h.proxier.setup()
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))
+  await h.sync()
+  t.equal(await h.proxier.ctStateInvalidDropped(), undefined, 'no rule, no counter')
+  // Someone puts it back: a full sync removes it.
+  fake.tables.filter.get('KUBE-FORWARD')!.unshift(INVALID_DROP)
+  const r = await h.sync(true)
+  t.equal(r.repaired.iptables, 1)
+  t.notOk(fake.chain('filter', 'KUBE-FORWARD')!.some((x) => JSON.stringify(x) === JSON.stringify(INVALID_DROP)))
+  // Read once: a change of the sysctl waits for the next start, as in kube-proxy.
+  fake.sysctls.set(BE_LIBERAL, 0)
+  t.same((await h.sync(true)).ops.iptables, 0, 'the running proxier keeps what it read')
+  const next = harness({}, fake)
+  await next.proxier.setup()
+  next.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))
+  await next.sync()
+  t.strictSame(fake.chain('filter', 'KUBE-FORWARD')![0], INVALID_DROP, 'a new proxier that reads 0 writes it')
+  t.equal(await next.proxier.ctStateInvalidDropped(), 0)
 })
 
 // ---- localhost node ports, KUBE-FIREWALL, nodePortAddresses, SCTP --------------------------

@@ -4,7 +4,7 @@
 import { Conntrack } from '../../conntrack.js'
 import { Iptables, type Rule, type RuleRecord } from '../../iptables.js'
 import { Rtnl, type AddressRecord } from '../../route.js'
-import { ensureSysctl } from '../../sysctl.js'
+import { ensureSysctl, getSysctl } from '../../sysctl.js'
 import type { Family } from '../../validate.js'
 import type { Table } from './tables.js'
 
@@ -30,6 +30,8 @@ export interface IptablesDataplane {
   readonly conntrack: Pick<Conntrack, 'delete'>
   /** Sets a sysctl when it differs; resolves whether it was changed. */
   ensureSysctl(key: string, value: number): Promise<boolean>
+  /** An integer sysctl's value (rejects when the key cannot be read, e.g. nf_conntrack not loaded). */
+  getSysctl(key: string): Promise<number>
   /** The addresses of every link (nodePortAddresses other than all). */
   listAddresses(family: Family): Promise<AddressRecord[]>
   close(): Promise<void>
@@ -46,6 +48,7 @@ export async function openIptablesDataplane(family: Family = 'inet'): Promise<Ip
     readChain: (table, chain) => fresh.listRules(table, chain),
     conntrack,
     ensureSysctl: (key, value) => ensureSysctl(key, value),
+    getSysctl: (key) => getSysctl(key),
     async listAddresses(f) {
       // Opened for the one read: only a nodePortAddresses other than all asks, once a full sync.
       const rtnl = await Rtnl.open()

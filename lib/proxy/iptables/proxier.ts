@@ -31,7 +31,7 @@ import type { ChainStatus, Log, Proxier, ProxyState, Report } from '../types.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IptablesDataplane, TableTransaction } from './dataplane.js'
 import { desiredOf, EMPTY_PORT_RULES, portClaims, type PortRules, type TablePart } from './desired.js'
-import { fixedRules, isOurChain, nodePortsJumps, SHARED_CHAINS, type Table } from './tables.js'
+import { fixedRules, isKubeletChain, isOurChain, nodePortsJumps, SHARED_CHAINS, type Table } from './tables.js'
 import { nodeAddresses, nodePortSelection, selectNodePortAddresses, type NodePortSelection } from '../nodeports.js'
 
 export interface IptablesProxierOptions {
@@ -103,7 +103,7 @@ class Plan {
 
 export class IptablesProxier extends Reconciler implements Proxier {
   readonly #dp: IptablesDataplane
-  readonly #o: { masqueradeAll: boolean; masqueradeBit: number; clusterCIDR: string; nodeIP?: string; nodeZone?: string; localhostNodePorts: boolean; nodePorts: NodePortSelection }
+  readonly #o: { masqueradeAll: boolean; masqueradeBit: number; clusterCIDR: string; nodeIP?: string; nodeZone?: string; localhostNodePorts: boolean; nodePorts: NodePortSelection; conntrackTCPLiberal?: boolean }
   /** The node-port addresses when nodePortAddresses selects some (read at each full sync); undefined: every local address. */
   #nodePortAddresses: string[] | undefined
   readonly #want = new Map<string, PortRules>()
@@ -142,6 +142,8 @@ export class IptablesProxier extends Reconciler implements Proxier {
    * Node settings iptables mode needs: forwarding on; with localhost node
    * ports, route_localnet=1 (packets to 127.0.0.1 may be DNATed off the node;
    * filter KUBE-FIREWALL drops what comes from elsewhere to 127.0.0.0/8).
+   * Also reads nf_conntrack_tcp_be_liberal, once: when it is non-zero, filter
+   * KUBE-FORWARD gets no ctstate INVALID drop (kube-proxy's NewProxier).
    * Resolves the keys it changed.
    */
   async setup(): Promise<string[]> {
@@ -152,6 +154,9 @@ export class IptablesProxier extends Reconciler implements Proxier {
     }
     const changed: string[] = []
     for (const key of want) if (await this.#dp.ensureSysctl(key, 1)) changed.push(key)
+    // kube-proxy reads it once, at start; unreadable counts as 0 (the drop rule stays).
+    this.#o.conntrackTCPLiberal = (await this.#dp.getSysctl(SYSCTL.conntrackTCPBeLiberal).catch(() => 0)) !== 0
+    if (this.#o.conntrackTCPLiberal) this.log('info', 'nf_conntrack_tcp_be_liberal is set: no DROP rule for ctstate INVALID packets')
     return changed
   }
 
@@ -292,7 +297,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
   }
 
   #fixedOptions() {
-    return { family: this.family, masqueradeBit: this.#o.masqueradeBit, localhostNodePorts: this.#o.localhostNodePorts }
+    return { family: this.family, masqueradeBit: this.#o.masqueradeBit, localhostNodePorts: this.#o.localhostNodePorts, conntrackTCPLiberal: !!this.#o.conntrackTCPLiberal }
   }
 
   /** nodePortAddresses other than all: the node's addresses in them (kube-proxy: every interface's, loopback included). */
@@ -441,7 +446,9 @@ export class IptablesProxier extends Reconciler implements Proxier {
   /**
    * Removes every chain of this mode (KUBE-SERVICES, KUBE-NODEPORTS, ...,
    * every KUBE-SVC-/SVL-/EXT-/FW-/SEP- in nat) and the rules of built-in chains
-   * that jump to them. Nothing else is touched. Resolves what was removed.
+   * that jump to them. filter KUBE-FIREWALL, which kubelet makes too, stays with
+   * its rules and its INPUT/OUTPUT jumps (as kube-proxy's cleanup leaves it).
+   * Nothing else is touched. Resolves what was removed.
    */
   cleanup(): Promise<{ chains: number; jumps: number }> {
     return this.exclusive(async () => {
@@ -451,7 +458,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
         const tx = this.#dp.begin(table)
         try {
           const read = await tx.readTable()
-          const ours = read.filter((c) => !c.builtin && isOurChain(table, c.name)).map((c) => c.name)
+          const ours = read.filter((c) => !c.builtin && isOurChain(table, c.name) && !isKubeletChain(table, c.name)).map((c) => c.name)
           const set = new Set(ours)
           let edits = 0
           for (const c of read) {

@@ -27,6 +27,14 @@ export const STATIC_CHAINS = {
   filter: ['KUBE-FORWARD', 'KUBE-FIREWALL'],
 } as const satisfies Record<Table, readonly string[]>
 
+/**
+ * kubelet's chains that kube-proxy also makes (and fills with the same rule):
+ * kube-proxy's cleanup leaves them, their rules and the jumps to them alone.
+ */
+export function isKubeletChain(table: Table, chain: string): boolean {
+  return table === 'filter' && chain === 'KUBE-FIREWALL'
+}
+
 /** Prefixes of the per-service-port nat chains. */
 export const PORT_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'] as const
 
@@ -81,6 +89,12 @@ export interface FixedOptions {
    * always) out, and KUBE-FIREWALL is made but left as it is.
    */
   localhostNodePorts?: boolean
+  /**
+   * net.netfilter.nf_conntrack_tcp_be_liberal was non-zero when the proxier
+   * started: conntrack marks only out-of-window RSTs INVALID, and kube-proxy
+   * then leaves out filter KUBE-FORWARD's ctstate INVALID drop.
+   */
+  conntrackTCPLiberal?: boolean
 }
 
 export const comment = (text: string): { match: 'comment'; comment: string } => ({ match: 'comment', comment: text })
@@ -117,6 +131,9 @@ export const LOCALNET_DROP: Rule = {
   matches: [comment('block incoming localnet connections'), { match: 'conntrack', ctstate: { not: ['ESTABLISHED', 'RELATED', 'DNAT'] } }],
   target: { target: 'DROP' },
 }
+
+/** filter KUBE-FORWARD's first rule, unless conntrack is liberal: packets conntrack calls INVALID never reach a NAT rule (a stray one would be answered with a RST). */
+export const INVALID_DROP: Rule = { matches: [{ match: 'conntrack', ctstate: ['INVALID'] }], target: { target: 'DROP' } }
 
 export interface Jump {
   readonly chain: string
@@ -156,7 +173,7 @@ export function fixedRules(o: FixedOptions): Record<Table, { chains: Map<string,
         [
           'KUBE-FORWARD',
           [
-            { matches: [{ match: 'conntrack', ctstate: ['INVALID'] }], target: { target: 'DROP' } },
+            ...(o.conntrackTCPLiberal ? [] : [INVALID_DROP]),
             { matches: [comment('kubernetes forwarding rules'), { match: 'mark', mark, mask: mark }], target: { target: 'ACCEPT' } },
             { matches: [comment('kubernetes forwarding conntrack rule'), { match: 'conntrack', ctstate: ['ESTABLISHED', 'RELATED'] }], target: { target: 'ACCEPT' } },
           ],
