@@ -481,9 +481,10 @@ export class Daemon {
     m.syncProxyRulesNoLocalEndpointsTotal.set(report.noLocalEndpoints.internal, { traffic_policy: 'internal' })
     m.syncProxyRulesNoLocalEndpointsTotal.set(report.noLocalEndpoints.external, { traffic_policy: 'external' })
     m.serviceConflicts.set(report.conflicts)
+    // kube-proxy counts a failed restore as partial or full by the sync it was in; so do we, by commit.
+    // IPVS mode rewrites its chains in full syncs only: full failures, no partial metric (as kube-proxy).
+    m.iptablesRestoreFailuresTotal?.inc(undefined, report.commitFailures.full)
     if (m.iptables) {
-      // kube-proxy counts a failed restore as partial or full by the sync it was in; so do we, by commit.
-      m.iptables.restoreFailuresTotal.inc(undefined, report.commitFailures.full)
       m.iptables.partialRestoreFailuresTotal.inc(undefined, report.commitFailures.partial)
       const total = { nat: 0, filter: 0 }
       for (const p of this.#proxiers) {

@@ -385,6 +385,12 @@ export interface KubeProxyMetrics {
   syncErrorsTotal: Counter
   /** Service ports left without an address:port that an older service also asks for: a state, not events. */
   serviceConflicts: Gauge
+  /**
+   * A commit of a table's full rewrite failed (kube-proxy: a failed iptables-restore);
+   * registered in iptables and IPVS modes, as kube-proxy does (its IPVS mode
+   * restores its iptables rules too). The same counter as iptables.restoreFailuresTotal.
+   */
+  iptablesRestoreFailuresTotal?: Counter
   /** iptables mode only (kube-proxy registers them in that mode). */
   iptables?: IptablesMetrics
 }
@@ -404,7 +410,7 @@ export interface IptablesMetrics {
 }
 
 export interface KubeProxyMetricsOptions {
-  /** The proxy mode: 'iptables' adds kube-proxy's iptables-mode metrics. */
+  /** The proxy mode: 'iptables' adds kube-proxy's iptables-mode metrics; 'ipvs' its restore-failure counter. */
   mode?: string
 }
 
@@ -441,15 +447,18 @@ export function kubeProxyMetrics(registry: Registry, options: KubeProxyMetricsOp
     syncErrorsTotal: registry.counter('tsproxy_sync_errors_total', 'Syncs that failed and will be retried'),
     serviceConflicts: registry.gauge('tsproxy_service_conflicts', 'Service ports denied an address:port (cluster IP, external IP, load-balancer IP or node port) that a service ranking first also asks for'),
   }
-  if (options.mode === 'iptables') m.iptables = iptablesMetrics(registry)
+  if (options.mode === 'iptables' || options.mode === 'ipvs') {
+    m.iptablesRestoreFailuresTotal = registry.counter('kubeproxy_sync_proxy_rules_iptables_restore_failures_total', alpha('Cumulative proxy iptables restore failures'))
+    if (options.mode === 'iptables') m.iptables = iptablesMetrics(registry, m.iptablesRestoreFailuresTotal)
+  }
   return m
 }
 
 // kube-proxy's help texts for these say "restore": there is no iptables-restore
 // here, a libiptc commit replaces the table the same way (all or nothing).
-function iptablesMetrics(registry: Registry): IptablesMetrics {
+function iptablesMetrics(registry: Registry, restoreFailuresTotal: Counter): IptablesMetrics {
   return {
-    restoreFailuresTotal: registry.counter('kubeproxy_sync_proxy_rules_iptables_restore_failures_total', alpha('Cumulative proxy iptables restore failures')),
+    restoreFailuresTotal,
     partialRestoreFailuresTotal: registry.counter('kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', alpha('Cumulative proxy iptables partial restore failures')),
     rulesTotal: registry.gauge('kubeproxy_sync_proxy_rules_iptables_total', alpha('Total number of iptables rules owned by kube-proxy'), ['table']),
     rulesLast: registry.gauge('kubeproxy_sync_proxy_rules_iptables_last', alpha('Number of iptables rules written by kube-proxy in last sync'), ['table']),

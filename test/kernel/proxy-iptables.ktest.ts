@@ -5,7 +5,7 @@
 import t from 'tap'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
 import { IptablesProxier, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
-import { getSysctl } from '../../dist/sysctl.js'
+import { getSysctl, setSysctl } from '../../dist/sysctl.js'
 import type { SyncReport } from '../../dist/proxy/types.js'
 import { openIptablesDataplane, type IptablesDataplane } from '../../dist/proxy/iptables/dataplane.js'
 import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
@@ -48,6 +48,13 @@ function driver(dp: IptablesDataplane, clusterCIDR: string, options: IptablesPro
     },
   }
 }
+
+/** kubelet's chain as kube-proxy also writes it (localhost node ports): what cleanup leaves in filter. */
+const KUBELET_FIREWALL = [
+  '-A INPUT -j KUBE-FIREWALL',
+  '-A OUTPUT -j KUBE-FIREWALL',
+  '-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP',
+]
 
 const save = (table: string): string[] => tool('iptables-legacy-save', ['-t', table]).split('\n')
 const kubeChains = (table: string): string[] => save(table).filter((l) => l.startsWith(':KUBE-')).map((l) => l.slice(1).split(' ')[0]!)
@@ -133,10 +140,11 @@ t.test('nginx-basic reads back as kube-proxy writes it; a resync finds nothing t
   const adopted = await fresh.sync()
   t.equal(adopted.ops.iptables, 0, 'a new proxier adopts the tables without a write')
   const c = await fresh.proxier.cleanup()
-  t.equal(c.chains, 8 + 6, 'nat 8, filter 6 (KUBE-FIREWALL too)')
+  t.equal(c.chains, 8 + 5, 'nat 8, filter 5 (not kubelet\'s KUBE-FIREWALL)')
   t.same(kubeChains('nat'), [])
-  t.same(kubeChains('filter'), [])
+  t.same(kubeChains('filter'), ['KUBE-FIREWALL'])
   t.same(save('nat').filter((l) => l.startsWith('-A ')), [], 'no jump left')
+  t.same(save('filter').filter((l) => l.startsWith('-A ')), KUBELET_FIREWALL, 'KUBE-FIREWALL, its rule and its two jumps stay, as kube-proxy\'s cleanup leaves them')
 })
 
 const http = (port: number, extra: Json = {}) => [{ name: 'http', protocol: 'TCP', port, targetPort: 8080, ...extra }]
@@ -297,9 +305,9 @@ t.test('traffic', async (t) => {
     const c = await d.proxier.cleanup()
     t.ok(c.chains > 10)
     t.same(kubeChains('nat'), [])
-    t.same(kubeChains('filter'), [])
+    t.same(kubeChains('filter'), ['KUBE-FIREWALL'], 'kubelet\'s chain stays')
     t.same(save('nat').filter((l) => l.startsWith('-A ')), ['-A POSTROUTING -j MINE'], 'only the foreign rule is left')
-    t.same(save('filter').filter((l) => l.startsWith('-A ')), [])
+    t.same(save('filter').filter((l) => l.startsWith('-A ')), KUBELET_FIREWALL)
   })
 })
 
@@ -340,7 +348,7 @@ t.test('localhostNodePorts false, nodePortAddresses: the node-ports jumps and wh
   t.same(tail(), [`-A KUBE-SERVICES -d ${NODE_IP}/32 ${comment} -j KUBE-NODEPORTS`], 'no 127.0.0.1: no localhost node ports')
   await refused('127.0.0.1')
   await one.proxier.cleanup()
-  t.same(kubeChains('filter'), [])
+  t.same(kubeChains('filter'), ['KUBE-FIREWALL'])
 })
 
 t.test('SCTP ports: -p sctp -m sctp, read back equal', async (t) => {
@@ -368,4 +376,33 @@ t.test('SCTP ports: -p sctp -m sctp, read back equal', async (t) => {
   await sd.sync()
   t.ok(save('filter').includes('-A KUBE-SERVICES -d 10.96.0.30/32 -p sctp -m comment --comment "default/sc:sc has no endpoints" -m sctp --dport 9 -j REJECT --reject-with icmp-port-unreachable'), 'no endpoints: REJECT in filter')
   await sd.proxier.cleanup()
+})
+
+t.test('nf_conntrack_tcp_be_liberal, read at setup: 1 writes no ctstate INVALID drop, 0 writes it', async (t) => {
+  const KEY = 'net.netfilter.nf_conntrack_tcp_be_liberal'
+  const before = await getSysctl(KEY)
+  t.teardown(() => setSysctl(KEY, before))
+  const forward = (): string[] => save('filter').filter((l) => l.startsWith('-A KUBE-FORWARD '))
+  const DROP = '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP'
+  const start = async (liberal: number): Promise<ReturnType<typeof driver>> => {
+    await setSysctl(KEY, liberal)
+    const d = driver(dp, '10.244.0.0/16')
+    await d.proxier.setup()
+    d.put(service('web', { clusterIP: '10.96.0.10', ports: http(80) }), slice('web', all))
+    t.same((await d.sync()).errors, [])
+    return d
+  }
+  const liberal = await start(1)
+  t.same(forward(), [
+    '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
+    '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+  ], '1: KUBE-FORWARD without the drop rule')
+  t.equal(await liberal.proxier.ctStateInvalidDropped(), undefined, 'no rule, no counter to read')
+  t.equal((await liberal.sync(true)).ops.iptables, 0, 'and a full resync agrees')
+  const strict = await start(0)
+  t.same(forward()[0], DROP, '0 at the next start: the drop rule first again')
+  t.equal(forward().length, 3)
+  t.equal(await strict.proxier.ctStateInvalidDropped(), 0)
+  await strict.proxier.cleanup()
+  t.same(kubeChains('filter'), ['KUBE-FIREWALL'])
 })

@@ -81,7 +81,12 @@ t.test('switching to IPVS mode removes the iptables-mode chains', async (t) => {
   const d = await run('ipvs')
   t.ok(d.logs.some((l) => l.msg === 'removing iptables-mode state (the mode changed)'), 'it says so')
   t.notMatch(nat(), new RegExp(`${SVC_CHAIN}|KUBE-SEP-|KUBE-NODEPORTS`), 'no KUBE-SVC/SEP/NODEPORTS chain left')
-  t.notMatch(tool('iptables-legacy-save', ['-t', 'filter']), /KUBE-FIREWALL/, 'nor filter KUBE-FIREWALL and its jumps')
+  const filter = tool('iptables-legacy-save', ['-t', 'filter'])
+  t.notMatch(filter, /KUBE-EXTERNAL-SERVICES|KUBE-NODEPORTS/, 'nor the iptables-mode filter chains')
+  // kube-proxy's cleanup leaves the chain it shares with kubelet, its rule and its jumps.
+  t.match(filter, /^-A INPUT -j KUBE-FIREWALL$/m, 'kubelet\'s KUBE-FIREWALL still jumped to from INPUT')
+  t.match(filter, /^-A OUTPUT -j KUBE-FIREWALL$/m, 'and from OUTPUT')
+  t.match(filter, /^-A KUBE-FIREWALL ! -s 127\.0\.0\.0\/8 -d 127\.0\.0\.0\/8 .*-j DROP$/m, 'with its rule')
   t.ok(tool('ipvsadm', ['-Sn']).split('\n').includes('-A -t 10.96.0.10:80 -s rr'), 'the IPVS virtual server is there')
   await balanced(t, 'IPVS mode')
   await d.stop()
@@ -113,5 +118,12 @@ t.test('tsproxy cleanup removes iptables mode\'s chains too', async (t) => {
   const text = nat()
   t.notMatch(text, /KUBE-/, 'no KUBE chain or jump left in nat')
   t.match(text, /:OTHER-CHAIN/, 'the foreign chain stays')
-  t.notMatch(tool('iptables-legacy-save', ['-t', 'filter']), /KUBE-/, 'none in filter')
+  // kube-proxy's CleanupLeftovers leaves kubelet's KUBE-FIREWALL: the chain, its rule, its INPUT and OUTPUT jumps.
+  const filter = tool('iptables-legacy-save', ['-t', 'filter']).split('\n').filter((l) => /KUBE-/.test(l))
+  t.same(filter, [
+    ':KUBE-FIREWALL - [0:0]',
+    '-A INPUT -j KUBE-FIREWALL',
+    '-A OUTPUT -j KUBE-FIREWALL',
+    '-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP',
+  ], 'in filter, only kubelet\'s KUBE-FIREWALL is left')
 })

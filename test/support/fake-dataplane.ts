@@ -610,20 +610,25 @@ export class FakeDataplane implements IpvsDataplane {
       let held = store.get(table)
       if (!held) store.set(table, (held = { chains: new Map(), jumps: [] }))
       const repaired: string[] = []
-      for (const [chain, rules] of spec.chains) {
+      const rewritten = [...spec.chains].filter(([chain, rules]) => {
         const now = held.chains.get(chain)
-        if (now && isDeepStrictEqual(now, rules)) continue
-        held.chains.set(chain, structuredClone([...rules]) as Rule[])
-        repaired.push(chain)
-      }
-      // Inserted at the top last first (so they end up in spec order), as libiptc does.
+        return !(now && isDeepStrictEqual(now, rules))
+      })
+      for (const [chain] of rewritten) repaired.push(chain)
       const missing = spec.jumps.filter((j) => !held.jumps.some((h) => h.chain === j.chain && isDeepStrictEqual(h.rule, j.rule)))
-      for (const j of [...missing].reverse()) {
-        held.jumps.unshift({ chain: j.chain, rule: structuredClone(j.rule) as Rule })
-        repaired.push(`${j.chain} jump`)
-      }
+      for (const j of [...missing].reverse()) repaired.push(`${j.chain} jump`)
       const committed = repaired.length > 0
-      this.#log('tables', committed ? 'write' : 'read', `${prefix}sync ${table}${committed ? ` ${repaired.join(', ')}` : ''}`, committed)
+      const detail = `${prefix}sync ${table}${committed ? ` ${repaired.join(', ')}` : ''}`
+      // A refused commit (refuse('tables', ...)) changes nothing, as libiptc's all-or-nothing commit.
+      const refused = committed ? this.#refused('tables', detail, 'iptables.commit') : undefined
+      if (refused) {
+        this.#log('tables', 'write', detail, false, refused)
+        throw refused
+      }
+      for (const [chain, rules] of rewritten) held.chains.set(chain, structuredClone([...rules]) as Rule[])
+      // Inserted at the top last first (so they end up in spec order), as libiptc does.
+      for (const j of [...missing].reverse()) held.jumps.unshift({ chain: j.chain, rule: structuredClone(j.rule) as Rule })
+      this.#log('tables', committed ? 'write' : 'read', detail, committed)
       return { repaired, committed }
     },
     remove: async (table, spec: TableSpec): Promise<TableSyncResult> => {

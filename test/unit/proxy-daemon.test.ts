@@ -126,6 +126,40 @@ t.test('iptables mode: the same daemon drives the iptables proxier; status names
   t.equal(typeof status[0]!.packets, 'number', 'counted in packets')
 })
 
+t.test('iptables mode with nf_conntrack_tcp_be_liberal=1: no ctstate INVALID drop; its metric stays at 0', async (t) => {
+  const { dir, log } = setup(t)
+  writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11'])}`)
+  const ipt = new FakeIptables()
+  ipt.sysctls.set('net.netfilter.nf_conntrack_tcp_be_liberal', 1)
+  const d = new Daemon({ config: config({ mode: 'iptables' }), manifests: dir, log, iptablesDataplane: () => ipt, nodeName: 'n1', sysctl: memSysctl() })
+  t.teardown(() => d.stop())
+  await d.start()
+  const forward = ipt.tables.filter.get('KUBE-FORWARD')!
+  t.equal(forward.length, 2, 'KUBE-FORWARD: the two ACCEPT rules')
+  t.notOk(JSON.stringify(forward).includes('INVALID'), 'no INVALID drop')
+  const metrics = await (await fetch(`http://127.0.0.1:${d.ports.metrics}/metrics`)).text()
+  t.match(metrics, /^kubeproxy_iptables_ct_state_invalid_dropped_packets_total 0$/m, 'the counter is served, at 0 (kube-proxy\'s nfacct counter exists, nothing feeds it)')
+  t.match(metrics, /^kubeproxy_sync_proxy_rules_iptables_restore_failures_total 0$/m)
+  t.match(metrics, /^kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total 0$/m)
+})
+
+t.test('IPVS mode: a failed commit of its iptables chains counts in kubeproxy_sync_proxy_rules_iptables_restore_failures_total', async (t) => {
+  const { dir, log, fake } = setup(t)
+  writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11'])}`)
+  fake.refuse('tables', 'sync filter', { errno: 22 })
+  const d = new Daemon({ config: config(), manifests: dir, log, dataplane: fake, nodeName: 'n1', sysctl: memSysctl() })
+  t.teardown(() => d.stop())
+  await d.start()
+  t.equal(d.metrics.iptablesRestoreFailuresTotal?.get(), 1, 'the refused filter commit, once')
+  t.ok(d.metrics.syncErrorsTotal.get() >= 1, 'that sync failed')
+  t.ok(fake.changes('tables').some((c) => c.startsWith('tables sync filter KUBE-FORWARD')), 'a full sync wrote the chains after it')
+  t.same(fake.dests('tcp/10.96.0.10:80'), ['10.244.0.11:8080 w1 masq'], 'the service is programmed all the same')
+  t.equal(d.metrics.iptables, undefined, 'no other iptables-mode metric')
+  const metrics = await (await fetch(`http://127.0.0.1:${d.ports.metrics}/metrics`)).text()
+  t.match(metrics, /^kubeproxy_sync_proxy_rules_iptables_restore_failures_total 1$/m)
+  t.notMatch(metrics, /partial_restore_failures|kubeproxy_sync_proxy_rules_iptables_total/, 'kube-proxy registers only this one in IPVS mode')
+})
+
 t.test('dual stack: a proxier per family of the cluster CIDRs, one sync feeding both', async (t) => {
   const { dir, log, fake } = setup(t)
   writeFileSync(

@@ -241,6 +241,22 @@ kubeproxy_sync_proxy_rules_iptables_total{table="nat"} 19
 `,
   )
   t.equal(kubeProxyMetrics(new Registry()).iptables, undefined, 'not registered without the mode')
+  t.equal(m.iptablesRestoreFailuresTotal, ipt.restoreFailuresTotal, 'one counter, reachable both ways')
+})
+
+t.test('IPVS mode: only kubeproxy_sync_proxy_rules_iptables_restore_failures_total of the iptables families (kube-proxy\'s RegisterMetrics)', async (t) => {
+  const r = new Registry()
+  const m = kubeProxyMetrics(r, { mode: 'ipvs' })
+  t.equal(m.iptables, undefined)
+  m.iptablesRestoreFailuresTotal!.inc()
+  const families = r.exposition().split(/(?=^# HELP )/m).filter((f) => /^# HELP kubeproxy_(sync_proxy_rules_iptables|iptables)_/.test(f))
+  t.same(families, [
+    `# HELP kubeproxy_sync_proxy_rules_iptables_restore_failures_total [ALPHA] Cumulative proxy iptables restore failures
+# TYPE kubeproxy_sync_proxy_rules_iptables_restore_failures_total counter
+kubeproxy_sync_proxy_rules_iptables_restore_failures_total 1
+`,
+  ])
+  t.equal(kubeProxyMetrics(new Registry(), { mode: 'nftables' }).iptablesRestoreFailuresTotal, undefined, 'nor in other modes')
 })
 
 t.test('followCounter: a kernel counter that restarts from zero keeps the metric going up', async (t) => {

@@ -151,12 +151,12 @@ export class IpvsProxier extends Reconciler implements Proxier {
       for (const key of keys) this.#recompute(key, state, touched)
       report.ports = keys.size
     }
+    const errors = report.errors.length
     await this.#readKernel(report, repairing)
     // Everything: what we want and whatever of ours the kernel holds.
     for (const k of [...this.#servers.keys(), ...this.#applied.keys()]) touched.servers.add(k)
     for (const a of [...this.#addresses.keys(), ...this.#appliedAddresses]) touched.addresses.add(a)
     const before = { ...report.ops }
-    const errors = report.errors.length
     await this.#applyServers(touched.servers, report)
     await this.#syncSets(report)
     await this.#applyAddresses(touched.addresses, report)
@@ -362,8 +362,15 @@ export class IpvsProxier extends Reconciler implements Proxier {
     const tables = ipvsTables(this.#ruleOptions())
     for (const role of SET_ROLES) await this.#dp.ipset.create(setSpec(role, this.family))
     for (const t of ['nat', 'filter'] as const) {
-      const r = await this.#dp.tables.sync(t, tables[t])
-      if (r.committed) {
+      const r = await this.#dp.tables.sync(t, tables[t]).catch((e: unknown) => {
+        // kube-proxy's IPVS mode counts a failed iptables-restore in the iptables mode's metric; a
+        // failed commit here is that (a failed read is not). The sync goes on; the next is a full one.
+        report.errors.push(e as Error)
+        if ((e as { op?: string }).op !== 'iptables.load') report.commitFailures.full++
+        this.log('error', 'iptables commit failed', { table: t, error: e })
+        return undefined
+      })
+      if (r?.committed) {
         report.ops.iptables++
         if (repairing) report.repaired.iptables += r.repaired.length
       }
