@@ -126,14 +126,18 @@ t.test('iptables mode: the same daemon drives the iptables proxier; status names
   t.equal(typeof status[0]!.packets, 'number', 'counted in packets')
 })
 
-t.test('iptables mode with nf_conntrack_tcp_be_liberal=1: no ctstate INVALID drop; its metric stays at 0', async (t) => {
+t.test('iptables mode, conntrack.tcpBeLiberal: the sysctl set first, then read: no ctstate INVALID drop; its metric stays at 0', async (t) => {
   const { dir, log } = setup(t)
   writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11'])}`)
+  const io = memSysctl({ 'net.netfilter.nf_conntrack_tcp_be_liberal': 0 })
   const ipt = new FakeIptables()
-  ipt.sysctls.set('net.netfilter.nf_conntrack_tcp_be_liberal', 1)
-  const d = new Daemon({ config: config({ mode: 'iptables' }), manifests: dir, log, iptablesDataplane: () => ipt, nodeName: 'n1', sysctl: memSysctl() })
+  // One /proc/sys for both, as on a node: the daemon's conntrack settings, the proxier's read.
+  ipt.getSysctl = (k: string) => io.get(k)
+  const c = config({ mode: 'iptables' })
+  const d = new Daemon({ config: { ...c, conntrack: { ...c.conntrack, tcpBeLiberal: true } }, manifests: dir, log, iptablesDataplane: () => ipt, nodeName: 'n1', sysctl: io })
   t.teardown(() => d.stop())
   await d.start()
+  t.equal(io.values.get('net.netfilter.nf_conntrack_tcp_be_liberal'), 1, 'set from the conntrack section')
   const forward = ipt.tables.filter.get('KUBE-FORWARD')!
   t.equal(forward.length, 2, 'KUBE-FORWARD: the two ACCEPT rules')
   t.notOk(JSON.stringify(forward).includes('INVALID'), 'no INVALID drop')
