@@ -37,6 +37,23 @@ export function decodes(t: Test, codec: string, bytes: number[], records: unknow
   t.strictSame(native.decode(codec, Buffer.from(bytes)).map(plain), records, 'decode(bytes) equals the record')
 }
 
+/**
+ * The IPv4 virtual service of the IPVS fixtures, 10.0.0.1:80 TCP round robin,
+ * as the codec decodes it, but for its stats. flags 2: IP_VS_SVC_F_HASHED, set
+ * by the kernel on every service in its table.
+ */
+export const SERVICE_V4_RECORD = {
+  kind: 'service',
+  af: 2,
+  address: '10.0.0.1',
+  protocol: 6,
+  port: 80,
+  scheduler: 'rr',
+  flags: 2,
+  timeout: 0,
+  netmask: 32,
+}
+
 /** struct ip_vs_stats as decoded where the kernel (or our request) sends none or zeros. */
 export const ZERO_STATS = {
   conns: 0,

@@ -10,7 +10,7 @@
 // (/24 -> ff ff ff 00), an IPv6 netmask a host-order u32 prefix length.
 import t, { type Test } from 'tap'
 import { native } from '../../dist/native.js'
-import { encoder, encodesWith, rows, ZERO_STATS } from '../support/fixtures.js'
+import { encoder, encodesWith, rows, SERVICE_V4_RECORD, ZERO_STATS } from '../support/fixtures.js'
 
 /** The generic netlink id the kernel gave IPVS in these fixtures. */
 const IPVS = 0x24
@@ -548,15 +548,7 @@ const serviceV4Reply = [
 ]
 
 const serviceV4Record = {
-  kind: 'service',
-  af: 2,
-  address: '10.0.0.1',
-  protocol: 6,
-  port: 80,
-  scheduler: 'rr',
-  flags: 2,
-  timeout: 0,
-  netmask: 32,
+  ...SERVICE_V4_RECORD,
   stats: {
     conns: 4294967301,
     inPackets: 8589935592,
