@@ -10,7 +10,7 @@
 // (/24 -> ff ff ff 00), an IPv6 netmask a host-order u32 prefix length.
 import t, { type Test } from 'tap'
 import { native } from '../../dist/native.js'
-import { encoder, encodesWith, rows, SERVICE_V4_RECORD, ZERO_STATS } from '../support/fixtures.js'
+import { DONE_MESSAGE, encoder, encodesWith, rows, SERVICE_V4_RECORD, ZERO_STATS } from '../support/fixtures.js'
 
 /** The generic netlink id the kernel gave IPVS in these fixtures. */
 const IPVS = 0x24
@@ -1089,12 +1089,7 @@ t.test('attributes above the known maximum are ignored at every level', async (t
 
 t.test('decode skips control messages and commands it does not parse', async (t) => {
   const noise = [
-    0x14, 0x00, 0x00, 0x00, // nlmsg_len = 20
-    0x03, 0x00, //             nlmsg_type = NLMSG_DONE
-    0x02, 0x00, //             nlmsg_flags = NLM_F_MULTI
-    0x01, 0x00, 0x00, 0x00, // nlmsg_seq = 1
-    0xcd, 0xab, 0x00, 0x00, // nlmsg_pid
-    0x00, 0x00, 0x00, 0x00, // error = 0
+    ...DONE_MESSAGE,
     0x14, 0x00, 0x00, 0x00, // nlmsg_len = 20
     0x24, 0x00, //             nlmsg_type = IPVS
     0x00, 0x00, //             nlmsg_flags = 0

@@ -10,7 +10,7 @@
 // (little-endian here); addresses are network order, 4 or 16 bytes.
 import t, { type Test } from 'tap'
 import { native } from '../../dist/native.js'
-import { encoder, rows } from '../support/fixtures.js'
+import { DONE_MESSAGE, encoder, rows } from '../support/fixtures.js'
 
 const encodes = encoder('route', 0)
 
@@ -476,12 +476,7 @@ t.test('our RTM_NEWADDR requests read back as the addresses they add', async (t)
 
 t.test('decode skips control messages, other families and types it does not parse', async (t) => {
   const noise = [
-    0x14, 0x00, 0x00, 0x00, // nlmsg_len = 20
-    0x03, 0x00, //             nlmsg_type = NLMSG_DONE
-    0x02, 0x00, //             nlmsg_flags = NLM_F_MULTI
-    0x01, 0x00, 0x00, 0x00, // nlmsg_seq
-    0xcd, 0xab, 0x00, 0x00, // nlmsg_pid
-    0x00, 0x00, 0x00, 0x00, // error = 0
+    ...DONE_MESSAGE,
     0x1c, 0x00, 0x00, 0x00, // nlmsg_len = 28
     0x18, 0x00, //             nlmsg_type = RTM_NEWROUTE (24): not ours to parse
     0x02, 0x00, //             nlmsg_flags = NLM_F_MULTI
