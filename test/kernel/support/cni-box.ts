@@ -76,11 +76,12 @@ export interface CniServices {
 const hostPort = (address: string, port: number): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`)
 
 /**
- * Programs the four services in one batch through the API (round robin; real
+ * Programs the four services in one batch (pods: a, b and c) through the API (round robin; real
  * servers masqueraded, on 8080, 5353 for dns, at `address(pod)`), and checks
  * with ipvsadm -Sn that the kernel holds exactly them.
  */
-export async function addCniServices<P>(t: Test, ipvs: Ipvs, s: CniServices, [a, b, c]: readonly [P, P, P], address: (p: P) => string): Promise<void> {
+export async function addCniServices<P>(t: Test, ipvs: Ipvs, s: CniServices, pods: readonly P[], address: (p: P) => string): Promise<void> {
+  const [a, b, c] = pods as readonly [P, P, P]
   const members: [Vip, P[], number][] = [
     [s.web, [a, b, c], 8080],
     [s.dns, [a, b, c], 5353],
