@@ -37,6 +37,11 @@ export function decodes(t: Test, codec: string, bytes: number[], records: unknow
   t.strictSame(native.decode(codec, Buffer.from(bytes)).map(plain), records, 'decode(bytes) equals the record')
 }
 
+/** decode(bad) refuses the whole message, EBADMSG, naming the kind of record it could not read whole. */
+export function refusesMalformed(t: Test, codec: string, bad: Buffer, kind: string): void {
+  t.throws(() => native.decode(codec, bad), { errno: 74, code: 'EBADMSG', message: `malformed reply: a ${kind} record the decoder could not read whole` }, 'refused, naming the record')
+}
+
 /** NLMSG_DONE closing a dump (sequence 1, port id 0xabcd): a control message every decoder skips. */
 export const DONE_MESSAGE = [
   0x14, 0x00, 0x00, 0x00, // nlmsg_len = 20
