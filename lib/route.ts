@@ -203,12 +203,22 @@ function hostPrefix(f: Family): number {
 const ADDRESS_FIELDS = ['address', 'prefix', 'noPrefixRoute', 'nodad', 'scope', 'peer']
 const OP_FIELDS = ['op', 'link', 'address', 'exist']
 
-function addressSpec(at: Where, value: unknown): WireAddr {
+/**
+ * What an AddressSpec and an AddressKey share: a bare address or an object
+ * with an address and a prefix (the host prefix by default). A key may be a
+ * whole AddressSpec: its other fields are known, and not part of the key.
+ */
+function addressFields(at: Where, value: unknown): { s: Record<string, unknown>; family: Family; key: WireAddr } {
   const s = typeof value === 'string' ? { address: value } : v.object(at, 'address', value)
   v.only(at, 'address', s, ADDRESS_FIELDS)
   const family = v.address(at, 'address.address', s.address)
   const max = hostPrefix(family)
   const prefix = s.prefix === undefined ? max : v.integer(at, 'address.prefix', s.prefix, 0, max)
+  return { s, family, key: { family: v.familyOf(family), prefix, address: s.address as string } }
+}
+
+function addressSpec(at: Where, value: unknown): WireAddr {
+  const { s, family, key } = addressFields(at, value)
   let flags = 0
   if (s.noPrefixRoute !== undefined && v.boolean(at, 'address.noPrefixRoute', s.noPrefixRoute)) flags |= IFA_F_NOPREFIXROUTE
   if (s.nodad !== undefined && v.boolean(at, 'address.nodad', s.nodad)) {
@@ -216,7 +226,7 @@ function addressSpec(at: Where, value: unknown): WireAddr {
     flags |= IFA_F_NODAD
   }
   const scope = s.scope === undefined ? 'global' : v.oneOf(at, 'address.scope', s.scope, SPEC_SCOPES)
-  const wire: WireAddr = { family: v.familyOf(family), prefix, address: s.address as string, flags, scope: SCOPES[scope] }
+  const wire: WireAddr = { ...key, flags, scope: SCOPES[scope] }
   if (s.peer !== undefined) {
     v.address(at, 'address.peer', s.peer, family)
     wire.peer = s.peer as string
@@ -225,13 +235,7 @@ function addressSpec(at: Where, value: unknown): WireAddr {
 }
 
 function addressKey(at: Where, value: unknown): WireAddr {
-  const s = typeof value === 'string' ? { address: value } : v.object(at, 'address', value)
-  // An AddressSpec names its address too: its other fields are known, and not part of the key.
-  v.only(at, 'address', s, ADDRESS_FIELDS)
-  const family = v.address(at, 'address.address', s.address)
-  const max = hostPrefix(family)
-  const prefix = s.prefix === undefined ? max : v.integer(at, 'address.prefix', s.prefix, 0, max)
-  return { family: v.familyOf(family), prefix, address: s.address as string }
+  return addressFields(at, value).key
 }
 
 function exist(at: Where, value: unknown): boolean {
@@ -425,13 +429,7 @@ export class Rtnl {
    * is a host address (/32, /128).
    */
   async addAddress(link: LinkRef, address: AddressSpec | string, options: { exist?: boolean } = {}): Promise<boolean> {
-    return this.#sock.call('route.addAddress', async () => {
-      const at = { op: 'route.addAddress' }
-      const quiet = existOption(at, options)
-      const [o] = await this.#apply([{ op: 'addAddress', link, address, exist: quiet }], at.op)
-      if (!o!.ok) throw o!.error
-      return !o!.unchanged
-    })
+    return this.#one({ op: 'addAddress', link, address }, options)
   }
 
   /**
@@ -440,10 +438,15 @@ export class Rtnl {
    * false for either with `exist: true`.
    */
   async deleteAddress(link: LinkRef, address: AddressKey | string, options: { exist?: boolean } = {}): Promise<boolean> {
-    return this.#sock.call('route.deleteAddress', async () => {
-      const at = { op: 'route.deleteAddress' }
+    return this.#one({ op: 'deleteAddress', link, address }, options)
+  }
+
+  /** addAddress or deleteAddress: a batch of one, its errors named by the method; true when done, false when unchanged. */
+  async #one(op: RtnlOp, options: { exist?: boolean }): Promise<boolean> {
+    const at = { op: `route.${op.op}` }
+    return this.#sock.call(at.op, async () => {
       const quiet = existOption(at, options)
-      const [o] = await this.#apply([{ op: 'deleteAddress', link, address, exist: quiet }], at.op)
+      const [o] = await this.#apply([{ ...op, exist: quiet }], at.op)
       if (!o!.ok) throw o!.error
       return !o!.unchanged
     })

@@ -98,6 +98,25 @@ export async function runBoxBenchmark(name, fileUrl, { envVar, cfg, timeoutS, me
   return { box, raw, head }
 }
 
+/**
+ * A box benchmark from the boot to the exit code: runBoxBenchmark, then
+ * `report(raw)` gives the results file's fields after the common head, whether
+ * every check passed (the box must exit 0 too), the heading's parts (`box`:
+ * more about the box before the host CPU, `tail`: what was run) and the table;
+ * writes the results file, prints heading and table, and finishes.
+ */
+export async function runAndReport(name, fileUrl, boxOptions, out, report, failure) {
+  const run = await runBoxBenchmark(name, fileUrl, boxOptions)
+  if (!run) return
+  const { box, raw, head } = run
+  const r = report(raw)
+  const result = { ...head, ...r.fields, ok: r.ok && box.code === 0 }
+  writeResult(out, result)
+  console.log(`\n${name} — ${result.date}, box: Linux ${raw.env.kernelRelease}, node ${raw.env.node}, ${r.box ?? ''}host CPU ${result.host.cpuModel} ×${result.host.cpus}; ${r.tail}\n`)
+  console.log(r.table)
+  finish(name, out, result.ok, failure)
+}
+
 /** --cpu-prof: the node flags that write profiles to /tmp/tsproxy-<name>-prof (none when off), and what the results file records. */
 export function cpuProfile(name, on) {
   const dir = path.join(os.tmpdir(), `tsproxy-${name}-prof`)

@@ -19,7 +19,7 @@
 // ratios between cases of the same boot mean anything.
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildC, caseSummary, caseTable, cpuProfile, finish, judge, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { buildC, caseSummary, caseTable, cpuProfile, judge, needsDist, parseFlags, resultsFile, runAndReport, runMain } from '../common/harness.mjs'
 import { ratio, round } from '../common/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -112,26 +112,23 @@ async function main() {
   const prof = cpuProfile('ipvs-bulk', opts.cpuProf)
   // Flags of the node processes that run the cases (one per timed run).
   cfg.nodeFlags = ['--expose-gc', ...prof.flags]
-  const run = await runBoxBenchmark('ipvs-bulk', import.meta.url, { envVar: 'IPVS_BULK_CONFIG', cfg, timeoutS: opts.timeout, mem: '2G' })
-  if (!run) return
-  const { box, raw } = run
-  const summary = summarize(raw)
-  const result = {
-    // The box is one more process on the host: other load there shows up as noise (host.loadavg*).
-    ...run.head,
-    config: { ...raw.config, probe: probe.bin ? 'benchmarks/ipvs-bulk/probe.c' : null, cpuProf: prof.record },
-    referenceProbeUsPerOp: REFERENCE_PROBE_US,
-    goals: GOALS,
-    cases: summary.cases,
-    ratios: summary.ratios,
-    ok: summary.cases.every((c) => c.ok) && box.code === 0,
-  }
-  writeResult(opts.out, result)
-
-  console.log(`\nipvs-bulk — ${result.date}, box: Linux ${raw.env.kernelRelease}, node ${raw.env.node}, ` +
-    `host CPU ${result.host.cpuModel} ×${result.host.cpus}; medians of ${cfg.reps} run(s)\n`)
-  console.log(table(summary))
-  finish('ipvs-bulk', opts.out, result.ok, 'some cases FAILED their checks (see "errors" in the results file)')
+  // The box is one more process on the host: other load there shows up as noise (host.loadavg*).
+  const box = { envVar: 'IPVS_BULK_CONFIG', cfg, timeoutS: opts.timeout, mem: '2G' }
+  await runAndReport('ipvs-bulk', import.meta.url, box, opts.out, (raw) => {
+    const summary = summarize(raw)
+    return {
+      fields: {
+        config: { ...raw.config, probe: probe.bin ? 'benchmarks/ipvs-bulk/probe.c' : null, cpuProf: prof.record },
+        referenceProbeUsPerOp: REFERENCE_PROBE_US,
+        goals: GOALS,
+        cases: summary.cases,
+        ratios: summary.ratios,
+      },
+      ok: summary.cases.every((c) => c.ok),
+      tail: `medians of ${cfg.reps} run(s)`,
+      table: table(summary),
+    }
+  }, 'some cases FAILED their checks (see "errors" in the results file)')
 }
 
 runMain('ipvs-bulk', main)

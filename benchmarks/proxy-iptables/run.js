@@ -21,7 +21,7 @@
 // Everything inside the box is slow per syscall (user-mode Linux), so only the
 // ratios between figures of the same boot mean anything.
 import * as path from 'node:path'
-import { cpuProfile, finish, grid, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { cpuProfile, grid, needsDist, parseFlags, resultsFile, runAndReport, runMain } from '../common/harness.mjs'
 import { ratio, round, tag } from '../common/stats.mjs'
 
 function parseArgs(argv) {
@@ -95,21 +95,17 @@ async function main() {
   needsDist('dist/proxy/main.js')
   const prof = cpuProfile('proxy-iptables', opts.cpuProf)
   const cfg = { sizes: opts.sizes, endpoints: opts.endpoints, changes: opts.changes, daemonNodeFlags: prof.flags, workerNodeFlags: prof.flags }
-  const run = await runBoxBenchmark('proxy-iptables', import.meta.url, { envVar: 'PROXY_IPTABLES_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G' })
-  if (!run) return
-  const { box, raw } = run
-  const rows = summarize(raw)
-  const result = {
-    ...run.head,
-    config: { ...raw.config, cpuProf: prof.record },
-    summary: rows,
-    raw: raw.sizes,
-    ok: rows.every((r) => r.ok) && box.code === 0,
-  }
-  writeResult(opts.out, result)
-  console.log(`\nproxy-iptables — ${result.date}, box: Linux ${raw.env.kernelRelease}, node ${raw.env.node}, ${raw.env.iptables}; host CPU ${result.host.cpuModel} ×${result.host.cpus}; ${raw.config.changes} changes per size, one cold run\n`)
-  console.log(table(rows))
-  finish('proxy-iptables', opts.out, result.ok, 'some workers FAILED their checks (see "errors" in the results file)')
+  const box = { envVar: 'PROXY_IPTABLES_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G' }
+  await runAndReport('proxy-iptables', import.meta.url, box, opts.out, (raw) => {
+    const rows = summarize(raw)
+    return {
+      fields: { config: { ...raw.config, cpuProf: prof.record }, summary: rows, raw: raw.sizes },
+      ok: rows.every((r) => r.ok),
+      box: `${raw.env.iptables}; `,
+      tail: `${raw.config.changes} changes per size, one cold run`,
+      table: table(rows),
+    }
+  }, 'some workers FAILED their checks (see "errors" in the results file)')
 }
 
 runMain('proxy-iptables', main)

@@ -23,7 +23,7 @@
 // Everything inside the box is slow per syscall (user-mode Linux), so only the
 // ratios between figures of the same boot mean anything.
 import * as path from 'node:path'
-import { cpuProfile, finish, grid, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { cpuProfile, grid, needsDist, parseFlags, resultsFile, runAndReport, runMain } from '../common/harness.mjs'
 import { median, ratio, round, tag } from '../common/stats.mjs'
 
 // The issue's goals (reported, never asserted).
@@ -153,24 +153,16 @@ async function main() {
     daemonNodeFlags: prof.flags,
     workerNodeFlags: prof.flags,
   }
-  const run = await runBoxBenchmark('proxy-ipvs', import.meta.url, { envVar: 'PROXY_IPVS_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G' })
-  if (!run) return
-  const { box, raw } = run
-  const summary = summarize(raw)
-  const result = {
-    ...run.head,
-    config: { ...raw.config, cpuProf: prof.record },
-    goals: GOALS,
-    summary: summary.rows,
-    goalsReport: summary.goals,
-    raw: raw.sizes,
-    ok: summary.rows.every((r) => r.ok) && box.code === 0,
-  }
-  writeResult(opts.out, result)
-  console.log(`\nproxy-ipvs — ${result.date}, box: Linux ${raw.env.kernelRelease}, node ${raw.env.node}, host CPU ${result.host.cpuModel} ×${result.host.cpus}; ` +
-    `${raw.config.changes} changes of each kind per size, ${raw.config.reps} cold run(s)\n`)
-  console.log(table(summary))
-  finish('proxy-ipvs', opts.out, result.ok, 'some workers FAILED their checks (see "errors" in the results file)')
+  const box = { envVar: 'PROXY_IPVS_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G' }
+  await runAndReport('proxy-ipvs', import.meta.url, box, opts.out, (raw) => {
+    const summary = summarize(raw)
+    return {
+      fields: { config: { ...raw.config, cpuProf: prof.record }, goals: GOALS, summary: summary.rows, goalsReport: summary.goals, raw: raw.sizes },
+      ok: summary.rows.every((r) => r.ok),
+      tail: `${raw.config.changes} changes of each kind per size, ${raw.config.reps} cold run(s)`,
+      table: table(summary),
+    }
+  }, 'some workers FAILED their checks (see "errors" in the results file)')
 }
 
 runMain('proxy-ipvs', main)

@@ -178,6 +178,16 @@ async function takeNode(log: Log, waitMs: number): Promise<number | undefined> {
   return undefined
 }
 
+/** Uses a dataplane once it is open and closes it, whether `use` succeeds or throws. */
+async function closing<D extends { close(): Promise<void> }, T>(opening: Promise<D>, use: (d: D) => Promise<T>): Promise<T> {
+  const d = await opening
+  try {
+    return await use(d)
+  } finally {
+    await d.close()
+  }
+}
+
 /**
  * The daemon's kernel settings, without its rules: the init container's step
  * (it is privileged, the daemon need not be). Opening the mode's interfaces
@@ -189,24 +199,15 @@ async function initOnly(config: KubeProxyConfiguration, log: Log): Promise<numbe
   const c = config
   try {
     for (const family of families(clusterCIDRs(c))) {
+      let keys: string[]
       if (c.mode === 'ipvs') {
-        const dp = await openDataplane(family)
-        try {
-          const timeouts = { tcp: c.ipvs.tcpTimeout / 1000, tcpFin: c.ipvs.tcpFinTimeout / 1000, udp: c.ipvs.udpTimeout / 1000 }
-          const keys = await new IpvsProxier(dp, { family, strictARP: c.ipvs.strictARP, timeouts, log }).setup()
-          log('info', 'sysctls set', { family, keys })
-        } finally {
-          await dp.close()
-        }
+        const timeouts = { tcp: c.ipvs.tcpTimeout / 1000, tcpFin: c.ipvs.tcpFinTimeout / 1000, udp: c.ipvs.udpTimeout / 1000 }
+        keys = await closing(openDataplane(family), (dp) => new IpvsProxier(dp, { family, strictARP: c.ipvs.strictARP, timeouts, log }).setup())
       } else {
-        const dp = await openIptablesDataplane(family)
-        try {
-          const o = { family, localhostNodePorts: c.iptables.localhostNodePorts, nodePortAddresses: c.nodePortAddresses, log }
-          log('info', 'sysctls set', { family, keys: await new IptablesProxier(dp, o).setup() })
-        } finally {
-          await dp.close()
-        }
+        const o = { family, localhostNodePorts: c.iptables.localhostNodePorts, nodePortAddresses: c.nodePortAddresses, log }
+        keys = await closing(openIptablesDataplane(family), (dp) => new IptablesProxier(dp, o).setup())
       }
+      log('info', 'sysctls set', { family, keys })
     }
     const io = { get: (k: string) => getSysctl(k), set: (k: string, v: number) => setSysctl(k, v) }
     const keys = await applyConntrackSettings(conntrackSettings(c.conntrack, availableParallelism()), io, log)
@@ -224,29 +225,17 @@ async function cleanup(log: Log): Promise<number> {
   // mode's rules still jump to it, and goes with the second pass.
   let failed = false
   for (const family of ['inet6', 'inet'] as const) {
-    const report = (mode: string, e: unknown): void => {
-      log(family === 'inet' ? 'error' : 'warn', 'cleanup failed', { family, mode, error: e })
-      failed ||= family === 'inet'
+    const modes = {
+      iptables: () => closing(openIptablesDataplane(family), (ipt) => new IptablesProxier(ipt, { family, log }).cleanup()),
+      ipvs: () => closing(openDataplane(family), (dp) => new IpvsProxier(dp, { family, log }).cleanup()),
     }
-    try {
-      const ipt = await openIptablesDataplane(family)
+    for (const [mode, clean] of Object.entries(modes)) {
       try {
-        log('info', 'cleaned up', { family, mode: 'iptables', ...(await new IptablesProxier(ipt, { family, log }).cleanup()) })
-      } finally {
-        await ipt.close()
+        log('info', 'cleaned up', { family, mode, ...(await clean()) })
+      } catch (e) {
+        log(family === 'inet' ? 'error' : 'warn', 'cleanup failed', { family, mode, error: e })
+        failed ||= family === 'inet'
       }
-    } catch (e) {
-      report('iptables', e)
-    }
-    try {
-      const dp = await openDataplane(family)
-      try {
-        log('info', 'cleaned up', { family, mode: 'ipvs', ...(await new IpvsProxier(dp, { family, log }).cleanup()) })
-      } finally {
-        await dp.close()
-      }
-    } catch (e) {
-      report('ipvs', e)
     }
   }
   return failed ? 1 : 0

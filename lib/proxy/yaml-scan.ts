@@ -133,6 +133,13 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
     }
     return -1
   }
+  /** Enters a quoted scalar at its opening quote `p`: the offset after it, or -1 when it goes on past the line (left open). */
+  const quoted = (p: number, eol: number): number => {
+    quote = text.charCodeAt(p)
+    const q = quoteFrom(p, eol)
+    if (q < 0) open = 'quote'
+    return q
+  }
   /** Past an anchor or a tag at `p`. */
   const propertyEnd = (p: number, eol: number): number => {
     while (p < eol && !isBlank(text.charCodeAt(p)) && !isFlowIndicator(text.charCodeAt(p))) p++
@@ -203,13 +210,9 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
         dashes = 0
         p++
       } else if (c === 34 || c === 39) {
-        quote = c
         flowKey = true
-        const q = quoteFrom(p, eol)
-        if (q < 0) {
-          open = 'quote'
-          return eol
-        }
+        const q = quoted(p, eol)
+        if (q < 0) return eol
         p = q
       } else if (c === 38 || c === 33 || c === 42) p = propertyEnd(p + 1, eol) // & ! *
       else if ((c === 58 || c === 63 || c === 45) && (isBlank(text.charCodeAt(p + 1)) || isFlowIndicator(text.charCodeAt(p + 1)) || (c === 58 && flowKey))) {
@@ -472,12 +475,8 @@ function measureYaml(text: string, start: number, end: number, firstLine: number
         continue
       }
       if (c === 34 || c === 39) {
-        quote = c
-        const r = quoteFrom(p, eol)
-        if (r < 0) {
-          open = 'quote'
-          return eol
-        }
+        const r = quoted(p, eol)
+        if (r < 0) return eol
         p = r
         afterNode = true
         continue

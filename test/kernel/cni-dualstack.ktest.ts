@@ -9,7 +9,7 @@
 import t from 'tap'
 import { getSysctl, setSysctl, type Rule, type ServiceKey } from '../../dist/index.js'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
-import { cniBox } from './support/cni-box.js'
+import { addCniServices, cniBox, hairpinSpread, roundRobin } from './support/cni-box.js'
 import { lines, readKey } from './support/shell.js'
 
 const re = (s: string): string => s.replace(/[.[\]]/g, '\\$&')
@@ -38,7 +38,7 @@ const started = Date.now()
 const node: FakeNode = await makeNode({ gateway6, pods: [a, b, c, d] })
 t.comment(`makeNode, 4 pods dual-stack: ${Date.now() - started} ms (links and netns ${node.timings.setupMs} ms, agents ${node.timings.agentsMs} ms)`)
 
-const { ipvs, ipset, iptables: ip6tables, cleanUp } = await cniBox(t, node, { family: 'inet6', loop: LOOP, vsConntrackBefore })
+const { ipvs, ipset, iptables: ip6tables, cleanUp, checkGone } = await cniBox(t, node, { family: 'inet6', loop: LOOP, vsConntrackBefore })
 
 t.test('makeNode with gateway6: IPv6 on the bridge and on the pods that have an ip6', async (t) => {
   t.equal(node.gateway6, gateway6)
@@ -88,43 +88,10 @@ t.test('IPv6 IPVS virtual services, programmed through the API', async (t) => {
   sh(`ip link add kube-ipvs0 type dummy
       ${[web, others, selfOnly].map((s) => `ip -6 addr add ${s.address}/128 dev kube-ipvs0 nodad`).join('\n')}
       ip link set kube-ipvs0 up`)
-  const dest = (p: { ip6: string }, port = 8080) => ({ address: p.ip6, port, forward: 'masq' as const })
-  const results = await ipvs.batch([
-    { op: 'addService', service: { ...web, scheduler: 'rr' } },
-    ...[a, b, c].map((p) => ({ op: 'addDestination' as const, service: web, destination: dest(p) })),
-    { op: 'addService', service: { ...dns, scheduler: 'rr' } },
-    ...[a, b, c].map((p) => ({ op: 'addDestination' as const, service: dns, destination: dest(p, 5353) })),
-    { op: 'addService', service: { ...others, scheduler: 'rr' } },
-    ...[b, c].map((p) => ({ op: 'addDestination' as const, service: others, destination: dest(p) })),
-    { op: 'addService', service: { ...selfOnly, scheduler: 'rr' } },
-    { op: 'addDestination', service: selfOnly, destination: dest(a) },
-  ])
-  t.same(results.filter((r) => !r.ok), [], 'every operation ok')
-  t.same(lines(tool('ipvsadm', ['-Sn'])).sort(), [
-    '-A -t [fd00:10:96::a]:80 -s rr',
-    '-a -t [fd00:10:96::a]:80 -r [fd00:10:244::a]:8080 -m -w 1',
-    '-a -t [fd00:10:96::a]:80 -r [fd00:10:244::b]:8080 -m -w 1',
-    '-a -t [fd00:10:96::a]:80 -r [fd00:10:244::c]:8080 -m -w 1',
-    '-A -t [fd00:10:96::b]:80 -s rr',
-    '-a -t [fd00:10:96::b]:80 -r [fd00:10:244::b]:8080 -m -w 1',
-    '-a -t [fd00:10:96::b]:80 -r [fd00:10:244::c]:8080 -m -w 1',
-    '-A -t [fd00:10:96::c]:80 -s rr',
-    '-a -t [fd00:10:96::c]:80 -r [fd00:10:244::a]:8080 -m -w 1',
-    '-A -u [fd00:10:96::a]:53 -s rr',
-    '-a -u [fd00:10:96::a]:53 -r [fd00:10:244::a]:5353 -m -w 1',
-    '-a -u [fd00:10:96::a]:53 -r [fd00:10:244::b]:5353 -m -w 1',
-    '-a -u [fd00:10:96::a]:53 -r [fd00:10:244::c]:5353 -m -w 1',
-  ].sort(), 'ipvsadm -Sn')
+  await addCniServices(t, ipvs, { web, dns, others, selfOnly }, [a, b, c], (p) => p.ip6)
 })
 
-t.test('node to the IPv6 VIP reaches all three pods, round robin', async (t) => {
-  const r = await node.requestMany('node', { host: web.address, port: web.port }, 9)
-  t.same(r.errors, [])
-  t.same(r.counts, { [a.name]: 3, [b.name]: 3, [c.name]: 3 })
-  const u = await node.requestMany('node', { proto: 'udp', host: dns.address, port: dns.port }, 6)
-  t.same(u.errors, [], 'UDP')
-  t.same(u.counts, { [a.name]: 2, [b.name]: 2, [c.name]: 2 }, 'UDP')
-})
+t.test('node to the IPv6 VIP reaches all three pods, round robin', (t) => roundRobin(t, node, { web, dns, others, selfOnly }, [a, b, c]))
 
 t.test('pod to the IPv6 VIP of other pods', async (t) => {
   const r = await node.requestMany(a.name, { host: others.address, port: others.port }, 4)
@@ -158,12 +125,7 @@ t.test('IPv6 hairpin: a pod reaches itself through a v6 VIP once masqueraded', a
 
   const after = await node.request(a.name, { host: selfOnly.address, port: selfOnly.port, path: '/whoami' })
   t.match(after, { ok: true, body: new RegExp(`^\\[${re(gateway6)}\\]:\\d+$`) }, 'now it answers, seeing gateway6 as the client')
-  const r = await node.requestMany(a.name, { host: web.address, port: web.port }, 6)
-  t.same(r.errors, [], 'a through the VIP of all three, itself included')
-  t.same(r.counts, { [a.name]: 2, [b.name]: 2, [c.name]: 2 })
-  const many = await node.requestMany(b.name, { host: web.address, port: web.port }, 9, { concurrency: 3 })
-  t.same(many.errors, [], 'b, three at a time')
-  t.same(many.counts, { [a.name]: 3, [b.name]: 3, [c.name]: 3 })
+  await hairpinSpread(t, node, web, [a, b, c])
   const u = await node.requestMany(b.name, { proto: 'udp', host: dns.address, port: dns.port }, 6)
   t.same(u.errors, [], 'UDP: b through the VIP of all three, itself included')
   t.same(u.counts, { [a.name]: 2, [b.name]: 2, [c.name]: 2 }, 'UDP')
@@ -173,19 +135,7 @@ t.test('IPv6 hairpin: a pod reaches itself through a v6 VIP once masqueraded', a
 
 t.test('everything made is gone again', async (t) => {
   await cleanUp()
-  t.same(lines(tool('ip', ['-o', 'link', 'show'])).map((l) => l.split(': ')[1]), ['lo'], 'only lo')
-  const netns = lines(tool('ip', ['netns', 'list'])).map((l) => l.split(' ')[0])
-  t.same(names.filter((n) => netns.includes(n)), [], 'no pod netns')
-  let agents = ''
-  try {
-    agents = tool('pgrep', ['-f', 'cni-agent\\.mjs'])
-  } catch (e) {
-    t.equal((e as { status?: number }).status, 1, 'pgrep: none found')
-  }
-  t.equal(agents, '', 'no agent process')
-  t.equal(tool('ipvsadm', ['-Sn']), '', 'no IPVS service')
-  t.equal(tool('ipset', ['list', '-n']), '', 'no set')
-  t.same(lines(tool('ip6tables-legacy-save', ['-t', 'nat'])).filter((l) => l.startsWith('-A')), [], 'no ip6 nat rule')
+  checkGone(t, names)
   t.equal(readKey('net.ipv6.conf.all.forwarding'), forward6Before, 'ipv6 forwarding as it was')
   t.equal(readKey('net.ipv4.ip_forward'), forwardBefore, 'ip_forward as it was')
   t.equal(readKey('net.ipv4.vs.conntrack'), String(vsConntrackBefore), 'vs.conntrack as it was')

@@ -8,7 +8,7 @@
 import t from 'tap'
 import { getSysctl, setSysctl, type Rule, type ServiceKey } from '../../dist/index.js'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
-import { cniBox } from './support/cni-box.js'
+import { addCniServices, cniBox, hairpinSpread, roundRobin } from './support/cni-box.js'
 import { lines, readKey } from './support/shell.js'
 
 
@@ -36,7 +36,7 @@ const node: FakeNode = await makeNode({ pods: [a, b, c] })
 t.comment(`makeNode, 3 pods: ${Date.now() - started} ms (links and netns ${node.timings.setupMs} ms, agents ${node.timings.agentsMs} ms)`)
 
 // cleanUp undoes it all; the last test checks that nothing is left.
-const { ipvs, ipset, iptables, cleanUp } = await cniBox(t, node, { family: 'inet', loop: LOOP, vsConntrackBefore })
+const { ipvs, ipset, iptables, cleanUp, checkGone } = await cniBox(t, node, { family: 'inet', loop: LOOP, vsConntrackBefore })
 
 t.test('makeNode builds the bridge, the pods and their agents', async (t) => {
   t.same(node.pods.map((p) => [p.name, p.ip]), [[a.name, a.ip], [b.name, b.ip], [c.name, c.ip]])
@@ -89,43 +89,10 @@ t.test('IPVS virtual services, programmed through the API', async (t) => {
   sh(`ip link add kube-ipvs0 type dummy
       ${[web, others, selfOnly].map((s) => `ip addr add ${s.address}/32 dev kube-ipvs0`).join('\n')}
       ip link set kube-ipvs0 up`)
-  const dest = (p: { ip: string }, port = 8080) => ({ address: p.ip, port, forward: 'masq' as const })
-  const results = await ipvs.batch([
-    { op: 'addService', service: { ...web, scheduler: 'rr' } },
-    ...[a, b, c].map((p) => ({ op: 'addDestination' as const, service: web, destination: dest(p) })),
-    { op: 'addService', service: { ...dns, scheduler: 'rr' } },
-    ...[a, b, c].map((p) => ({ op: 'addDestination' as const, service: dns, destination: dest(p, 5353) })),
-    { op: 'addService', service: { ...others, scheduler: 'rr' } },
-    ...[b, c].map((p) => ({ op: 'addDestination' as const, service: others, destination: dest(p) })),
-    { op: 'addService', service: { ...selfOnly, scheduler: 'rr' } },
-    { op: 'addDestination', service: selfOnly, destination: dest(a) },
-  ])
-  t.same(results.filter((r) => !r.ok), [], 'every operation ok')
-  t.same(lines(tool('ipvsadm', ['-Sn'])).sort(), [
-    '-A -t 10.96.0.10:80 -s rr',
-    '-a -t 10.96.0.10:80 -r 10.244.0.10:8080 -m -w 1',
-    '-a -t 10.96.0.10:80 -r 10.244.0.11:8080 -m -w 1',
-    '-a -t 10.96.0.10:80 -r 10.244.0.12:8080 -m -w 1',
-    '-A -t 10.96.0.11:80 -s rr',
-    '-a -t 10.96.0.11:80 -r 10.244.0.11:8080 -m -w 1',
-    '-a -t 10.96.0.11:80 -r 10.244.0.12:8080 -m -w 1',
-    '-A -t 10.96.0.12:80 -s rr',
-    '-a -t 10.96.0.12:80 -r 10.244.0.10:8080 -m -w 1',
-    '-A -u 10.96.0.10:53 -s rr',
-    '-a -u 10.96.0.10:53 -r 10.244.0.10:5353 -m -w 1',
-    '-a -u 10.96.0.10:53 -r 10.244.0.11:5353 -m -w 1',
-    '-a -u 10.96.0.10:53 -r 10.244.0.12:5353 -m -w 1',
-  ].sort(), 'ipvsadm -Sn')
+  await addCniServices(t, ipvs, { web, dns, others, selfOnly }, [a, b, c], (p) => p.ip)
 })
 
-t.test('node to the VIP reaches all three pods, round robin', async (t) => {
-  const r = await node.requestMany('node', { host: web.address, port: web.port }, 9)
-  t.same(r.errors, [])
-  t.same(r.counts, { [a.name]: 3, [b.name]: 3, [c.name]: 3 })
-  const u = await node.requestMany('node', { proto: 'udp', host: dns.address, port: dns.port }, 6)
-  t.same(u.errors, [], 'UDP')
-  t.same(u.counts, { [a.name]: 2, [b.name]: 2, [c.name]: 2 }, 'UDP')
-})
+t.test('node to the VIP reaches all three pods, round robin', (t) => roundRobin(t, node, { web, dns, others, selfOnly }, [a, b, c]))
 
 t.test('pod to the VIP of other pods', async (t) => {
   const r = await node.requestMany(a.name, { host: others.address, port: others.port }, 4)
@@ -156,30 +123,13 @@ t.test('hairpin: a pod reaches itself through a VIP once masqueraded', async (t)
 
   const after = await node.request(a.name, { host: selfOnly.address, port: selfOnly.port, path: '/whoami' })
   t.match(after, { ok: true, body: /^10\.244\.0\.1:\d+$/ }, 'now it answers, seeing the gateway as the client')
-  const r = await node.requestMany(a.name, { host: web.address, port: web.port }, 6)
-  t.same(r.errors, [], 'a through the VIP of all three, itself included')
-  t.same(r.counts, { [a.name]: 2, [b.name]: 2, [c.name]: 2 })
-  const many = await node.requestMany(b.name, { host: web.address, port: web.port }, 9, { concurrency: 3 })
-  t.same(many.errors, [], 'b, three at a time')
-  t.same(many.counts, { [a.name]: 3, [b.name]: 3, [c.name]: 3 })
+  await hairpinSpread(t, node, web, [a, b, c])
   t.match(await node.request(a.name, { host: others.address, port: others.port, path: '/whoami' }), { ok: true, body: /^10\.244\.0\.10:\d+$/ }, 'to other pods still not masqueraded')
 })
 
 t.test('everything made is gone again', async (t) => {
   await cleanUp()
-  t.same(lines(tool('ip', ['-o', 'link', 'show'])).map((l) => l.split(': ')[1]), ['lo'], 'only lo')
-  const netns = lines(tool('ip', ['netns', 'list'])).map((l) => l.split(' ')[0])
-  t.same(names.filter((n) => netns.includes(n)), [], 'no pod netns')
-  let agents = ''
-  try {
-    agents = tool('pgrep', ['-f', 'cni-agent\\.mjs'])
-  } catch (e) {
-    t.equal((e as { status?: number }).status, 1, 'pgrep: none found')
-  }
-  t.equal(agents, '', 'no agent process')
-  t.equal(tool('ipvsadm', ['-Sn']), '', 'no IPVS service')
-  t.equal(tool('ipset', ['list', '-n']), '', 'no set')
-  t.same(lines(tool('iptables-legacy-save', ['-t', 'nat'])).filter((l) => l.startsWith('-A')), [], 'no nat rule')
+  checkGone(t, names)
   t.equal(readKey('net.bridge.bridge-nf-call-iptables'), brnfBefore, 'bridge-nf-call-iptables as it was')
   t.equal(readKey('net.ipv4.ip_forward'), forwardBefore, 'ip_forward as it was')
   t.equal(readKey('net.ipv4.vs.conntrack'), String(vsConntrackBefore), 'vs.conntrack as it was')

@@ -4,6 +4,7 @@
 // reads back through our listings as equal typed records.
 import t, { type Test } from 'tap'
 import { IpSet, NetlinkError, ValidationError, type IpSetEntry, type IpSetRecord } from '../../dist/index.js'
+import { callsInFlight, manyAdds } from '../support/ipset-calls.js'
 import { rejection, rejects } from './support/assert.js'
 import { comparable, ipsetCli, ipsetTry, listHeader, parseSave, restore, saved, savedLines, sortLines, timeoutsOf, toSaveLines } from './support/ipset.js'
 
@@ -560,16 +561,7 @@ t.test('close() lets every call started before it finish; calls after it fail wi
   await ipset.add('CL', { ip: '10.9.0.1' })
   const h = await IpSet.open()
   // Each of these waits for a set header or yields between slices before its first request.
-  const many = Array.from({ length: 4200 }, (_, i) => ({ op: 'add' as const, set: 'CL2', entry: { ip: `10.8.${i >> 8}.${i & 0xff}` } }))
-  const started = [
-    h.add('CL', { ip: '10.9.0.2' }),
-    h.del('CL', { ip: '10.9.0.1' }),
-    h.test('CL', { ip: '10.9.0.2' }),
-    h.batch(many),
-    h.create({ name: 'CL3', type: 'hash:ip' }),
-    h.syncMembers('CL', [{ ip: '10.9.0.2' }, { ip: '10.9.0.3' }]),
-    h.list('CL'),
-  ]
+  const started = callsInFlight(h, { set: 'CL', add: '10.9.0.2', del: '10.9.0.1', batch: manyAdds('CL2', 4200), create: 'CL3', sync: ['10.9.0.2', '10.9.0.3'] })
   const closed = h.close()
   const late = await rejection(h.add('CL', { ip: '10.9.0.9' }))
   const results = await Promise.allSettled(started)

@@ -5,39 +5,28 @@
 // (a chain of ours that another rule still jumps to cannot be deleted) counted
 // as partial, then full, restore failures.
 import t from 'tap'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
-import { startDaemon, until, type RunningDaemon } from '../support/daemon.mjs'
+import { makeNode, numberedPods, sh, tool, type FakeNode } from '../support/cni.mjs'
+import { startDaemon, until, writeManifest, type RunningDaemon } from '../support/daemon.mjs'
 
 const NODE = 'node1'
-const pods = [
-  { name: 'p1', ip: '10.244.0.11' },
-  { name: 'p2', ip: '10.244.0.12' },
-]
+const pods = numberedPods('p', 11, { count: 2 })
 const dir = mkdtempSync(join(tmpdir(), 'tsproxy-ipt-metrics-'))
-const manifest = join(dir, 'web.json')
 
 function write(ips: string[]): void {
-  writeFileSync(
-    manifest,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'List',
-      items: [
-        { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080 }] } },
-        {
-          apiVersion: 'discovery.k8s.io/v1',
-          kind: 'EndpointSlice',
-          metadata: { name: 'web-x', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
-          addressType: 'IPv4',
-          ports: [{ name: 'http', port: 8080 }],
-          endpoints: ips.map((ip) => ({ addresses: [ip], nodeName: NODE })),
-        },
-      ],
-    }),
-  )
+  writeManifest(dir, 'web.json', [
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080 }] } },
+    {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'web-x', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: 8080 }],
+      endpoints: ips.map((ip) => ({ addresses: [ip], nodeName: NODE })),
+    },
+  ])
 }
 
 /** The rules of KUBE-* chains in one table, as iptables-legacy-save prints them (the jumps from built-in chains are not ours). */

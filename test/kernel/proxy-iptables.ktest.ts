@@ -3,7 +3,7 @@
 // kube-proxy writes them, and real TCP through a fake CNI (three pods serving
 // HTTP on 8080) plus an off-cluster client on a second bridge.
 import t from 'tap'
-import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
+import { makeNode, numberedPods, sh, tool, type FakeNode } from '../support/cni.mjs'
 import { IptablesProxier, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
 import { getSysctl, setSysctl } from '../../dist/sysctl.js'
 import type { SyncReport } from '../../dist/proxy/types.js'
@@ -14,11 +14,7 @@ import { changeFeed } from '../support/builders.js'
 type Json = Record<string, any>
 const NODE = 'node1'
 const NODE_IP = '192.168.50.10'
-const pods = [
-  { name: 'p1', ip: '10.244.0.11' },
-  { name: 'p2', ip: '10.244.0.12' },
-  { name: 'p3', ip: '10.244.0.13' },
-]
+const pods = numberedPods('p', 11)
 
 function service(name: string, spec: Json, namespace = 'default'): ServiceObject {
   return parseService({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec })

@@ -5,19 +5,15 @@
 // ipvsadm, ipset and ip6tables-legacy-save; no drift found where there is
 // none; cleanup of both families.
 import t from 'tap'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
-import { startDaemon, type RunningDaemon } from '../support/daemon.mjs'
+import { makeNode, numberedPods, sh, tool, type FakeNode } from '../support/cni.mjs'
+import { startDaemon, writeManifest, type RunningDaemon } from '../support/daemon.mjs'
 
 const NODE = 'node1'
 const NODE_IP6 = '2001:db8::10'
-const pods = [
-  { name: 'q1', ip: '10.244.0.21', ip6: 'fd00:10:244::21' },
-  { name: 'q2', ip: '10.244.0.22', ip6: 'fd00:10:244::22' },
-  { name: 'q3', ip: '10.244.0.23', ip6: 'fd00:10:244::23' },
-]
+const pods = numberedPods('q', 21, { dualStack: true })
 const VIP4 = '10.96.0.10'
 const VIP6 = 'fd00:10:96::10'
 
@@ -30,30 +26,23 @@ const slice = (name: string, family: 'IPv4' | 'IPv6', ips: string[]) => ({
   ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
   endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true }, nodeName: NODE })),
 })
-writeFileSync(
-  join(dir, 'web.json'),
-  JSON.stringify({
+writeManifest(dir, 'web.json', [
+  {
     apiVersion: 'v1',
-    kind: 'List',
-    items: [
-      {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name: 'web', namespace: 'default' },
-        spec: {
-          type: 'NodePort',
-          clusterIP: VIP4,
-          clusterIPs: [VIP4, VIP6],
-          ipFamilies: ['IPv4', 'IPv6'],
-          ipFamilyPolicy: 'RequireDualStack',
-          ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }],
-        },
-      },
-      slice('web-v4', 'IPv4', pods.map((p) => p.ip)),
-      slice('web-v6', 'IPv6', pods.map((p) => p.ip6)),
-    ],
-  }),
-)
+    kind: 'Service',
+    metadata: { name: 'web', namespace: 'default' },
+    spec: {
+      type: 'NodePort',
+      clusterIP: VIP4,
+      clusterIPs: [VIP4, VIP6],
+      ipFamilies: ['IPv4', 'IPv6'],
+      ipFamilyPolicy: 'RequireDualStack',
+      ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }],
+    },
+  },
+  slice('web-v4', 'IPv4', pods.map((p) => p.ip)),
+  slice('web-v6', 'IPv6', pods.map((p) => p.ip6)),
+])
 
 let node: FakeNode
 let daemon: RunningDaemon

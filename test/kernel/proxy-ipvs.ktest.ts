@@ -7,16 +7,12 @@ import t from 'tap'
 import { mkdtempSync, renameSync, rmSync, writeFileSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
-import { startDaemon, until, type RunningDaemon } from '../support/daemon.mjs'
+import { makeNode, numberedPods, sh, tool, type FakeNode } from '../support/cni.mjs'
+import { startDaemon, until, writeManifest, type RunningDaemon } from '../support/daemon.mjs'
 
 const NODE = 'node1'
 const OTHER = 'node2'
-const pods = [
-  { name: 'p1', ip: '10.244.0.11' },
-  { name: 'p2', ip: '10.244.0.12' },
-  { name: 'p3', ip: '10.244.0.13' },
-]
+const pods = numberedPods('p', 11)
 const NODE_IP = '192.168.50.10'
 const EXTERNAL_IP = '192.168.60.1'
 
@@ -45,7 +41,7 @@ const all: Ep[] = pods.map((p) => ({ ip: p.ip }))
 const http = (port: number, extra: Record<string, unknown> = {}) => [{ name: 'http', protocol: 'TCP', port, targetPort: 8080, ...extra }]
 
 const dir = mkdtempSync(join(tmpdir(), 'tsproxy-ktest-'))
-const write = (file: string, ...items: object[]): void => writeFileSync(join(dir, file), JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 1))
+const write = (file: string, ...items: object[]): void => writeManifest(dir, file, items)
 
 write('web.json', service('web', { type: 'ClusterIP', clusterIP: '10.96.0.10', ports: http(80) }), slice('web', all))
 write('web-np.json', service('web-np', { type: 'NodePort', clusterIP: '10.96.0.11', ports: http(80, { nodePort: 30080 }) }), slice('web-np', all))

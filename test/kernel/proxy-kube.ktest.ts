@@ -8,16 +8,12 @@ import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
+import { makeNode, numberedPods, sh, tool, type FakeNode } from '../support/cni.mjs'
 import { startDaemon, until, type RunningDaemon } from '../support/daemon.mjs'
 import { FakeApiServer } from '../support/fake-apiserver.js'
 
 const NODE = 'node1'
-const pods = [
-  { name: 'k1', ip: '10.244.0.31' },
-  { name: 'k2', ip: '10.244.0.32' },
-  { name: 'k3', ip: '10.244.0.33' },
-]
+const pods = numberedPods('k', 31)
 
 const service = (name: string, ip: string) => ({
   apiVersion: 'v1',

@@ -3,40 +3,29 @@
 // removes it and programs IPVS; restarting in the same mode rewrites nothing;
 // switching back removes IPVS mode's virtual servers, sets and kube-ipvs0.
 import t, { type Test } from 'tap'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
-import { startDaemon, type RunningDaemon } from '../support/daemon.mjs'
+import { makeNode, numberedPods, sh, tool, type FakeNode } from '../support/cni.mjs'
+import { startDaemon, writeManifest, type RunningDaemon } from '../support/daemon.mjs'
 
 const NODE = 'node1'
-const pods = [
-  { name: 'm1', ip: '10.244.0.41' },
-  { name: 'm2', ip: '10.244.0.42' },
-  { name: 'm3', ip: '10.244.0.43' },
-]
+const pods = numberedPods('m', 41)
 // kube-proxy's chain name for default/web:http over TCP (sha256, base32, 16 characters).
 const SVC_CHAIN = 'KUBE-SVC-'
 
 const dir = mkdtempSync(join(tmpdir(), 'tsproxy-modes-'))
-writeFileSync(
-  join(dir, 'web.json'),
-  JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'List',
-    items: [
-      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
-      {
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: { name: 'web-x', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
-        addressType: 'IPv4',
-        ports: [{ name: 'http', port: 8080 }],
-        endpoints: pods.map((p) => ({ addresses: [p.ip], nodeName: NODE })),
-      },
-    ],
-  }),
-)
+writeManifest(dir, 'web.json', [
+  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
+  {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: 'web-x', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
+    addressType: 'IPv4',
+    ports: [{ name: 'http', port: 8080 }],
+    endpoints: pods.map((p) => ({ addresses: [p.ip], nodeName: NODE })),
+  },
+])
 
 let node: FakeNode
 let daemon: RunningDaemon | undefined

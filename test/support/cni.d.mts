@@ -15,6 +15,13 @@ export interface PodSpec {
   ip6?: string
 }
 
+/**
+ * Pods named `${letter}1`, `${letter}2`, ... at 10.244.0.<first>, <first + 1>, ...
+ * (count default 3); dualStack: each also at fd00:10:244::<the same digits>.
+ */
+export declare function numberedPods(letter: string, first: number, options?: { count?: number; dualStack?: false }): { name: string; ip: string }[]
+export declare function numberedPods(letter: string, first: number, options: { count?: number; dualStack: true }): { name: string; ip: string; ip6: string }[]
+
 export interface Pod extends PodSpec {
   /** The bridge side of its veth pair, `<bridge>-<index>` (eth0 in the pod). */
   veth: string

@@ -61,6 +61,19 @@ export function sh(script) {
   return tool('sh', ['-ec', script])
 }
 
+/**
+ * Pods named `${letter}1`, `${letter}2`, ... at 10.244.0.<first>, <first + 1>, ...
+ * (in makeNode's default 10.244.0.1/24); dualStack: each also at
+ * fd00:10:244::<the same digits> (for gateway6 'fd00:10:244::1').
+ */
+export function numberedPods(letter, first, { count = 3, dualStack = false } = {}) {
+  return Array.from({ length: count }, (_, i) => ({
+    name: `${letter}${i + 1}`,
+    ip: `10.244.0.${first + i}`,
+    ...(dualStack ? { ip6: `fd00:10:244::${first + i}` } : {}),
+  }))
+}
+
 /** Async spawn: { code, stdout, stderr }; never rejects (a spawn error is code 127). */
 function runAsync(cmd, args, input) {
   return new Promise((resolve) => {

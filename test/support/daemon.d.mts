@@ -34,3 +34,6 @@ export declare function startDaemon(options: {
 }): Promise<RunningDaemon>
 
 export declare function until<T>(check: () => T | Promise<T>, options?: { timeoutMs?: number; everyMs?: number; what?: string }): Promise<T>
+
+/** Writes `items` as one manifest file (a v1 List) into the daemon's --manifests directory. */
+export declare function writeManifest(dir: string, file: string, items: readonly object[]): void

@@ -2,6 +2,8 @@
 // tests, benchmarks and the demo: collects its JSON log lines, waits for the
 // lines or metric values a test cares about, reads /metrics and /status.
 import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const MAIN = fileURLToPath(new URL('../../dist/proxy/main.js', import.meta.url))
@@ -99,4 +101,9 @@ export async function until(check, { timeoutMs = 20_000, everyMs = 50, what = 'c
     if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`)
     await new Promise((r) => setTimeout(r, everyMs))
   }
+}
+
+/** Writes `items` as one manifest file (a v1 List) into the daemon's --manifests directory. */
+export function writeManifest(dir, file, items) {
+  writeFileSync(join(dir, file), JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 1))
 }

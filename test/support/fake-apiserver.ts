@@ -258,16 +258,20 @@ ${user}
     return structuredClone(object)
   }
 
-  /** Stores a new object (as given: no validation); returns it as stored. */
-  create(kind: Kind, obj: Obj): Obj {
+  /** A copy of an object given to create or update, its kind, apiVersion and namespace filled in; its key and its kind's store. */
+  #incoming(kind: Kind, obj: Obj): { o: Obj; key: string; store: Map<string, Obj> } {
     const r = this.#resource(kind)
     const o: Obj = structuredClone(obj)
     o.kind ??= kind
     o.apiVersion ??= r.apiVersion
     o.metadata ??= {}
     if (r.namespaced) o.metadata.namespace ??= 'default'
-    const key = this.#key(r, o)
-    const store = this.#store.get(kind)!
+    return { o, key: this.#key(r, o), store: this.#store.get(kind)! }
+  }
+
+  /** Stores a new object (as given: no validation); returns it as stored. */
+  create(kind: Kind, obj: Obj): Obj {
+    const { o, key, store } = this.#incoming(kind, obj)
     if (store.has(key)) throw new Error(`fake apiserver: ${kind} ${key} exists`)
     this.#rv++
     o.metadata.uid ??= `uid-${++this.#uid}`
@@ -279,14 +283,7 @@ ${user}
 
   /** Replaces an object (found by namespace/name). */
   update(kind: Kind, obj: Obj): Obj {
-    const r = this.#resource(kind)
-    const o: Obj = structuredClone(obj)
-    o.kind ??= kind
-    o.apiVersion ??= r.apiVersion
-    o.metadata ??= {}
-    if (r.namespaced) o.metadata.namespace ??= 'default'
-    const key = this.#key(r, o)
-    const store = this.#store.get(kind)!
+    const { o, key, store } = this.#incoming(kind, obj)
     const previous = store.get(key)
     if (!previous) throw new Error(`fake apiserver: ${kind} ${key} does not exist`)
     this.#rv++

@@ -37,6 +37,38 @@ export function decodes(t: Test, codec: string, bytes: number[], records: unknow
   t.strictSame(native.decode(codec, Buffer.from(bytes)).map(plain), records, 'decode(bytes) equals the record')
 }
 
+/** decode(bad) refuses the whole message, EBADMSG, naming the kind of record it could not read whole. */
+export function refusesMalformed(t: Test, codec: string, bad: Buffer, kind: string): void {
+  t.throws(() => native.decode(codec, bad), { errno: 74, code: 'EBADMSG', message: `malformed reply: a ${kind} record the decoder could not read whole` }, 'refused, naming the record')
+}
+
+/** NLMSG_DONE closing a dump (sequence 1, port id 0xabcd): a control message every decoder skips. */
+export const DONE_MESSAGE = [
+  0x14, 0x00, 0x00, 0x00, // nlmsg_len = 20
+  0x03, 0x00, //             nlmsg_type = NLMSG_DONE
+  0x02, 0x00, //             nlmsg_flags = NLM_F_MULTI
+  0x01, 0x00, 0x00, 0x00, // nlmsg_seq = 1
+  0xcd, 0xab, 0x00, 0x00, // nlmsg_pid
+  0x00, 0x00, 0x00, 0x00, // error = 0
+]
+
+/**
+ * The IPv4 virtual service of the IPVS fixtures, 10.0.0.1:80 TCP round robin,
+ * as the codec decodes it, but for its stats. flags 2: IP_VS_SVC_F_HASHED, set
+ * by the kernel on every service in its table.
+ */
+export const SERVICE_V4_RECORD = {
+  kind: 'service',
+  af: 2,
+  address: '10.0.0.1',
+  protocol: 6,
+  port: 80,
+  scheduler: 'rr',
+  flags: 2,
+  timeout: 0,
+  netmask: 32,
+}
+
 /** struct ip_vs_stats as decoded where the kernel (or our request) sends none or zeros. */
 export const ZERO_STATS = {
   conns: 0,

@@ -9,6 +9,7 @@ import t, { type Test } from 'tap'
 import { Conntrack, NetlinkError, ValidationError, type ConntrackFilter } from '../../dist/index.js'
 import type { NativeOp, NativeResult } from '../../dist/native.js'
 import { openRecording } from '../support/fake-netlink.js'
+import { outcome } from '../support/outcome.js'
 
 const ENOENT = 2
 const EPERM = 1
@@ -58,13 +59,6 @@ const kernel: Answer = (op) => {
 async function fake(answer: Answer = kernel): Promise<{ ct: Conntrack; sent: NativeOp[][] }> {
   const { handle: ct, sent } = await openRecording(t, 'conntrack', () => Conntrack.open(), kernel, answer)
   return { ct, sent }
-}
-
-async function outcome(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    (v) => ({ value: v }),
-    (e: unknown) => e,
-  )
 }
 
 async function refused(t: Test, call: (c: Conntrack) => Promise<unknown>, op: string, field: string, value?: unknown, index?: number): Promise<void> {

@@ -11,7 +11,7 @@
 // carry NLA_F_NESTED, on both sides.
 import t, { type Test } from 'tap'
 import { native } from '../../dist/native.js'
-import { encoder, rows } from '../support/fixtures.js'
+import { DONE_MESSAGE, encoder, refusesMalformed, rows } from '../support/fixtures.js'
 
 const encodes = encoder('conntrack', 0)
 
@@ -370,12 +370,7 @@ t.test('IPCTNL_MSG_CT_GET_STATS reply: entries and the table limit', async (t) =
 
 t.test('decode skips control messages, other subsystems and commands it does not parse', async (t) => {
   const noise = [
-    0x14, 0x00, 0x00, 0x00, // nlmsg_len = 20
-    0x03, 0x00, //             nlmsg_type = NLMSG_DONE
-    0x02, 0x00, //             nlmsg_flags = NLM_F_MULTI
-    0x01, 0x00, 0x00, 0x00, // nlmsg_seq
-    0xcd, 0xab, 0x00, 0x00, // nlmsg_pid
-    0x00, 0x00, 0x00, 0x00, // error = 0
+    ...DONE_MESSAGE,
     0x14, 0x00, 0x00, 0x00, // nlmsg_len = 20
     0x00, 0x06, //             nlmsg_type = NFNL_SUBSYS_IPSET (6) << 8: not conntrack
     0x02, 0x00, //             nlmsg_flags
@@ -401,7 +396,7 @@ t.test('decode skips control messages, other subsystems and commands it does not
 t.test('a malformed attribute refuses the message with EBADMSG instead of breaking the decoder', async (t) => {
   const bad = Buffer.from(udpReply)
   bad.writeUInt16LE(200, 124) // CTA_STATUS's nla_len: past the end of the message
-  t.throws(() => native.decode('conntrack', bad), { errno: 74, code: 'EBADMSG', message: 'malformed reply: a entry record the decoder could not read whole' }, 'refused, naming the record')
+  refusesMalformed(t, 'conntrack', bad, 'entry')
   t.strictSame(native.decode('conntrack', Buffer.from(udpReply).subarray(0, 100)), [], 'a message longer than the buffer is not decoded')
 })
 

@@ -10,7 +10,7 @@
 // (/24 -> ff ff ff 00), an IPv6 netmask a host-order u32 prefix length.
 import t, { type Test } from 'tap'
 import { native } from '../../dist/native.js'
-import { encoder, encodesWith, rows, ZERO_STATS } from '../support/fixtures.js'
+import { DONE_MESSAGE, encoder, encodesWith, refusesMalformed, rows, SERVICE_V4_RECORD, ZERO_STATS } from '../support/fixtures.js'
 
 /** The generic netlink id the kernel gave IPVS in these fixtures. */
 const IPVS = 0x24
@@ -548,15 +548,7 @@ const serviceV4Reply = [
 ]
 
 const serviceV4Record = {
-  kind: 'service',
-  af: 2,
-  address: '10.0.0.1',
-  protocol: 6,
-  port: 80,
-  scheduler: 'rr',
-  flags: 2,
-  timeout: 0,
-  netmask: 32,
+  ...SERVICE_V4_RECORD,
   stats: {
     conns: 4294967301,
     inPackets: 8589935592,
@@ -1097,12 +1089,7 @@ t.test('attributes above the known maximum are ignored at every level', async (t
 
 t.test('decode skips control messages and commands it does not parse', async (t) => {
   const noise = [
-    0x14, 0x00, 0x00, 0x00, // nlmsg_len = 20
-    0x03, 0x00, //             nlmsg_type = NLMSG_DONE
-    0x02, 0x00, //             nlmsg_flags = NLM_F_MULTI
-    0x01, 0x00, 0x00, 0x00, // nlmsg_seq = 1
-    0xcd, 0xab, 0x00, 0x00, // nlmsg_pid
-    0x00, 0x00, 0x00, 0x00, // error = 0
+    ...DONE_MESSAGE,
     0x14, 0x00, 0x00, 0x00, // nlmsg_len = 20
     0x24, 0x00, //             nlmsg_type = IPVS
     0x00, 0x00, //             nlmsg_flags = 0
@@ -1123,7 +1110,7 @@ t.test('a malformed attribute refuses the message with EBADMSG instead of breaki
   // IPVS_SVC_ATTR_ADDR (after the nest header at 20, AF and PROTOCOL): nla_len 20 -> 240,
   // more than the 160 bytes left in the nest.
   bad.writeUInt16LE(240, 20 + 4 + 8 + 8)
-  t.throws(() => native.decode('ipvs', bad), { errno: 74, code: 'EBADMSG', message: 'malformed reply: a service record the decoder could not read whole' }, 'refused, naming the record')
+  refusesMalformed(t, 'ipvs', bad, 'service')
 
   const truncated = Buffer.from(serviceV4Reply).subarray(0, 100) // nlmsg_len says 320
   t.strictSame(native.decode('ipvs', truncated), [], 'a message longer than the buffer is not decoded')

@@ -16,6 +16,7 @@ import { native } from '../../dist/native.js'
 import type { NativeOp, NativeRecord, NativeResult } from '../../dist/native.js'
 import { openAfterHandshake } from '../support/fake-netlink.js'
 import { checkRefusal as checkShared, type Want } from '../support/refusal.js'
+import { SERVICE_V4_RECORD, ZERO_STATS } from '../support/fixtures.js'
 
 const IPVS = 0x24
 
@@ -370,18 +371,7 @@ t.test('a valid batch is one execute; kernel errors come back per operation', as
 
 // ---- the other direction: what the lib makes of kernel answers ---------------------------
 
-const rawService = {
-  kind: 'service',
-  af: 2,
-  address: '10.0.0.1',
-  protocol: 6,
-  port: 80,
-  scheduler: 'rr',
-  flags: 2, // IP_VS_SVC_F_HASHED: the kernel sets it on every service in its table
-  timeout: 0,
-  netmask: 32,
-  stats: { conns: 0, inPackets: 0, outPackets: 0, inBytes: 0, outBytes: 0, cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 },
-}
+const rawService = { ...SERVICE_V4_RECORD, stats: ZERO_STATS }
 
 t.test('getService: ESRCH is "no such service", other errors throw NetlinkError', async (t) => {
   const missing = await fakeIpvs((ops) => ops.map(() => ({ error: 3, records: [] })))

@@ -8,6 +8,7 @@ import t, { type Test } from 'tap'
 import { Conntrack, IpSet, Ipvs, NetlinkError, Rtnl } from '../../dist/index.js'
 import type { NativeOp, NativeRecord, NativeResult } from '../../dist/native.js'
 import { openOver } from '../support/fake-netlink.js'
+import { callsInFlight, manyAdds } from '../support/ipset-calls.js'
 
 /** Plausible answers, one turn of the event loop later, as the thread pool answers. */
 function answer(codec: string, op: NativeOp): NativeResult {
@@ -101,16 +102,10 @@ t.test('Ipvs: listServices with destinations and a batch in slices finish; then 
 t.test('IpSet: every call (header read first, batches, sync, replace) finishes; then EBADF', async (t) => {
   const { open, log } = fakeSocket()
   const ipset = await open(() => IpSet.open())
-  const many = Array.from({ length: 5000 }, (_, i) => ({ op: 'add' as const, set: 'S', entry: { ip: `10.8.${i >> 8}.${i & 0xff}` } }))
+  const many = manyAdds('S', 5000)
   const started = [
-    ipset.add('S', { ip: '10.0.0.1' }),
-    ipset.del('S', { ip: '10.0.0.1' }),
-    ipset.test('S', { ip: '10.0.0.1' }),
-    ipset.batch(many),
-    ipset.create({ name: 'N', type: 'hash:ip' }),
-    ipset.syncMembers('S', [{ ip: '10.0.0.2' }]),
+    ...callsInFlight(ipset, { set: 'S', add: '10.0.0.1', del: '10.0.0.1', batch: many, create: 'N', sync: ['10.0.0.2'] }),
     ipset.replaceMembers('S', [{ ip: '10.0.0.3' }]),
-    ipset.list('S'),
     ipset.destroy('X'),
   ]
   await closeAfter(t, ipset, log, started, [

@@ -38,27 +38,19 @@ const IPVS = 0x24
 
 // ---- a tiny assembler: netlink is host byte order (little-endian here) --------------------
 
-const u16 = (v: number): Buffer => {
-  const b = Buffer.alloc(2)
-  b.writeUInt16LE(v)
-  return b
-}
-const u32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4)
-  b.writeUInt32LE(v)
-  return b
-}
-const i32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4)
-  b.writeInt32LE(v)
-  return b
-}
+/** A `size`-byte buffer holding v, written by `write`. */
+const field =
+  (size: number, write: (b: Buffer, v: number) => unknown) =>
+  (v: number): Buffer => {
+    const b = Buffer.alloc(size)
+    write(b, v)
+    return b
+  }
+const u16 = field(2, (b, v) => b.writeUInt16LE(v))
+const u32 = field(4, (b, v) => b.writeUInt32LE(v))
+const i32 = field(4, (b, v) => b.writeInt32LE(v))
 /** Network byte order, as IPVS ports travel. */
-const be16 = (v: number): Buffer => {
-  const b = Buffer.alloc(2)
-  b.writeUInt16BE(v)
-  return b
-}
+const be16 = field(2, (b, v) => b.writeUInt16BE(v))
 const cstr = (s: string): Buffer => Buffer.from(`${s}\0`)
 const pad4 = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc((4 - (b.length % 4)) % 4)])
 

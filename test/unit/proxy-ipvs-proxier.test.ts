@@ -43,6 +43,17 @@ function harness(options: IpvsProxierOptions = {}, fake = new FakeDataplane({ no
   }
 }
 
+/** web with real servers 10.0.0.1 and 10.0.0.2, synced; then 10.0.0.2 gone from its slice and synced: it drains (weight 0) on VS. */
+async function draining(): Promise<ReturnType<typeof harness>> {
+  const h = harness()
+  h.put(svc('web'), slice('web-1', 'web', ['10.0.0.1', '10.0.0.2']))
+  await h.sync()
+  h.put(slice('web-1', 'web', ['10.0.0.1']))
+  await h.sync()
+  return h
+}
+const VS = 'tcp/10.96.0.10:80'
+
 const LB = 'KUBE-LOOP-BACK'
 const CIP = 'KUBE-CLUSTER-IP'
 const IPS = 'KUBE-IPVS-IPS'
@@ -308,13 +319,7 @@ t.test('ports sharing a VIP: the VIP stays until the last one goes', async (t) =
 })
 
 t.test('graceful termination of TCP real servers', async (t) => {
-  const h = harness()
-  const VS = 'tcp/10.96.0.10:80'
-  h.put(svc('web'), slice('web-1', 'web', ['10.0.0.1', '10.0.0.2']))
-  await h.sync()
-
-  h.put(slice('web-1', 'web', ['10.0.0.1']))
-  await h.sync()
+  const h = await draining()
   t.strictSame(h.fake.writes(), ['ipvs updateDestination tcp/10.96.0.10:80 10.0.0.2:8080 w0 masq'], 'quiesced, not deleted')
   t.strictSame(h.fake.dests(VS), ['10.0.0.1:8080 w1 masq', '10.0.0.2:8080 w0 masq'])
   t.equal(h.proxier.draining, 1)
@@ -347,11 +352,7 @@ t.test('graceful termination of TCP real servers', async (t) => {
 t.test('graceful termination: a virtual server flushed behind our back (ipvsadm -C) ends the drain', async (t) => {
   // The kernel lists no destinations for a missing service (no error): the
   // draining real server is gone, there is nothing left to delete.
-  const h = harness()
-  h.put(svc('web'), slice('web-1', 'web', ['10.0.0.1', '10.0.0.2']))
-  await h.sync()
-  h.put(slice('web-1', 'web', ['10.0.0.1']))
-  await h.sync()
+  const h = await draining()
   t.equal(h.proxier.draining, 1)
   h.fake.flushIpvs()
   h.fake.clearCalls()
@@ -360,12 +361,7 @@ t.test('graceful termination: a virtual server flushed behind our back (ipvsadm 
 })
 
 t.test('graceful termination: an endpoint back before it drained gets weight 1 again', async (t) => {
-  const h = harness()
-  const VS = 'tcp/10.96.0.10:80'
-  h.put(svc('web'), slice('web-1', 'web', ['10.0.0.1', '10.0.0.2']))
-  await h.sync()
-  h.put(slice('web-1', 'web', ['10.0.0.1']))
-  await h.sync()
+  const h = await draining()
   h.fake.setConns(VS, '10.0.0.2:8080', 3)
   h.put(slice('web-1', 'web', ['10.0.0.1', '10.0.0.2']))
   await h.sync()
@@ -380,12 +376,7 @@ t.test('graceful termination: an endpoint back before it drained gets weight 1 a
 })
 
 t.test('graceful termination survives a full resync and a restart', async (t) => {
-  const h = harness()
-  const VS = 'tcp/10.96.0.10:80'
-  h.put(svc('web'), slice('web-1', 'web', ['10.0.0.1', '10.0.0.2']))
-  await h.sync()
-  h.put(slice('web-1', 'web', ['10.0.0.1']))
-  await h.sync()
+  const h = await draining()
   h.fake.setConns(VS, '10.0.0.2:8080', 1)
   const r = await h.sync(true)
   t.strictSame(h.fake.writes(), [], 'the weight-0 real server is left as it is')
@@ -757,11 +748,7 @@ t.test('UDP conntrack cleanup', async (t) => {
 })
 
 t.test('TCP changes make no conntrack work', async (t) => {
-  const h = harness()
-  h.put(svc('web'), slice('web-1', 'web', ['10.0.0.1', '10.0.0.2']))
-  await h.sync()
-  h.put(slice('web-1', 'web', ['10.0.0.1']))
-  await h.sync()
+  const h = await draining()
   h.deleteService('web')
   await h.sync()
   t.strictSame(h.fake.conntrackDeletes, [])

@@ -36,6 +36,14 @@ ports:
 endpoints:
 ${ips.map((ip) => `  - addresses: ["${ip}"]\n`).join('')}`
 
+/** A ManifestSource over `path` with a recording sink and a quiet log, loaded once. */
+async function loaded(path: string) {
+  const sink = recorder()
+  const log = quietLog()
+  const source = new ManifestSource({ path, sink, log })
+  return { sink, log, source, r: await source.load() }
+}
+
 async function tempDir(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tsproxy-manifests-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
@@ -70,9 +78,7 @@ t.test('the fixtures: nginx-basic (3 endpoints) and a NodePort service', async (
 })
 
 t.test('a file source: a single file, read once', async (t) => {
-  const sink = recorder()
-  const source = new ManifestSource({ path: join(FIXTURES, 'nginx-basic.yaml'), sink, log: quietLog() })
-  await source.load()
+  const { sink, source } = await loaded(join(FIXTURES, 'nginx-basic.yaml'))
   t.strictSame(sink.events, ['add EndpointSlice default/nginx-basic-7xk2p', 'add Service default/nginx-basic'])
   await source.close()
 })
@@ -101,10 +107,7 @@ t.test('bad documents: each refused with its field and line, the rest applies', 
       // good document, bad document, good slice: the bad one sits on line 1 + the good one's lines + the '---'.
       const docLine = good.split('\n').length + 1
       await writeFile(join(dir, 'a.yaml'), `${good}---\n${c.doc}---\n${sliceYaml('good-1', 'good', ['10.0.0.1'])}`)
-      const sink = recorder()
-      const log = quietLog()
-      const source = new ManifestSource({ path: dir, sink, log })
-      const r = await source.load()
+      const { sink, log, source, r } = await loaded(dir)
       t.strictSame(sink.events, ['add EndpointSlice default/good-1', 'add Service default/good'], 'the good documents apply')
       t.equal(r.errors.length, 1, 'one error')
       const e = r.errors[0]!
@@ -127,10 +130,7 @@ t.test('a bad endpoint: left out and reported with its field and line; the slice
   const dir = await tempDir(t)
   const good = svcYaml('good', '10.96.0.1')
   await writeFile(join(dir, 'a.yaml'), `${good}---\n${sliceYaml('bad-ep', 'good', ['10.0.0.1', 'pod-2', '10.0.0.3'])}`)
-  const sink = recorder()
-  const log = quietLog()
-  const source = new ManifestSource({ path: dir, sink, log })
-  const r = await source.load()
+  const { sink, log, source, r } = await loaded(dir)
   t.strictSame(sink.events, ['add EndpointSlice default/bad-ep', 'add Service default/good'], 'the slice applies')
   t.equal(r.errors.length, 1, 'one error')
   const e = r.errors[0]!
@@ -172,9 +172,7 @@ items:
   await writeFile(join(dir, 'broken.json'), '{"apiVersion": "v1"\n "kind": "Service"}')
   await writeFile(join(dir, 'notes.txt'), 'not a manifest')
   await writeFile(join(dir, '.hidden.yaml'), svcYaml('hidden', '10.96.9.9'))
-  const sink = recorder()
-  const source = new ManifestSource({ path: dir, sink, log: quietLog() })
-  const r = await source.load()
+  const { sink, source, r } = await loaded(dir)
   t.strictSame(sink.events, ['add Service default/l1', 'add Service json/j1'], 'List items and JSON lists; other files and hidden files passed over')
   t.equal(r.errors.length, 2)
   const list = r.errors.find((e) => e.file.endsWith('list.yaml'))!
@@ -223,10 +221,7 @@ t.test('edits: last good version kept, fixes applied, deletions', async (t) => {
   const dir = await tempDir(t)
   const file = join(dir, 'web.yaml')
   await writeFile(file, `${svcYaml('web', '10.96.0.1')}---\n${svcYaml('api', '10.96.0.2')}`)
-  const sink = recorder()
-  const log = quietLog()
-  const source = new ManifestSource({ path: dir, sink, log })
-  await source.load()
+  const { sink, log, source } = await loaded(dir)
   t.strictSame(sink.events, ['add Service default/api', 'add Service default/web'])
   sink.events.length = 0
 

@@ -8,6 +8,7 @@ import t, { type Test } from 'tap'
 import { NetlinkError, Rtnl, ValidationError, alreadyExists, alreadyGone } from '../../dist/index.js'
 import type { NativeOp, NativeResult } from '../../dist/native.js'
 import { openRecording } from '../support/fake-netlink.js'
+import { outcome } from '../support/outcome.js'
 
 const EEXIST = 17
 const ENODEV = 19
@@ -42,13 +43,6 @@ const kernel: Answer = (op) => {
 async function fake(answer: Answer = kernel): Promise<{ rtnl: Rtnl; sent: NativeOp[][] }> {
   const { handle: rtnl, sent } = await openRecording(t, 'route', () => Rtnl.open(), kernel, answer)
   return { rtnl, sent }
-}
-
-async function outcome(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    (v) => ({ value: v }),
-    (e: unknown) => e,
-  )
 }
 
 interface Want {

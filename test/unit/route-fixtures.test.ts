@@ -10,7 +10,7 @@
 // (little-endian here); addresses are network order, 4 or 16 bytes.
 import t, { type Test } from 'tap'
 import { native } from '../../dist/native.js'
-import { encoder, rows } from '../support/fixtures.js'
+import { DONE_MESSAGE, encoder, refusesMalformed, rows } from '../support/fixtures.js'
 
 const encodes = encoder('route', 0)
 
@@ -476,12 +476,7 @@ t.test('our RTM_NEWADDR requests read back as the addresses they add', async (t)
 
 t.test('decode skips control messages, other families and types it does not parse', async (t) => {
   const noise = [
-    0x14, 0x00, 0x00, 0x00, // nlmsg_len = 20
-    0x03, 0x00, //             nlmsg_type = NLMSG_DONE
-    0x02, 0x00, //             nlmsg_flags = NLM_F_MULTI
-    0x01, 0x00, 0x00, 0x00, // nlmsg_seq
-    0xcd, 0xab, 0x00, 0x00, // nlmsg_pid
-    0x00, 0x00, 0x00, 0x00, // error = 0
+    ...DONE_MESSAGE,
     0x1c, 0x00, 0x00, 0x00, // nlmsg_len = 28
     0x18, 0x00, //             nlmsg_type = RTM_NEWROUTE (24): not ours to parse
     0x02, 0x00, //             nlmsg_flags = NLM_F_MULTI
@@ -509,7 +504,7 @@ t.test('decode skips control messages, other families and types it does not pars
 t.test('a malformed attribute refuses the message with EBADMSG instead of breaking the decoder', async (t) => {
   const bad = Buffer.from(vipReply)
   bad.writeUInt16LE(200, 40) // IFA_LABEL's nla_len: past the end of the message
-  t.throws(() => native.decode('route', bad), { errno: 74, code: 'EBADMSG', message: 'malformed reply: a address record the decoder could not read whole' }, 'refused, naming the record')
+  refusesMalformed(t, 'route', bad, 'address')
   t.strictSame(native.decode('route', Buffer.from(vipReply).subarray(0, 40)), [], 'a message longer than the buffer is not decoded')
 })
 

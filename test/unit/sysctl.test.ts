@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NetlinkError, SYSCTL, SysctlError, ValidationError, ensureSysctl, getSysctl, readSysctl, setSysctl, writeSysctl } from '../../dist/index.js'
+import { outcome } from '../support/outcome.js'
 
 const root = mkdtempSync(join(tmpdir(), 'tsproxy-sysctl-'))
 t.teardown(() => rmSync(root, { recursive: true, force: true }))
@@ -22,13 +23,6 @@ file('net/ipv4/vs/conntrack', '0\n')
 file('net/ipv4/conf/all/arp_ignore', '0\n')
 file('net/ipv4/conf/eth0.100/arp_announce', '0\n')
 file('net/ipv4/ip_local_port_range', '32768\t60999\n')
-
-async function outcome(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    (v) => ({ value: v }),
-    (e: unknown) => e,
-  )
-}
 
 t.test('keys: dotted as sysctl(8) writes them, or a path when a part holds a dot', async (t) => {
   t.equal(await getSysctl('net.ipv4.ip_forward', at), 0)

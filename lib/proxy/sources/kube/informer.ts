@@ -52,7 +52,8 @@ export interface InformerError {
   field?: string
 }
 
-export interface InformerStats {
+/** What an informer counts; a KubernetesSource sums them over its three informers. */
+export interface InformerCounters {
   /** Events given to the handler. */
   events: number
   /** Lists after the first one (after a 410). */
@@ -65,6 +66,9 @@ export interface InformerStats {
   refused: number
   /** Parts left out of object versions that applied (options.warnings). */
   partial: number
+}
+
+export interface InformerStats extends InformerCounters {
   bookmarks: number
 }
 

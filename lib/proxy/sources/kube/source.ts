@@ -13,7 +13,7 @@ import { LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, parseService, type ServiceObj
 import { stderrLog } from '../manifests.js'
 import type { Log } from '../../types.js'
 import type { KubeApi } from './client.js'
-import { Informer, type BackoffOptions, type InformerError, type InformerStats } from './informer.js'
+import { Informer, type BackoffOptions, type InformerCounters, type InformerError, type InformerStats } from './informer.js'
 
 /** kube-proxy's label selector for Services and EndpointSlices (the keys in order, as labels.Selector prints them). */
 export const PROXY_LABEL_SELECTOR = `!${LABEL_HEADLESS},!${LABEL_SERVICE_PROXY_NAME}`
@@ -21,6 +21,16 @@ export const PROXY_LABEL_SELECTOR = `!${LABEL_HEADLESS},!${LABEL_SERVICE_PROXY_N
 export const SERVICES_PATH = '/api/v1/services'
 export const ENDPOINTSLICES_PATH = '/apis/discovery.k8s.io/v1/endpointslices'
 export const NODES_PATH = '/api/v1/nodes'
+
+/**
+ * A collection as an informer names it: its path, its name (the path's last
+ * segment, 'services'), and the kind and apiVersion (the path's group/version,
+ * 'discovery.k8s.io/v1') that lists leave out of their items.
+ */
+function collection(path: string, kind: string): { path: string; name: string; apiVersion: string; kind: string } {
+  const parts = path.split('/') // '', 'api' or 'apis', [group,] version, resource
+  return { path, name: parts.at(-1)!, apiVersion: parts.slice(2, -1).join('/'), kind }
+}
 
 /** The label holding a node's zone. */
 export const LABEL_TOPOLOGY_ZONE = 'topology.kubernetes.io/zone'
@@ -51,19 +61,8 @@ export function parseNode(value: unknown): NodeInfo {
   return { name, labels, deleting: deletion !== undefined && deletion !== '', ...(zone ? { zone } : {}), ...(rv ? { resourceVersion: rv } : {}) }
 }
 
-export interface KubernetesSourceStats {
-  /** Events fed to the sink (Services and EndpointSlices) and Node changes seen. */
-  events: number
-  /** Lists after a 410. */
-  relists: number
-  /** Failed lists and watches. */
-  errors: number
-  /** Watches started again. */
-  reconnects: number
-  /** Object versions refused (not parsed). */
-  refused: number
-  /** Parts left out of objects that applied (bad endpoints of a slice). */
-  partial: number
+/** The informers' counters summed (events: Services, EndpointSlices and Node changes), and what is held. */
+export interface KubernetesSourceStats extends InformerCounters {
   services: number
   endpointSlices: number
 }
@@ -110,33 +109,23 @@ export class KubernetesSource {
       ...(options.pageSize ? { pageSize: options.pageSize } : {}),
       ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
     }
+    const proxied = { ...common, labelSelector: PROXY_LABEL_SELECTOR }
     this.#services = new Informer<ServiceObject>({
-      ...common,
-      name: 'services',
-      path: SERVICES_PATH,
-      apiVersion: 'v1',
-      kind: 'Service',
-      labelSelector: PROXY_LABEL_SELECTOR,
+      ...proxied,
+      ...collection(SERVICES_PATH, 'Service'),
       parse: parseService,
       handler: (p, c) => options.sink.service(p, c),
     })
     this.#slices = new Informer<EndpointSlice>({
-      ...common,
-      name: 'endpointslices',
-      path: ENDPOINTSLICES_PATH,
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      labelSelector: PROXY_LABEL_SELECTOR,
+      ...proxied,
+      ...collection(ENDPOINTSLICES_PATH, 'EndpointSlice'),
       parse: parseEndpointSlice,
       warnings: (s) => s.warnings,
       handler: (p, c) => options.sink.endpointSlice(p, c),
     })
     this.#nodes = new Informer<NodeInfo>({
       ...common,
-      name: 'nodes',
-      path: NODES_PATH,
-      apiVersion: 'v1',
-      kind: 'Node',
+      ...collection(NODES_PATH, 'Node'),
       fieldSelector: `metadata.name=${options.nodeName}`,
       parse: parseNode,
       handler: (p, c) => {
@@ -188,7 +177,7 @@ export class KubernetesSource {
 
   /** Summed over the three informers. */
   get stats(): KubernetesSourceStats {
-    const sum = (k: keyof InformerStats): number => this.#informers.reduce((n, i) => n + i.stats[k], 0)
+    const sum = (k: keyof InformerCounters): number => this.#informers.reduce((n, i) => n + i.stats[k], 0)
     return {
       events: sum('events'),
       relists: sum('relists'),
