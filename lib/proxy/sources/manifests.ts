@@ -365,6 +365,12 @@ export class ManifestSource {
       filesRead++
       const state = big > 0 ? refusedManifest(file, new LimitError({ file, line: 1, limit: 'bytes', max: MAX_MANIFEST_BYTES, found: big }), old) : readManifest(file, text, old)
       state.text = '' // what the file held is known by its digest; the text itself is not kept
+      // An object the re-read did not change keeps its one parsed copy (the trackers hold it
+      // too): without this, each rewrite of a file would leave a second copy of its other objects.
+      for (const entry of state.objects.values()) {
+        const prev = this.#emitted.get(entry.key) ?? old?.objects.get(entry.key)
+        if (prev && prev.kind === entry.kind && prev.value !== entry.value && samePlain(prev.value, entry.value)) (entry as { value: unknown }).value = prev.value
+      }
       forget(file)
       this.#files.set(file, state)
       this.#digests.set(file, digest)
