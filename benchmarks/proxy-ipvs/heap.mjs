@@ -81,7 +81,7 @@ const memSysctl = () => {
 }
 
 const base = live()
-const cluster = makeCluster({ services: opts.services, endpoints: opts.endpoints })
+let cluster = makeCluster({ services: opts.services, endpoints: opts.endpoints })
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsproxy-heap-'))
 writeManifests(cluster, dir)
 const { Daemon } = await import(path.join(repoRoot, 'dist/proxy/daemon.js'))
@@ -93,6 +93,32 @@ const errors = []
 const log = (level, msg, fields) => {
   if (level === 'error') errors.push(`${msg} ${JSON.stringify(fields ?? {})}`.slice(0, 300))
 }
+// Layer by layer, the same pieces the daemon wires: what each one adds to the live heap.
+const layers = await (async () => {
+  const { ManifestSource } = await import(path.join(repoRoot, 'dist/proxy/sources/manifests.js'))
+  const { ServiceChangeTracker, EndpointsChangeTracker, applyChanges, trackerSink } = await import(path.join(repoRoot, 'dist/proxy/changes.js'))
+  const { IpvsProxier } = await import(path.join(repoRoot, 'dist/proxy/ipvs/proxier.js'))
+  const h0 = live().heapUsedMB
+  const services = new ServiceChangeTracker()
+  const endpoints = new EndpointsChangeTracker({ nodeName: NODE })
+  const source = new ManifestSource({ path: dir, sink: trackerSink(services, endpoints), log, pollMs: 0 })
+  await source.load()
+  const h1 = live().heapUsedMB
+  const changes = applyChanges(services, endpoints)
+  const h2 = live().heapUsedMB
+  const proxier = new IpvsProxier(nullDataplane(), { family: 'inet', clusterCIDR: CLUSTER_CIDR, log })
+  await proxier.sync({ ports: services.ports, endpoints: (k) => endpoints.endpoints(k) }, changes.servicePorts, { full: true })
+  const h3 = live().heapUsedMB
+  const r = (x) => Math.round(x * 10) / 10
+  const out = {
+    'manifest source + pending changes (source.load())': r(h1 - h0),
+    'trackers applied (applyChanges(); the pending changes folded in)': r(h2 - h1),
+    "IPVS proxier's desired + applied pictures (one full sync)": r(h3 - h2),
+    total: r(h3 - h0),
+  }
+  await source.close()
+  return out
+})()
 const afterImport = live()
 const daemon = new Daemon({ config, manifests: dir, log, dataplane: nullDataplane(), nodeName: NODE, sysctl: memSysctl() })
 const t0 = performance.now()
@@ -123,7 +149,12 @@ console.log(`${opts.services} services × ${opts.endpoints} endpoints (other nod
 console.log(`live heap after GC: before ${afterImport.heapUsedMB} MB, after start ${afterStart.heapUsedMB} MB, after ${opts.changes} changes ${afterChanges.heapUsedMB} MB ` +
   `→ the daemon's ${result.daemonHeapMB} MB; heap total ${afterChanges.heapTotalMB} MB; RSS ${afterChanges.rssMB} MB (peak ${result.peakRssMB} MB)`)
 
+console.log('by layer (MB of live heap each adds):')
+for (const [k, v] of Object.entries(layers)) console.log(`  ${String(v).padStart(6)}  ${k}`)
+result.layers = layers
+
 if (opts.snapshot) {
+  cluster = null // the harness's own model: out of the snapshot
   const file = v8.writeHeapSnapshot(path.join(os.tmpdir(), `tsproxy-heap-${process.pid}.heapsnapshot`))
   const kinds = summarize(JSON.parse(fs.readFileSync(file, 'utf8')))
   fs.rmSync(file)
@@ -197,7 +228,8 @@ function summarize(snap) {
       const k = kindOf[to]
       if (k !== 'Array' && k !== 'Map' && k !== 'Set') continue
       const label = et === 'property' ? `.${S[E[e + eName]]}` : et === 'element' ? '[i]' : `.(${S[E[e + eName]]})`
-      kindOf[to] = `${k} ← ${short(kindOf[i].split(' ← ')[0])}${label}`
+      const parent = kindOf[i].split(' ← ')
+      kindOf[to] = `${k} ← ${parent[0] === 'Array' && parent.length > 1 ? `(${short(parent[1])})` : short(parent[0])}${label}`
     }
   }
   // Owners: each non-object node goes to the first object (in snapshot order, BFS from the roots) that points at it.
