@@ -441,7 +441,11 @@ export class ManifestSource {
       const entry = winner(key)
       if (!entry) continue
       const was = this.#emitted.get(key)
-      if (was && samePlain(was.value, entry.value)) continue
+      if (was && samePlain(was.value, entry.value)) {
+        // Unchanged: nothing to feed, but the entry of the file as read now is the one kept (the old one goes).
+        if (was !== entry) this.#emitted.set(key, entry)
+        continue
+      }
       this.#feed(was, entry)
       this.#emitted.set(key, entry)
       if (was) {
