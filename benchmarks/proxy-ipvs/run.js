@@ -16,6 +16,8 @@
 //   --only LIST       workers to run: cold,peer,changes (default all)
 //   --quick           300 and 1000 services, 10 changes: a smoke test;
 //                     writes benchmarks/results/proxy-ipvs.quick.tmp instead
+//   --daemon-node-flags a,b   node flags for the daemon processes of the cold runs (e.g.
+//                     --max-semi-space-size=2), to measure what a V8 flag saves; recorded in the results
 //   --cpu-prof        profile the daemons (--cpu-prof; profiles go to /tmp/tsproxy-proxy-ipvs-prof)
 //   --timeout S       box timeout (default 5400)
 //   --out FILE        results file (default benchmarks/results/proxy-ipvs.json)
@@ -30,10 +32,10 @@ import { median, ratio, round, tag } from '../common/stats.mjs'
 const GOALS = { coldAt10kMaxS: 60, changeP99OverRttMax: 3, flat30kOver1kMax: 1.2, rssAt10kMaxMB: 120 }
 
 function parseArgs(argv) {
-  const o = { sizes: [1000, 10000, 30000], endpoints: 10, changes: 100, reps: 1, only: null, quick: false, cpuProf: false, timeout: 5400, out: null }
+  const o = { sizes: [1000, 10000, 30000], endpoints: 10, changes: 100, reps: 1, only: null, quick: false, cpuProf: false, daemonNodeFlags: [], timeout: 5400, out: null }
   parseFlags(argv, import.meta.url, o, {
     '--sizes': ['sizes', 'numbers'], '--endpoints': ['endpoints', 'number'], '--changes': ['changes', 'number'], '--reps': ['reps', 'number'],
-    '--only': ['only', 'words'], '--quick': ['quick', true], '--cpu-prof': ['cpuProf', true], '--timeout': ['timeout', 'number'], '--out': ['out', 'path'],
+    '--only': ['only', 'words'], '--quick': ['quick', true], '--cpu-prof': ['cpuProf', true], '--daemon-node-flags': ['daemonNodeFlags', 'words'], '--timeout': ['timeout', 'number'], '--out': ['out', 'path'],
   })
   if (o.quick) Object.assign(o, { sizes: [300, 1000], changes: 10, reps: 1 })
   if (!o.sizes.every((n) => Number.isInteger(n) && n >= 2 * o.changes + 1)) throw new Error('--sizes: integers, each more than twice --changes')
@@ -150,14 +152,14 @@ async function main() {
     changes: opts.changes,
     reps: opts.reps,
     only: opts.only,
-    daemonNodeFlags: prof.flags,
+    daemonNodeFlags: [...prof.flags, ...opts.daemonNodeFlags],
     workerNodeFlags: prof.flags,
   }
   const box = { envVar: 'PROXY_IPVS_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G' }
   await runAndReport('proxy-ipvs', import.meta.url, box, opts.out, (raw) => {
     const summary = summarize(raw)
     return {
-      fields: { config: { ...raw.config, cpuProf: prof.record }, goals: GOALS, summary: summary.rows, goalsReport: summary.goals, raw: raw.sizes },
+      fields: { config: { ...raw.config, cpuProf: prof.record, daemonNodeFlags: opts.daemonNodeFlags }, goals: GOALS, summary: summary.rows, goalsReport: summary.goals, raw: raw.sizes },
       ok: summary.rows.every((r) => r.ok),
       tail: `${raw.config.changes} changes of each kind per size, ${raw.config.reps} cold run(s)`,
       table: table(summary),

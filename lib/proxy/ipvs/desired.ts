@@ -75,8 +75,12 @@ export function desiredOf(port: ServicePort, endpoints: readonly Endpoint[], ctx
   const family = ctx.family
   const clusterIPs = port.clusterIPs.filter((ip) => inFamily(ip, family))
   if (clusterIPs.length === 0) return EMPTY_CONTRIBUTION
-  const eps = endpoints.filter((e) => inFamily(e.ip, family))
+  // The tracker's own list when every endpoint is of this family (the usual case): no copy.
+  const eps = endpoints.every((e) => inFamily(e.ip, family)) ? endpoints : endpoints.filter((e) => inFamily(e.ip, family))
   const cat = categorizeEndpoints(eps, port, ctx.topology)
+  // A server's real servers: `eps` itself when all of them are (a filter that kept every
+  // element is the same list), else an exact-size copy; either way nothing is kept twice.
+  const kept = (list: readonly Endpoint[]): readonly Endpoint[] => (list.length === eps.length ? eps : list.length === 0 ? NONE : list.slice())
   const protocol = PROTO[port.protocol]
   const claims: Claim[] = []
   const entries: SetEntry[] = []
@@ -85,8 +89,8 @@ export function desiredOf(port: ServicePort, endpoints: readonly Endpoint[], ctx
   const entry = (to: SetEntry[], role: SetRole, e: IpSetEntry, key: string): void => void to.push({ set: setName(role, family), key, entry: e })
   const ipPort = (to: SetEntry[], role: SetRole, ip: string): void => entry(to, role, { ip, protocol, port: port.port }, `${ip},${protocol}:${port.port}`)
 
-  const internal = port.internalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints
-  const external = port.externalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints
+  const internal = kept(port.internalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints)
+  const external = port.internalPolicyLocal === port.externalPolicyLocal ? internal : kept(port.externalPolicyLocal ? cat.localEndpoints : cat.clusterEndpoints)
   if (cat.hasAnyEndpoints && port.internalPolicyLocal && cat.localEndpoints.length === 0) noLocalEndpoints.push('internal')
   if (cat.hasAnyEndpoints && port.externalPolicyLocal && cat.localEndpoints.length === 0) noLocalEndpoints.push('external')
 
@@ -160,5 +164,17 @@ export function desiredOf(port: ServicePort, endpoints: readonly Endpoint[], ctx
 
   if (port.healthCheckNodePort !== 0) entry(entries, 'healthCheckNodePort', { port: port.healthCheckNodePort }, String(port.healthCheckNodePort))
   for (const ip of addresses) entry(entries, 'ipvsIPs', { ip }, ip)
-  return { claims, entries, addresses, noLocalEndpoints }
+  // Kept until the port changes: exact-size arrays (a pushed-to array has room for 16 more).
+  return {
+    claims: claims.map((c) => (c.server ? { key: c.key, server: c.server, entries: exact(c.entries) } : { key: c.key, entries: exact(c.entries) })),
+    entries: exact(entries),
+    addresses: exact(addresses),
+    noLocalEndpoints: exact(noLocalEndpoints),
+  }
+}
+
+const NONE: readonly never[] = Object.freeze([])
+
+function exact<T>(list: readonly T[]): readonly T[] {
+  return list.length === 0 ? NONE : list.slice()
 }

@@ -31,6 +31,7 @@ import { serverKey } from '../claims.js'
 import { nodeAddresses, nodePortSelection, selectNodePortAddresses } from '../nodeports.js'
 import { desiredOf, EMPTY_CONTRIBUTION, WEIGHT, type Claim, type Contribution, type SetEntry, type VirtualServer } from './desired.js'
 import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './netfilter.js'
+import { Weights } from './weights.js'
 
 export interface IpvsProxierOptions {
   family?: Family
@@ -57,7 +58,7 @@ const newTouched = (): Touched => ({ servers: new Set(), entries: new Map(), add
 interface AppliedServer {
   spec: VirtualServer['spec']
   /** Weight by real server key ('ip:port'); -1: not masq (to be put right). */
-  destinations: Map<string, number>
+  destinations: Weights
 }
 
 interface Counted<T> {
@@ -394,7 +395,7 @@ export class IpvsProxier extends Reconciler implements Proxier {
         spec.timeout = s.timeout
         spec.netmask = s.netmask
       }
-      const destinations = new Map<string, number>()
+      const destinations = new Weights()
       for (const d of s.destinations ?? []) destinations.set(joinHostPort(d.address, d.port), d.forward === 'masq' ? d.weight : -1)
       this.#applied.set(key, { spec, destinations })
     }
@@ -454,7 +455,7 @@ export class IpvsProxier extends Reconciler implements Proxier {
       let applied = have
       if (!have) {
         ops.push({ op: 'addService', service: want.spec })
-        applied = { spec: want.spec, destinations: new Map() }
+        applied = { spec: want.spec, destinations: new Weights() }
         const a = applied
         after.push(() => this.#applied.set(key, a))
       } else if (!sameServer(have.spec, want.spec)) {

@@ -113,10 +113,18 @@ export function parseEndpointSlice(value: unknown): EndpointSlice {
   }
   if (o.addressType === undefined || o.addressType === null) fail(at, 'addressType', o.addressType, 'is required')
   const addressType = oneOf(at, 'addressType', o.addressType, ADDRESS_TYPES)
-  const base = { kind: 'EndpointSlice' as const, metadata: meta, serviceName, addressType, ...(triggerTime === undefined ? {} : { triggerTime }) }
+  // Object literals, not spreads: a spread gives each slice a hidden class of its own (~230 bytes a slice).
+  const slice = (endpoints: EndpointSliceEndpoint[], ports: EndpointSlicePort[]): { -readonly [K in keyof EndpointSlice]: EndpointSlice[K] } =>
+    triggerTime === undefined
+      ? { kind: 'EndpointSlice', metadata: meta, serviceName, addressType, endpoints, ports }
+      : { kind: 'EndpointSlice', metadata: meta, serviceName, addressType, triggerTime, endpoints, ports }
   const skip: EndpointSliceSkipReason | undefined =
     LABEL_SERVICE_PROXY_NAME in meta.labels ? 'service-proxy-name' : LABEL_HEADLESS in meta.labels ? 'headless' : addressType === 'FQDN' ? 'FQDN' : undefined
-  if (skip) return { ...base, endpoints: [], ports: [], skip }
+  if (skip) {
+    const out = slice([], [])
+    out.skip = skip
+    return out
+  }
   const family = addressType as 'IPv4' | 'IPv6'
 
   const rawEndpoints = optArray(at, 'endpoints', o.endpoints)
@@ -149,7 +157,10 @@ export function parseEndpointSlice(value: unknown): EndpointSlice {
     if (appProtocol) out.appProtocol = appProtocol
     return out
   })
-  return { ...base, endpoints, ports, ...(warnings.length > 0 ? { warnings } : {}) }
+  // slice(): an exact-size copy (a pushed-to array keeps room to grow).
+  const out = slice(endpoints.slice(), ports)
+  if (warnings.length > 0) out.warnings = warnings
+  return out
 }
 
 /** One endpoint; what it throws leaves out just this endpoint. */

@@ -73,6 +73,8 @@ export function oneOf<T extends string>(at: Where, field: string, value: unknown
 /** A map of strings to strings (labels, annotations). */
 export function stringMap(at: Where, field: string, value: unknown): Record<string, string> {
   const o = optObject(at, field, value)
+  // Most objects have no annotations (and many no labels): one shared empty map, not one each.
+  if (Object.keys(o).length === 0) return NO_STRINGS
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(o)) {
     if (typeof v !== 'string') fail(at, `${field}[${JSON.stringify(k)}]`, v, 'must be a string (quote values YAML reads as booleans or numbers)')
@@ -80,6 +82,8 @@ export function stringMap(at: Where, field: string, value: unknown): Record<stri
   }
   return out
 }
+
+const NO_STRINGS: Record<string, string> = Object.freeze({}) as Record<string, string>
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/

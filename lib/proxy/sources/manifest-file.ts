@@ -130,9 +130,11 @@ export function readManifest(file: string, text: string, old?: ManifestFileState
     }
     const key = identity(value)
     try {
-      const at = { key: key ?? '', document: doc.index, line: doc.line }
+      // Literals, not spreads: a spread puts the fields out of the object (an extra store per entry).
       const entry: ManifestEntry =
-        value.kind === 'Service' ? { kind: 'Service', value: parseService(value), ...at } : { kind: 'EndpointSlice', value: parseEndpointSlice(value), ...at }
+        value.kind === 'Service'
+          ? { kind: 'Service', value: parseService(value), key: '', document: doc.index, line: doc.line }
+          : { kind: 'EndpointSlice', value: parseEndpointSlice(value), key: '', document: doc.index, line: doc.line }
       entry.key = `${entry.kind}/${entry.value.metadata.namespace}/${entry.value.metadata.name}`
       if (state.objects.has(entry.key) && !kept.has(entry.key)) return refuse(doc, `${where}${entry.key} is defined twice in this file; the first definition applies`, entry.key)
       kept.delete(entry.key)

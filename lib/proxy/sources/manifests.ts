@@ -118,7 +118,7 @@ export class ManifestSource {
   /** What the sink holds, by 'Kind/namespace/name'. */
   readonly #emitted = new Map<string, ManifestEntry>()
   /** The files defining each object, in name order (the first one's definition applies). */
-  readonly #definers = new Map<string, string[]>()
+  readonly #definers = new Map<string, string | string[]>()
   /** Each file's last text, by digest: a re-read that finds the same text changes nothing. */
   readonly #digests = new Map<string, string>()
   /** Definitions that lost to an earlier file, by object, as reported. */
@@ -311,9 +311,12 @@ export class ManifestSource {
       for (const key of old.objects.keys()) {
         affected.add(key)
         const files = this.#definers.get(key)
-        const at = files ? files.indexOf(file) : -1
-        if (at >= 0) files!.splice(at, 1)
-        if (files && files.length === 0) this.#definers.delete(key)
+        if (files === file) this.#definers.delete(key)
+        else if (Array.isArray(files)) {
+          const at = files.indexOf(file)
+          if (at >= 0) files.splice(at, 1)
+          if (files.length === 1) this.#definers.set(key, files[0]!)
+        }
       }
       return true
     }
@@ -365,14 +368,22 @@ export class ManifestSource {
       filesRead++
       const state = big > 0 ? refusedManifest(file, new LimitError({ file, line: 1, limit: 'bytes', max: MAX_MANIFEST_BYTES, found: big }), old) : readManifest(file, text, old)
       state.text = '' // what the file held is known by its digest; the text itself is not kept
+      // An object the re-read did not change keeps its one parsed copy (the trackers hold it
+      // too): without this, each rewrite of a file would leave a second copy of its other objects.
+      for (const entry of state.objects.values()) {
+        const prev = this.#emitted.get(entry.key) ?? old?.objects.get(entry.key)
+        if (prev && prev.kind === entry.kind && prev.value !== entry.value && samePlain(prev.value, entry.value)) (entry as { value: unknown }).value = prev.value
+      }
       forget(file)
       this.#files.set(file, state)
       this.#digests.set(file, digest)
       for (const key of state.objects.keys()) {
         affected.add(key)
-        const files = this.#definers.get(key)
-        if (!files) this.#definers.set(key, [file])
+        const had = this.#definers.get(key)
+        if (had === undefined) this.#definers.set(key, file)
         else {
+          const files = typeof had === 'string' ? [had] : had
+          if (files !== had) this.#definers.set(key, files)
           // Kept in name order: the first file defining an object wins.
           let i = files.length
           while (i > 0 && files[i - 1]! > file) i--
@@ -395,7 +406,7 @@ export class ManifestSource {
     const keys = [...affected].sort()
     const duplicateErrors: ManifestError[] = []
     for (const key of keys) {
-      const files = this.#definers.get(key) ?? []
+      const files = definersOf(this.#definers.get(key))
       const was = this.#duplicates.get(key)
       let now: Set<string> | undefined
       for (const file of files.slice(1)) {
@@ -420,7 +431,7 @@ export class ManifestSource {
     let updated = 0
     let deleted = 0
     const winner = (key: string): ManifestEntry | undefined => {
-      const first = this.#definers.get(key)?.[0]
+      const first = definersOf(this.#definers.get(key))[0]
       return first === undefined ? undefined : this.#files.get(first)!.objects.get(key)
     }
     for (const key of keys) {
@@ -435,7 +446,11 @@ export class ManifestSource {
       const entry = winner(key)
       if (!entry) continue
       const was = this.#emitted.get(key)
-      if (was && samePlain(was.value, entry.value)) continue
+      if (was && samePlain(was.value, entry.value)) {
+        // Unchanged: nothing to feed, but the entry of the file as read now is the one kept (the old one goes).
+        if (was !== entry) this.#emitted.set(key, entry)
+        continue
+      }
       this.#feed(was, entry)
       this.#emitted.set(key, entry)
       if (was) {
@@ -510,6 +525,13 @@ export class ManifestSource {
     else this.#sink.endpointSlice(previous?.value as EndpointSlice | undefined, current?.value as EndpointSlice | undefined)
   }
 }
+
+/** The files defining an object, in name order: kept as one string when there is one (nearly always). */
+function definersOf(v: string | string[] | undefined): readonly string[] {
+  return v === undefined ? NO_FILES : typeof v === 'string' ? [v] : v
+}
+
+const NO_FILES: readonly string[] = Object.freeze([])
 
 function relevant(name: string): boolean {
   return !name.startsWith('.') && EXTENSIONS.has(extname(name).toLowerCase())
