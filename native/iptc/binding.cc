@@ -152,10 +152,18 @@ class Transaction : public Napi::ObjectWrap<Transaction> {
       } else {
         deferred_.Resolve(env.Undefined());
       }
-      owner_->Unref();
+      done();
     }
     void OnError(const Napi::Error& e) override {
       deferred_.Reject(e.Value());
+      done();
+    }
+    // A transaction that has ended (committed, failed, released) never
+    // replays its edits again: the operation buffers are let go now rather
+    // than when the wrapper is collected (at 10k services they are the size
+    // of the table, ~190 MB).
+    void done() {
+      if (kind_ == Kind::Commit || kind_ == Kind::Release || (kind_ == Kind::Apply && !ok_)) owner_->buffers_.clear();
       owner_->Unref();
     }
 

@@ -19,6 +19,9 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <linux/netfilter_ipv4/ip_tables.h>
@@ -260,9 +263,20 @@ xtc_handle* loadSnapshot(const Api* api, const std::string& table, const TableSt
   return h;
 }
 
+// Gives freed heap back to the system. libiptc's copy of a large table is
+// hundreds of thousands of small blocks, allocated on thread-pool threads (their
+// own malloc arenas, which glibc does not shrink by itself).
+void trimHeap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 void freeGarbage(const Api* api, TableState& st) {
+  if (st.garbage.empty()) return;
   for (xtc_handle* h : st.garbage) api->free(h);
   st.garbage.clear();
+  trimHeap();
 }
 
 // Handles of transactions dropped without commit or abort (their finalizer
@@ -686,8 +700,10 @@ bool Tx::commit(const Spans& ops, CommitInfo* info, OpError* err) {
   // the caller's path, unless nothing will come by to do so.
   if (opts_.reuseSnapshots)
     st.garbage.push_back(h_);
-  else
+  else {
     api_->free(h_);
+    trimHeap();
+  }
   h_ = nullptr;
   return true;
 }
@@ -715,6 +731,7 @@ void dropSnapshot(const Api* api, const std::string& table) {
   freeGarbage(api, st);
   if (st.cached.h) api->free(st.cached.h);
   st.cached = Snapshot{};
+  trimHeap();
 }
 
 int tableInfo(int family, const std::string& table, TableInfo* out) {
