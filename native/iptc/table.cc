@@ -402,14 +402,22 @@ void Tx::release() {
   if (!h_) return;
   LibraryLock g(api_->family);
   TableState& st = state(api_->family, table_);
-  // A snapshot nobody edited goes back to the cache: the next reader may use it.
-  if (log_.empty() && !spent_ && opts_.reuseSnapshots && !st.cached.h) {
+  // A snapshot nobody edited goes back to the cache: the next reader may use it
+  // (unless the table is larger than the caller wants kept).
+  bool small = true;
+  if (opts_.snapshotMaxBytes > 0 && loadedInfo_.size() + sizeof(ipt_getinfo::name) == sizeof(ipt_getinfo)) {
+    ipt_getinfo info;
+    memcpy(reinterpret_cast<uint8_t*>(&info) + sizeof info.name, loadedInfo_.data(), loadedInfo_.size());
+    small = info.size <= opts_.snapshotMaxBytes;
+  }
+  if (log_.empty() && !spent_ && opts_.reuseSnapshots && small && !st.cached.h) {
     st.cached.h = h_;
     st.cached.generation = loadedGeneration_;
     st.cached.epoch = loadedEpoch_;
     st.cached.info = loadedInfo_;
   } else {
     api_->free(h_);
+    trimHeap();
   }
   h_ = nullptr;
   spent_ = true;

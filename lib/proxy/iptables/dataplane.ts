@@ -35,9 +35,16 @@ export interface IptablesDataplane {
   close(): Promise<void>
 }
 
+/** Tables up to this size (≈ 3 000 services × 10 endpoints in nat) keep libiptc's snapshot between transactions. */
+export const SNAPSHOT_MAX_BYTES = 64 * 2 ** 20
+
 /** The real kernel: libiptc for the tables, a conntrack socket. */
 export async function openIptablesDataplane(family: Family = 'inet'): Promise<IptablesDataplane> {
-  const iptables = await Iptables.open({ family })
+  // libiptc's parsed copy of a table is kept between transactions (no read per
+  // change) only while the table is small: at 10k services × 10 endpoints nat
+  // is ≈ 190 MB, and so would be the copy; larger, each change reads the table
+  // afresh, as kube-proxy's iptables-restore does on every sync.
+  const iptables = await Iptables.open({ family, snapshotMaxBytes: SNAPSHOT_MAX_BYTES })
   const fresh = await Iptables.open({ family, reuseSnapshots: false })
   const conntrack = await Conntrack.open()
   return {
