@@ -288,7 +288,8 @@ t.test('traffic', async (t) => {
     // A foreign chain with a counted rule: every full-sync commit replaces the table, its counters must survive it.
     tool('iptables-legacy', ['-w', '-t', 'nat', '-N', 'COUNTED'])
     tool('iptables-legacy', ['-w', '-t', 'nat', '-A', 'COUNTED', '-j', 'RETURN'])
-    tool('iptables-legacy', ['-w', '-t', 'nat', '-A', 'OUTPUT', '-j', 'COUNTED'])
+    // First in OUTPUT: a packet DNATed by KUBE-SERVICES would not go on to a rule after it.
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-I', 'OUTPUT', '1', '-j', 'COUNTED'])
     await node.request('node', { host: '10.96.0.10', port: 80, timeoutMs: 1500 })
     const counted = (): string => tool('iptables-legacy-save', ['-c', '-t', 'nat']).split('\n').find((l) => l.endsWith('-A COUNTED -j RETURN'))!
     const before = counted()
