@@ -19,6 +19,9 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <linux/netfilter_ipv4/ip_tables.h>
@@ -260,9 +263,20 @@ xtc_handle* loadSnapshot(const Api* api, const std::string& table, const TableSt
   return h;
 }
 
+// Gives freed heap back to the system. libiptc's copy of a large table is
+// hundreds of thousands of small blocks, allocated on thread-pool threads (their
+// own malloc arenas, which glibc does not shrink by itself).
+void trimHeap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 void freeGarbage(const Api* api, TableState& st) {
+  if (st.garbage.empty()) return;
   for (xtc_handle* h : st.garbage) api->free(h);
   st.garbage.clear();
+  trimHeap();
 }
 
 // Handles of transactions dropped without commit or abort (their finalizer
@@ -388,14 +402,22 @@ void Tx::release() {
   if (!h_) return;
   LibraryLock g(api_->family);
   TableState& st = state(api_->family, table_);
-  // A snapshot nobody edited goes back to the cache: the next reader may use it.
-  if (log_.empty() && !spent_ && opts_.reuseSnapshots && !st.cached.h) {
+  // A snapshot nobody edited goes back to the cache: the next reader may use it
+  // (unless the table is larger than the caller wants kept).
+  bool small = true;
+  if (opts_.snapshotMaxBytes > 0 && loadedInfo_.size() + sizeof(ipt_getinfo::name) == sizeof(ipt_getinfo)) {
+    ipt_getinfo info;
+    memcpy(reinterpret_cast<uint8_t*>(&info) + sizeof info.name, loadedInfo_.data(), loadedInfo_.size());
+    small = info.size <= opts_.snapshotMaxBytes;
+  }
+  if (log_.empty() && !spent_ && opts_.reuseSnapshots && small && !st.cached.h) {
     st.cached.h = h_;
     st.cached.generation = loadedGeneration_;
     st.cached.epoch = loadedEpoch_;
     st.cached.info = loadedInfo_;
   } else {
     api_->free(h_);
+    trimHeap();
   }
   h_ = nullptr;
   spent_ = true;
@@ -686,8 +708,10 @@ bool Tx::commit(const Spans& ops, CommitInfo* info, OpError* err) {
   // the caller's path, unless nothing will come by to do so.
   if (opts_.reuseSnapshots)
     st.garbage.push_back(h_);
-  else
+  else {
     api_->free(h_);
+    trimHeap();
+  }
   h_ = nullptr;
   return true;
 }
@@ -715,6 +739,7 @@ void dropSnapshot(const Api* api, const std::string& table) {
   freeGarbage(api, st);
   if (st.cached.h) api->free(st.cached.h);
   st.cached = Snapshot{};
+  trimHeap();
 }
 
 int tableInfo(int family, const std::string& table, TableInfo* out) {

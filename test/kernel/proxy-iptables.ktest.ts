@@ -288,6 +288,37 @@ t.test('traffic', async (t) => {
     t.same(m.errors, [])
   })
 
+  t.test("drift in a service's own chain: the digest disagrees, that chain is rewritten; a foreign rule keeps its counters", async (t) => {
+    // A foreign chain with a counted rule: every full-sync commit replaces the table, its counters must survive it.
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-N', 'COUNTED'])
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-A', 'COUNTED', '-j', 'RETURN'])
+    // First in OUTPUT: a packet DNATed by KUBE-SERVICES would not go on to a rule after it.
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-I', 'OUTPUT', '1', '-j', 'COUNTED'])
+    await node.request('node', { host: '10.96.0.10', port: 80, timeoutMs: 1500 })
+    const counted = (): string => tool('iptables-legacy-save', ['-c', '-t', 'nat']).split('\n').find((l) => l.endsWith('-A COUNTED -j RETURN'))!
+    const before = counted()
+    t.notMatch(before, /^\[0:0\]/, `the foreign rule counted packets (${before})`)
+    // One of web's SEP chains: its DNAT rule pointed elsewhere behind our back.
+    const webSep = save('nat').find((l) => /^-A KUBE-SEP-\S+ .*"default\/web:http" .*-j DNAT --to-destination 10\.244\.0\.12:8080$/.test(l))!
+    t.ok(webSep, 'a SEP chain of web')
+    const sepChain = webSep.split(' ')[1]!
+    const good = save('nat').filter((l) => l.startsWith(`-A ${sepChain} `))
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-R', sepChain, '2', ...webSep.replace(`-A ${sepChain} `, '').replace('10.244.0.12:8080', '10.244.0.99:8080').match(/"[^"]*"|\S+/g)!.map((x) => x.replace(/^"|"$/g, ''))])
+    t.not(save('nat').filter((l) => l.startsWith(`-A ${sepChain} `)).join('\n'), good.join('\n'), 'the chain drifted')
+    const r = await d.sync(true)
+    t.same(r.errors, [])
+    t.equal(r.repaired.iptables, 1, 'that chain alone repaired')
+    t.same(save('nat').filter((l) => l.startsWith(`-A ${sepChain} `)), good, 'rewritten as it was')
+    const after = counted()
+    const n = (l: string): number => Number(/^\[(\d+):/.exec(l)![1])
+    t.ok(n(after) >= n(before), `the foreign rule's counters kept across the full sync's commit (${before} → ${after})`)
+    const again = await d.sync(true)
+    t.equal(again.repaired.iptables, 0, 'then nothing differs')
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-D', 'OUTPUT', '-j', 'COUNTED'])
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-F', 'COUNTED'])
+    tool('iptables-legacy', ['-w', '-t', 'nat', '-X', 'COUNTED'])
+  })
+
   t.test('status names the ports with their counters', async (t) => {
     const s = await d.proxier.status()
     const web = s.find((x) => x.servicePort === 'default/web:http/TCP')

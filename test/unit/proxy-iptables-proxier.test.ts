@@ -284,6 +284,34 @@ t.test('a new proxier adopts what is there; drift is repaired and counted', asyn
   t.same(jumpsOf(h.fake.chain('nat', 'PREROUTING')), ['KUBE-SERVICES'])
 })
 
+t.test("drift in a port's own chains: the digest disagrees, the port's rules are computed again and written", async (t) => {
+  const h = harness()
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5', '10.244.0.6']), svc('db', { clusterIP: '10.96.0.20' }), slice('db-a', 'db', ['10.244.0.7']))
+  await h.sync()
+  // KUBE-SERVICES as a set: the port whose jump was deleted gets its rule back before the tail, after the others.
+  const picture = () => new Map([...h.fake.tables.nat].map(([c, rules]) => [c, c === 'KUBE-SERVICES' ? rules.map((r) => ruleKey(r)).sort() : structuredClone(rules)]))
+  const before = picture()
+  const sep = [...h.fake.tables.nat.keys()].filter((c) => c.startsWith('KUBE-SEP-'))
+  const svcChains = [...h.fake.tables.nat.keys()].filter((c) => c.startsWith('KUBE-SVC-'))
+  t.equal(sep.length, 3)
+  // One SEP's DNAT rule altered in place, one SVC chain deleted (and its jump with it), one SEP emptied.
+  const altered = h.fake.tables.nat.get(sep[0]!)!
+  altered[1] = { ...altered[1]!, target: { target: 'DNAT', toDestination: '10.244.9.9:80' } }
+  h.fake.tables.nat.get(sep[1]!)!.length = 0
+  const gone = svcChains[0]!
+  h.fake.tables.nat.delete(gone)
+  h.fake.tables.nat.set('KUBE-SERVICES', h.fake.tables.nat.get('KUBE-SERVICES')!.filter((r) => !(r.target && 'jump' in r.target && r.target.jump === gone)))
+  h.fake.commits.length = 0
+  const r = await h.sync(true)
+  t.equal(r.repaired.iptables, 4, 'the two SEPs, the SVC chain, KUBE-SERVICES')
+  t.same(picture(), before, 'nat as it was')
+  t.same(jumpsOf(h.fake.chain('nat', 'KUBE-SERVICES')).at(-1), 'KUBE-NODEPORTS', 'the tail stays last')
+  h.fake.commits.length = 0
+  const again = await h.sync(true)
+  t.equal(again.repaired.iptables, 0, 'then nothing differs')
+  t.same(h.fake.commits, [])
+})
+
 t.test('a failed commit asks for a full sync, which writes it', async (t) => {
   const h = harness()
   h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))

@@ -6,15 +6,19 @@
 // KUBE-EXTERNAL-SERVICES, KUBE-NODEPORTS, KUBE-PROXY-FIREWALL) and owns its
 // own nat chains (KUBE-SVC-, KUBE-SVL-, KUBE-EXT-, KUBE-FW-, KUBE-SEP-).
 // `applied` is what the kernel holds as far as we know, per port and table,
-// with the order of the ports' rules in each shared chain. A partial sync
-// recomputes the changed ports and edits only what differs: their rules in the
-// shared chains are deleted and inserted again (before the node-ports jump,
-// which stays last), their own chains created, refilled or deleted. One
-// transaction per table that changed. A full sync reads each table and
-// rewrites every chain of ours that differs from what it should be (on start
-// nothing equal is rewritten: the order of the ports' rules in shared chains
-// is taken from the kernel), deletes stale chains of ours and restores missing
-// jumps; after the first, what it fixes is counted as drift repaired.
+// with the order of the ports' rules in each shared chain. Of a port's own
+// chains (the bulk: 310 000 of 323 000 rules at 10k services × 10 endpoints)
+// it keeps only a digest per chain (digest.ts), never the rules: the rules
+// exist only while a sync writes them. A partial sync recomputes the changed
+// ports and edits only what differs: their rules in the shared chains are
+// deleted and inserted again (before the node-ports jump, which stays last),
+// their own chains created, refilled (when the digest differs) or deleted.
+// One transaction per table that changed. A full sync reads each table,
+// digests each chain of ours, and rewrites every chain whose digest differs
+// from what it should be (its rules computed again then; on start nothing
+// equal is rewritten: the order of the ports' rules in shared chains is taken
+// from the kernel), deletes stale chains of ours and restores missing jumps;
+// after the first, what it fixes is counted as drift repaired.
 //
 // Two ports whose rules match the same address:port: only the owner's rules
 // go into the shared chains (../claims.ts), rather than whichever came first.
@@ -31,6 +35,7 @@ import type { ChainStatus, Log, Proxier, ProxyState, Report } from '../types.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IptablesDataplane, TableTransaction } from './dataplane.js'
 import { desiredOf, EMPTY_PORT_RULES, portClaims, type PortRules, type TablePart } from './desired.js'
+import { chainDigest, digestRules } from './digest.js'
 import { fixedRules, isKubeletChain, isOurChain, nodePortsJumps, SHARED_CHAINS, type Table } from './tables.js'
 import { nodeAddresses, nodePortSelection, selectNodePortAddresses, type NodePortSelection } from '../nodeports.js'
 
@@ -56,9 +61,52 @@ const TAIL: Record<Table, Record<string, boolean>> = { nat: { 'KUBE-SERVICES': t
 const EMPTY: readonly Rule[] = Object.freeze([])
 const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
 
+/** What is kept of a port's part of one table: its rules in shared chains (a few), a digest per own chain. */
+interface PartDigest {
+  readonly shared: ReadonlyMap<string, readonly Rule[]>
+  /** Own chain → chainDigest of its rules, in creation order. */
+  readonly chains: ReadonlyMap<string, string>
+  /** Rules of its own chains and in shared chains. */
+  readonly rules: number
+}
+
+/** What is kept of a port's desired state. */
+interface PortDigest {
+  readonly nat: PartDigest
+  readonly filter: PartDigest
+  readonly noLocalEndpoints: PortRules['noLocalEndpoints']
+}
+
+const EMPTY_DIGEST: PartDigest = Object.freeze({ shared: new Map(), chains: new Map(), rules: 0 })
+const EMPTY_PORT_DIGEST: PortDigest = Object.freeze({ nat: EMPTY_DIGEST, filter: EMPTY_DIGEST, noLocalEndpoints: [] })
+
+function partDigest(part: TablePart): PartDigest {
+  if (part.chains.size + part.shared.size === 0) return EMPTY_DIGEST
+  const chains = new Map<string, string>()
+  let rules = 0
+  for (const [c, r] of part.chains) {
+    chains.set(c, chainDigest(r))
+    rules += r.length
+  }
+  for (const r of part.shared.values()) rules += r.length
+  return { shared: part.shared, chains, rules }
+}
+
+function portDigest(p: PortRules): PortDigest {
+  if (p === EMPTY_PORT_RULES) return EMPTY_PORT_DIGEST
+  return { nat: partDigest(p.nat), filter: partDigest(p.filter), noLocalEndpoints: p.noLocalEndpoints }
+}
+
+/** Where #rules hands a port's rules, whole: a partial sync keeps them for its plan; a full sync drops them. */
+interface RulesSink {
+  set(key: string, rules: PortRules): unknown
+}
+type Fresh = Map<string, PortRules>
+const DROP: RulesSink = { set: () => undefined }
+
 interface Applied {
   /** Per port: what the kernel holds of it in this table. */
-  readonly ports: Map<string, TablePart>
+  readonly ports: Map<string, PartDigest>
   /** Per shared chain: the ports with rules there, in kernel order, and those rules. */
   readonly order: Map<string, Map<string, readonly Rule[]>>
 }
@@ -68,6 +116,8 @@ const newApplied = (): Applied => ({ ports: new Map(), order: new Map() })
 /** Edits of one table, grouped so that every chain exists before a rule jumps to it and is empty before it is deleted. */
 class Plan {
   readonly creates: string[] = []
+  /** Ports whose own chains are written: each computes its rules when applied, so only one port's rules exist at a time. */
+  readonly ports: ((tx: TableTransaction) => number)[] = []
   readonly fills: [string, readonly Rule[]][] = []
   readonly shared: ((tx: TableTransaction) => number)[] = []
   readonly removals: string[] = []
@@ -75,7 +125,7 @@ class Plan {
   edits = 0
 
   get empty(): boolean {
-    return this.creates.length + this.fills.length + this.shared.length + this.removals.length === 0
+    return this.creates.length + this.ports.length + this.fills.length + this.shared.length + this.removals.length === 0
   }
 
   /** Sends the edits; resolves how many there were. */
@@ -86,6 +136,7 @@ class Plan {
       tx.createChain(c)
       n++
     }
+    for (const f of this.ports) n += f(tx)
     for (const [c, rules] of this.fills) {
       if (!fresh.has(c)) {
         tx.flushChain(c)
@@ -106,7 +157,8 @@ export class IptablesProxier extends Reconciler implements Proxier {
   readonly #o: { masqueradeAll: boolean; masqueradeBit: number; clusterCIDR: string; nodeIP?: string; nodeZone?: string; localhostNodePorts: boolean; nodePorts: NodePortSelection; conntrackTCPLiberal?: boolean }
   /** The node-port addresses when nodePortAddresses selects some (read at each full sync); undefined: every local address. */
   #nodePortAddresses: string[] | undefined
-  readonly #want = new Map<string, PortRules>()
+  /** Per port, what it asks of the kernel: digests of its own chains, its rules in shared chains. */
+  readonly #want = new Map<string, PortDigest>()
   readonly #applied: Record<Table, Applied> = { nat: newApplied(), filter: newApplied() }
   /** Rules in the chains of this mode, per table, as of the last commit (kube-proxy's iptables_total metric). */
   readonly #ruleCount: Record<Table, number> = { nat: 0, filter: 0 }
@@ -164,7 +216,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
    * Recomputes the rules of `keys` and of the ports whose claims they changed
    * hands of; resolves all of them.
    */
-  #recompute(keys: Iterable<string>, state: ProxyState): Set<string> {
+  #recompute(keys: Iterable<string>, state: ProxyState, fresh: RulesSink): Set<string> {
     const all = new Set<string>()
     for (const key of keys) {
       all.add(key)
@@ -176,37 +228,44 @@ export class IptablesProxier extends Reconciler implements Proxier {
         if (now !== undefined) all.add(now)
       }
     }
-    for (const key of all) this.#rules(key, state)
+    for (const key of all) this.#rules(key, state, fresh)
     return all
   }
 
-  #rules(key: string, state: ProxyState): void {
-    const before = this.#want.get(key) ?? EMPTY_PORT_RULES
-    const port = state.ports.get(key)
-    const lost = this.claims.lost(key)
-    const after = port
-      ? desiredOf(port, state.endpoints(key), {
-          family: this.family,
-          masqueradeAll: this.#o.masqueradeAll,
-          clusterCIDR: this.#o.clusterCIDR,
-          ...(this.#o.nodeIP ? { nodeIP: this.#o.nodeIP } : {}),
-          ...(this.#o.nodeZone ? { topology: { nodeZone: this.#o.nodeZone } } : {}),
-          ...(lost ? { lost } : {}),
-        })
-      : EMPTY_PORT_RULES
+  /** Computes the rules of `key` into `fresh`, and keeps their digest in #want. */
+  #rules(key: string, state: ProxyState, fresh: RulesSink): void {
+    const before = this.#want.get(key) ?? EMPTY_PORT_DIGEST
+    const after = this.#desired(key, state)
     this.countNoLocal(before.noLocalEndpoints, after.noLocalEndpoints)
+    fresh.set(key, after)
     if (after === EMPTY_PORT_RULES) this.#want.delete(key)
-    else this.#want.set(key, after)
+    else this.#want.set(key, portDigest(after))
+  }
+
+  /** What `key` asks of the kernel now (pure: #want and the claims are left as they are). */
+  #desired(key: string, state: ProxyState): PortRules {
+    const port = state.ports.get(key)
+    if (!port) return EMPTY_PORT_RULES
+    const lost = this.claims.lost(key)
+    return desiredOf(port, state.endpoints(key), {
+      family: this.family,
+      masqueradeAll: this.#o.masqueradeAll,
+      clusterCIDR: this.#o.clusterCIDR,
+      ...(this.#o.nodeIP ? { nodeIP: this.#o.nodeIP } : {}),
+      ...(this.#o.nodeZone ? { topology: { nodeZone: this.#o.nodeZone } } : {}),
+      ...(lost ? { lost } : {}),
+    })
   }
 
   // ---- partial sync -------------------------------------------------------------------------
 
   protected override async applyChanges(state: ProxyState, changed: Iterable<string>, report: Report): Promise<void> {
-    const keys = [...this.#recompute(changed, state)]
+    const fresh: Fresh = new Map()
+    const keys = [...this.#recompute(changed, state, fresh)]
     report.ports += keys.length
     if (keys.length === 0) return
     for (const table of TABLES) {
-      const plan = this.#planPorts(table, keys)
+      const plan = this.#planPorts(table, keys, fresh)
       if (plan.empty) continue
       await this.#commit(table, this.#dp.begin(table), plan, report, 'partial', () => {
         for (const f of plan.after) f()
@@ -215,18 +274,19 @@ export class IptablesProxier extends Reconciler implements Proxier {
   }
 
   /** The edits that bring `keys`' rules in `table` from applied to wanted. */
-  #planPorts(table: Table, keys: readonly string[]): Plan {
+  #planPorts(table: Table, keys: readonly string[], fresh: Fresh): Plan {
     const plan = new Plan()
     const applied = this.#applied[table]
     const sharedChanges = new Map<string, { key: string; old: readonly Rule[]; now: readonly Rule[] }[]>()
     for (const key of keys) {
-      const want = this.#want.get(key)?.[table] ?? EMPTY_PORT_RULES[table]
-      const have = applied.ports.get(key) ?? EMPTY_PORT_RULES[table]
+      const want = this.#want.get(key)?.[table] ?? EMPTY_DIGEST
+      const have = applied.ports.get(key) ?? EMPTY_DIGEST
       if (want === have) continue
-      for (const [c, rules] of want.chains) {
+      const rules = (fresh.get(key) ?? EMPTY_PORT_RULES)[table].chains
+      for (const [c, digest] of want.chains) {
         const h = have.chains.get(c)
-        if (!h) plan.creates.push(c)
-        if (!h || !samePlain(h, rules)) plan.fills.push([c, rules])
+        if (h === undefined) plan.creates.push(c)
+        if (h !== digest) plan.fills.push([c, rules.get(c)!])
       }
       for (const c of have.chains.keys()) if (!want.chains.has(c)) plan.removals.push(c)
       for (const chain of SHARED_CHAINS[table]) {
@@ -237,9 +297,9 @@ export class IptablesProxier extends Reconciler implements Proxier {
         if (!l) sharedChanges.set(chain, (l = []))
         l.push({ key, old, now })
       }
-      const grown = rulesOf(want) - rulesOf(have)
+      const grown = want.rules - have.rules
       plan.after.push(() => {
-        if (want.chains.size + want.shared.size === 0) applied.ports.delete(key)
+        if (want === EMPTY_DIGEST) applied.ports.delete(key)
         else applied.ports.set(key, want)
         this.#ruleCount[table] += grown
       })
@@ -344,27 +404,39 @@ export class IptablesProxier extends Reconciler implements Proxier {
   // ---- full sync ----------------------------------------------------------------------------
 
   protected override async applyAll(state: ProxyState, report: Report, repairing: boolean): Promise<boolean> {
+    // Every port's digest; its rules are dropped here and computed again
+    // when its chains are written (where the kernel's digest differs): at 10k
+    // services, never 310 000 rule objects at once.
     if (!repairing) {
-      report.ports = this.#recompute(new Set([...this.#want.keys(), ...state.ports.keys()]), state).size
+      report.ports = this.#recompute(new Set([...this.#want.keys(), ...state.ports.keys()]), state, DROP).size
     }
     await this.#readNodePortAddresses(report)
     let ok = true
-    for (const table of TABLES) if (!(await this.#fullTable(table, report, repairing))) ok = false
+    for (const table of TABLES) if (!(await this.#fullTable(table, state, report, repairing))) ok = false
     return ok
   }
 
-  async #fullTable(table: Table, report: Report, repairing: boolean): Promise<boolean> {
+  async #fullTable(table: Table, state: ProxyState, report: Report, repairing: boolean): Promise<boolean> {
     const tx = this.#dp.begin(table)
-    let kernel: Map<string, Rule[]>
+    const fixed = fixedRules(this.#fixedOptions())[table]
+    // Of the kernel's table: the rules of the fixed and shared chains and of
+    // the built-in ones (for the jumps), a digest of every other chain of ours,
+    // the names of all.
+    const kernel = new Map<string, Rule[]>()
+    const kernelDigest = new Map<string, string>()
     try {
-      kernel = new Map((await tx.readTable()).map((c) => [c.name, c.ruleList.map(plainRule)]))
+      for (const c of await tx.readTable()) {
+        if (c.builtin || fixed.chains.has(c.name) || (SHARED_CHAINS[table] as readonly string[]).includes(c.name)) kernel.set(c.name, c.ruleList.map(plainRule))
+        else if (isOurChain(table, c.name)) kernelDigest.set(c.name, chainDigest(c.ruleList))
+        else kernelDigest.set(c.name, '')
+      }
     } catch (e) {
       await tx.abort().catch(() => undefined)
       report.errors.push(e as Error)
       this.log('error', 'reading the iptables table failed', { table, error: e })
       return false
     }
-    const fixed = fixedRules(this.#fixedOptions())[table]
+    const inKernel = (c: string): boolean => kernel.has(c) || kernelDigest.has(c)
     const want = new Map<string, readonly Rule[]>(fixed.chains)
     // Shared chains: the ports in the kernel's order where they are there already.
     const orders = new Map<string, Map<string, readonly Rule[]>>()
@@ -389,25 +461,59 @@ export class IptablesProxier extends Reconciler implements Proxier {
       if (TAIL[table][chain]) all.push(...this.#tail(table, chain))
       want.set(chain, all)
     }
-    for (const p of this.#want.values()) for (const [c, rules] of p[table].chains) want.set(c, rules)
 
     const plan = new Plan()
     const repaired: string[] = []
     for (const [c, rules] of want) {
       const have = kernel.get(c)
-      if (!have) plan.creates.push(c)
+      if (!inKernel(c)) plan.creates.push(c)
       if (!have || !samePlain(have, rules)) {
         plan.fills.push([c, rules])
         repaired.push(c)
       }
     }
+    // The ports' own chains: written where the kernel's digest differs.
+    const ownChains = new Set<string>()
+    let rules = 0
+    for (const r of want.values()) rules += r.length
+    for (const [key, p] of this.#want) {
+      const differ: string[] = []
+      for (const [c, digest] of p[table].chains) {
+        ownChains.add(c)
+        if (kernelDigest.get(c) !== digest) differ.push(c)
+      }
+      if (differ.length === 0) continue
+      repaired.push(...differ)
+      plan.ports.push((tx) => {
+        const now = this.#desired(key, state)[table].chains
+        let n = 0
+        // Every chain of the port exists before its rules jump to it.
+        for (const c of differ)
+          if (!kernelDigest.has(c)) {
+            tx.createChain(c)
+            n++
+          }
+        for (const c of differ) {
+          if (kernelDigest.has(c)) {
+            tx.flushChain(c)
+            n++
+          }
+          for (const r of now.get(c) ?? EMPTY) {
+            tx.appendRule(c, r)
+            n++
+          }
+        }
+        return n
+      })
+    }
+    for (const p of this.#want.values()) for (const r of p[table].chains.values()) rules += digestRules(r)
     for (const c of fixed.kept)
-      if (!kernel.has(c)) {
+      if (!inKernel(c)) {
         plan.creates.push(c)
         repaired.push(c)
       }
-    for (const c of kernel.keys()) {
-      if (want.has(c) || fixed.kept.includes(c) || !isOurChain(table, c)) continue
+    for (const c of kernelDigest.keys()) {
+      if (want.has(c) || ownChains.has(c) || fixed.kept.includes(c) || !isOurChain(table, c)) continue
       plan.removals.push(c)
       repaired.push(`${c} (stale)`)
     }
@@ -420,8 +526,6 @@ export class IptablesProxier extends Reconciler implements Proxier {
     for (const j of missing) repaired.push(`${j.chain} jump`)
 
     const applied = this.#applied[table]
-    let rules = 0
-    for (const r of want.values()) rules += r.length
     const adopt = (): void => {
       this.#ruleCount[table] = rules
       applied.ports.clear()
@@ -547,14 +651,6 @@ export class IptablesProxier extends Reconciler implements Proxier {
       return [...out.values()].sort((a, b) => (a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0))
     })
   }
-}
-
-/** Rules of a port's part of a table: its own chains' and its rules in shared chains. */
-function rulesOf(part: TablePart): number {
-  let n = 0
-  for (const rules of part.chains.values()) n += rules.length
-  for (const rules of part.shared.values()) n += rules.length
-  return n
 }
 
 /** `tx` counting the rules it is asked to append or insert in chains of ours (not the jumps from built-in chains, as kube-proxy counts). */

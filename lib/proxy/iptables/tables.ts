@@ -3,7 +3,7 @@
 // chains and the jumps from the built-in chains. Every rule is written in the
 // canonical form the kernel reads back (lib/iptables/), so that "equal" means
 // "nothing to do". Pure: no kernel access here.
-import { createHash } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import type { Rule } from '../../iptables.js'
 import type { Family } from '../../validate.js'
 import { cidrContains } from '../../address.js'
@@ -66,8 +66,12 @@ function base32(bytes: Uint8Array, chars: number): string {
 
 /** kube-proxy's portProtoHash: the first 16 base32 characters of sha256 of the concatenated parts. */
 export function chainHash(...parts: string[]): string {
-  return base32(createHash('sha256').update(parts.join('')).digest(), 16)
+  return base32(sha256(parts.join('')), 16)
 }
+
+// crypto.hash (Node ≥ 20.12) is a one-shot digest: no Hash object per chain name (111 000 of them at 10k services).
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'buffer') => Buffer }).hash
+const sha256 = (text: string): Uint8Array => (oneShot ? oneShot('sha256', text, 'buffer') : crypto.createHash('sha256').update(text).digest())
 
 /** The per-port chain names: prefix + hash of 'ns/name:port' + lowercase protocol. */
 export function portChains(port: ServicePort): { svc: string; svl: string; ext: string; fw: string } {
