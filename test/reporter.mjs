@@ -11,6 +11,19 @@
 // an instance of the default export and sets the exit status itself).
 // Also works as a filter: tap --reporter=tap | node test/reporter.mjs
 // (then it sets the exit status: 1 if anything failed).
+//
+// One summary over several runs (CI runs the unit suite under other Node
+// versions first, then `npm test`: .ci/run):
+//   TSPROXY_REPORT_SAVE=<file>    this run also writes its counts and the names
+//                                 of its failures there (JSON)
+//   TSPROXY_REPORT_LABEL=<text>   names the run in that file ("node 22")
+//   TSPROXY_REPORT_CARRY=<file>[,<file>...]
+//                                 the final line adds those saved runs; a file
+//                                 that is missing or unreadable (its run never
+//                                 finished) counts as one failure. Their
+//                                 failures are listed again by name; the details
+//                                 are in the output of the run that saved them.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Transform } from 'node:stream'
 import { pathToFileURL } from 'node:url'
@@ -95,13 +108,52 @@ export default class CompactReporter extends Transform {
     } else if (this.passed + this.failed + this.skipped === 0 && !this.gotInput) {
       this.#fail(['(tap)', 'no TAP at all'], null, null)
     }
+    if (process.env.TSPROXY_REPORT_SAVE) this.#save(process.env.TSPROXY_REPORT_SAVE)
+    const carried = this.#carry((process.env.TSPROXY_REPORT_CARRY ?? '').split(',').filter(Boolean))
     if (this.skips.length) this.push('\n' + this.skips.join('\n') + '\n')
     for (const [path, diag] of this.failures) {
       this.push(`\n✗ ${path.join(' › ')}\n${formatDiag(diag)}`)
     }
     const skipped = this.skipped ? `, ${this.skipped} skipped` : ''
-    this.push(`\n${this.passed} passed, ${this.failed} failed${skipped}\n`)
+    this.push(`\n${carried.map((l) => l + '\n').join('')}${this.passed} passed, ${this.failed} failed${skipped}\n`)
     this.done = true
+  }
+
+  // This run's counts, for a later run's TSPROXY_REPORT_CARRY (written whole or not at all).
+  #save(file) {
+    const label = process.env.TSPROXY_REPORT_LABEL || ''
+    const failures = this.failures.map(([path]) => path)
+    const json = JSON.stringify({ label, passed: this.passed, failed: this.failed, skipped: this.skipped, failures })
+    writeFileSync(`${file}.tmp`, json + '\n')
+    renameSync(`${file}.tmp`, file)
+  }
+
+  // Adds the saved runs to this one's counts; returns a summary line per run.
+  #carry(files) {
+    if (!files.length) return []
+    const counts = (r) => `${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ''}`
+    const own = `this run: ${counts(this)}`
+    const lines = []
+    for (const file of files) {
+      let run
+      try {
+        run = JSON.parse(readFileSync(file, 'utf8'))
+        for (const k of ['passed', 'failed', 'skipped']) if (!Number.isSafeInteger(run[k]) || run[k] < 0) throw new Error(`no count "${k}"`)
+        if (!Array.isArray(run.failures)) throw new Error('no failure list')
+      } catch (e) {
+        this.#fail([`(earlier run) ${file}`], { error: `no results: ${e.message}` }, null)
+        lines.push(`earlier run ${file}: no results (it did not finish): 1 failed`)
+        continue
+      }
+      const label = run.label || file
+      this.passed += run.passed
+      this.skipped += run.skipped
+      this.failed += run.failed
+      for (const path of run.failures) this.failures.push([[`[${label}]`, ...[].concat(path).map(String)], null])
+      lines.push(`earlier run, ${label}: ${counts(run)}`)
+    }
+    lines.push(own, 'all runs together:')
+    return lines
   }
 
   _transform(chunk, _enc, cb) {

@@ -105,6 +105,9 @@ try {
   line('\n== done: the daemon stops; kernel state stays until `tsproxy cleanup`')
 } finally {
   await daemon?.stop()
+  // The daemon's stderr is its JSON log, which startDaemon collects: pass on
+  // whatever else it wrote there (a Node warning, a crash) instead of losing it.
+  for (const r of daemon?.logs ?? []) if (r.level === 'raw') console.error(`tsproxy stderr: ${r.msg}`)
   await node?.destroy().catch((e) => console.error(e.message))
   rmSync(dir, { recursive: true, force: true })
 }
