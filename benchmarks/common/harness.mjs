@@ -143,6 +143,24 @@ export function grid(head, rows, right) {
   return [fmt(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt)]
 }
 
+/**
+ * The test API server (test/support/fake-apiserver.ts, the kube source tests'
+ * one) as a plain ES module in the temp dir (the box sees the host's /tmp), so
+ * a box worker imports it without a TypeScript loader; returns its path.
+ */
+export async function fakeApiServerModule() {
+  const src = path.join(repoRoot, 'test/support/fake-apiserver.ts')
+  const { transpile } = await import('../../test/kernel/ts-hooks.mjs')
+  const text = transpile(src)
+  const hash = createHash('sha256').update(text).digest('hex').slice(0, 12)
+  const out = path.join(os.tmpdir(), `tsproxy-fake-apiserver-${hash}-${process.getuid()}.mjs`)
+  if (!fs.existsSync(out)) {
+    fs.writeFileSync(`${out}.${process.pid}.tmp`, text)
+    fs.renameSync(`${out}.${process.pid}.tmp`, out)
+  }
+  return out
+}
+
 /** Builds a C helper once per source version into the temp dir (the box sees the host's /tmp); throws if it cannot. */
 export function buildC(src, name) {
   const hash = createHash('sha256').update(fs.readFileSync(src)).digest('hex').slice(0, 12)

@@ -13,7 +13,9 @@
 //   --endpoints N     endpoints per service (default 10)
 //   --changes N       changes of each kind per size: N timed to settled(), N end to end (default 100)
 //   --reps N          cold-start and peer runs per size (default 1; the figure is the median)
-//   --only LIST       workers to run: cold,peer,changes (default all)
+//   --only LIST       workers to run: cold,peer,changes,watch (default all)
+//   --api-qps N       the daemon's --kube-api-qps in the watch variant (default 0: unthrottled; see README)
+//   --mem SIZE        the box's memory (default 3G; 12G when a size is ≥ 50000)
 //   --quick           300 and 1000 services, 10 changes: a smoke test;
 //                     writes benchmarks/results/proxy-ipvs.quick.tmp instead
 //   --cpu-prof        profile the daemons (--cpu-prof; profiles go to /tmp/tsproxy-proxy-ipvs-prof)
@@ -23,24 +25,31 @@
 // Everything inside the box is slow per syscall (user-mode Linux), so only the
 // ratios between figures of the same boot mean anything.
 import * as path from 'node:path'
-import { cpuProfile, finish, grid, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { cpuProfile, fakeApiServerModule, finish, grid, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
 import { median, ratio, round, tag } from '../common/stats.mjs'
 
 // The issue's goals (reported, never asserted).
 const GOALS = { coldAt10kMaxS: 60, changeP99OverRttMax: 3, flat30kOver1kMax: 1.2, rssAt10kMaxMB: 120 }
 
 function parseArgs(argv) {
-  const o = { sizes: [1000, 10000, 30000], endpoints: 10, changes: 100, reps: 1, only: null, quick: false, cpuProf: false, timeout: 5400, out: null }
+  const o = { sizes: [1000, 10000, 30000], endpoints: 10, changes: 100, reps: 1, only: null, quick: false, cpuProf: false, timeout: 5400, out: null, apiQps: 0, mem: null }
   parseFlags(argv, import.meta.url, o, {
     '--sizes': ['sizes', 'numbers'], '--endpoints': ['endpoints', 'number'], '--changes': ['changes', 'number'], '--reps': ['reps', 'number'],
+    '--api-qps': ['apiQps', 'number'], '--mem': ['mem', 'string'],
     '--only': ['only', 'words'], '--quick': ['quick', true], '--cpu-prof': ['cpuProf', true], '--timeout': ['timeout', 'number'], '--out': ['out', 'path'],
   })
   if (o.quick) Object.assign(o, { sizes: [300, 1000], changes: 10, reps: 1 })
   if (!o.sizes.every((n) => Number.isInteger(n) && n >= 2 * o.changes + 1)) throw new Error('--sizes: integers, each more than twice --changes')
   for (const k of ['endpoints', 'changes', 'reps']) if (!(Number.isInteger(o[k]) && o[k] >= 1)) throw new Error(`--${k} must be an integer ≥ 1`)
+  if (o.only && !o.only.every((w) => ['cold', 'peer', 'changes', 'watch'].includes(w))) throw new Error('--only: cold, peer, changes, watch')
+  if (!(o.apiQps >= 0)) throw new Error('--api-qps must be ≥ 0')
+  if (o.mem !== null && !/^\d+[MG]$/.test(o.mem)) throw new Error('--mem: a size such as 3G or 12G')
+  o.mem ??= Math.max(...o.sizes) >= 50000 ? '12G' : '3G'
   o.out ??= resultsFile('proxy-ipvs', o.quick)
   return o
 }
+
+const omitSamples = ({ gcMsPerSample, ...rest }) => rest
 
 /** Per size: the medians of the cold/peer runs, the change statistics, and the ratios. */
 function summarize(raw) {
@@ -73,6 +82,30 @@ function summarize(raw) {
       ok: s.errors.length === 0,
       errors: s.errors,
     }
+    const w = s.watch
+    row.coldGc = s.cold[0]?.gc ?? null
+    row.gc = c?.gc ? { phase: c.gc.phase, settled: omitSamples(c.gc.settled), e2e: omitSamples(c.gc.e2e) } : null
+    row.watch = w
+      ? {
+          coldWallMs: w.cold.wallMs,
+          listsLoadedSeenMs: w.cold.listsLoadedSeenMs,
+          firstListToFullSyncMs: w.cold.firstListToFullSyncMs,
+          fullSyncMs: w.cold.syncMs,
+          listRequests: w.cold.listRequests,
+          apiServerCpuS: w.cold.apiServerCpuS,
+          daemonCpuS: w.cold.daemonCpuS,
+          rssMB: w.cold.mem.rssMB,
+          peakRssMB: w.cold.mem.hwmMB,
+          rssAfter2sMB: w.cold.memAfter2s.rssMB,
+          rssEndMB: w.memEnd.rssMB,
+          coldGc: w.cold.gc,
+          e2e: w.e2e,
+          toSyncLine: w.toSyncLine,
+          sync: w.sync,
+          rttP50Ms: w.rtt?.p50 ?? null,
+          gc: { phase: w.gc.phase, e2e: omitSamples(w.gc.e2e) },
+        }
+      : null
     row.ratios = {
       peerColdOverDaemonSync: ratio(row.peerColdMs, row.coldSyncMs),
       peerColdOverDaemonWall: ratio(row.peerColdMs, row.coldWallMs),
@@ -81,6 +114,11 @@ function summarize(raw) {
       syncP99OverRtt: ratio(c?.sync.p99, rtt),
       peerChangeP50OverSettledP50: ratio(row.peerChangeP50Ms, c?.settled.p50),
       peerChangeP50OverE2eP50: ratio(row.peerChangeP50Ms, c?.e2e.p50),
+      watchE2eP99OverRtt: ratio(w?.e2e.p99, w?.rtt?.p50),
+      watchOverManifestE2eP50: ratio(w?.e2e.p50, c?.e2e.p50),
+      watchOverManifestE2eP99: ratio(w?.e2e.p99, c?.e2e.p99),
+      watchColdOverManifestCold: ratio(w?.cold.wallMs, row.coldWallMs),
+      watchFullSyncOverManifestFullSync: ratio(w?.cold.syncMs, row.coldSyncMs),
     }
     return row
   })
@@ -98,6 +136,13 @@ function summarize(raw) {
     goal(`one change p99 / one netlink round trip, ${r.size}, settled()`, r.ratios.settledP99OverRtt, `≤ ${GOALS.changeP99OverRttMax}×`, r.ratios.settledP99OverRtt <= GOALS.changeP99OverRttMax)
     goal(`one change p99 / one netlink round trip, ${r.size}, end to end`, r.ratios.e2eP99OverRtt, `≤ ${GOALS.changeP99OverRttMax}×`, r.ratios.e2eP99OverRtt <= GOALS.changeP99OverRttMax)
     goal(`one change p99 / one netlink round trip, ${r.size}, sync only (trackers → kernel)`, r.ratios.syncP99OverRtt, `≤ ${GOALS.changeP99OverRttMax}×`, r.ratios.syncP99OverRtt <= GOALS.changeP99OverRttMax)
+  }
+  for (const r of rows) {
+    if (r.watch) goal(`one change p99 / one netlink round trip, ${r.size}, watch event → kernel`, r.ratios.watchE2eP99OverRtt, `≤ ${GOALS.changeP99OverRttMax}×`, r.ratios.watchE2eP99OverRtt <= GOALS.changeP99OverRttMax)
+  }
+  if (rows.length > 1 && small.watch && large.watch) {
+    const f = ratio(large.watch.e2e.p99, small.watch.e2e.p99)
+    goal(`flat: watch event → kernel p99 ${large.size} / ${small.size}`, f, `≤ ${GOALS.flat30kOver1kMax}×`, f <= GOALS.flat30kOver1kMax)
   }
   if (rows.length > 1) {
     const f = (k) => ratio(large[k]?.p99, small[k]?.p99)
@@ -135,6 +180,30 @@ function table(summary) {
       `peer / daemon wall ${r.ratios.peerColdOverDaemonWall ?? '—'}×; one ipvsadm -a / one change (settled, e2e) p50: ${r.ratios.peerChangeP50OverSettledP50 ?? '—'}×, ${r.ratios.peerChangeP50OverE2eP50 ?? '—'}×`)
   }
   lines.push('')
+  const ms = (x) => (x == null ? '—' : Number(x).toFixed(1))
+  const sec = (x) => (x == null ? '—' : (x / 1000).toFixed(2))
+  const gcs = (g) => (g ? `${g.count} / ${ms(g.totalMs)} / ${ms(g.maxMs)}` : '—')
+  if (summary.rows.some((r) => r.watch)) {
+    lines.push('watch variant: the test API server, the daemon with --kubeconfig, one EndpointSlice per watch event', '')
+    const wh = ['size', 'cold wall s', 'first list → full sync s', 'full sync s', 'lists', 'API/daemon CPU s', 'RSS MB', 'e2e p50/p99 ms', 'event → sync line p50/p99', 'sync p50', 'rtt ms', 'cold GC n/total/max ms']
+    const wr = summary.rows.filter((r) => r.watch).map((r) => {
+      const w = r.watch
+      return [r.size, sec(w.coldWallMs), sec(w.firstListToFullSyncMs), sec(w.fullSyncMs), String(w.listRequests), `${f(w.apiServerCpuS, 1)} / ${f(w.daemonCpuS, 1)}`,
+        `${f(w.rssMB, 1)} (peak ${f(w.peakRssMB, 0)})`, `${ms(w.e2e.p50)} / ${ms(w.e2e.p99)}`, `${ms(w.toSyncLine.p50)} / ${ms(w.toSyncLine.p99)}`, ms(w.sync.p50), f(w.rttP50Ms, 2), gcs(w.coldGc)]
+    })
+    lines.push(...grid(wh, wr, (i) => i !== 0), '')
+  }
+  lines.push('GC pauses next to the p99s (count / total / longest ms over the changes; the GC inside the p99 sample; the p99 with each sample\'s own GC taken out)', '')
+  const gh = ['size', 'series', 'p50 ms', 'p99 ms', 'GC over the changes', 'samples with GC', 'GC in p99 sample ms', 'p99 without GC ms']
+  const gr = []
+  for (const r of summary.rows) {
+    const add = (series, st, phase, tail) => st && tail && gr.push([r.size, series, ms(st.p50), ms(st.p99), gcs(phase), `${tail.samplesWithGc}/${st.n}`, ms(tail.gcInP99SampleMs), ms(tail.p99WithoutGcMs)])
+    add('manifest settled()', r.settled, r.gc?.phase, r.gc?.settled)
+    add('manifest end to end', r.e2e, r.gc?.phase, r.gc?.e2e)
+    add('watch end to end', r.watch?.e2e, r.watch?.gc.phase, r.watch?.gc.e2e)
+  }
+  lines.push(...grid(gh, gr, (i) => i >= 2), '')
+  lines.push(`cold-start GC (spawn → full sync, count / total / longest ms): ${summary.rows.map((r) => `${r.size} manifests ${gcs(r.coldGc)}, watch ${gcs(r.watch?.coldGc)}`).join('; ')}`, '')
   const gw = Math.max(...summary.goals.map((g) => g.what.length))
   for (const g of summary.goals) lines.push(`${g.what.padEnd(gw)}  ${String(g.value ?? 'n/a').padStart(8)}   goal ${g.goal}: ${g.met == null ? 'n/a' : g.met ? 'met' : 'NOT MET'}`)
   return lines.join('\n')
@@ -145,15 +214,19 @@ async function main() {
   needsDist('dist/proxy/main.js')
   const prof = cpuProfile('proxy-ipvs', opts.cpuProf)
   const cfg = {
+    fakeApiServer: await fakeApiServerModule(),
+    apiQps: opts.apiQps,
+    // Large sizes: room for the API server's store in the worker, and for the daemon.
+    ...(Math.max(...opts.sizes) >= 50000 ? { coldTimeoutS: 3600 } : {}),
     sizes: opts.sizes,
     endpoints: opts.endpoints,
     changes: opts.changes,
     reps: opts.reps,
     only: opts.only,
     daemonNodeFlags: prof.flags,
-    workerNodeFlags: prof.flags,
+    workerNodeFlags: [...prof.flags, ...(Math.max(...opts.sizes) >= 50000 ? ['--max-old-space-size=6144'] : [])],
   }
-  const run = await runBoxBenchmark('proxy-ipvs', import.meta.url, { envVar: 'PROXY_IPVS_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G' })
+  const run = await runBoxBenchmark('proxy-ipvs', import.meta.url, { envVar: 'PROXY_IPVS_CONFIG', cfg, timeoutS: opts.timeout, mem: opts.mem })
   if (!run) return
   const { box, raw } = run
   const summary = summarize(raw)
@@ -168,7 +241,7 @@ async function main() {
   }
   writeResult(opts.out, result)
   console.log(`\nproxy-ipvs — ${result.date}, box: Linux ${raw.env.kernelRelease}, node ${raw.env.node}, host CPU ${result.host.cpuModel} ×${result.host.cpus}; ` +
-    `${raw.config.changes} changes of each kind per size, ${raw.config.reps} cold run(s)\n`)
+    `${raw.config.changes} changes of each kind per size, ${raw.config.reps} cold run(s), box memory ${opts.mem}\n`)
   console.log(table(summary))
   finish('proxy-ipvs', opts.out, result.ok, 'some workers FAILED their checks (see "errors" in the results file)')
 }
