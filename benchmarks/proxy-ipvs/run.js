@@ -26,6 +26,7 @@
 // ratios between figures of the same boot mean anything.
 import * as path from 'node:path'
 import { cpuProfile, fakeApiServerModule, finish, grid, needsDist, parseFlags, resultsFile, runBoxBenchmark, runMain, writeResult } from '../common/harness.mjs'
+import { changesGcSummary, gcTable, watchSummary, watchTable } from '../common/report.mjs'
 import { median, ratio, round, tag } from '../common/stats.mjs'
 
 // The issue's goals (reported, never asserted).
@@ -48,8 +49,6 @@ function parseArgs(argv) {
   o.out ??= resultsFile('proxy-ipvs', o.quick)
   return o
 }
-
-const omitSamples = ({ gcMsPerSample, ...rest }) => rest
 
 /** Per size: the medians of the cold/peer runs, the change statistics, and the ratios. */
 function summarize(raw) {
@@ -84,28 +83,8 @@ function summarize(raw) {
     }
     const w = s.watch
     row.coldGc = s.cold[0]?.gc ?? null
-    row.gc = c?.gc ? { phase: c.gc.phase, settled: omitSamples(c.gc.settled), e2e: omitSamples(c.gc.e2e) } : null
-    row.watch = w
-      ? {
-          coldWallMs: w.cold.wallMs,
-          listsLoadedSeenMs: w.cold.listsLoadedSeenMs,
-          firstListToFullSyncMs: w.cold.firstListToFullSyncMs,
-          fullSyncMs: w.cold.syncMs,
-          listRequests: w.cold.listRequests,
-          apiServerCpuS: w.cold.apiServerCpuS,
-          daemonCpuS: w.cold.daemonCpuS,
-          rssMB: w.cold.mem.rssMB,
-          peakRssMB: w.cold.mem.hwmMB,
-          rssAfter2sMB: w.cold.memAfter2s.rssMB,
-          rssEndMB: w.memEnd.rssMB,
-          coldGc: w.cold.gc,
-          e2e: w.e2e,
-          toSyncLine: w.toSyncLine,
-          sync: w.sync,
-          rttP50Ms: w.rtt?.p50 ?? null,
-          gc: { phase: w.gc.phase, e2e: omitSamples(w.gc.e2e) },
-        }
-      : null
+    row.gc = changesGcSummary(c?.gc)
+    row.watch = watchSummary(w)
     row.ratios = {
       peerColdOverDaemonSync: ratio(row.peerColdMs, row.coldSyncMs),
       peerColdOverDaemonWall: ratio(row.peerColdMs, row.coldWallMs),
@@ -180,30 +159,15 @@ function table(summary) {
       `peer / daemon wall ${r.ratios.peerColdOverDaemonWall ?? '—'}×; one ipvsadm -a / one change (settled, e2e) p50: ${r.ratios.peerChangeP50OverSettledP50 ?? '—'}×, ${r.ratios.peerChangeP50OverE2eP50 ?? '—'}×`)
   }
   lines.push('')
-  const ms = (x) => (x == null ? '—' : Number(x).toFixed(1))
-  const sec = (x) => (x == null ? '—' : (x / 1000).toFixed(2))
-  const gcs = (g) => (g ? `${g.count} / ${ms(g.totalMs)} / ${ms(g.maxMs)}` : '—')
   if (summary.rows.some((r) => r.watch)) {
-    lines.push('watch variant: the test API server, the daemon with --kubeconfig, one EndpointSlice per watch event', '')
-    const wh = ['size', 'cold wall s', 'first list → full sync s', 'full sync s', 'lists', 'API/daemon CPU s', 'RSS MB', 'e2e p50/p99 ms', 'event → sync line p50/p99', 'sync p50', 'rtt ms', 'cold GC n/total/max ms']
-    const wr = summary.rows.filter((r) => r.watch).map((r) => {
-      const w = r.watch
-      return [r.size, sec(w.coldWallMs), sec(w.firstListToFullSyncMs), sec(w.fullSyncMs), String(w.listRequests), `${f(w.apiServerCpuS, 1)} / ${f(w.daemonCpuS, 1)}`,
-        `${f(w.rssMB, 1)} (peak ${f(w.peakRssMB, 0)})`, `${ms(w.e2e.p50)} / ${ms(w.e2e.p99)}`, `${ms(w.toSyncLine.p50)} / ${ms(w.toSyncLine.p99)}`, ms(w.sync.p50), f(w.rttP50Ms, 2), gcs(w.coldGc)]
-    })
-    lines.push(...grid(wh, wr, (i) => i !== 0), '')
+    lines.push('watch variant: the test API server, the daemon with --kubeconfig, one EndpointSlice per watch event', '', ...watchTable(summary.rows), '')
   }
-  lines.push('GC pauses next to the p99s (count / total / longest ms over the changes; the GC inside the p99 sample; the p99 with each sample\'s own GC taken out)', '')
-  const gh = ['size', 'series', 'p50 ms', 'p99 ms', 'GC over the changes', 'samples with GC', 'GC in p99 sample ms', 'p99 without GC ms']
-  const gr = []
-  for (const r of summary.rows) {
-    const add = (series, st, phase, tail) => st && tail && gr.push([r.size, series, ms(st.p50), ms(st.p99), gcs(phase), `${tail.samplesWithGc}/${st.n}`, ms(tail.gcInP99SampleMs), ms(tail.p99WithoutGcMs)])
-    add('manifest settled()', r.settled, r.gc?.phase, r.gc?.settled)
-    add('manifest end to end', r.e2e, r.gc?.phase, r.gc?.e2e)
-    add('watch end to end', r.watch?.e2e, r.watch?.gc.phase, r.watch?.gc.e2e)
-  }
-  lines.push(...grid(gh, gr, (i) => i >= 2), '')
-  lines.push(`cold-start GC (spawn → full sync, count / total / longest ms): ${summary.rows.map((r) => `${r.size} manifests ${gcs(r.coldGc)}, watch ${gcs(r.watch?.coldGc)}`).join('; ')}`, '')
+  lines.push('GC pauses next to the p99s', '')
+  lines.push(...gcTable(summary.rows, (r) => [
+    ['manifest settled()', r.settled, r.gc?.phase, r.gc?.settled],
+    ['manifest end to end', r.e2e, r.gc?.phase, r.gc?.e2e],
+    ['watch event → kernel', r.watch?.e2e, r.watch?.gc.phase, r.watch?.gc.e2e],
+  ], (r) => [['manifests', r.coldGc], ['watch', r.watch?.coldGc]]), '')
   const gw = Math.max(...summary.goals.map((g) => g.what.length))
   for (const g of summary.goals) lines.push(`${g.what.padEnd(gw)}  ${String(g.value ?? 'n/a').padStart(8)}   goal ${g.goal}: ${g.met == null ? 'n/a' : g.met ? 'met' : 'NOT MET'}`)
   return lines.join('\n')
