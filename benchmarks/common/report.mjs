@@ -18,6 +18,7 @@ export function watchSummary(w) {
   if (!w) return null
   return {
     coldWallMs: w.cold.wallMs,
+    firstListMs: w.cold.firstListMs ?? null,
     listsLoadedSeenMs: w.cold.listsLoadedSeenMs,
     firstListToFullSyncMs: w.cold.firstListToFullSyncMs,
     fullSyncMs: w.cold.syncMs,

@@ -79,6 +79,7 @@ export async function watchWorker(spec, cfg, mode) {
     const cold = {
       storeMs: round2(storeMs),
       wallMs: round2(d.running),
+      firstListMs: round2(requests.firstListAt - d.spawnedAt),
       listsLoadedSeenMs: round2(d.firstSeen['API lists loaded']),
       fullSyncSeenMs: round2(d.fullSync.at),
       firstListToFullSyncMs: round2(fullSyncAt - requests.firstListAt),
