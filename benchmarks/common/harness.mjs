@@ -85,8 +85,15 @@ export async function runBoxBenchmark(name, fileUrl, { envVar, cfg, timeoutS, me
     box = await bootBox({ script, env, timeoutS, mem })
   } catch (e) {
     console.error(`${name}: the box failed: ${e.message}`)
-    process.exitCode = 125
-    return null
+    // The sizes finished before (inside.mjs writes its raw results as it goes) are still reported, marked partial.
+    const partial = takeRaw(file)
+    if (!partial) {
+      process.exitCode = 125
+      return null
+    }
+    box = { code: 125, error: e.message }
+    const head = { benchmark: name, date: new Date().toISOString(), command: commandLine(fileUrl), host: hostRecord(loadBefore), box: { ...boxRecord(partial, box, mem), error: e.message } }
+    return { box, raw: partial, head }
   }
   const raw = takeRaw(file)
   if (!raw) {

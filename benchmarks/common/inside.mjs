@@ -209,11 +209,16 @@ export function stepper(runWorker, res, log, errorLines = 1) {
   }
 }
 
-/** Writes the raw results for run.js; the exit code says whether a worker failed. */
-export function writeRaw(file, out, log) {
+/**
+ * Writes the raw results for run.js; the exit code says whether a worker failed.
+ * `partial`: the sizes done so far, written after each (kept if the box stops early), nothing logged.
+ */
+export function writeRaw(file, out, log, partial = false) {
   fs.mkdirSync(path.dirname(file), { recursive: true })
-  fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n')
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(partial ? { ...out, partial: true } : out, null, 2) + '\n')
+  fs.renameSync(`${file}.tmp`, file)
   const failed = out.sizes.reduce((n, r) => n + r.errors.length, 0)
+  if (partial) return
   log(`done: ${failed} failed worker(s)`)
   process.exitCode = failed ? 1 : 0
 }

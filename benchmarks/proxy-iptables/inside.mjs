@@ -398,6 +398,7 @@ async function orchestrate() {
   const only = cfg.only ? new Set(cfg.only) : null
 
   const results = []
+  const out = { env, config: { sizes, endpoints, changes: nChanges, apiQps: cfg.apiQps ?? 0, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
   for (const services of sizes) {
     const size = { services, endpoints }
     const cluster = makeCluster(size)
@@ -430,8 +431,8 @@ async function orchestrate() {
         `event → sync line p50 ${v.e2e.p50} p99 ${v.e2e.p99} ms (sync p50 ${v.sync.p50}; GC in the changes: ${v.gc.phase.count}, ${v.gc.phase.totalMs} ms, max ${v.gc.phase.maxMs} ms) ✓`)
     }
     results.push(res)
+    writeRaw(cfg.out, out, log, true)
   }
-  const out = { env, config: { sizes, endpoints, changes: nChanges, apiQps: cfg.apiQps ?? 0, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
   writeRaw(cfg.out, out, log)
 }
 

@@ -124,6 +124,7 @@ async function main() {
     config: { ...raw.config, cpuProf: prof.record },
     summary: rows,
     raw: raw.sizes,
+    ...(raw.partial ? { partial: `the box stopped early (${box.error}): only the sizes finished before are here` } : {}),
     ok: rows.every((r) => r.ok) && box.code === 0,
   }
   writeResult(opts.out, result)

@@ -201,6 +201,7 @@ async function main() {
     summary: summary.rows,
     goalsReport: summary.goals,
     raw: raw.sizes,
+    ...(raw.partial ? { partial: `the box stopped early (${box.error}): only the sizes finished before are here` } : {}),
     ok: summary.rows.every((r) => r.ok) && box.code === 0,
   }
   writeResult(opts.out, result)
