@@ -16,7 +16,10 @@ export const PER_FILE = 100 // services (Service + EndpointSlice) per manifest f
 export const NODE_PORTS_MAX = 2500 // 30000-32767 holds 2768 ports
 export const ip4 = (base, n) => `10.${base + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`
 export const clusterIP = (i) => ip4(96, i + 10)
-export const endpointIP = (k) => ip4(244, k)
+// 10.244.0.0 … 10.251.255.255 hold 524 288 endpoints (52k services × 10); beyond that (100k services)
+// they continue in 172.16.0.0/12, outside the cluster CIDR (it only decides masquerading, the same for all).
+const IN_CLUSTER_CIDR = 8 << 16
+export const endpointIP = (k) => (k < IN_CLUSTER_CIDR ? ip4(244, k) : `172.${16 + ((k - IN_CLUSTER_CIDR) >> 16)}.${((k - IN_CLUSTER_CIDR) >> 8) & 255}.${(k - IN_CLUSTER_CIDR) & 255}`)
 export const newEndpointIP = (c) => ip4(252, c + 1)
 export const isNodePort = (i) => i % 10 === 5 && (i - 5) / 10 < NODE_PORTS_MAX
 export const nodePortOf = (i) => 30000 + (i - 5) / 10

@@ -85,8 +85,15 @@ export async function runBoxBenchmark(name, fileUrl, { envVar, cfg, timeoutS, me
     box = await bootBox({ script, env, timeoutS, mem })
   } catch (e) {
     console.error(`${name}: the box failed: ${e.message}`)
-    process.exitCode = 125
-    return null
+    // The sizes finished before (inside.mjs writes its raw results as it goes) are still reported, marked partial.
+    const partial = takeRaw(file)
+    if (!partial) {
+      process.exitCode = 125
+      return null
+    }
+    box = { code: 125, error: e.message }
+    const head = { benchmark: name, date: new Date().toISOString(), command: commandLine(fileUrl), host: hostRecord(loadBefore), box: { ...boxRecord(partial, box, mem), error: e.message } }
+    return { box, raw: partial, head }
   }
   const raw = takeRaw(file)
   if (!raw) {
@@ -100,7 +107,7 @@ export async function runBoxBenchmark(name, fileUrl, { envVar, cfg, timeoutS, me
 
 /**
  * A box benchmark from the boot to the exit code: runBoxBenchmark, then
- * `report(raw)` gives the results file's fields after the common head, whether
+ * `report(raw, box)` gives the results file's fields after the common head, whether
  * every check passed (the box must exit 0 too), the heading's parts (`box`:
  * more about the box before the host CPU, `tail`: what was run) and the table;
  * writes the results file, prints heading and table, and finishes.
@@ -109,7 +116,7 @@ export async function runAndReport(name, fileUrl, boxOptions, out, report, failu
   const run = await runBoxBenchmark(name, fileUrl, boxOptions)
   if (!run) return
   const { box, raw, head } = run
-  const r = report(raw)
+  const r = report(raw, box)
   const result = { ...head, ...r.fields, ok: r.ok && box.code === 0 }
   writeResult(out, result)
   console.log(`\n${name} — ${result.date}, box: Linux ${raw.env.kernelRelease}, node ${raw.env.node}, ${r.box ?? ''}host CPU ${result.host.cpuModel} ×${result.host.cpus}; ${r.tail}\n`)
@@ -160,6 +167,24 @@ export function grid(head, rows, right) {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
   const fmt = (r) => r.map((x, i) => (right(i, r.length) ? x.padStart(w[i]) : x.padEnd(w[i]))).join('  ')
   return [fmt(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt)]
+}
+
+/**
+ * The test API server (test/support/fake-apiserver.ts, the kube source tests'
+ * one) as a plain ES module in the temp dir (the box sees the host's /tmp), so
+ * a box worker imports it without a TypeScript loader; returns its path.
+ */
+export async function fakeApiServerModule() {
+  const src = path.join(repoRoot, 'test/support/fake-apiserver.ts')
+  const { transpile } = await import('../../test/kernel/ts-hooks.mjs')
+  const text = transpile(src)
+  const hash = createHash('sha256').update(text).digest('hex').slice(0, 12)
+  const out = path.join(os.tmpdir(), `tsproxy-fake-apiserver-${hash}-${process.getuid()}.mjs`)
+  if (!fs.existsSync(out)) {
+    fs.writeFileSync(`${out}.${process.pid}.tmp`, text)
+    fs.renameSync(`${out}.${process.pid}.tmp`, out)
+  }
+  return out
 }
 
 /** Builds a C helper once per source version into the temp dir (the box sees the host's /tmp); throws if it cannot. */

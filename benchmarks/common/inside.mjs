@@ -7,6 +7,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { gcFromLog, gcIn } from './gc.mjs'
 import { round2 } from './stats.mjs'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -85,16 +86,21 @@ export function followLog(proc, onRecord, onChunk) {
 }
 
 /**
- * Spawns the daemon (node `flags`) and waits for `tsproxy running`: the cold
- * start. Rejects on an error log line, an early exit, or after timeoutS.
+ * Spawns the daemon (node `flags`, `env` added to ours) and waits for `tsproxy
+ * running`: the cold start. Rejects on an error log line, an early exit, or
+ * after timeoutS. Its log lines keep coming into d.lines after that, each
+ * line's arrival (ms since the epoch) in d.seenAt; d.spawnedAt is the spawn's;
+ * d.firstSeen[msg] the first arrival of each message (ms after the spawn).
  */
-export async function startUntilRunning(flags, timeoutS = 900) {
+export async function startUntilRunning(flags, timeoutS = 900, { env } = {}) {
   const t0 = performance.now()
-  const proc = spawn(process.execPath, flags, { stdio: ['ignore', 'ignore', 'pipe'] })
-  const d = { proc, lines: [], fullSync: undefined, running: undefined, exited: undefined }
+  const proc = spawn(process.execPath, flags, { stdio: ['ignore', 'ignore', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) })
+  const d = { proc, lines: [], seenAt: [], firstSeen: {}, spawnedAt: performance.timeOrigin + t0, fullSync: undefined, running: undefined, exited: undefined }
   const done = new Promise((resolve, reject) => {
     followLog(proc, (rec, line, now) => {
       d.lines.push(rec)
+      d.seenAt.push(performance.timeOrigin + now)
+      if (typeof rec.msg === 'string') d.firstSeen[rec.msg] ??= now - t0
       if (rec.msg === 'full sync' && !d.fullSync) d.fullSync = { at: now - t0, rec }
       if (rec.msg === 'tsproxy running') {
         d.running = now - t0
@@ -104,6 +110,7 @@ export async function startUntilRunning(flags, timeoutS = 900) {
     })
     proc.on('exit', (code, signal) => {
       d.exited = { code, signal }
+      if (d.running !== undefined) return
       reject(new Error(`daemon exited ${code ?? signal} before running; last lines: ${d.lines.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`))
     })
   })
@@ -133,6 +140,8 @@ export function coldRecord(d, mem, memAfter2s) {
     manifestsLoaded: loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined,
     mem,
     memAfter2s,
+    // The GC pauses from the spawn to the full sync's line (when the daemon logged them: TSPROXY_BENCH_GC=1).
+    gc: d.lines.some((l) => l.msg === 'gc') && d.fullSync ? gcIn(gcFromLog(d.lines), -Infinity, d.spawnedAt + d.fullSync.at) : undefined,
   }
 }
 
@@ -200,11 +209,16 @@ export function stepper(runWorker, res, log, errorLines = 1) {
   }
 }
 
-/** Writes the raw results for run.js; the exit code says whether a worker failed. */
-export function writeRaw(file, out, log) {
+/**
+ * Writes the raw results for run.js; the exit code says whether a worker failed.
+ * `partial`: the sizes done so far, written after each (kept if the box stops early), nothing logged.
+ */
+export function writeRaw(file, out, log, partial = false) {
   fs.mkdirSync(path.dirname(file), { recursive: true })
-  fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n')
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(partial ? { ...out, partial: true } : out, null, 2) + '\n')
+  fs.renameSync(`${file}.tmp`, file)
   const failed = out.sizes.reduce((n, r) => n + r.errors.length, 0)
+  if (partial) return
   log(`done: ${failed} failed worker(s)`)
   process.exitCode = failed ? 1 : 0
 }

@@ -13,6 +13,9 @@
 //             timed to `daemon.settled([file])`, with the daemon's own sync ms and
 //             libiptc's commit breakdown; checked with `iptables-legacy -S` on the
 //             service's chain; at the end the tables are saved again.
+//   watch     the path a cluster uses (benchmarks/common/watch.mjs): the test API
+//             server in this worker, the daemon spawned with --kubeconfig, one
+//             EndpointSlice update per watch event, timed to the daemon's sync line.
 //   peer      what kube-proxy would exec: `iptables-legacy-restore --noflush` of
 //             the daemon's saved text into the empty netns (the cold sync), then
 //             per change the text kube-proxy's partial sync writes (the whole
@@ -34,7 +37,9 @@ import {
 import {
   MAIN, coldRecord, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
 } from '../common/inside.mjs'
+import { GC_ENV, gcIn, gcRecorder, gcTail, nowEpoch } from '../common/gc.mjs'
 import { round2, stats } from '../common/stats.mjs'
+import { watchWorker } from '../common/watch.mjs'
 
 const self = fileURLToPath(import.meta.url)
 
@@ -131,7 +136,7 @@ async function coldWorker(spec, cfg) {
   netnsSetup()
   const cluster = makeCluster(spec.size)
   const flags = [...(cfg.daemonNodeFlags ?? []), MAIN, ...daemonFlags('iptables', spec.dir)]
-  const d = await startUntilRunning(flags, cfg.coldTimeoutS)
+  const d = await startUntilRunning(flags, cfg.coldTimeoutS, { env: GC_ENV })
   const memAtRunning = procStatus(d.proc.pid)
   await sleep(2000)
   const memLater = procStatus(d.proc.pid)
@@ -205,6 +210,9 @@ async function changesWorker(spec, cfg) {
   }
 
   const rewrite = (i) => [rewriteGroup(cluster, spec.dir, i)]
+  const gc = gcRecorder()
+  const phaseStart = nowEpoch()
+  const settledWin = []
   const settledMs = []
   const syncMs = []
   const checkMs = []
@@ -222,6 +230,7 @@ async function changesWorker(spec, cfg) {
     const t = performance.now()
     await daemon.settled(files)
     settledMs.push(performance.now() - t)
+    settledWin.push([performance.timeOrigin + t, nowEpoch()])
     syncMs.push(daemon.lastSync.ms)
     perChange.push({ ops: daemon.lastSync.ops.iptables, full: daemon.lastSync.full, commits: commits.map((x) => ({ table: x.table, ms: round2(x.ms), lockMs: round2(x.lockMs), loadMs: round2(x.loadMs), applyMs: round2(x.applyMs), commitMs: round2(x.commitMs), snapshotReused: x.snapshotReused, entries: x.entries, bytes: x.bytes })) })
     // Checked (untimed) with the standard tool: the service's chain jumps to the new endpoint, not the old.
@@ -231,6 +240,9 @@ async function changesWorker(spec, cfg) {
     checkMs.push(performance.now() - tc)
     if (!text.includes(`-> ${ip}:8080`) || text.includes(`-> ${old}:8080`)) throw new Error(`change ${c}: ${svc} of ${name(i)} does not jump to ${ip} alone:\n${text.slice(0, 1500)}`)
   }
+  const phaseEnd = nowEpoch()
+  await sleep(100) // the last GC entries
+  gc.stop()
   await daemon.settled()
   const after = save()
   const countsAfter = countsOf(parseSave(after))
@@ -247,6 +259,8 @@ async function changesWorker(spec, cfg) {
     startCommits: startCommits.map((x) => ({ table: x.table, ms: round2(x.ms), lockMs: round2(x.lockMs), loadMs: round2(x.loadMs), applyMs: round2(x.applyMs), commitMs: round2(x.commitMs), entries: x.entries, bytes: x.bytes })),
     settled: stats(settledMs),
     sync: stats(syncMs),
+    // This process's GC pauses (daemon and harness share it): over the changes, and inside each settled() sample.
+    gc: { phase: gcIn(gc.entries, phaseStart, phaseEnd), settled: gcTail(settledMs, settledWin, gc.entries) },
     commit: { ms: pick('ms'), lockMs: pick('lockMs'), loadMs: pick('loadMs'), applyMs: pick('applyMs'), kernelReplaceMs: pick('commitMs'), perChange: perChange.map((p) => p.commits.length), tables: [...new Set(perChange.flatMap((p) => p.commits.map((x) => x.table)))] },
     opsPerChange: stats(perChange.map((p) => p.ops)),
     checkMs: stats(checkMs),
@@ -339,6 +353,41 @@ async function peerWorker(spec, cfg) {
   }
 }
 
+// ---- worker: the path a cluster uses: the test API server, the daemon with --kubeconfig ----
+
+const iptablesMode = {
+  name: 'iptables',
+  // No periodic full sync among the changes and no 1 s spacing between syncs, as in the changes worker.
+  flags: ['--proxy-mode=iptables', '--iptables-sync-period=1h', '--iptables-min-sync-period=0'],
+  netnsSetup,
+  checkCold: (cluster) => checkCounts(countsOf(parseSave(save())), cluster),
+  // Polling iptables-legacy (a process, and the xtables lock the daemon's commit needs) would
+  // slow what it measures: a change is timed to the daemon's sync line, then checked once.
+  pollKernel: false,
+  async openProbe() {
+    const svcChainOf = new Map()
+    for (const r of parseSave(save()).get('nat').get('KUBE-SERVICES').rules) {
+      const m = /--comment "?[^/ ]+\/(svc-\d+):http cluster IP"? .* -j (KUBE-SVC-\S+)/.exec(r)
+      if (m) svcChainOf.set(m[1], m[2])
+    }
+    return {
+      seen: (i, ip) => run('iptables-legacy', ['-w', '-t', 'nat', '-S', svcChainOf.get(name(i))]).stdout.includes(`-> ${ip}:8080`),
+      close: () => undefined,
+    }
+  },
+  checkEnd(cluster, changed) {
+    const tables = parseSave(save())
+    const bad = checkCounts(countsOf(tables), cluster)
+    if (bad) return bad
+    const by = chainsByService(tables)
+    for (const [i, { old, ip }] of changed) {
+      const rules = (by.get(name(i)) ?? []).flatMap((c) => tables.get('nat').get(c).rules).join('\n')
+      if (!rules.includes(`-> ${ip}:8080`) || rules.includes(`-> ${old}:8080`)) return `${name(i)}: its chains do not lead to ${ip} alone`
+    }
+    return undefined
+  },
+}
+
 // ---- orchestrator ------------------------------------------------------------------------
 
 async function orchestrate() {
@@ -346,8 +395,10 @@ async function orchestrate() {
   const sizes = cfg.sizes ?? [1000, 10000]
   const endpoints = cfg.endpoints ?? 10
   const nChanges = cfg.changes ?? 40
+  const only = cfg.only ? new Set(cfg.only) : null
 
   const results = []
+  const out = { env, config: { sizes, endpoints, changes: nChanges, apiQps: cfg.apiQps ?? 0, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
   for (const services of sizes) {
     const size = { services, endpoints }
     const cluster = makeCluster(size)
@@ -356,30 +407,36 @@ async function orchestrate() {
     const written = writeManifests(cluster, dir)
     const coldSave = `${base}/cold.save`
     const finalSave = `${base}/final.save`
-    const res = { services, endpoints, nodePorts: cluster.nodePorts, manifests: written, cold: null, changes: null, peer: null, errors: [] }
+    const res = { services, endpoints, nodePorts: cluster.nodePorts, manifests: written, cold: null, changes: null, peer: null, watch: null, errors: [] }
     log(sizeHeading(cluster, written))
     const step = stepper(runWorker, res, log, 3)
-    res.cold = step('cold', { size, dir, saveTo: coldSave }, (v) =>
+    if (!only || only.has('cold')) res.cold = step('cold', { size, dir, saveTo: coldSave }, (v) =>
       `cold: daemon running after ${v.wallMs.toFixed(0)} ms (full sync logged ${v.syncMs} ms), RSS ${v.mem.rssMB} MB (peak ${v.mem.hwmMB}); nat ${v.counts.nat.chains} chains / ${v.counts.nat.rules} rules, filter ${v.counts.filter.rules} rules ✓`)
-    await pause()
+    if (res.cold) await pause()
     writeManifests(cluster, dir)
-    if (res.cold) {
+    if (res.cold && (!only || only.has('changes'))) {
       res.changes = step('changes', { size, dir, changes: nChanges, saveTo: finalSave, coldDigest: res.cold.digest }, (v) =>
         `changes: start in-process ${v.startInProcessMs} ms; settled p50 ${v.settled.p50} p99 ${v.settled.p99} ms; sync p50 ${v.sync.p50} p99 ${v.sync.p99} ms; commit p50 ${v.commit.ms.p50} (kernel replace ${v.commit.kernelReplaceMs.p50}) ms ✓`)
       await pause()
     }
-    if (res.cold && res.changes) {
+    if (res.cold && res.changes && (!only || only.has('peer'))) {
       res.peer = step('peer', { size, coldSave, finalSave, changes: res.changes.changes, baselineReps: cfg.baselineReps ?? 10 }, (v) =>
         `peer: iptables-legacy-restore (cold) ${v.coldRestoreMs} ms ✓; one change (--noflush, ${v.changeTextLines.p50} lines) p50 ${v.change.p50} p99 ${v.change.p99} ms; process start ${v.baseline.processStartMs.p50} ms, read-only restore ${v.baseline.readOnlyRestoreMs.p50} ms ✓`)
     }
     fs.rmSync(base, { recursive: true, force: true })
+    if (!only || only.has('watch')) {
+      res.watch = step('watch', { size, changes: nChanges }, (v) =>
+        `watch: API store ${(v.cold.storeMs / 1000).toFixed(1)} s; daemon running after ${v.cold.wallMs.toFixed(0)} ms, first list → full sync ${v.cold.firstListToFullSyncMs} ms ` +
+        `(sync logged ${v.cold.syncMs} ms, ${v.cold.listRequests} list requests), RSS ${v.cold.mem.rssMB} MB; ` +
+        `event → sync line p50 ${v.e2e.p50} p99 ${v.e2e.p99} ms (sync p50 ${v.sync.p50}; GC in the changes: ${v.gc.phase.count}, ${v.gc.phase.totalMs} ms, max ${v.gc.phase.maxMs} ms) ✓`)
+    }
     results.push(res)
+    writeRaw(cfg.out, out, log, true)
   }
-  const out = { env, config: { sizes, endpoints, changes: nChanges, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
   writeRaw(cfg.out, out, log)
 }
 
 // ---- main ----------------------------------------------------------------------------------
 
-const work = { cold: coldWorker, changes: changesWorker, peer: peerWorker }
+const work = { cold: coldWorker, changes: changesWorker, peer: peerWorker, watch: (spec, cfg) => watchWorker(spec, cfg, iptablesMode) }
 if (!(await workerMain('PROXY_IPTABLES_CONFIG', async (spec, cfg) => ({ value: await work[spec.kind](spec, cfg) })))) await orchestrate()

@@ -28,6 +28,8 @@ import {
   ipvsCount, isNodePort, kernelState, makeCluster, newEndpointIP, netnsSetup, nodePortOf, percentile, procStatus, rewriteGroup,
   round2, run, stats, writeManifests,
 } from '../common/ipvs-cluster.mjs'
+import { GC_ENV, gcIn, gcRecorder, gcTail, nowEpoch } from '../common/gc.mjs'
+import { watchWorker } from '../common/watch.mjs'
 import {
   MAIN, coldRecord, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
 } from '../common/inside.mjs'
@@ -41,7 +43,7 @@ async function coldWorker(spec, cfg) {
   const cluster = makeCluster(spec.size)
   const want = expectedState(cluster)
   const flags = [...(cfg.daemonNodeFlags ?? []), MAIN, ...daemonFlags(spec.dir)]
-  const d = await startUntilRunning(flags, cfg.coldTimeoutS)
+  const d = await startUntilRunning(flags, cfg.coldTimeoutS, { env: GC_ENV })
   const memAtRunning = procStatus(d.proc.pid)
   const have = kernelState()
   const bad = diffState(have, want)
@@ -156,6 +158,10 @@ async function changesWorker(spec, cfg) {
     await ipvs.batch([{ op: 'updateDestination', service: probe, destination: probeDest }])
   }
 
+  const gc = gcRecorder()
+  const phaseStart = nowEpoch()
+  const settledWin = []
+  const e2eWin = []
   const settledMs = []
   const syncMs = []
   const e2eMs = []
@@ -177,6 +183,7 @@ async function changesWorker(spec, cfg) {
       const t = performance.now()
       await daemon.settled(files)
       settledMs.push(performance.now() - t)
+      settledWin.push([performance.timeOrigin + t, nowEpoch()])
       syncMs.push(daemon.lastSync.ms)
       if (!hasDest(await ipvs.listDestinations(svcKey(i)), ip)) throw new Error(`change ${c}: ${ip} not in the kernel after settled()`)
     } else {
@@ -190,6 +197,7 @@ async function changesWorker(spec, cfg) {
         if (performance.now() - t > 60_000) throw new Error(`change ${c}: ${ip} not seen within 60 s`)
       }
       e2eMs.push(performance.now() - t)
+      e2eWin.push([performance.timeOrigin + t, nowEpoch()])
       e2ePolls.push(polls)
       await settled
     }
@@ -202,6 +210,9 @@ async function changesWorker(spec, cfg) {
     rttBatchMs.push(performance.now() - t)
     if (!o.ok) throw new Error(`one-op batch failed: ${o.error?.message}`)
   }
+  const phaseEnd = nowEpoch()
+  await sleep(100) // the last GC entries
+  gc.stop()
   // The old destinations drain (weight 0, then deleted once without connections, ~1 s).
   const drainStart = performance.now()
   while (daemon.proxiers.some((p) => p.draining > 0) && performance.now() - drainStart < 30_000) await new Promise((r) => setTimeout(r, 100))
@@ -225,9 +236,58 @@ async function changesWorker(spec, cfg) {
     rttList: stats(rttListMs),
     rttBatch: stats(rttBatchMs),
     harnessRssMB: round2(rss / 2 ** 20),
+    // This process's GC pauses (daemon and harness share it): over the changes, and inside each timed sample.
+    gc: { phase: gcIn(gc.entries, phaseStart, phaseEnd), settled: gcTail(settledMs, settledWin, gc.entries), e2e: gcTail(e2eMs, e2eWin, gc.entries) },
     kernel: end,
     samples: { settledMs: settledMs.map(round2), syncMs: syncMs.map(round2), e2eMs: e2eMs.map(round2), rttListMs: rttListMs.map(round2), rttBatchMs: rttBatchMs.map(round2) },
   }
+}
+
+// ---- worker: the path a cluster uses: the test API server, the daemon with --kubeconfig ----
+
+const ipvsMode = {
+  name: 'ipvs',
+  flags: ['--proxy-mode=ipvs', '--ipvs-sync-period=1h'], // no periodic full sync among the changes, as in the changes worker
+  netnsSetup,
+  checkCold: (cluster) => diffState(kernelState(), expectedState(cluster)),
+  async openProbe(cluster, changes) {
+    const { Ipvs } = await import(path.join(repoRoot, 'dist/index.js'))
+    const ipvs = await Ipvs.open()
+    // The round-trip probe: a service no change touches.
+    const touched = new Set(Array.from({ length: changes }, (_, c) => changedService(c, cluster.services)))
+    let p = 0
+    while (touched.has(p)) p++
+    const probe = { protocol: 'tcp', address: clusterIP(p), port: 80 }
+    const probeDest = { address: cluster.eps[p][0], port: 8080, weight: 1, forward: 'masq' }
+    for (let r = 0; r < 50; r++) await ipvs.batch([{ op: 'updateDestination', service: probe, destination: probeDest }])
+    return {
+      seen: async (i, ip) => (await ipvs.listDestinations({ protocol: 'tcp', address: clusterIP(i), port: 80 })).some((d) => d.address === ip && d.port === 8080 && d.weight === 1),
+      async rtt() {
+        const t = performance.now()
+        const [o] = await ipvs.batch([{ op: 'updateDestination', service: probe, destination: probeDest }])
+        if (!o.ok) throw new Error(`one-op batch failed: ${o.error?.message}`)
+        return performance.now() - t
+      },
+      close: () => ipvs.close(),
+      ipvs,
+    }
+  },
+  async checkEnd(cluster, changed) {
+    const bad = diffState(kernelState(), expectedState(cluster))
+    if (bad) return bad
+    const { Ipvs } = await import(path.join(repoRoot, 'dist/index.js'))
+    const ipvs = await Ipvs.open()
+    try {
+      for (const [i, { old, ip }] of changed) {
+        const list = await ipvs.listDestinations({ protocol: 'tcp', address: clusterIP(i), port: 80 })
+        if (!list.some((d) => d.address === ip && d.weight === 1) || list.some((d) => d.address === old) || list.length !== cluster.endpoints)
+          return `service ${i}: destinations ${list.map((d) => `${d.address}/${d.weight}`).join(',')} (want ${ip}, not ${old})`
+      }
+    } finally {
+      await ipvs.close()
+    }
+    return undefined
+  },
 }
 
 // ---- orchestrator ------------------------------------------------------------------------
@@ -241,12 +301,13 @@ async function orchestrate() {
   const only = cfg.only ? new Set(cfg.only) : null
 
   const results = []
+  const out = { env, config: { sizes, endpoints, changes, reps, apiQps: cfg.apiQps ?? 0, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
   for (const services of sizes) {
     const size = { services, endpoints }
     const cluster = makeCluster(size)
     const dir = `/run/tsproxy-bench-proxy-ipvs/${services}`
     const written = writeManifests(cluster, dir)
-    const res = { services, endpoints, nodePorts: cluster.nodePorts, expected: expectedState(cluster), manifests: written, cold: [], peer: [], changes: null, errors: [] }
+    const res = { services, endpoints, nodePorts: cluster.nodePorts, expected: expectedState(cluster), manifests: written, cold: [], peer: [], changes: null, watch: null, errors: [] }
     log(sizeHeading(cluster, written))
     const step = stepper(runWorker, res, log)
     for (let r = 0; r < reps; r++) {
@@ -270,13 +331,19 @@ async function orchestrate() {
         `netlink list p50 ${v.rttList.p50} ms, 1-op batch p50 ${v.rttBatch.p50} ms ✓`)
     }
     fs.rmSync(dir, { recursive: true, force: true })
+    if (!only || only.has('watch')) {
+      res.watch = step('watch', { size, changes }, (v) =>
+        `watch: API store ${(v.cold.storeMs / 1000).toFixed(1)} s; daemon running after ${v.cold.wallMs.toFixed(0)} ms, first list → full sync ${v.cold.firstListToFullSyncMs} ms ` +
+        `(sync logged ${v.cold.syncMs} ms, ${v.cold.listRequests} list requests), RSS ${v.cold.mem.rssMB} MB; ` +
+        `e2e p50 ${v.e2e.p50} p99 ${v.e2e.p99} ms (sync p50 ${v.sync.p50}; GC in the changes: ${v.gc.phase.count}, ${v.gc.phase.totalMs} ms, max ${v.gc.phase.maxMs} ms) ✓`)
+    }
     results.push(res)
+    writeRaw(cfg.out, out, log, true)
   }
-  const out = { env, config: { sizes, endpoints, changes, reps, perFile: PER_FILE, nodePortsMax: NODE_PORTS_MAX, node: NODE, endpointNode: OTHER_NODE, clusterCIDR: CLUSTER_CIDR }, sizes: results }
   writeRaw(cfg.out, out, log)
 }
 
 // ---- main ----------------------------------------------------------------------------------
 
-const work = { cold: coldWorker, peer: peerWorker, changes: changesWorker }
+const work = { cold: coldWorker, peer: peerWorker, changes: changesWorker, watch: (spec, cfg) => watchWorker(spec, cfg, ipvsMode) }
 if (!(await workerMain('PROXY_IPVS_CONFIG', async (spec, cfg) => ({ value: await work[spec.kind](spec, cfg) })))) await orchestrate()

@@ -13,7 +13,9 @@
 //   --endpoints N     endpoints per service (default 10)
 //   --changes N       changes of each kind per size: N timed to settled(), N end to end (default 100)
 //   --reps N          cold-start and peer runs per size (default 1; the figure is the median)
-//   --only LIST       workers to run: cold,peer,changes (default all)
+//   --only LIST       workers to run: cold,peer,changes,watch (default all)
+//   --api-qps N       the daemon's --kube-api-qps in the watch variant (default 0: unthrottled; see README)
+//   --mem SIZE        the box's memory (default 3G; 12G when a size is ≥ 50000)
 //   --quick           300 and 1000 services, 10 changes: a smoke test;
 //                     writes benchmarks/results/proxy-ipvs.quick.tmp instead
 //   --daemon-node-flags a,b   node flags for the daemon processes of the cold runs (e.g.
@@ -25,21 +27,27 @@
 // Everything inside the box is slow per syscall (user-mode Linux), so only the
 // ratios between figures of the same boot mean anything.
 import * as path from 'node:path'
-import { cpuProfile, grid, needsDist, parseFlags, resultsFile, runAndReport, runMain } from '../common/harness.mjs'
+import { cpuProfile, fakeApiServerModule, grid, needsDist, parseFlags, resultsFile, runAndReport, runMain } from '../common/harness.mjs'
+import { changesGcSummary, gcTable, watchSummary, watchTable } from '../common/report.mjs'
 import { median, ratio, round, tag } from '../common/stats.mjs'
 
 // The issue's goals (reported, never asserted).
 const GOALS = { coldAt10kMaxS: 60, changeP99OverRttMax: 3, flat30kOver1kMax: 1.2, rssAt10kMaxMB: 120 }
 
 function parseArgs(argv) {
-  const o = { sizes: [1000, 10000, 30000], endpoints: 10, changes: 100, reps: 1, only: null, quick: false, cpuProf: false, daemonNodeFlags: [], timeout: 5400, out: null }
+  const o = { sizes: [1000, 10000, 30000], endpoints: 10, changes: 100, reps: 1, only: null, quick: false, cpuProf: false, daemonNodeFlags: [], timeout: 5400, out: null, apiQps: 0, mem: null }
   parseFlags(argv, import.meta.url, o, {
     '--sizes': ['sizes', 'numbers'], '--endpoints': ['endpoints', 'number'], '--changes': ['changes', 'number'], '--reps': ['reps', 'number'],
+    '--api-qps': ['apiQps', 'number'], '--mem': ['mem', 'string'],
     '--only': ['only', 'words'], '--quick': ['quick', true], '--cpu-prof': ['cpuProf', true], '--daemon-node-flags': ['daemonNodeFlags', 'words'], '--timeout': ['timeout', 'number'], '--out': ['out', 'path'],
   })
   if (o.quick) Object.assign(o, { sizes: [300, 1000], changes: 10, reps: 1 })
   if (!o.sizes.every((n) => Number.isInteger(n) && n >= 2 * o.changes + 1)) throw new Error('--sizes: integers, each more than twice --changes')
   for (const k of ['endpoints', 'changes', 'reps']) if (!(Number.isInteger(o[k]) && o[k] >= 1)) throw new Error(`--${k} must be an integer ≥ 1`)
+  if (o.only && !o.only.every((w) => ['cold', 'peer', 'changes', 'watch'].includes(w))) throw new Error('--only: cold, peer, changes, watch')
+  if (!(o.apiQps >= 0)) throw new Error('--api-qps must be ≥ 0')
+  if (o.mem !== null && !/^\d+[MG]$/.test(o.mem)) throw new Error('--mem: a size such as 3G or 12G')
+  o.mem ??= Math.max(...o.sizes) >= 50000 ? '12G' : '3G'
   o.out ??= resultsFile('proxy-ipvs', o.quick)
   return o
 }
@@ -75,6 +83,10 @@ function summarize(raw) {
       ok: s.errors.length === 0,
       errors: s.errors,
     }
+    const w = s.watch
+    row.coldGc = s.cold[0]?.gc ?? null
+    row.gc = changesGcSummary(c?.gc)
+    row.watch = watchSummary(w)
     row.ratios = {
       peerColdOverDaemonSync: ratio(row.peerColdMs, row.coldSyncMs),
       peerColdOverDaemonWall: ratio(row.peerColdMs, row.coldWallMs),
@@ -83,6 +95,11 @@ function summarize(raw) {
       syncP99OverRtt: ratio(c?.sync.p99, rtt),
       peerChangeP50OverSettledP50: ratio(row.peerChangeP50Ms, c?.settled.p50),
       peerChangeP50OverE2eP50: ratio(row.peerChangeP50Ms, c?.e2e.p50),
+      watchE2eP99OverRtt: ratio(w?.e2e.p99, w?.rtt?.p50),
+      watchOverManifestE2eP50: ratio(w?.e2e.p50, c?.e2e.p50),
+      watchOverManifestE2eP99: ratio(w?.e2e.p99, c?.e2e.p99),
+      watchColdOverManifestCold: ratio(w?.cold.wallMs, row.coldWallMs),
+      watchFullSyncOverManifestFullSync: ratio(w?.cold.syncMs, row.coldSyncMs),
     }
     return row
   })
@@ -100,6 +117,13 @@ function summarize(raw) {
     goal(`one change p99 / one netlink round trip, ${r.size}, settled()`, r.ratios.settledP99OverRtt, `≤ ${GOALS.changeP99OverRttMax}×`, r.ratios.settledP99OverRtt <= GOALS.changeP99OverRttMax)
     goal(`one change p99 / one netlink round trip, ${r.size}, end to end`, r.ratios.e2eP99OverRtt, `≤ ${GOALS.changeP99OverRttMax}×`, r.ratios.e2eP99OverRtt <= GOALS.changeP99OverRttMax)
     goal(`one change p99 / one netlink round trip, ${r.size}, sync only (trackers → kernel)`, r.ratios.syncP99OverRtt, `≤ ${GOALS.changeP99OverRttMax}×`, r.ratios.syncP99OverRtt <= GOALS.changeP99OverRttMax)
+  }
+  for (const r of rows) {
+    if (r.watch) goal(`one change p99 / one netlink round trip, ${r.size}, watch event → kernel`, r.ratios.watchE2eP99OverRtt, `≤ ${GOALS.changeP99OverRttMax}×`, r.ratios.watchE2eP99OverRtt <= GOALS.changeP99OverRttMax)
+  }
+  if (rows.length > 1 && small.watch && large.watch) {
+    const f = ratio(large.watch.e2e.p99, small.watch.e2e.p99)
+    goal(`flat: watch event → kernel p99 ${large.size} / ${small.size}`, f, `≤ ${GOALS.flat30kOver1kMax}×`, f <= GOALS.flat30kOver1kMax)
   }
   if (rows.length > 1) {
     const f = (k) => ratio(large[k]?.p99, small[k]?.p99)
@@ -137,6 +161,15 @@ function table(summary) {
       `peer / daemon wall ${r.ratios.peerColdOverDaemonWall ?? '—'}×; one ipvsadm -a / one change (settled, e2e) p50: ${r.ratios.peerChangeP50OverSettledP50 ?? '—'}×, ${r.ratios.peerChangeP50OverE2eP50 ?? '—'}×`)
   }
   lines.push('')
+  if (summary.rows.some((r) => r.watch)) {
+    lines.push('watch variant: the test API server, the daemon with --kubeconfig, one EndpointSlice per watch event', '', ...watchTable(summary.rows), '')
+  }
+  lines.push('GC pauses next to the p99s', '')
+  lines.push(...gcTable(summary.rows, (r) => [
+    ['manifest settled()', r.settled, r.gc?.phase, r.gc?.settled],
+    ['manifest end to end', r.e2e, r.gc?.phase, r.gc?.e2e],
+    ['watch event → kernel', r.watch?.e2e, r.watch?.gc.phase, r.watch?.gc.e2e],
+  ], (r) => [['manifests', r.coldGc], ['watch', r.watch?.coldGc]]), '')
   const gw = Math.max(...summary.goals.map((g) => g.what.length))
   for (const g of summary.goals) lines.push(`${g.what.padEnd(gw)}  ${String(g.value ?? 'n/a').padStart(8)}   goal ${g.goal}: ${g.met == null ? 'n/a' : g.met ? 'met' : 'NOT MET'}`)
   return lines.join('\n')
@@ -147,21 +180,25 @@ async function main() {
   needsDist('dist/proxy/main.js')
   const prof = cpuProfile('proxy-ipvs', opts.cpuProf)
   const cfg = {
+    fakeApiServer: await fakeApiServerModule(),
+    apiQps: opts.apiQps,
+    // Large sizes: room for the API server's store in the worker, and for the daemon.
+    ...(Math.max(...opts.sizes) >= 50000 ? { coldTimeoutS: 3600 } : {}),
     sizes: opts.sizes,
     endpoints: opts.endpoints,
     changes: opts.changes,
     reps: opts.reps,
     only: opts.only,
     daemonNodeFlags: [...prof.flags, ...opts.daemonNodeFlags],
-    workerNodeFlags: prof.flags,
+    workerNodeFlags: [...prof.flags, ...(Math.max(...opts.sizes) >= 50000 ? ['--max-old-space-size=6144'] : [])],
   }
-  const box = { envVar: 'PROXY_IPVS_CONFIG', cfg, timeoutS: opts.timeout, mem: '3G' }
-  await runAndReport('proxy-ipvs', import.meta.url, box, opts.out, (raw) => {
+  const box = { envVar: 'PROXY_IPVS_CONFIG', cfg, timeoutS: opts.timeout, mem: opts.mem }
+  await runAndReport('proxy-ipvs', import.meta.url, box, opts.out, (raw, box) => {
     const summary = summarize(raw)
     return {
-      fields: { config: { ...raw.config, cpuProf: prof.record, daemonNodeFlags: opts.daemonNodeFlags }, goals: GOALS, summary: summary.rows, goalsReport: summary.goals, raw: raw.sizes },
+      fields: { config: { ...raw.config, cpuProf: prof.record, daemonNodeFlags: opts.daemonNodeFlags }, goals: GOALS, summary: summary.rows, goalsReport: summary.goals, raw: raw.sizes, ...(raw.partial ? { partial: `the box stopped early (${box.error}): only the sizes finished before are here` } : {}) },
       ok: summary.rows.every((r) => r.ok),
-      tail: `${raw.config.changes} changes of each kind per size, ${raw.config.reps} cold run(s)`,
+      tail: `${raw.config.changes} changes of each kind per size, ${raw.config.reps} cold run(s), box memory ${opts.mem}`,
       table: table(summary),
     }
   }, 'some workers FAILED their checks (see "errors" in the results file)')

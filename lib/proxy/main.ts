@@ -12,6 +12,7 @@ import { Daemon, families, formatStatus, type StatusEntry } from './daemon.js'
 import { applyConntrackSettings, conntrackSettings } from './conntrack-settings.js'
 import { getSysctl, setSysctl } from '../sysctl.js'
 import { availableParallelism } from 'node:os'
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
 import { openDataplane } from './ipvs/dataplane.js'
 import { IpvsProxier } from './ipvs/proxier.js'
 import { IptablesProxier } from './iptables/proxier.js'
@@ -42,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
     return 0
   }
   const log = makeLogger({ format: config.logging.format === 'text' ? 'text' : 'json', verbosity: config.logging.verbosity })
+  if (process.env.TSPROXY_BENCH_GC === '1') logGcPauses(log)
   for (const w of warnings) log('warn', w)
   const command = options.args[0] ?? (options.cleanup ? 'cleanup' : options.initOnly ? 'init-only' : 'run')
   if (options.args.length > 1) return fail(`unexpected arguments: ${options.args.slice(1).join(' ')}`)
@@ -106,6 +108,29 @@ async function main(argv: string[]): Promise<number> {
   }
   log('info', 'tsproxy running', { version, mode: config.mode, node: daemon.nodeName, healthz: config.healthzBindAddress, metrics: config.metricsBindAddress })
   return -1 // keep running
+}
+
+const GC_KINDS: Record<number, string> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+}
+
+/**
+ * Benchmark-only, off unless TSPROXY_BENCH_GC=1: every garbage collection the
+ * runtime reports (perf_hooks 'gc' entries) becomes a `gc` log line with its
+ * kind, its pause (ms) and when it began (`at`, ms since the epoch), so a
+ * benchmark can count the pauses inside a timed window (benchmarks/README.md).
+ */
+function logGcPauses(log: Log): void {
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0
+      log('info', 'gc', { kind: GC_KINDS[kind] ?? String(kind), ms: Math.round(e.duration * 1000) / 1000, at: Math.round((performance.timeOrigin + e.startTime) * 1000) / 1000 })
+    }
+  })
+  obs.observe({ entryTypes: ['gc'] })
 }
 
 /**
