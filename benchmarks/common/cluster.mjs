@@ -104,6 +104,16 @@ export const endpointOf = (e) => (typeof e === 'string' ? { ip: e, ready: true }
 /** The service changed at step c: a stride over the whole range, so consecutive changes hit different files. */
 export const changedService = (c, services) => (c * 7919 + 13) % services
 
+/** Change number c of a run: one endpoint of service changedService(c) replaced by newEndpointIP(c), in the model. */
+export function applyChange(cluster, c) {
+  const i = changedService(c, cluster.services)
+  const j = c % cluster.endpoints
+  const old = cluster.eps[i][j]
+  const ip = newEndpointIP(c)
+  cluster.eps[i][j] = ip
+  return { i, old, ip }
+}
+
 export const daemonFlags = (mode, dir) => [
   `--proxy-mode=${mode}`, `--manifests=${dir}`, `--hostname-override=${NODE}`, `--cluster-cidr=${CLUSTER_CIDR}`,
   '--healthz-bind-address=127.0.0.1:10256', '--metrics-bind-address=127.0.0.1:10249',

@@ -21,7 +21,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { CLUSTER_CIDR, NODE, changedService, makeCluster, newEndpointIP, procStatus, serviceDoc, sliceDoc } from './cluster.mjs'
+import { CLUSTER_CIDR, NODE, applyChange, makeCluster, procStatus, serviceDoc, sliceDoc } from './cluster.mjs'
 import { GC_ENV, gcFromLog, gcIn, gcTail, nowEpoch } from './gc.mjs'
 import { MAIN, sleep, startUntilRunning, stopDaemon } from './inside.mjs'
 import { round2, stats } from './stats.mjs'
@@ -107,11 +107,7 @@ export async function watchWorker(spec, cfg, mode) {
     const errorsBefore = d.lines.filter((l) => l.level === 'error').length
     const phaseStart = nowEpoch()
     for (let c = 0; c < spec.changes; c++) {
-      const i = changedService(c, cluster.services)
-      const j = c % cluster.endpoints
-      const old = cluster.eps[i][j]
-      const ip = newEndpointIP(c)
-      cluster.eps[i][j] = ip
+      const { i, old, ip } = applyChange(cluster, c)
       changed.set(i, { old, ip })
       const mark = d.lines.length
       const doc = sliceDoc(cluster, i)

@@ -31,8 +31,8 @@ import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import {
-  CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, changedService, daemonFlags, makeCluster,
-  name, newEndpointIP, procStatus, rewriteGroup, run, writeManifests,
+  CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, applyChange, daemonFlags, makeCluster,
+  name, procStatus, rewriteGroup, run, writeManifests,
 } from '../common/cluster.mjs'
 import {
   MAIN, coldRecord, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
@@ -219,11 +219,7 @@ async function changesWorker(spec, cfg) {
   const perChange = []
   const changes = []
   for (let c = 0; c < spec.changes; c++) {
-    const i = changedService(c, cluster.services)
-    const j = c % cluster.endpoints
-    const old = cluster.eps[i][j]
-    const ip = newEndpointIP(c)
-    cluster.eps[i][j] = ip
+    const { i, old, ip } = applyChange(cluster, c)
     changes.push({ c, service: name(i), old, ip })
     const files = rewrite(i)
     commits.length = 0

@@ -24,7 +24,7 @@ import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import {
-  CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, clusterIP, daemonFlags, diffState, expectedState,
+  CLUSTER_CIDR, NODE, NODE_IP, daemonKit, NODE_PORTS_MAX, OTHER_NODE, PER_FILE, applyChange, changedService, clusterIP, daemonFlags, diffState, expectedState,
   ipvsCount, isNodePort, kernelState, makeCluster, newEndpointIP, netnsSetup, nodePortOf, percentile, procStatus, rewriteGroup,
   round2, run, stats, writeManifests,
 } from '../common/ipvs-cluster.mjs'
@@ -120,10 +120,6 @@ async function peerWorker(spec, cfg) {
   return { cold, kernel: have, change: stats(samples) }
 }
 
-/** The service changed at step c: spread over the whole range and over the files. */
-function changedService(c, services) {
-  return (c * 7919 + 13) % services
-}
 
 // ---- worker: the Daemon class in this process: one change at a time ----------------------
 
@@ -171,11 +167,7 @@ async function changesWorker(spec, cfg) {
   const changed = new Map()
   const rewrite = (i) => [rewriteGroup(cluster, spec.dir, i)]
   for (let c = 0; c < 2 * spec.changes; c++) {
-    const i = changedService(c, cluster.services)
-    const j = c % cluster.endpoints
-    const old = cluster.eps[i][j]
-    const ip = newEndpointIP(c)
-    cluster.eps[i][j] = ip
+    const { i, old, ip } = applyChange(cluster, c)
     changed.set(i, { old, ip })
     if (c % 2 === 0) {
       // (a) inside the daemon: the file is written, then settled() re-reads it and syncs.
