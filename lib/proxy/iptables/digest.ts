@@ -5,8 +5,10 @@
 // absent, counters left out) have the same digest; a rule read back from the
 // kernel and the same rule as desiredOf writes it, too. Hashed from the
 // values, no text built (at 10k services a full sync digests 310 000 rules).
-// Pure.
+// Also what the proxier keeps of each port: its rules in shared chains and a
+// digest per own chain (PortDigest). Pure.
 import type { Rule } from '../../iptables.js'
+import { EMPTY_PORT_RULES, type PortRules, type TablePart } from './desired.js'
 
 /** The digest of a chain's rules (counters ignored): a count and a 64-bit hash, as text. */
 export function chainDigest(rules: readonly Rule[]): string {
@@ -105,4 +107,40 @@ function hashValue(v: unknown, rule = false): void {
       A = 0x756e6466
       B = 0x3a8f05c5
   }
+}
+
+/** What is kept of a port's part of one table: its rules in shared chains (a few), a digest per own chain. */
+export interface PartDigest {
+  readonly shared: ReadonlyMap<string, readonly Rule[]>
+  /** Own chain → chainDigest of its rules, in creation order. */
+  readonly chains: ReadonlyMap<string, string>
+  /** Rules of its own chains and in shared chains. */
+  readonly rules: number
+}
+
+/** What is kept of a port's desired state. */
+export interface PortDigest {
+  readonly nat: PartDigest
+  readonly filter: PartDigest
+  readonly noLocalEndpoints: PortRules['noLocalEndpoints']
+}
+
+export const EMPTY_DIGEST: PartDigest = Object.freeze({ shared: new Map(), chains: new Map(), rules: 0 })
+export const EMPTY_PORT_DIGEST: PortDigest = Object.freeze({ nat: EMPTY_DIGEST, filter: EMPTY_DIGEST, noLocalEndpoints: [] })
+
+export function partDigest(part: TablePart): PartDigest {
+  if (part.chains.size + part.shared.size === 0) return EMPTY_DIGEST
+  const chains = new Map<string, string>()
+  let rules = 0
+  for (const [c, r] of part.chains) {
+    chains.set(c, chainDigest(r))
+    rules += r.length
+  }
+  for (const r of part.shared.values()) rules += r.length
+  return { shared: part.shared, chains, rules }
+}
+
+export function portDigest(p: PortRules): PortDigest {
+  if (p === EMPTY_PORT_RULES) return EMPTY_PORT_DIGEST
+  return { nat: partDigest(p.nat), filter: partDigest(p.filter), noLocalEndpoints: p.noLocalEndpoints }
 }

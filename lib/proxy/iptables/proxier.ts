@@ -34,8 +34,9 @@ import { samePlain } from '../model/fields.js'
 import type { ChainStatus, Log, Proxier, ProxyState, Report } from '../types.js'
 import { SYSCTL } from '../../sysctl.js'
 import type { IptablesDataplane, TableTransaction } from './dataplane.js'
-import { desiredOf, EMPTY_PORT_RULES, portClaims, type PortRules, type TablePart } from './desired.js'
-import { chainDigest, digestRules } from './digest.js'
+import { desiredOf, EMPTY_PORT_RULES, portClaims, type PortRules } from './desired.js'
+import { chainDigest, digestRules, EMPTY_DIGEST, EMPTY_PORT_DIGEST, portDigest, type PartDigest, type PortDigest } from './digest.js'
+import { countingRules, Plan } from './plan.js'
 import { fixedRules, isKubeletChain, isOurChain, nodePortsJumps, SHARED_CHAINS, type Table } from './tables.js'
 import { nodeAddresses, nodePortSelection, selectNodePortAddresses, type NodePortSelection } from '../nodeports.js'
 
@@ -59,43 +60,6 @@ const TABLES: readonly Table[] = ['nat', 'filter']
 /** Shared chains with rules that must stay after every port's (the node-ports jumps). */
 const TAIL: Record<Table, Record<string, boolean>> = { nat: { 'KUBE-SERVICES': true }, filter: {} }
 const EMPTY: readonly Rule[] = Object.freeze([])
-const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
-
-/** What is kept of a port's part of one table: its rules in shared chains (a few), a digest per own chain. */
-interface PartDigest {
-  readonly shared: ReadonlyMap<string, readonly Rule[]>
-  /** Own chain → chainDigest of its rules, in creation order. */
-  readonly chains: ReadonlyMap<string, string>
-  /** Rules of its own chains and in shared chains. */
-  readonly rules: number
-}
-
-/** What is kept of a port's desired state. */
-interface PortDigest {
-  readonly nat: PartDigest
-  readonly filter: PartDigest
-  readonly noLocalEndpoints: PortRules['noLocalEndpoints']
-}
-
-const EMPTY_DIGEST: PartDigest = Object.freeze({ shared: new Map(), chains: new Map(), rules: 0 })
-const EMPTY_PORT_DIGEST: PortDigest = Object.freeze({ nat: EMPTY_DIGEST, filter: EMPTY_DIGEST, noLocalEndpoints: [] })
-
-function partDigest(part: TablePart): PartDigest {
-  if (part.chains.size + part.shared.size === 0) return EMPTY_DIGEST
-  const chains = new Map<string, string>()
-  let rules = 0
-  for (const [c, r] of part.chains) {
-    chains.set(c, chainDigest(r))
-    rules += r.length
-  }
-  for (const r of part.shared.values()) rules += r.length
-  return { shared: part.shared, chains, rules }
-}
-
-function portDigest(p: PortRules): PortDigest {
-  if (p === EMPTY_PORT_RULES) return EMPTY_PORT_DIGEST
-  return { nat: partDigest(p.nat), filter: partDigest(p.filter), noLocalEndpoints: p.noLocalEndpoints }
-}
 
 /** Where #rules hands a port's rules, whole: a partial sync keeps them for its plan; a full sync drops them. */
 interface RulesSink {
@@ -112,45 +76,6 @@ interface Applied {
 }
 
 const newApplied = (): Applied => ({ ports: new Map(), order: new Map() })
-
-/** Edits of one table, grouped so that every chain exists before a rule jumps to it and is empty before it is deleted. */
-class Plan {
-  readonly creates: string[] = []
-  /** Ports whose own chains are written: each computes its rules when applied, so only one port's rules exist at a time. */
-  readonly ports: ((tx: TableTransaction) => number)[] = []
-  readonly fills: [string, readonly Rule[]][] = []
-  readonly shared: ((tx: TableTransaction) => number)[] = []
-  readonly removals: string[] = []
-  readonly after: (() => void)[] = []
-  edits = 0
-
-  get empty(): boolean {
-    return this.creates.length + this.ports.length + this.fills.length + this.shared.length + this.removals.length === 0
-  }
-
-  /** Sends the edits; resolves how many there were. */
-  apply(tx: TableTransaction): number {
-    let n = 0
-    const fresh = new Set(this.creates)
-    for (const c of this.creates) {
-      tx.createChain(c)
-      n++
-    }
-    for (const f of this.ports) n += f(tx)
-    for (const [c, rules] of this.fills) {
-      if (!fresh.has(c)) {
-        tx.flushChain(c)
-        n++
-      }
-      for (const r of rules) tx.appendRule(c, r)
-      n += rules.length
-    }
-    for (const f of this.shared) n += f(tx)
-    for (const c of this.removals) tx.flushChain(c)
-    for (const c of this.removals) tx.deleteChain(c)
-    return n + 2 * this.removals.length
-  }
-}
 
 export class IptablesProxier extends Reconciler implements Proxier {
   readonly #dp: IptablesDataplane
@@ -650,28 +575,6 @@ export class IptablesProxier extends Reconciler implements Proxier {
       }
       return [...out.values()].sort((a, b) => (a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0))
     })
-  }
-}
-
-/** `tx` counting the rules it is asked to append or insert in chains of ours (not the jumps from built-in chains, as kube-proxy counts). */
-function countingRules(tx: TableTransaction): { tx: TableTransaction; rules: () => number } {
-  let n = 0
-  const count = (chain: string): void => {
-    if (!BUILTIN_CHAINS.has(chain)) n++
-  }
-  return {
-    rules: () => n,
-    tx: {
-      readTable: () => tx.readTable(),
-      createChain: (c) => tx.createChain(c),
-      deleteChain: (c) => tx.deleteChain(c),
-      flushChain: (c) => tx.flushChain(c),
-      appendRule: (c, r) => (count(c), tx.appendRule(c, r)),
-      insertRule: (c, r, i) => (count(c), tx.insertRule(c, r, i)),
-      deleteRule: (c, r) => tx.deleteRule(c, r),
-      commit: () => tx.commit(),
-      abort: () => tx.abort(),
-    },
   }
 }
 
