@@ -35,14 +35,6 @@ export interface IptablesOptions {
   reuseSnapshots?: boolean
   /** How long a commit waits for the xtables lock (/run/xtables.lock) held by another process (default 5000 ms). */
   lockTimeoutMs?: number
-  /**
-   * With reuseSnapshots: keep no snapshot of a table whose kernel blob is
-   * larger than this many bytes (default: no limit). libiptc's parsed copy is
-   * about the size of the blob (≈ 190 MB for nat at 10k services × 10
-   * endpoints); without it, each transaction on that table reads it afresh,
-   * as every iptables-restore does.
-   */
-  snapshotMaxBytes?: number
 }
 
 export interface ChainRecord {
@@ -163,14 +155,13 @@ export class Iptables {
    */
   static async open(options: IptablesOptions = {}): Promise<Iptables> {
     const at: Where = { op: 'iptables.open' }
-    v.only(at, 'options', v.object(at, 'options', options), ['family', 'reuseSnapshots', 'lockTimeoutMs', 'snapshotMaxBytes'])
+    v.only(at, 'options', v.object(at, 'options', options), ['family', 'reuseSnapshots', 'lockTimeoutMs'])
     const family = options.family === undefined ? 'inet' : v.oneOf(at, 'family', options.family, ['inet', 'inet6'] as const)
     const reuseSnapshots = options.reuseSnapshots === undefined ? true : v.boolean(at, 'reuseSnapshots', options.reuseSnapshots)
     const lockTimeoutMs = options.lockTimeoutMs === undefined ? 5000 : v.integer(at, 'lockTimeoutMs', options.lockTimeoutMs, 0, 0x7fffffff)
-    const snapshotMaxBytes = options.snapshotMaxBytes === undefined ? 0 : v.integer(at, 'snapshotMaxBytes', options.snapshotMaxBytes, 1, Number.MAX_SAFE_INTEGER)
     const loaded = native.iptc.load(familyNumber(family))
     if (!loaded.ok) throw new LibiptcMissingError(family, loaded.error)
-    return new Iptables(family, { reuseSnapshots, lockTimeoutMs, snapshotMaxBytes })
+    return new Iptables(family, { reuseSnapshots, lockTimeoutMs })
   }
 
   /**
@@ -378,11 +369,7 @@ export class IptablesTransaction {
     try {
       const info = await enqueue(f, () => this.#native.commit(ops))
       this.#state = 'committed'
-      if (this.#options.reuseSnapshots) {
-        // The next snapshot read ahead, or (a table over snapshotMaxBytes) the committed handle freed now.
-        const keep = this.#options.snapshotMaxBytes === 0 || info.bytes <= this.#options.snapshotMaxBytes
-        void enqueue(f, () => (keep ? native.iptc.prefetch(f, this.table) : native.iptc.dropSnapshot(f, this.table))).catch(() => undefined)
-      }
+      if (this.#options.reuseSnapshots) void enqueue(f, () => native.iptc.prefetch(f, this.table)).catch(() => undefined)
       return info
     } catch (e) {
       this.#state = 'failed'

@@ -134,7 +134,7 @@ export interface NativeIptcTransaction {
 }
 
 export interface NativeIptc {
-  Transaction: new (family: 4 | 6, table: string, options: { reuseSnapshots: boolean; lockTimeoutMs: number; snapshotMaxBytes?: number }) => NativeIptcTransaction
+  Transaction: new (family: 4 | 6, table: string, options: { reuseSnapshots: boolean; lockTimeoutMs: number }) => NativeIptcTransaction
   load(family: 4 | 6): { ok: true; path: string } | { ok: false; error: string }
   prefetch(family: 4 | 6, table: string): Promise<void>
   dropSnapshot(family: 4 | 6, table: string): Promise<void>

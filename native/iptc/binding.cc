@@ -101,7 +101,6 @@ class Transaction : public Napi::ObjectWrap<Transaction> {
       Napi::Object o = info[2].As<Napi::Object>();
       if (o.Has("reuseSnapshots")) opts.reuseSnapshots = o.Get("reuseSnapshots").ToBoolean().Value();
       if (o.Has("lockTimeoutMs")) opts.lockTimeoutMs = o.Get("lockTimeoutMs").ToNumber().Int32Value();
-      if (o.Has("snapshotMaxBytes")) opts.snapshotMaxBytes = o.Get("snapshotMaxBytes").ToNumber().DoubleValue();
     }
     tx_ = std::make_unique<Tx>(apiOrThrow(env, family), std::move(table), opts);
   }

@@ -272,11 +272,14 @@ void trimHeap() {
 #endif
 }
 
-void freeGarbage(const Api* api, TableState& st) {
-  if (st.garbage.empty()) return;
+// Frees spent handles; resolves whether there were any. No trim here: the
+// caller that reads the next snapshot trims after it, so the freed blocks
+// that snapshot reuses are not handed back and faulted in again.
+bool freeGarbage(const Api* api, TableState& st) {
+  if (st.garbage.empty()) return false;
   for (xtc_handle* h : st.garbage) api->free(h);
   st.garbage.clear();
-  trimHeap();
+  return true;
 }
 
 // Handles of transactions dropped without commit or abort (their finalizer
@@ -402,15 +405,8 @@ void Tx::release() {
   if (!h_) return;
   LibraryLock g(api_->family);
   TableState& st = state(api_->family, table_);
-  // A snapshot nobody edited goes back to the cache: the next reader may use it
-  // (unless the table is larger than the caller wants kept).
-  bool small = true;
-  if (opts_.snapshotMaxBytes > 0 && loadedInfo_.size() + sizeof(ipt_getinfo::name) == sizeof(ipt_getinfo)) {
-    ipt_getinfo info;
-    memcpy(reinterpret_cast<uint8_t*>(&info) + sizeof info.name, loadedInfo_.data(), loadedInfo_.size());
-    small = info.size <= opts_.snapshotMaxBytes;
-  }
-  if (log_.empty() && !spent_ && opts_.reuseSnapshots && small && !st.cached.h) {
+  // A snapshot nobody edited goes back to the cache: the next reader may use it.
+  if (log_.empty() && !spent_ && opts_.reuseSnapshots && !st.cached.h) {
     st.cached.h = h_;
     st.cached.generation = loadedGeneration_;
     st.cached.epoch = loadedEpoch_;
@@ -721,16 +717,22 @@ bool Tx::commit(const Spans& ops, CommitInfo* info, OpError* err) {
 void prefetch(const Api* api, const std::string& table) {
   LibraryLock g(api->family);
   TableState& st = state(api->family, table);
-  freeGarbage(api, st);
-  if (st.cached.h && fresh(api->family, table, st, st.cached)) return;
-  if (st.cached.h) api->free(st.cached.h);
-  st.cached = Snapshot{};
-  int e = 0;
-  Snapshot meta;
-  xtc_handle* h = loadSnapshot(api, table, st, &meta, &e);
-  if (!h) return;
-  meta.h = h;
-  st.cached = std::move(meta);
+  bool freed = freeGarbage(api, st);
+  if (!(st.cached.h && fresh(api->family, table, st, st.cached))) {
+    if (st.cached.h) {
+      api->free(st.cached.h);
+      freed = true;
+    }
+    st.cached = Snapshot{};
+    int e = 0;
+    Snapshot meta;
+    if (xtc_handle* h = loadSnapshot(api, table, st, &meta, &e)) {
+      meta.h = h;
+      st.cached = std::move(meta);
+    }
+  }
+  // What the new snapshot did not reuse (other threads' arenas) goes back now.
+  if (freed) trimHeap();
 }
 
 void dropSnapshot(const Api* api, const std::string& table) {

@@ -110,9 +110,6 @@ struct Epoch {
 struct Options {
   bool reuseSnapshots = true;
   int lockTimeoutMs = 5000;
-  // Snapshots of tables larger than this (bytes of the kernel's blob) are not
-  // kept for reuse; 0: no limit.
-  double snapshotMaxBytes = 0;
 };
 
 // What a commit did, for the caller's diagnostics and the benchmark.

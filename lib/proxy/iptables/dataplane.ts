@@ -41,9 +41,8 @@ export interface IptablesDataplane {
 export async function openIptablesDataplane(family: Family = 'inet'): Promise<IptablesDataplane> {
   // libiptc's parsed copy of each table is kept between transactions, whatever
   // its size (≈ 210 MB for nat at 10k services × 10 endpoints): a change then
-  // edits it without reading the table again. Iptables.open({ snapshotMaxBytes })
-  // trades that for memory, but at 10k every change and every resync would then
-  // read and parse a 190 MB nat table again.
+  // edits it without reading the table again (without the copy, at 10k every
+  // change and every resync would read and parse a 190 MB nat table).
   const iptables = await Iptables.open({ family })
   const fresh = await Iptables.open({ family, reuseSnapshots: false })
   const conntrack = await Conntrack.open()
