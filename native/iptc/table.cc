@@ -272,14 +272,11 @@ void trimHeap() {
 #endif
 }
 
-// Frees spent handles; resolves whether there were any. No trim here: the
-// caller that reads the next snapshot trims after it, so the freed blocks
-// that snapshot reuses are not handed back and faulted in again.
-bool freeGarbage(const Api* api, TableState& st) {
-  if (st.garbage.empty()) return false;
+void freeGarbage(const Api* api, TableState& st) {
+  if (st.garbage.empty()) return;
   for (xtc_handle* h : st.garbage) api->free(h);
   st.garbage.clear();
-  return true;
+  trimHeap();
 }
 
 // Handles of transactions dropped without commit or abort (their finalizer
@@ -717,22 +714,16 @@ bool Tx::commit(const Spans& ops, CommitInfo* info, OpError* err) {
 void prefetch(const Api* api, const std::string& table) {
   LibraryLock g(api->family);
   TableState& st = state(api->family, table);
-  bool freed = freeGarbage(api, st);
-  if (!(st.cached.h && fresh(api->family, table, st, st.cached))) {
-    if (st.cached.h) {
-      api->free(st.cached.h);
-      freed = true;
-    }
-    st.cached = Snapshot{};
-    int e = 0;
-    Snapshot meta;
-    if (xtc_handle* h = loadSnapshot(api, table, st, &meta, &e)) {
-      meta.h = h;
-      st.cached = std::move(meta);
-    }
-  }
-  // What the new snapshot did not reuse (other threads' arenas) goes back now.
-  if (freed) trimHeap();
+  freeGarbage(api, st);
+  if (st.cached.h && fresh(api->family, table, st, st.cached)) return;
+  if (st.cached.h) api->free(st.cached.h);
+  st.cached = Snapshot{};
+  int e = 0;
+  Snapshot meta;
+  xtc_handle* h = loadSnapshot(api, table, st, &meta, &e);
+  if (!h) return;
+  meta.h = h;
+  st.cached = std::move(meta);
 }
 
 void dropSnapshot(const Api* api, const std::string& table) {

@@ -3,7 +3,7 @@
 // chains and the jumps from the built-in chains. Every rule is written in the
 // canonical form the kernel reads back (lib/iptables/), so that "equal" means
 // "nothing to do". Pure: no kernel access here.
-import * as crypto from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { Rule } from '../../iptables.js'
 import type { Family } from '../../validate.js'
 import { cidrContains } from '../../address.js'
@@ -69,9 +69,8 @@ export function chainHash(...parts: string[]): string {
   return base32(sha256(parts.join('')), 16)
 }
 
-// crypto.hash (Node ≥ 20.12) is a one-shot digest: no Hash object per chain name (111 000 of them at 10k services).
-const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'buffer') => Buffer }).hash
-const sha256 = (text: string): Uint8Array => (oneShot ? oneShot('sha256', text, 'buffer') : crypto.createHash('sha256').update(text).digest())
+// A one-shot digest (crypto.hash, in every Node of package.json's engines): no Hash object per chain name (111 000 at 10k services).
+const sha256 = (text: string): Uint8Array => hash('sha256', text, 'buffer')
 
 /** The per-port chain names: prefix + hash of 'ns/name:port' + lowercase protocol. */
 export function portChains(port: ServicePort): { svc: string; svl: string; ext: string; fw: string } {
