@@ -5,7 +5,7 @@
 export type { Outcome } from './netlink/socket.js'
 export type { Family } from './validate.js'
 export { SET_TYPES, ENTRY_PROTOCOLS } from './ipset/types.js'
-export type { SetType, EntryProtocol, EntryOptions, IpSetEntry, CreateSpec, IpSetRecord, IpSetOp, SyncResult, SetInfo } from './ipset/types.js'
+export type { SetType, EntryProtocol, EntryOptions, IpSetEntry, CreateSpec, IpSetRecord, IpSetOp, SyncResult, SetInfo, ResizeOptions } from './ipset/types.js'
 export type { WireEntry } from './ipset/wire.js'
 export { ipsetErrorText } from './ipset/errors.js'
 export { entryWire, setName } from './ipset/validate.js'

@@ -11,8 +11,8 @@ import { planBatch, planSync, sendMessages, type Sender } from './batch.js'
 import { ENOENT, IPSET_ERR_EXIST, ipsetError, noSuchSet, staleInfo, type Cmd } from './errors.js'
 import { FLAG_LIST_HEADER, FLAG_LIST_SETNAME, IPSET_PROTOCOL, IPSET_PROTOCOL_MIN, NFPROTO, TYPES, kindOf, type SetKind } from './kernel.js'
 import { infoOf, recordsOf } from './records.js'
-import type { CreateSpec, IpSetEntry, IpSetOp, IpSetRecord, SetInfo, SetType, SyncResult } from './types.js'
-import { batchSets, createWire, entryList, entryWire, existOption, handledType, setName } from './validate.js'
+import type { CreateSpec, IpSetEntry, IpSetOp, IpSetRecord, ResizeOptions, SetInfo, SetType, SyncResult } from './types.js'
+import { batchSets, createWire, entryList, entryWire, existOption, handledType, resizeFits, resizeOptions, setName } from './validate.js'
 import { execute, negotiate, type RawSet } from './wire.js'
 
 export class IpSet {
@@ -326,21 +326,28 @@ export class IpSet {
    * Makes the set hold exactly `entries`, atomically: a temporary set of the
    * same type is filled, swapped in, and destroyed. If any entry is refused,
    * nothing changes and the first refusal is thrown (with its index).
+   * `resize` gives a hash set a new `maxelem` / `hashsize` on the way (the
+   * kernel fixes maxelem at create: this is how a full set grows); the rest of
+   * the header is kept.
    */
-  async replaceMembers(name: string, entries: IpSetEntry[]): Promise<void> {
+  async replaceMembers(name: string, entries: IpSetEntry[], resize: ResizeOptions = {}): Promise<void> {
     return this.#sock.call('ipset.replaceMembers', async () => {
       const op = 'ipset.replaceMembers'
       const n = setName({ op }, 'name', name)
       entryList({ op }, entries)
+      const size = resizeOptions({ op }, resize)
       const h = await this.#listOne('ipset.header', n, false)
       const info = this.#sets.get(n) ?? infoOf(h.type, h.family ? NFPROTO[h.family] : 0, {})
       handledType({ op }, 'name', h.type)
+      resizeFits({ op }, size, h.type, n)
       entries.forEach((e, index) => entryWire({ op, index }, info, e, 'add'))
       const tmp = `tsproxy-tmp-${randomBytes(6).toString('hex')}`
       const spec: CreateSpec = { name: tmp, type: h.type as SetType }
       if (h.family) spec.family = h.family
-      if (h.hashsize !== undefined) spec.hashsize = h.hashsize
-      if (h.maxelem !== undefined) spec.maxelem = h.maxelem
+      const hashsize = size.hashsize ?? h.hashsize
+      const maxelem = size.maxelem ?? h.maxelem
+      if (hashsize !== undefined) spec.hashsize = hashsize
+      if (maxelem !== undefined) spec.maxelem = maxelem
       if (h.range) spec.range = h.range
       if (h.size !== undefined) spec.size = h.size
       if (h.timeout !== undefined) spec.timeout = h.timeout

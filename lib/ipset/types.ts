@@ -112,6 +112,14 @@ export type IpSetOp =
   | { op: 'add'; set: string; entry: IpSetEntry; exist?: boolean }
   | { op: 'del'; set: string; entry: IpSetEntry; exist?: boolean }
 
+/** replaceMembers: a hash set's new size limits (the kernel fixes maxelem when a set is created). */
+export interface ResizeOptions {
+  /** Most entries the replaced set holds. */
+  maxelem?: number
+  /** Its initial hash size (the kernel grows the table by itself as entries arrive). */
+  hashsize?: number
+}
+
 export interface SyncResult {
   added: number
   deleted: number

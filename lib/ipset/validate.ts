@@ -9,7 +9,7 @@ import {
   CADT_NOMATCH, CADT_WITH_COMMENT, CADT_WITH_COUNTERS, CADT_WITH_FORCEADD, CADT_WITH_SKBINFO, EXTENSIONS, MAX_COMMENT, MAX_TIMEOUT,
   NAME_SIZE, NFPROTO, PROTO_NUMBERS, TYPES, U32_MAX, type TypeInfo,
 } from './kernel.js'
-import { ENTRY_PROTOCOLS, SET_TYPES, type CreateSpec, type IpSetOp, type SetInfo, type SetType } from './types.js'
+import { ENTRY_PROTOCOLS, SET_TYPES, type CreateSpec, type IpSetOp, type ResizeOptions, type SetInfo, type SetType } from './types.js'
 import type { WireEntry } from './wire.js'
 
 function typeInfo(at: Where, field: string, type: string): TypeInfo {
@@ -176,6 +176,21 @@ export function existOption(at: Where, options: unknown): boolean {
   const o = v.object(at, 'options', options)
   v.only(at, 'options', o, ['exist'])
   return o.exist === undefined ? false : v.boolean(at, 'options.exist', o.exist)
+}
+
+/** replaceMembers' `resize`: a new maxelem and/or hashsize for a hash set. */
+export function resizeOptions(at: Where, resize: unknown): ResizeOptions {
+  const o = v.object(at, 'resize', resize)
+  v.only(at, 'resize', o, ['maxelem', 'hashsize'])
+  const r: ResizeOptions = {}
+  if (o.maxelem !== undefined) r.maxelem = v.integer(at, 'resize.maxelem', o.maxelem, 1, U32_MAX)
+  if (o.hashsize !== undefined) r.hashsize = v.integer(at, 'resize.hashsize', o.hashsize, 1, 0x80000000)
+  return r
+}
+
+/** A resize names a hash set (only they have maxelem and hashsize). */
+export function resizeFits(at: Where, r: ResizeOptions, type: string, name: string): void {
+  if ((r.maxelem !== undefined || r.hashsize !== undefined) && TYPES[type as SetType]?.kind !== 'hash') v.fail(at, 'resize', r, `applies only to hash types, not ${type} (${name})`)
 }
 
 /** The entries of replaceMembers / syncMembers: an array (each entry is checked against the set). */

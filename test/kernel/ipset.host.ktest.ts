@@ -528,6 +528,24 @@ t.test('replaceMembers: a refused entry leaves the set as it was', async (t) => 
   t.same(sortLines(ipsetCli('list', '-n')), ['SMALL'], 'no temporary set left')
 })
 
+t.test('replaceMembers with resize: a full set grows, atomically, references kept', async (t) => {
+  await ipset.create({ name: 'FULL', type: 'hash:ip,port', maxelem: 2 })
+  await ipset.create({ name: 'HOLDER', type: 'list:set' })
+  await ipset.add('HOLDER', { set: 'FULL' })
+  await ipset.add('FULL', { ip: '10.0.0.1', port: 80 })
+  await ipset.add('FULL', { ip: '10.0.0.2', port: 80 })
+  await rejects(t, ipset.add('FULL', { ip: '10.0.0.3', port: 80 }), { code: 'IPSET_ERR_HASH_FULL' })
+  const want = [1, 2, 3, 4, 5].map((i) => ({ ip: `10.0.0.${i}`, port: 80 }))
+  await ipset.replaceMembers('FULL', want, { maxelem: 8 })
+  t.match(saved('FULL').find((l) => l.startsWith('create')), /^create FULL hash:ip,port family inet hashsize \d+ maxelem 8\b/, 'ipset save shows the new maxelem')
+  t.equal(savedLines('FULL').filter((l) => l.startsWith('add')).length, 5)
+  t.equal(listHeader('FULL').references, 1, 'the list:set still holds it')
+  t.same(sortLines(ipsetCli('list', '-n')), ['FULL', 'HOLDER'], 'no temporary set left')
+  t.match(await ipset.header('FULL'), { maxelem: 8, entries: 5 })
+  await ipset.add('FULL', { ip: '10.0.0.6', port: 80 })
+  await sameAsCli(t, 'grown')
+})
+
 t.test('syncMembers: only the difference travels; the result is what ipset save shows', async (t) => {
   await ipset.create({ name: 'SYNC', type: 'hash:ip,port,net' })
   restore(['add SYNC 10.0.0.1,tcp:80,10.1.0.0/16', 'add SYNC 10.0.0.2,tcp:80,10.2.0.0/16', 'add SYNC 10.0.0.3,udp:53,10.3.3.3'])

@@ -70,6 +70,9 @@ const daemonArgs = [`--hostname-override=${NODE}`, '--cluster-cidr=10.244.0.0/16
 t.before(async () => {
   sh(`ip link set lo up; ip link add eth0 type dummy; ip addr add ${NODE_IP}/24 dev eth0; ip link set eth0 up`)
   node = await makeNode({ pods })
+  // A KUBE-CLUSTER-IP too small for these services (as 65536 is for 100k service ports): the
+  // daemon keeps it, and the first sync replaces it by one with room, swapped in atomically.
+  sh('ipset create KUBE-CLUSTER-IP hash:ip,port maxelem 4')
   daemon = await startDaemon({ manifests: dir, args: daemonArgs })
 })
 
@@ -113,6 +116,9 @@ t.test('what the daemon programmed reads back in ipvsadm, ipset and iptables-leg
   ])
     t.ok(sets.split('\n').includes(line), `ipset save has ${line}`)
   t.ok(sets.split('\n').includes('add KUBE-LOOP-BACK 10.244.0.13,tcp:8080,10.244.0.13'), 'every local endpoint hairpins')
+  t.match(sets, /^create KUBE-CLUSTER-IP hash:ip,port family inet hashsize \d+ maxelem 65536 /m, 'the too small KUBE-CLUSTER-IP grew')
+  t.equal(sets.split('\n').filter((l) => l.startsWith('add KUBE-CLUSTER-IP ')).length, 7, 'with every cluster IP:port in it')
+  t.ok(daemon.logs.some((r) => r.msg === 'ipset grown' && r.set === 'KUBE-CLUSTER-IP' && r.maxelem === 65536), 'the daemon says so')
 
   const nat = tool('iptables-legacy-save', ['-t', 'nat'])
   for (const line of [

@@ -229,6 +229,40 @@ export const scenarios: Scenario[] = [
     want: [{ name: 'ValidationError', code: 'ERR_TSPROXY_INVALID', op: 'ipset.add', index: 1, field: 'entry.port' }, 0, 'nothing was added before the refusal'],
   },
   {
+    name: 'ipset: maxelem is fixed at create; a full set refuses adds; replaceMembers with resize grows it',
+    run: async (dp) => {
+      const e = (i: number) => ({ ip: `${PREFIX}${i}`, protocol: 'tcp' as const, port: 80 })
+      const head = async () => {
+        const h = await dp.ipset.header(SET)
+        return { type: h.type, family: h.family, maxelem: h.maxelem, entries: h.entries }
+      }
+      const steps: unknown[] = []
+      steps.push(await rejection(dp.ipset.header(SET)))
+      await dp.ipset.create({ name: SET, type: 'hash:ip,port', maxelem: 2 })
+      steps.push(await head())
+      steps.push(await rejection(dp.ipset.create({ name: SET, type: 'hash:ip,port', exist: true })), 'another maxelem is another set')
+      steps.push(await rejection(dp.ipset.create({ name: SET, type: 'hash:ip,port', maxelem: 2, exist: true })))
+      steps.push(outcomes(await dp.ipset.batch([1, 2, 3].map((i) => ({ op: 'add' as const, set: SET, entry: e(i), exist: true })))))
+      steps.push(await rejection(dp.ipset.replaceMembers(SET, [1, 2, 3].map(e))), await head())
+      steps.push(await rejection(dp.ipset.replaceMembers(SET, [1, 2, 3, 4, 5].map(e), { maxelem: 8 })), await head())
+      const r = await dp.ipset.syncMembers(SET, [2, 3, 4, 5, 6].map(e))
+      steps.push({ ...r, errors: r.errors.map(failure) })
+      return steps
+    },
+    want: [
+      { name: 'NetlinkError', errno: 2, code: 'ENOENT', op: 'ipset.header' },
+      { type: 'hash:ip,port', family: 'inet', maxelem: 2, entries: 0 },
+      { name: 'NetlinkError', errno: 17, code: 'EEXIST', op: 'ipset.create' }, 'another maxelem is another set',
+      { resolved: undefined },
+      [ok, ok, { ok: false, error: { name: 'NetlinkError', errno: 4352, code: 'IPSET_ERR_HASH_FULL', op: 'ipset.add', index: 2 } }],
+      { name: 'NetlinkError', errno: 4352, code: 'IPSET_ERR_HASH_FULL', op: 'ipset.add', index: 2 },
+      { type: 'hash:ip,port', family: 'inet', maxelem: 2, entries: 2 },
+      { resolved: undefined },
+      { type: 'hash:ip,port', family: 'inet', maxelem: 8, entries: 5 },
+      { added: 1, deleted: 1, unchanged: 4, errors: [] },
+    ],
+  },
+  {
     name: 'rtnetlink: a dummy link, an address on it, both removed; exist semantics',
     run: async (dp) => {
       const v = { address: `${PREFIX}1`, prefix: 32, noPrefixRoute: true }

@@ -11,7 +11,7 @@ import { NetlinkError, ValidationError } from '../../dist/errors.js'
 import type { IpvsDataplane } from '../../dist/proxy/ipvs/dataplane.js'
 import type { TableSpec, TableSyncResult, TableWriter } from '../../dist/proxy/chains.js'
 import type { DestinationRecord, DestinationSpec, IpvsOp, IpvsStats, IpvsTimeouts, Outcome, ServiceKey, ServiceRecord, ServiceSpec, IpvsProtocol } from '../../dist/ipvs.js'
-import type { CreateSpec, IpSetEntry, IpSetOp, SyncResult } from '../../dist/ipset.js'
+import type { CreateSpec, IpSetEntry, IpSetOp, IpSetRecord, ResizeOptions, SyncResult } from '../../dist/ipset.js'
 import type { AddressFlag, AddressRecord, AddressSpec, LinkRecord, RtnlOp, RtnlOutcome } from '../../dist/route.js'
 import type { ConntrackFilter } from '../../dist/conntrack.js'
 import type { Rule } from '../../dist/iptables.js'
@@ -45,10 +45,13 @@ export interface NodeAddress {
 export interface FakeOptions {
   /** The node's own addresses (besides lo's 127.0.0.1 and ::1). */
   nodeAddresses?: NodeAddress[]
+  /** The maxelem of a hash set created without one (the kernel's 65536; smaller to test growth). */
+  defaultMaxelem?: number
 }
 
 const ERRNO = { ENOENT: 2, ESRCH: 3, EEXIST: 17, ENODEV: 19, EINVAL: 22, EADDRNOTAVAIL: 99, ENOMEM: 12 } as const
 const IPSET_ERR_EXIST = 4103
+const IPSET_ERR_HASH_FULL = 4352
 
 const ZERO_STATS: IpvsStats = Object.freeze({ conns: 0, inPackets: 0, outPackets: 0, inBytes: 0, outBytes: 0, cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 })
 
@@ -123,8 +126,10 @@ export class FakeDataplane implements IpvsDataplane {
   closed = false
   #nextIndex = 1
   #refusals: Refusal[] = []
+  readonly #defaultMaxelem: number
 
   constructor(options: FakeOptions = {}) {
+    this.#defaultMaxelem = options.defaultMaxelem ?? 65536
     this.#link('lo')
     this.#addr({ link: 'lo', address: '127.0.0.1', prefix: 8, scope: 'host' })
     this.#addr({ link: 'lo', address: '::1', prefix: 128, scope: 'host' })
@@ -397,6 +402,11 @@ export class FakeDataplane implements IpvsDataplane {
     }
   }
 
+  /** A hash set's maxelem (fixed at create, as the kernel's); bitmap sets have none. */
+  #maxelem(spec: CreateSpec): number | undefined {
+    return spec.type.startsWith('hash:') ? (spec.maxelem ?? this.#defaultMaxelem) : undefined
+  }
+
   #ipsetOp(o: IpSetOp, index: number): Outcome {
     const key = entryText(o.entry)
     const detail = `${o.op} ${o.set} ${key}`
@@ -411,6 +421,11 @@ export class FakeDataplane implements IpvsDataplane {
     if (o.op === 'add') {
       if (have && !o.exist) {
         const error = new NetlinkError({ errno: IPSET_ERR_EXIST, code: 'IPSET_ERR_EXIST', op, index })
+        this.#log('ipset', 'write', detail, false, error)
+        return { ok: false, error }
+      }
+      if (!have && set.members.size >= (this.#maxelem(set.spec) ?? Infinity)) {
+        const error = new NetlinkError({ errno: IPSET_ERR_HASH_FULL, code: 'IPSET_ERR_HASH_FULL', op, index })
         this.#log('ipset', 'write', detail, false, error)
         return { ok: false, error }
       }
@@ -431,7 +446,8 @@ export class FakeDataplane implements IpvsDataplane {
     create: async (spec: CreateSpec) => {
       const s = this.sets.get(spec.name)
       if (s) {
-        const same = s.spec.type === spec.type && (s.spec.family ?? 'inet') === (spec.family ?? 'inet')
+        // The kernel's "same set" also compares maxelem.
+        const same = s.spec.type === spec.type && (s.spec.family ?? 'inet') === (spec.family ?? 'inet') && this.#maxelem(s.spec) === this.#maxelem(spec)
         if (!spec.exist || !same) {
           const error = new NetlinkError({ errno: ERRNO.EEXIST, op: 'ipset.create' })
           this.#log('ipset', 'ensure', `create ${spec.name}`, false, error)
@@ -481,6 +497,39 @@ export class FakeDataplane implements IpvsDataplane {
         else result.deleted++
       })
       return result
+    },
+    header: async (name: string): Promise<IpSetRecord> => {
+      this.#log('ipset', 'read', `header ${name}`, false)
+      const set = this.sets.get(name)
+      if (!set) throw new NetlinkError({ errno: ERRNO.ENOENT, op: 'ipset.header' })
+      const { spec } = set
+      const maxelem = this.#maxelem(spec)
+      return {
+        name, type: spec.type, revision: 0, counters: false, comment: false, skbinfo: false, forceadd: false, references: 0, memsize: 0, entries: set.members.size,
+        ...(spec.type.startsWith('hash:') ? { family: spec.family ?? 'inet', hashsize: spec.hashsize ?? 1024, maxelem } : {}),
+        ...(spec.range ? { range: spec.range } : {}),
+      }
+    },
+    replaceMembers: async (name: string, entries: IpSetEntry[], resize: ResizeOptions = {}) => {
+      const set = this.sets.get(name)
+      const detail = `replaceMembers ${name} ${entries.length}${resize.maxelem ? ` maxelem ${resize.maxelem}` : ''}`
+      const refused = this.#refused('ipset', detail, 'ipset.replaceMembers')
+      if (refused) {
+        this.#log('ipset', 'write', detail, false, refused)
+        throw refused
+      }
+      if (!set) throw new NetlinkError({ errno: ERRNO.ENOENT, op: 'ipset.replaceMembers' })
+      entries.forEach((e, i) => this.#checkEntry('ipset.replaceMembers', set, e, i))
+      const spec = { ...set.spec, ...(resize.maxelem ? { maxelem: resize.maxelem } : {}) }
+      const max = this.#maxelem(spec) ?? Infinity
+      if (entries.length > max) {
+        // The refused add of the filling, as the library reports it.
+        const error = new NetlinkError({ errno: IPSET_ERR_HASH_FULL, code: 'IPSET_ERR_HASH_FULL', op: 'ipset.add', index: max })
+        this.#log('ipset', 'write', detail, false, error)
+        throw error
+      }
+      this.sets.set(name, { spec, members: new Map(entries.map((e) => [entryText(e), { ...e }])) })
+      this.#log('ipset', 'write', detail, true)
     },
     destroy: async (name: string, options: { exist?: boolean } = {}) => {
       if (!this.sets.delete(name)) {

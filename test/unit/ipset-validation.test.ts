@@ -539,6 +539,23 @@ t.test('replaceMembers: a temporary set of the same kind, filled, swapped in, de
   t.match(ops[5], { cmd: 'destroy', name: tmp })
 })
 
+t.test('replaceMembers with resize: the temporary set gets the new maxelem and hashsize, the rest of the header kept', async (t) => {
+  const header = { hashsize: 1024, maxelem: 65536, flags: 0x10 }
+  const { ipset, sent } = await fakeIpSet({ S: { typename: 'hash:ip', family: 2, header } }, (op) => (op.cmd === 'type' ? { error: 0, records: [{ kind: 'type', typename: 'hash:ip', family: 2, revision: 5, revisionMin: 0 }] } : undefined))
+  await ipset.replaceMembers('S', [{ ip: '10.0.0.1' }], { maxelem: 131072 })
+  const create = sent.flatMap((s) => s.ops).find((o) => o.cmd === 'create')
+  t.match(create, { typename: 'hash:ip', family: 2, data: { hashsize: 1024, maxelem: 131072, flags: 0x10 } })
+  await ipset.replaceMembers('S', [{ ip: '10.0.0.1' }], { hashsize: 4096 })
+  t.match(sent.flatMap((s) => s.ops).filter((o) => o.cmd === 'create').at(-1), { data: { hashsize: 4096, maxelem: 65536 } })
+})
+
+t.test('replaceMembers refuses a bad resize before sending anything that changes the kernel', async (t) => {
+  await refusedCall(t, (s) => s.replaceMembers('S', [], { maxelem: 0 }), { op: 'ipset.replaceMembers', field: 'resize.maxelem', value: 0 })
+  await refusedCall(t, (s) => s.replaceMembers('S', [], { hashsize: 1.5 }), { op: 'ipset.replaceMembers', field: 'resize.hashsize', value: 1.5 })
+  await refusedCall(t, (s) => s.replaceMembers('S', [], { size: 3 } as never), { op: 'ipset.replaceMembers', field: 'resize.size' })
+  await refusedCall(t, (s) => s.replaceMembers('P', [], { maxelem: 10 }), { op: 'ipset.replaceMembers', field: 'resize' }, { P: { typename: 'bitmap:port', family: 0, header: { portFrom: 1, portTo: 2 } } })
+})
+
 t.test('replaceMembers: a refused entry leaves the set alone and throws with its index', async (t) => {
   const { ipset, sent } = await fakeIpSet({ S: { typename: 'hash:ip', family: 2 } }, (op) => {
     if (op.cmd === 'type') return { error: 0, records: [{ kind: 'type', typename: 'hash:ip', family: 2, revision: 5, revisionMin: 0 }] }

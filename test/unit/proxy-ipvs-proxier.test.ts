@@ -9,7 +9,7 @@ import { IpvsProxier, type IpvsProxierOptions } from '../../dist/proxy/ipvs/prox
 import type { SyncReport } from '../../dist/proxy/types.js'
 import { SyncRunner } from '../../dist/proxy/runner.js'
 import type { EndpointSlice, ServiceObject } from '../../dist/proxy/model/index.js'
-import { SET_ROLES, setName } from '../../dist/proxy/ipvs/netfilter.js'
+import { grownMaxelem, SET_ROLES, setName } from '../../dist/proxy/ipvs/netfilter.js'
 import { NetlinkError } from '../../dist/errors.js'
 import type { IpvsDataplane } from '../../dist/proxy/ipvs/dataplane.js'
 import { FakeDataplane, type FakeOptions } from '../support/fake-dataplane.js'
@@ -469,6 +469,59 @@ t.test('adoption: a new proxier over a kernel already right writes nothing', asy
   t.strictSame(snapshot(h.fake), good)
   t.equal(h.fake.service('tcp/10.96.0.10:80')!.dests.get('10.0.0.2:8080')!.activeConns, 5, 'connections survive')
   t.equal(p2.synced, true)
+})
+
+t.test('a set past its maxelem grows: replaced by a bigger one, atomically; a restart adopts it', async (t) => {
+  t.strictSame([1, 32768, 32769, 65536, 100000].map(grownMaxelem), [65536, 65536, 131072, 131072, 262144], 'powers of two, twice the need, at least the default')
+  // A kernel whose sets hold 4 entries by default stands in for 65536.
+  const h = harness({}, new FakeDataplane({ nodeAddresses: NODE_ADDRESSES, defaultMaxelem: 4 }))
+  const ip = (i: number): string => `10.96.1.${i}`
+  for (let i = 1; i <= 3; i++) h.put(svc(`s${i}`, { clusterIP: ip(i) }), slice(`s${i}-1`, `s${i}`, ['10.0.0.1']))
+  let r = await h.sync()
+  t.strictSame(r.errors, [])
+  t.equal(h.fake.members(CIP)!.length, 3)
+  t.equal(h.fake.sets.get(CIP)!.spec.maxelem, undefined, 'created as kube-proxy creates it')
+
+  // Two more: 5 no longer fit in 4. The incremental sync replaces the set.
+  h.put(svc('s4', { clusterIP: ip(4) }), slice('s4-1', 's4', ['10.0.0.1']))
+  h.put(svc('s5', { clusterIP: ip(5), type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080 }] }), slice('s5-1', 's5', ['10.0.0.1']))
+  r = await h.sync()
+  t.strictSame(r.errors, [])
+  t.strictSame(h.fake.writes('ipset'), [`replaceMembers ${CIP} 5 maxelem 65536`, `replaceMembers ${IPS} 5 maxelem 65536`, 'add KUBE-NODE-PORT-TCP 30080'],
+    'a replace per full set (the VIPs too), no adds that would fail; a set with room gets its add')
+  t.equal(h.fake.members(CIP)!.length, 5)
+  t.equal(h.fake.sets.get(CIP)!.spec.maxelem, 65536)
+
+  // Further adds go in as adds; a full resync finds nothing to do.
+  h.put(svc('s6', { clusterIP: ip(6) }), slice('s6-1', 's6', ['10.0.0.1']))
+  await h.sync()
+  t.strictSame(h.fake.writes('ipset').sort(), [`add ${CIP} ${ip(6)},tcp:80`, `add ${IPS} ${ip(6)}`])
+  r = await h.sync(true)
+  t.strictSame(r.errors, [])
+  t.strictSame(h.fake.writes(), [], 'a full resync adopts the grown set')
+
+  // A restart: the grown set is kept (create with the default maxelem would be refused: the kernel compares maxelem).
+  const p2 = new IpvsProxier(h.fake)
+  h.fake.clearCalls()
+  r = await p2.sync(h.state, h.state.ports.keys())
+  t.strictSame(r.errors, [])
+  t.strictSame(h.fake.writes(), [], 'nothing written')
+  t.notOk(h.fake.calls.some((c) => c.detail === `create ${CIP}`), 'not even an idempotent create')
+})
+
+t.test('a full sync that starts past maxelem grows the set; a refused grow is reported and retried', async (t) => {
+  const h = harness({}, new FakeDataplane({ nodeAddresses: NODE_ADDRESSES, defaultMaxelem: 2 }))
+  for (let i = 1; i <= 3; i++) h.put(svc(`s${i}`, { clusterIP: `10.96.1.${i}` }), slice(`s${i}-1`, `s${i}`, ['10.0.0.1']))
+  h.fake.refuse('ipset', `replaceMembers ${CIP}`)
+  let r = await h.sync()
+  t.match(r.errors, [{ op: 'ipset.replaceMembers', code: 'ENOMEM' }], 'the refusal, once: no per-entry HASH_FULL flood')
+  t.equal(h.fake.members(CIP)!.length, 0, 'nothing half-applied')
+  t.equal(h.proxier.synced, false)
+  r = await h.sync()
+  t.equal(r.full, true)
+  t.strictSame(r.errors, [])
+  t.equal(h.fake.members(CIP)!.length, 3)
+  t.equal(h.fake.sets.get(CIP)!.spec.maxelem, 65536)
 })
 
 t.test('stale virtual servers: ours deleted, foreign and excluded ones left', async (t) => {

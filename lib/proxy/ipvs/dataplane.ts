@@ -12,7 +12,7 @@ import { tableWriter, type TableWriter } from '../chains.js'
 
 export interface IpvsDataplane {
   readonly ipvs: Pick<Ipvs, 'listServices' | 'listDestinations' | 'batch' | 'setTimeouts'>
-  readonly ipset: Pick<IpSet, 'create' | 'batch' | 'syncMembers' | 'destroy' | 'listNames'>
+  readonly ipset: Pick<IpSet, 'create' | 'header' | 'batch' | 'syncMembers' | 'replaceMembers' | 'destroy' | 'listNames'>
   readonly rtnl: Pick<Rtnl, 'addDummy' | 'deleteLink' | 'getLink' | 'listAddresses' | 'batch'>
   readonly tables: TableWriter
   readonly conntrack: Pick<Conntrack, 'delete'>

@@ -63,6 +63,21 @@ export function setSpec(role: SetRole, family: Family): CreateSpec {
 
 export const SET_ROLES = Object.keys(SETS) as SetRole[]
 
+/** The kernel's maxelem for a hash set created without one (kube-proxy creates every set with it). */
+export const DEFAULT_MAXELEM = 65536
+
+/**
+ * The maxelem a hash set is given when `need` entries no longer fit in it
+ * (KUBE-CLUSTER-IP past 65536 service ports, kube-proxy's hard limit): the
+ * next power of two at least twice the need, so that it grows rarely. The
+ * kernel fixes maxelem at create; the set is replaced by a bigger one.
+ */
+export function grownMaxelem(need: number): number {
+  let m = DEFAULT_MAXELEM
+  while (m < 2 * need) m *= 2
+  return m
+}
+
 /** Chains of IPVS mode, by table. Only these (and the jumps into them) are ever touched. */
 export const NAT_CHAINS = ['KUBE-SERVICES', 'KUBE-POSTROUTING', 'KUBE-NODE-PORT', 'KUBE-LOAD-BALANCER', 'KUBE-MARK-MASQ'] as const
 export const FILTER_CHAINS = ['KUBE-FORWARD', 'KUBE-NODE-PORT', 'KUBE-PROXY-FIREWALL', 'KUBE-SOURCE-RANGES-FIREWALL', 'KUBE-IPVS-FILTER', 'KUBE-IPVS-OUT-FILTER'] as const

@@ -30,7 +30,7 @@ import { Reconciler } from '../reconciler.js'
 import { serverKey } from '../claims.js'
 import { nodeAddresses, nodePortSelection, selectNodePortAddresses } from '../nodeports.js'
 import { desiredOf, EMPTY_CONTRIBUTION, WEIGHT, type Claim, type Contribution, type SetEntry, type VirtualServer } from './desired.js'
-import { DUMMY_LINK, ipvsTables, SET_ROLES, setName, setSpec } from './netfilter.js'
+import { DUMMY_LINK, grownMaxelem, ipvsTables, SET_ROLES, setName, setSpec, type SetRole } from './netfilter.js'
 import { Weights } from './weights.js'
 
 export interface IpvsProxierOptions {
@@ -80,6 +80,8 @@ export class IpvsProxier extends Reconciler implements Proxier {
   readonly #addresses = new Map<string, number>()
   readonly #applied = new Map<string, AppliedServer>()
   readonly #appliedEntries = new Map<string, Map<string, IpSetEntry>>()
+  /** The most entries each hash set holds (its maxelem, read at every full sync). */
+  readonly #capacity = new Map<string, number>()
   readonly #appliedAddresses = new Set<string>()
   /** Real servers at weight 0 waiting for their connections to end, by server key. */
   readonly #draining = new Map<string, Set<string>>()
@@ -358,10 +360,29 @@ export class IpvsProxier extends Reconciler implements Proxier {
     return changed
   }
 
+  /**
+   * Creates a set that is missing; a set of ours that exists, perhaps grown
+   * past the default maxelem, is kept as it is. Notes its capacity.
+   */
+  async #ensureSet(role: SetRole): Promise<void> {
+    const spec = setSpec(role, this.family)
+    const read = () => this.#dp.ipset.header(spec.name).catch((e: unknown) => {
+      if ((e as { code?: string }).code === 'ENOENT') return undefined
+      throw e
+    })
+    let h = await read()
+    if (!h || h.type !== spec.type || h.family !== spec.family) {
+      // Missing: created. Another kind of set under our name: create refuses (EEXIST), as before.
+      await this.#dp.ipset.create(spec)
+      h = await read()
+    }
+    this.#capacity.set(spec.name, h?.maxelem ?? Infinity)
+  }
+
   async #readKernel(report: Report, repairing: boolean): Promise<void> {
     await this.#dp.rtnl.addDummy(DUMMY_LINK, { exist: true })
     const tables = ipvsTables(this.#ruleOptions())
-    for (const role of SET_ROLES) await this.#dp.ipset.create(setSpec(role, this.family))
+    for (const role of SET_ROLES) await this.#ensureSet(role)
     for (const t of ['nat', 'filter'] as const) {
       const r = await this.#dp.tables.sync(t, tables[t]).catch((e: unknown) => {
         // kube-proxy's IPVS mode counts a failed iptables-restore in the iptables mode's metric; a
@@ -513,16 +534,25 @@ export class IpvsProxier extends Reconciler implements Proxier {
       if (!applied) this.#appliedEntries.set(set, (applied = new Map()))
       const a = applied
       const want = this.#entries.get(set)
+      const first = ops.length
+      let size = a.size
       for (const k of keys) {
         const entry = want?.get(k)?.value
         const have = a.get(k)
         if (entry && !have) {
           ops.push({ op: 'add', set, entry, exist: true })
           after.push(() => a.set(k, entry))
+          size++
         } else if (!entry && have) {
           ops.push({ op: 'del', set, entry: have, exist: true })
           after.push(() => a.delete(k))
+          size--
         }
+      }
+      const all = this.#outgrown(set, size)
+      if (all) {
+        ops.length = after.length = first
+        await this.#grow(set, all, report)
       }
     }
     if (ops.length === 0) return
@@ -531,11 +561,40 @@ export class IpvsProxier extends Reconciler implements Proxier {
     this.#settle(outcomes, ops, after, report, 'ipset')
   }
 
+  /** Every entry a set should hold, when `size` entries no longer fit in it (else undefined). */
+  #outgrown(set: string, size: number): IpSetEntry[] | undefined {
+    if (size <= (this.#capacity.get(set) ?? Infinity)) return undefined
+    return [...(this.#entries.get(set)?.values() ?? [])].map((c) => c.value)
+  }
+
+  /**
+   * Replaces a set that outgrew its maxelem by a bigger one holding `entries`
+   * (filled aside, swapped in atomically: packets never see it half full).
+   */
+  async #grow(set: string, entries: IpSetEntry[], report: Report): Promise<void> {
+    const maxelem = grownMaxelem(entries.length)
+    try {
+      await this.#dp.ipset.replaceMembers(set, entries, { maxelem })
+    } catch (e) {
+      report.errors.push(e as Error)
+      this.log('error', 'ipset could not grow', { error: e, set, maxelem, entries: entries.length })
+      return
+    }
+    report.ops.ipset += entries.length
+    this.#capacity.set(set, maxelem)
+    this.#appliedEntries.set(set, new Map([...(this.#entries.get(set) ?? [])].map(([k, c]) => [k, c.value])))
+    this.log('info', 'ipset grown', { set, maxelem, entries: entries.length })
+  }
+
   async #syncSets(report: Report): Promise<void> {
     for (const role of SET_ROLES) {
       const set = setName(role, this.family)
       const want = this.#entries.get(set)
       const entries = want ? [...want.values()].map((c) => c.value) : []
+      if (this.#outgrown(set, entries.length)) {
+        await this.#grow(set, entries, report)
+        continue
+      }
       const r = await this.#dp.ipset.syncMembers(set, entries)
       report.ops.ipset += r.added + r.deleted
       for (const e of r.errors) {
