@@ -136,6 +136,8 @@ export function coldRecord(d, mem, memAfter2s) {
     wallMs: round2(d.running),
     fullSyncSeenMs: round2(d.fullSync?.at),
     syncMs: d.fullSync?.rec.ms,
+    // More than 1: full syncs back to back before `tsproxy running` (each longer than the sync period, before runner.ts counted the period from a full sync's end).
+    fullSyncsBeforeRunning: d.lines.filter((l) => l.msg === 'full sync').length,
     ops: d.fullSync?.rec.ops,
     manifestsLoaded: loaded ? { services: loaded.services, endpointSlices: loaded.endpointSlices, errors: loaded.errors } : undefined,
     mem,

@@ -305,7 +305,7 @@ async function orchestrate() {
     for (let r = 0; r < reps; r++) {
       if (!only || only.has('cold')) {
         const v = step('cold', { size, dir }, (v) =>
-          `cold: daemon running after ${v.wallMs.toFixed(0)} ms (full sync logged ${v.syncMs} ms, ops ${JSON.stringify(v.ops)}), RSS ${v.mem.rssMB} MB (peak ${v.mem.hwmMB}, 2 s later ${v.memAfter2s.rssMB}) ✓`)
+          `cold: daemon running after ${v.wallMs.toFixed(0)} ms (full sync seen at ${v.fullSyncSeenMs?.toFixed(0)} ms, logged ${v.syncMs} ms, ${v.fullSyncsBeforeRunning} full sync(s) before running, ops ${JSON.stringify(v.ops)}), RSS ${v.mem.rssMB} MB (peak ${v.mem.hwmMB}, 2 s later ${v.memAfter2s.rssMB}) ✓`)
         if (v) res.cold.push(v)
         await pause()
       }

@@ -28,7 +28,11 @@ export interface ServiceUpdateResult {
 /** Services: {previous, current} port maps per service, folded into the applied map on apply(). */
 export class ServiceChangeTracker {
   readonly #ports = new Map<string, ServicePort>()
-  readonly #byService = new Map<string, PortMap>()
+  /**
+   * The applied port keys of each service, the ports themselves in #ports: an
+   * exact-size array (a Map per service cost ~270 bytes, 2.7 MB at 10k services).
+   */
+  readonly #byService = new Map<string, readonly string[]>()
   readonly #pending = new Map<string, { previous: ReadonlyMap<string, ServicePort>; current: PortMap }>()
 
   /**
@@ -44,7 +48,7 @@ export class ServiceChangeTracker {
     const obj = current ?? previous
     if (!obj) return false
     const key = serviceKey(obj)
-    const before = this.#pending.get(key)?.previous ?? this.#byService.get(key) ?? EMPTY_PORTS
+    const before = this.#pending.get(key)?.previous ?? this.portsOf(key)
     const after = servicePortsOf(current)
     if (samePortMaps(before, after)) this.#pending.delete(key)
     else this.#pending.set(key, { previous: before, current: after })
@@ -78,7 +82,7 @@ export class ServiceChangeTracker {
         this.#ports.set(key, now)
       }
       result.services.add(svc)
-      if (current.size > 0) this.#byService.set(svc, current)
+      if (current.size > 0) this.#byService.set(svc, Array.from(current.keys()))
       else this.#byService.delete(svc)
     }
     this.#pending.clear()
@@ -92,7 +96,11 @@ export class ServiceChangeTracker {
 
   /** The applied ports of one service ('namespace/name'). */
   portsOf(service: string): ReadonlyMap<string, ServicePort> {
-    return this.#byService.get(service) ?? EMPTY_PORTS
+    const keys = this.#byService.get(service)
+    if (!keys) return EMPTY_PORTS
+    const out: PortMap = new Map()
+    for (const k of keys) out.set(k, this.#ports.get(k)!)
+    return out
   }
 }
 
@@ -137,7 +145,11 @@ export interface EndpointsChangeTrackerOptions {
 export class EndpointsChangeTracker {
   readonly nodeName: string | undefined
   readonly #now: () => number
-  readonly #slices = new Map<string, Map<string, EndpointSlice>>()
+  /**
+   * The applied slices of each service: the slice itself when there is one (nearly
+   * always), else by name (a Map per service cost ~270 bytes, 2.7 MB at 10k services).
+   */
+  readonly #slices = new Map<string, EndpointSlice | Map<string, EndpointSlice>>()
   readonly #pending = new Map<string, Map<string, EndpointSlice | null>>()
   readonly #triggers = new Map<string, number>()
   readonly #endpoints = new Map<string, Endpoint[]>()
@@ -162,7 +174,8 @@ export class EndpointsChangeTracker {
     if (!slice) return false
     const svc = sliceServiceKey(slice)
     const name = slice.metadata.name
-    const applied = this.#slices.get(svc)?.get(name) ?? null
+    const held = this.#slices.get(svc)
+    const applied = (held instanceof Map ? held.get(name) : held?.metadata.name === name ? held : undefined) ?? null
     const next = current ?? null
     let pending = this.#pending.get(svc)
     if (sameSlice(applied, next)) {
@@ -198,12 +211,13 @@ export class EndpointsChangeTracker {
       triggerTimes: new Map(),
     }
     for (const [svc, changes] of this.#pending) {
-      const slices = new Map(this.#slices.get(svc))
+      const slices = new Map(this.slicesOf(svc))
       for (const [name, slice] of changes) {
         if (slice) slices.set(name, slice)
         else slices.delete(name)
       }
-      if (slices.size > 0) this.#slices.set(svc, slices)
+      if (slices.size > 1) this.#slices.set(svc, slices)
+      else if (slices.size === 1) this.#slices.set(svc, slices.values().next().value!)
       else this.#slices.delete(svc)
 
       const after = endpointsOf(slices.values(), this.nodeName)
@@ -242,7 +256,8 @@ export class EndpointsChangeTracker {
 
   /** The applied slices of one service ('namespace/name'). */
   slicesOf(service: string): ReadonlyMap<string, EndpointSlice> {
-    return this.#slices.get(service) ?? EMPTY_SLICES
+    const held = this.#slices.get(service)
+    return held === undefined ? EMPTY_SLICES : held instanceof Map ? held : new Map([[held.metadata.name, held]])
   }
 }
 

@@ -1,7 +1,10 @@
 // When syncs run, as kube-proxy's bounded-frequency runner decides it: a change
 // asks for a sync; syncs never overlap; after a short burst they are at least
 // minInterval apart (so a storm of changes becomes a few batched syncs); and a
-// full resync runs every maxInterval whatever happens.
+// full resync runs maxInterval after the last full sync ended, whatever happens.
+// Counted from the end, as kube-proxy resets its timer after each run: a full
+// sync that takes longer than maxInterval (30k services on a loaded node) is not
+// followed by another straight away, forever.
 export interface SyncRunnerOptions {
   /** The sync itself; `full` for the periodic resync (or when asked for one). */
   run: (full: boolean) => Promise<void>
@@ -25,6 +28,9 @@ export class SyncRunner {
   #pendingFull = false
   #timer: NodeJS.Timeout | undefined
   #periodic: NodeJS.Timeout | undefined
+  #periodicOn = false
+  /** A full sync is running: the periodic one is re-armed when it ends. */
+  #runningFull = false
   #stopped = false
 
   constructor(options: SyncRunnerOptions) {
@@ -35,7 +41,19 @@ export class SyncRunner {
 
   /** Starts the periodic full resync (the first sync is the caller's to request). */
   start(): void {
-    this.#periodic = setInterval(() => this.request(true), this.#o.maxInterval)
+    this.#periodicOn = true
+    if (!this.#runningFull) this.#armPeriodic()
+  }
+
+  /** The next periodic full resync, maxInterval from now (replacing the one armed). */
+  #armPeriodic(): void {
+    clearTimeout(this.#periodic)
+    this.#periodic = undefined
+    if (!this.#periodicOn || this.#stopped) return
+    this.#periodic = setTimeout(() => {
+      this.#periodic = undefined
+      this.request(true)
+    }, this.#o.maxInterval)
     this.#periodic.unref()
   }
 
@@ -62,7 +80,7 @@ export class SyncRunner {
 
   async stop(): Promise<void> {
     this.#stopped = true
-    clearInterval(this.#periodic)
+    clearTimeout(this.#periodic)
     clearTimeout(this.#timer)
     this.#wake()
     await this.#running
@@ -101,6 +119,12 @@ export class SyncRunner {
     this.#pending = false
     this.#pendingFull = false
     let failed = false
+    if (full) {
+      // No periodic tick while it runs: the next one counts from its end.
+      this.#runningFull = true
+      clearTimeout(this.#periodic)
+      this.#periodic = undefined
+    }
     this.#running = this.#o
       .run(full)
       .catch((e: unknown) => {
@@ -111,6 +135,10 @@ export class SyncRunner {
       })
       .finally(() => {
         this.#running = undefined
+        if (full) {
+          this.#runningFull = false
+          this.#armPeriodic()
+        }
         if (this.#pending) this.#schedule(failed ? Math.max(1000, this.#o.minInterval) : undefined)
       })
     this.#wake()

@@ -936,6 +936,33 @@ t.test('SyncRunner: the periodic full resync', async (t) => {
   t.ok(runs.every((f) => f), 'every periodic run is full')
 })
 
+t.test('SyncRunner: a full sync longer than the period is not followed by another straight away', async (t) => {
+  // 30k services on a loaded node: a full sync of 79 s against the 30 s syncPeriod. The next
+  // periodic resync counts from the end of the last full one (kube-proxy resets its timer after
+  // each run), so the daemon is not left running full syncs back to back (nor start() waiting).
+  const runs: boolean[] = []
+  let release!: () => void
+  const runner = new SyncRunner({
+    run: async (full) => {
+      runs.push(full)
+      if (runs.length === 1) await new Promise<void>((r) => (release = r))
+    },
+    minInterval: 0,
+    maxInterval: 20,
+  })
+  runner.request(true)
+  runner.start()
+  await tick(5)
+  t.strictSame(runs, [true], 'the first full sync runs')
+  await tick(100) // five periods pass while it runs
+  release()
+  await runner.idle()
+  t.strictSame(runs, [true], 'idle once it ends: no periodic resync was queued behind it')
+  await tick(100)
+  t.ok(runs.length >= 2 && runs.every((f) => f), `and the periodic resync resumes after it (${runs.length} runs)`)
+  await runner.stop()
+})
+
 t.test('set names: kube-proxy\'s, unique across both families, within ipset\'s 31 characters', async (t) => {
   const names = [...SET_ROLES.map((r) => setName(r, 'inet')), ...SET_ROLES.map((r) => setName(r, 'inet6'))]
   t.equal(new Set(names).size, names.length, 'no two sets share a name')
