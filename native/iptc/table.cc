@@ -864,6 +864,9 @@ bool Tx::survey(Dump* out, OpError* err) {
     ci.hash = mine[c];
     out->chains.push_back(std::move(ci));
   }
+  kernel.clear();
+  mine.clear();
+  trimHeap();  // the maps' blocks, on this pool thread's arena
   return true;
 }
 
