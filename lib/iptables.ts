@@ -348,7 +348,8 @@ export class IptablesTransaction {
    */
   async surveyTable(): Promise<TableSurvey> {
     const d = await this.#dump(null, false, true)
-    return { chains: d.chains.map((c) => ({ ...chainRecord(c), hash: c.hash ?? '' })), snapshotReread: d.reread === true }
+    // As native code made them (name, builtin, hash): no copy of 111 000 records at 10k services.
+    return { chains: d.chains as TableSurvey['chains'], snapshotReread: d.reread === true }
   }
 
   /** readTable's records of the chains named (in table order; names not there are left out). */
@@ -454,7 +455,7 @@ export class IptablesTransaction {
 
 /** What surveyTable read: every chain with its hash. */
 export interface TableSurvey {
-  chains: (ChainRecord & { hash: string })[]
+  chains: { name: string; builtin: boolean; hash: string }[]
   /** The transaction's snapshot (cached after our last commit) hashed otherwise than the kernel's table, and was read again. */
   snapshotReread: boolean
 }

@@ -860,8 +860,7 @@ bool Tx::survey(Dump* out, OpError* err) {
     ChainInfo ci;
     ci.name = c;
     ci.builtin = api_->builtin(c, h_) != 0;
-    for (const void* r = api_->firstRule(c, h_); r; r = api_->nextRule(r, h_)) ci.rules++;
-    ci.hash = mine[c];
+    ci.hash = std::move(mine[c]);
     out->chains.push_back(std::move(ci));
   }
   kernel.clear();
