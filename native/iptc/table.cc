@@ -213,6 +213,7 @@ class XtLock {
 
 struct Snapshot {
   xtc_handle* h = nullptr;
+  std::string digest;  // of its chain hashes (tableDigest), once a survey computed them; "" before
   uint64_t generation = 0;
   Epoch epoch;
   std::vector<uint8_t> info;
@@ -568,6 +569,16 @@ int kernelHashes(int family, const std::string& table, std::map<std::string, std
   return rc;
 }
 
+// One hash of every chain's name and hash (in name order): equal tables, equal digests.
+std::string tableDigest(const std::map<std::string, std::string>& chains) {
+  ChainHash h;
+  for (auto& [name, hash] : chains) {
+    h.feed(reinterpret_cast<const uint8_t*>(name.c_str()), name.size() + 1);
+    h.feed(reinterpret_cast<const uint8_t*>(hash.c_str()), hash.size() + 1);
+  }
+  return h.hex() + std::to_string(chains.size());
+}
+
 // The same hashes of a libiptc snapshot.
 void handleHashes(const Api* api, xtc_handle* h, std::map<std::string, std::string>* out) {
   EntryLayout L = entryLayout(api->family);
@@ -611,6 +622,7 @@ void Tx::release() {
     st.cached.generation = loadedGeneration_;
     st.cached.epoch = loadedEpoch_;
     st.cached.info = loadedInfo_;
+    st.cached.digest = loadedDigest_;
   } else {
     api_->free(h_);
     trimHeap();
@@ -628,6 +640,7 @@ bool Tx::ensureLoaded(bool underLock, bool* reused, OpError* err) {
       loadedGeneration_ = st.cached.generation;
       loadedEpoch_ = st.cached.epoch;
       loadedInfo_ = std::move(st.cached.info);
+      loadedDigest_ = std::move(st.cached.digest);
       st.cached = Snapshot{};
       *reused = true;
       return true;
@@ -646,6 +659,7 @@ bool Tx::ensureLoaded(bool underLock, bool* reused, OpError* err) {
   loadedGeneration_ = meta.generation;
   loadedEpoch_ = meta.epoch;
   loadedInfo_ = std::move(meta.info);
+  loadedDigest_.clear();
   (void)underLock;
   return true;
 }
@@ -835,18 +849,34 @@ bool Tx::survey(Dump* out, OpError* err) {
     return false;
   }
   bool reused = false;
+  std::string want = tableDigest(kernel);
+  const std::map<std::string, std::string>* result = &kernel;
   for (int attempt = 0;; attempt++) {
     if (!ensureLoaded(false, &reused, err)) {
       spent_ = true;
       return false;
     }
-    mine.clear();
-    handleHashes(api_, h_, &mine);
+    // The snapshot's digest is kept with it while it is cached unedited: a
+    // survey that finds nothing changed hashes the kernel's table only.
+    if (loadedDigest_.empty() || !log_.empty()) {
+      mine.clear();
+      handleHashes(api_, h_, &mine);
+      std::string d = tableDigest(mine);
+      if (!log_.empty()) {
+        result = &mine;  // the transaction's edits are in it: say what it holds
+        break;
+      }
+      loadedDigest_ = d;
+    }
     // Equal: the snapshot is the table as it was read just now. Else it is
     // older than a write (one that kept the summary and skipped the lock, or
     // made after our read of the kernel): read it again, once; a table still
     // changing is then judged as that fresh read has it.
-    if (mine == kernel || attempt > 0 || !log_.empty()) break;
+    if (loadedDigest_ == want) break;
+    if (attempt > 0) {
+      result = &mine;
+      break;
+    }
     api_->free(h_);
     h_ = nullptr;
     out->reread = true;
@@ -860,7 +890,8 @@ bool Tx::survey(Dump* out, OpError* err) {
     ChainInfo ci;
     ci.name = c;
     ci.builtin = api_->builtin(c, h_) != 0;
-    ci.hash = std::move(mine[c]);
+    auto it = result->find(c);
+    if (it != result->end()) ci.hash = it->second;
     out->chains.push_back(std::move(ci));
   }
   kernel.clear();

@@ -172,6 +172,7 @@ class Tx {
   uint64_t loadedGeneration_ = 0;
   Epoch loadedEpoch_;
   std::vector<uint8_t> loadedInfo_;
+  std::string loadedDigest_;  // tableDigest of the snapshot as loaded (unedited), once computed
   bool spent_ = false;
   Spans log_;  // every applied buffer, in order
   std::vector<uint8_t> scratch_;
