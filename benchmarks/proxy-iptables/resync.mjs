@@ -54,13 +54,38 @@ let waiter = null
 const log = (level, msg, fields) => {
   if (level === 'error') console.error('error', msg, JSON.stringify(fields ?? {}).slice(0, 300))
   if (msg === 'full sync') {
-    fulls.push(fields)
+    fulls.push({ ...fields, reads })
+    reads = []
     waiter?.()
   }
 }
 const nextFull = () => new Promise((resolve) => (waiter = () => ((waiter = null), resolve(fulls.at(-1)))))
 
-const daemon = new Daemon({ config, manifests: dir, log })
+// The real dataplane, its table reads timed (what a full sync spends reading, against the rest of it).
+const { openIptablesDataplane } = await import(path.join(repo, 'dist/proxy/iptables/dataplane.js'))
+const real = await openIptablesDataplane('inet')
+let reads = []
+const dp = {
+  ...real,
+  begin(table) {
+    const tx = real.begin(table)
+    return new Proxy(tx, {
+      get(target, prop) {
+        const v = target[prop]
+        if (typeof v !== 'function') return v
+        if (prop === 'surveyTable' || prop === 'readChains' || prop === 'readTable')
+          return async (...a) => {
+            const t = performance.now()
+            const out = await v.apply(target, a)
+            reads.push(`${table} ${prop} ${Math.round(performance.now() - t)} ms${prop === 'readChains' ? ` (${a[0].length} chains)` : ''}`)
+            return out
+          }
+        return v.bind(target)
+      },
+    })
+  },
+}
+const daemon = new Daemon({ config, manifests: dir, log, iptablesDataplane: () => dp })
 const t0 = performance.now()
 await daemon.start()
 console.log(`${services} × ${endpoints} (${repo}): started in ${Math.round(performance.now() - t0)} ms; cold full sync ${fulls[0]?.ms} ms; RSS ${rss()} MB`)
@@ -68,7 +93,7 @@ const results = { services, endpoints, repo, startMs: Math.round(performance.now
 for (let i = 0; i < resyncs; i++) {
   const f = await nextFull()
   results.noDrift.push(f.ms)
-  console.log(`no-drift resync ${i + 1}: ${f.ms} ms, ops ${JSON.stringify(f.ops)}${f.repaired ? ` repaired ${JSON.stringify(f.repaired)}` : ''}; RSS ${rss()} MB`)
+  console.log(`no-drift resync ${i + 1}: ${f.ms} ms, ops ${JSON.stringify(f.ops)}${f.repaired ? ` repaired ${JSON.stringify(f.repaired)}` : ''}; RSS ${rss()} MB; reads: ${f.reads.join(', ')}`)
 }
 // One DNAT target moved to another address of the same length, without our lock file.
 const save = () => run('iptables-legacy-save', ['-t', 'nat'])
@@ -85,7 +110,7 @@ if (drifted.join('\n') === good.join('\n')) throw new Error('the write did not l
 const f = await nextFull()
 const fixed = save().split('\n').filter((l) => l.startsWith(`-A ${chain} `))
 results.drift = { ms: f.ms, repaired: f.repaired ?? null, restored: fixed.join('\n') === good.join('\n') }
-console.log(`drift resync: ${f.ms} ms, repaired ${JSON.stringify(f.repaired ?? {})}, chain ${chain} ${results.drift.restored ? 'restored' : 'NOT restored'}`)
+console.log(`drift resync: ${f.ms} ms (reads: ${f.reads.join(', ')}), repaired ${JSON.stringify(f.repaired ?? {})}, chain ${chain} ${results.drift.restored ? 'restored' : 'NOT restored'}`)
 const g = await nextFull()
 results.afterRepair = g.ms
 console.log(`the resync after: ${g.ms} ms, ops ${JSON.stringify(g.ops)}; RSS ${rss()} MB`)
