@@ -444,8 +444,8 @@ void hashRule(ChainHash& h, const EntryLayout& L, const uint8_t* p, const char* 
   // after it are whatever the reader's buffer held.
   auto clearName = [&](size_t at) {
     char* name = reinterpret_cast<char*>(scratch.data() + at);
-    size_t n = strnlen(name, XT_EXTENSION_MAXNAMELEN - 1);
-    memset(name + n, 0, XT_EXTENSION_MAXNAMELEN - 1 - n);
+    size_t n = strnlen(name, XT_EXTENSION_MAXNAMELEN);
+    memset(name + n, 0, XT_EXTENSION_MAXNAMELEN - n);
   };
   for (size_t m = L.elems; m + sizeof(xt_entry_match) <= toff;) {
     const auto* mt = reinterpret_cast<const xt_entry_match*>(p + m);
