@@ -338,8 +338,30 @@ export class IptablesTransaction {
     return [...dumpedRules(d.rules)].map((r) => decodeRule(r.entry, this.family, r.label, d.sets))
   }
 
+  /**
+   * Every chain with a hash of its rules as the kernel holds them now
+   * (counters aside; '' for a chain with a set match, whose rules the hash
+   * cannot name): equal hashes, equal rules. Reads the table from the kernel
+   * even when a snapshot was cached, and reads the snapshot again if it
+   * hashes otherwise, so a later read or commit of this transaction sees the
+   * table as surveyed. No rules are decoded.
+   */
+  async surveyTable(): Promise<TableSurvey> {
+    const d = await this.#dump(null, false, true)
+    // As native code made them (name, builtin, hash): no copy of 111 000 records at 10k services.
+    return { chains: d.chains as TableSurvey['chains'], snapshotReread: d.reread === true }
+  }
+
+  /** readTable's records of the chains named (in table order; names not there are left out). */
+  async readChains(chains: readonly string[]): Promise<ChainWithRules[]> {
+    return this.#readRules(await this.#dump(chains, true))
+  }
+
   async readTable(): Promise<ChainWithRules[]> {
-    const d = await this.#dump(null, true)
+    return this.#readRules(await this.#dump(null, true))
+  }
+
+  #readRules(d: Awaited<ReturnType<NativeIptcTransaction['dump']>>): ChainWithRules[] {
     const rules = dumpedRules(d.rules)
     return d.chains.map((c) => {
       const ruleList: RuleRecord[] = []
@@ -414,21 +436,28 @@ export class IptablesTransaction {
     return index
   }
 
-  async #dump(chain: string | null, rules: boolean) {
+  async #dump(chain: string | readonly string[] | null, rules: boolean, survey = false) {
     this.#check('read')
     const ops = this.#ops.take()
     const f = familyNumber(this.family)
     try {
       return await enqueue(f, async () => {
         if (ops) await this.#native.apply(ops)
-        return this.#native.dump(chain, rules)
+        return this.#native.dump(chain, rules, survey)
       })
     } catch (e) {
       // A read of a missing chain leaves the transaction usable; a failed load or edit does not.
       if ((e as { kind?: number }).kind !== KIND_READ) this.#state = 'failed'
-      throw toError(e, this.table, this.family, chain ?? undefined)
+      throw toError(e, this.table, this.family, typeof chain === 'string' ? chain : undefined)
     }
   }
+}
+
+/** What surveyTable read: every chain with its hash. */
+export interface TableSurvey {
+  chains: { name: string; builtin: boolean; hash: string }[]
+  /** The transaction's snapshot (cached after our last commit) hashed otherwise than the kernel's table, and was read again. */
+  snapshotReread: boolean
 }
 
 function chainRecord(c: NativeChain): ChainRecord {

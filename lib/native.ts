@@ -100,6 +100,8 @@ export interface NativeChain {
   bytes?: number
   references: number
   rules: number
+  /** dump(…, survey): the chain's hash, counters aside ('' when it has a set match). */
+  hash?: string
 }
 
 export interface NativeDump {
@@ -108,6 +110,8 @@ export interface NativeDump {
   rules: Buffer
   /** ipset index -> name, for the set matches in `rules`. */
   sets: Record<string, string>
+  /** dump(…, survey): the cached snapshot hashed otherwise than the kernel's table, and was read again. */
+  reread?: boolean
 }
 
 export interface NativeCommitInfo {
@@ -128,7 +132,8 @@ export interface NativeCommitInfo {
  */
 export interface NativeIptcTransaction {
   apply(ops: Buffer[] | null): Promise<void>
-  dump(chain: string | null, rules: boolean): Promise<NativeDump>
+  /** `chain`: one chain, the chains listed (table order), or every chain; `survey`: every chain with its hash, read from the kernel now (no rules). */
+  dump(chain: string | readonly string[] | null, rules: boolean, survey?: boolean): Promise<NativeDump>
   commit(ops: Buffer[] | null): Promise<NativeCommitInfo>
   release(): Promise<void>
 }

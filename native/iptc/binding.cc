@@ -61,6 +61,11 @@ Napi::Object dumpValue(Napi::Env env, Dump& d) {
     Napi::Object co = Napi::Object::New(env);
     co.Set("name", c.name);
     co.Set("builtin", c.builtin);
+    if (d.surveyed) {  // 111 000 chains at 10k services: only what a survey says
+      co.Set("hash", c.hash);
+      chains.Set(static_cast<uint32_t>(i), co);
+      continue;
+    }
     if (c.builtin) {
       co.Set("policy", c.policy);
       co.Set("packets", Napi::Number::New(env, static_cast<double>(c.packets)));
@@ -77,6 +82,7 @@ Napi::Object dumpValue(Napi::Env env, Dump& d) {
   Napi::Object sets = Napi::Object::New(env);
   for (auto& [index, name] : d.sets) sets.Set(std::to_string(index), name);
   o.Set("sets", sets);
+  if (d.surveyed) o.Set("reread", d.reread);
   return o;
 }
 
@@ -120,13 +126,21 @@ class Transaction : public Napi::ObjectWrap<Transaction> {
     }
     Napi::Promise Promise() { return deferred_.Promise(); }
     std::string chain;
-    bool hasChain = false, rules = false;
+    bool hasChain = false, rules = false, hasOnly = false, survey = false;
+    std::vector<std::string> only;
 
     void Execute() override {
       Tx& tx = *owner_->tx_;
       switch (kind_) {
         case Kind::Apply: ok_ = tx.apply(ops_, &err_); break;
-        case Kind::Dump: ok_ = tx.dump(hasChain ? chain.c_str() : nullptr, rules, &dump_, &err_); break;
+        case Kind::Dump:
+          if (survey) {
+            ok_ = tx.survey(&dump_, &err_);
+            dump_.surveyed = true;
+          } else {
+            ok_ = tx.dump(hasChain ? chain.c_str() : nullptr, rules, &dump_, &err_, hasOnly ? &only : nullptr);
+          }
+          break;
         case Kind::Commit: ok_ = tx.commit(ops_, &info_, &err_); break;
         case Kind::Release: tx.release(); ok_ = true; break;
       }
@@ -202,13 +216,19 @@ class Transaction : public Napi::ObjectWrap<Transaction> {
     return pr;
   }
 
-  // dump(chain | null, rules: boolean)
+  // dump(chain | chains[] | null, rules: boolean, survey?: boolean)
   Napi::Value DumpJs(const Napi::CallbackInfo& info) {
     auto* job = new Job(this, Kind::Dump, {});
     if (info[0].IsString()) {
       job->chain = info[0].As<Napi::String>().Utf8Value();
       job->hasChain = true;
+    } else if (info[0].IsArray()) {
+      Napi::Array a = info[0].As<Napi::Array>();
+      job->only.reserve(a.Length());
+      for (uint32_t i = 0; i < a.Length(); i++) job->only.push_back(a.Get(i).ToString().Utf8Value());
+      job->hasOnly = true;
     }
+    job->survey = info.Length() > 2 && info[2].ToBoolean().Value();
     job->rules = info[1].ToBoolean().Value();
     Napi::Promise pr = job->Promise();
     job->Queue();

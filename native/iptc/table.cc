@@ -51,6 +51,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace iptc {
@@ -212,6 +213,7 @@ class XtLock {
 
 struct Snapshot {
   xtc_handle* h = nullptr;
+  std::string digest;  // of its chain hashes (tableDigest), once a survey computed them; "" before
   uint64_t generation = 0;
   Epoch epoch;
   std::vector<uint8_t> info;
@@ -310,15 +312,15 @@ struct LibraryLock {
 // ---- entries -----------------------------------------------------------------------
 
 struct EntryLayout {
-  size_t elems, targetOffset, nextOffset, counters;
+  size_t elems, targetOffset, nextOffset, counters, comefrom;
 };
 
 EntryLayout entryLayout(int family) {
   if (family == 6)
     return {sizeof(ip6t_entry), offsetof(ip6t_entry, target_offset), offsetof(ip6t_entry, next_offset),
-            offsetof(ip6t_entry, counters)};
+            offsetof(ip6t_entry, counters), offsetof(ip6t_entry, comefrom)};
   return {sizeof(ipt_entry), offsetof(ipt_entry, target_offset), offsetof(ipt_entry, next_offset),
-          offsetof(ipt_entry, counters)};
+          offsetof(ipt_entry, counters), offsetof(ipt_entry, comefrom)};
 }
 
 uint16_t u16at(const uint8_t* p) {
@@ -385,6 +387,218 @@ class IpsetLookup {
   unsigned version_ = 0;
 };
 
+
+// ---- chain hashes: what survey() compares -------------------------------------------
+
+// Two 64-bit lanes over a chain's rules: each rule's entry bytes with its
+// counters and comefrom (the kernel's) zeroed, a standard target's verdict
+// replaced by its label (a jump's offset moves whenever anything before its
+// target changes; the chain name does not). Not a cryptographic hash: it finds
+// drift, it does not resist a writer crafting collisions.
+struct ChainHash {
+  uint64_t a = 0x9e3779b97f4a7c15ULL, b = 0xc2b2ae3d27d4eb4fULL;
+  unsigned rules = 0;
+  bool sets = false;
+  static uint64_t mix(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
+  }
+  void word(uint64_t w) {
+    a = (a ^ w) * 0x100000001b3ULL;
+    a = (a << 29) | (a >> 35);
+    b = (b + w) * 0x9fb21c651e98df25ULL;
+    b ^= b >> 31;
+  }
+  void feed(const uint8_t* p, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      memcpy(&w, p + i, 8);
+      word(w);
+    }
+    uint64_t w = 0;
+    memcpy(&w, p + i, n - i);
+    word(w ^ (static_cast<uint64_t>(n) << 56));
+  }
+  std::string hex() const {
+    if (sets) return "";
+    char out[33];
+    snprintf(out, sizeof out, "%016llx%016llx", static_cast<unsigned long long>(mix(a ^ rules)),
+             static_cast<unsigned long long>(mix(b + rules)));
+    return out;
+  }
+};
+
+// Hashes one rule (entry `p`, `label`: the standard target's label, or null).
+void hashRule(ChainHash& h, const EntryLayout& L, const uint8_t* p, const char* label, std::vector<uint8_t>& scratch) {
+  uint16_t next = u16at(p + L.nextOffset), toff = u16at(p + L.targetOffset);
+  scratch.assign(p, p + next);
+  memset(scratch.data() + L.counters, 0, sizeof(xt_counters));
+  memset(scratch.data() + L.comefrom, 0, sizeof(unsigned int));
+  if (label && toff + sizeof(xt_standard_target) <= next)
+    memset(scratch.data() + toff + offsetof(xt_standard_target, verdict), 0, sizeof(int));
+  // The kernel writes a match's or target's name up to its NUL only: the bytes
+  // after it are whatever the reader's buffer held.
+  auto clearName = [&](size_t at) {
+    char* name = reinterpret_cast<char*>(scratch.data() + at);
+    size_t n = strnlen(name, XT_EXTENSION_MAXNAMELEN);
+    memset(name + n, 0, XT_EXTENSION_MAXNAMELEN - n);
+  };
+  for (size_t m = L.elems; m + sizeof(xt_entry_match) <= toff;) {
+    const auto* mt = reinterpret_cast<const xt_entry_match*>(p + m);
+    if (mt->u.match_size < sizeof(xt_entry_match)) break;
+    if (strcmp(mt->u.user.name, "set") == 0) h.sets = true;
+    clearName(m + offsetof(xt_entry_match, u.user.name));
+    m += mt->u.match_size;
+  }
+  if (toff + sizeof(xt_entry_target) <= next) clearName(toff + offsetof(xt_entry_target, u.user.name));
+  h.feed(scratch.data(), next);
+  if (label) h.feed(reinterpret_cast<const uint8_t*>(label), strlen(label) + 1);
+  h.rules++;
+}
+
+// The table as the kernel holds it now, hashed chain by chain without libiptc:
+// one IPT_SO_GET_ENTRIES into a buffer freed before returning. 0 or an errno.
+int kernelHashes(int family, const std::string& table, std::map<std::string, std::string>* out) {
+  EntryLayout L = entryLayout(family);
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) return errno;
+  int level = family == 6 ? IPPROTO_IPV6 : IPPROTO_IP;
+  int rc = EAGAIN;
+  for (int attempt = 0; attempt < 5 && rc == EAGAIN; attempt++) {
+    ipt_getinfo info;  // ip6t_getinfo has the same layout
+    memset(&info, 0, sizeof info);
+    strncpy(info.name, table.c_str(), sizeof info.name - 1);
+    socklen_t ilen = sizeof info;
+    if (getsockopt(fd, level, family == 6 ? IP6T_SO_GET_INFO : IPT_SO_GET_INFO, &info, &ilen) < 0) {
+      rc = errno;
+      break;
+    }
+    static_assert(sizeof(ipt_get_entries) == sizeof(ip6t_get_entries), "get_entries layouts");
+    socklen_t len = sizeof(ipt_get_entries) + info.size;
+    std::unique_ptr<uint8_t[]> buf(new (std::nothrow) uint8_t[len]);
+    if (!buf) {
+      rc = ENOMEM;
+      break;
+    }
+    auto* ge = reinterpret_cast<ipt_get_entries*>(buf.get());
+    memset(ge, 0, sizeof *ge);
+    strncpy(ge->name, table.c_str(), sizeof ge->name - 1);
+    ge->size = info.size;
+    if (getsockopt(fd, level, family == 6 ? IP6T_SO_GET_ENTRIES : IPT_SO_GET_ENTRIES, ge, &len) < 0) {
+      rc = errno;  // EAGAIN: the table changed size between the two reads
+      continue;
+    }
+    const uint8_t* base = buf.get() + sizeof(ipt_get_entries);
+    const uint8_t* end = base + info.size;
+    // Where jumps land: the first entry after a user chain's head; built-in chains by hook.
+    std::map<unsigned, std::string> starts;
+    std::map<unsigned, std::string> hooks;
+    static const char* hookNames[] = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"};
+    for (int hk = 0; hk < 5; hk++)
+      if (info.valid_hooks & (1u << hk)) hooks[info.hook_entry[hk]] = hookNames[hk];
+    for (const uint8_t* p = base; p < end;) {
+      uint16_t next = u16at(p + L.nextOffset), toff = u16at(p + L.targetOffset);
+      if (next == 0 || p + next > end) break;
+      const auto* t = reinterpret_cast<const xt_entry_target*>(p + toff);
+      if (strcmp(t->u.user.name, "ERROR") == 0 && p + next < end)
+        starts[static_cast<unsigned>(p + next - base)] = reinterpret_cast<const char*>(t->data);
+      p += next;
+    }
+    std::set<unsigned> underflows;
+    for (int hk = 0; hk < 5; hk++)
+      if (info.valid_hooks & (1u << hk)) underflows.insert(info.underflow[hk]);
+    std::vector<uint8_t> scratch;
+    ChainHash* cur = nullptr;
+    std::map<std::string, ChainHash> chains;
+    for (const uint8_t* p = base; p < end;) {
+      unsigned off = static_cast<unsigned>(p - base);
+      uint16_t next = u16at(p + L.nextOffset), toff = u16at(p + L.targetOffset);
+      if (next == 0 || p + next > end) break;
+      const auto* t = reinterpret_cast<const xt_entry_target*>(p + toff);
+      auto hk = hooks.find(off);
+      if (hk != hooks.end()) cur = &chains[hk->second];
+      if (strcmp(t->u.user.name, "ERROR") == 0) {  // a user chain's head, or the table's end
+        auto st = starts.find(off + next);
+        cur = st == starts.end() ? nullptr : &chains[st->second];
+        p += next;
+        continue;
+      }
+      bool standard = t->u.user.name[0] == '\0';
+      bool foot = underflows.count(off) > 0;  // a built-in chain's policy
+      if (!foot && standard && cur) {         // a user chain's foot: RETURN before the next head
+        const uint8_t* q = p + next;
+        if (q < end) {
+          const auto* nt = reinterpret_cast<const xt_entry_target*>(q + u16at(q + L.targetOffset));
+          if (strcmp(nt->u.user.name, "ERROR") == 0 && hooks.find(off) == hooks.end()) {
+            int v;
+            memcpy(&v, p + toff + offsetof(xt_standard_target, verdict), sizeof v);
+            foot = v == XT_RETURN;
+          }
+        }
+      }
+      if (foot) {
+        cur = nullptr;
+      } else if (cur) {
+        const char* label = nullptr;
+        std::string jump;
+        if (standard) {
+          int v;
+          memcpy(&v, p + toff + offsetof(xt_standard_target, verdict), sizeof v);
+          if (v < 0) {
+            label = v == -NF_ACCEPT - 1 ? "ACCEPT" : v == -NF_DROP - 1 ? "DROP" : v == -NF_QUEUE - 1 ? "QUEUE" : v == XT_RETURN ? "RETURN" : "?";
+          } else if (static_cast<unsigned>(v) == off + next) {
+            label = "";
+          } else {
+            auto st = starts.find(static_cast<unsigned>(v));
+            jump = st == starts.end() ? "?" + std::to_string(v) : st->second;
+            label = jump.c_str();
+          }
+        }
+        hashRule(*cur, L, p, label, scratch);
+      }
+      p += next;
+    }
+    for (auto& [name, h] : chains) (*out)[name] = h.hex();
+    rc = 0;
+  }
+  close(fd);
+  return rc;
+}
+
+// One hash of every chain's name and hash (in name order): equal tables, equal digests.
+std::string tableDigest(const std::map<std::string, std::string>& chains) {
+  ChainHash h;
+  for (auto& [name, hash] : chains) {
+    h.feed(reinterpret_cast<const uint8_t*>(name.c_str()), name.size() + 1);
+    h.feed(reinterpret_cast<const uint8_t*>(hash.c_str()), hash.size() + 1);
+  }
+  return h.hex() + std::to_string(chains.size());
+}
+
+// The same hashes of a libiptc snapshot.
+void handleHashes(const Api* api, xtc_handle* h, std::map<std::string, std::string>* out) {
+  EntryLayout L = entryLayout(api->family);
+  std::vector<uint8_t> scratch;
+  for (const char* c = api->firstChain(h); c; c = api->nextChain(h)) {
+    ChainHash ch;
+    for (const void* e = api->firstRule(c, h); e; e = api->nextRule(e, h)) {
+      auto p = static_cast<const uint8_t*>(e);
+      const auto* t = reinterpret_cast<const xt_entry_target*>(p + u16at(p + L.targetOffset));
+      const char* label = nullptr;
+      if (t->u.user.name[0] == '\0') {
+        label = api->getTarget(e, h);
+        if (!label) label = "?";
+      }
+      hashRule(ch, L, p, label, scratch);
+    }
+    (*out)[c] = ch.hex();
+  }
+}
+
 }  // namespace
 
 // ---- Tx ----------------------------------------------------------------------------
@@ -408,6 +622,7 @@ void Tx::release() {
     st.cached.generation = loadedGeneration_;
     st.cached.epoch = loadedEpoch_;
     st.cached.info = loadedInfo_;
+    st.cached.digest = loadedDigest_;
   } else {
     api_->free(h_);
     trimHeap();
@@ -425,6 +640,7 @@ bool Tx::ensureLoaded(bool underLock, bool* reused, OpError* err) {
       loadedGeneration_ = st.cached.generation;
       loadedEpoch_ = st.cached.epoch;
       loadedInfo_ = std::move(st.cached.info);
+      loadedDigest_ = std::move(st.cached.digest);
       st.cached = Snapshot{};
       *reused = true;
       return true;
@@ -443,6 +659,7 @@ bool Tx::ensureLoaded(bool underLock, bool* reused, OpError* err) {
   loadedGeneration_ = meta.generation;
   loadedEpoch_ = meta.epoch;
   loadedInfo_ = std::move(meta.info);
+  loadedDigest_.clear();
   (void)underLock;
   return true;
 }
@@ -544,7 +761,7 @@ bool Tx::apply(const Spans& ops, OpError* err) {
   return true;
 }
 
-bool Tx::dump(const char* chain, bool rules, Dump* out, OpError* err) {
+bool Tx::dump(const char* chain, bool rules, Dump* out, OpError* err, const std::vector<std::string>* only) {
   LibraryLock g(api_->family);
   if (spent_) {
     err->err = EBADF;
@@ -559,8 +776,11 @@ bool Tx::dump(const char* chain, bool rules, Dump* out, OpError* err) {
   EntryLayout L = entryLayout(api_->family);
   IpsetLookup sets;
   bool found = false;
+  std::set<std::string> wanted;
+  if (only) wanted.insert(only->begin(), only->end());
   for (const char* c = api_->firstChain(h_); c; c = api_->nextChain(h_)) {
     if (chain && strcmp(c, chain) != 0) continue;
+    if (only && !wanted.count(c)) continue;
     found = true;
     ChainInfo ci;
     ci.name = c;
@@ -611,6 +831,72 @@ bool Tx::dump(const char* chain, bool rules, Dump* out, OpError* err) {
     err->detail = std::string("no chain ") + chain;
     return false;
   }
+  return true;
+}
+
+bool Tx::survey(Dump* out, OpError* err) {
+  LibraryLock g(api_->family);
+  if (spent_) {
+    err->err = EBADF;
+    err->detail = "the transaction has ended";
+    return false;
+  }
+  std::map<std::string, std::string> kernel, mine;
+  int e = kernelHashes(api_->family, table_, &kernel);
+  if (e) {
+    err->kind = kLoad;
+    err->err = e;
+    return false;
+  }
+  bool reused = false;
+  std::string want = tableDigest(kernel);
+  const std::map<std::string, std::string>* result = &kernel;
+  for (int attempt = 0;; attempt++) {
+    if (!ensureLoaded(false, &reused, err)) {
+      spent_ = true;
+      return false;
+    }
+    // The snapshot's digest is kept with it while it is cached unedited: a
+    // survey that finds nothing changed hashes the kernel's table only.
+    if (loadedDigest_.empty() || !log_.empty()) {
+      mine.clear();
+      handleHashes(api_, h_, &mine);
+      std::string d = tableDigest(mine);
+      if (!log_.empty()) {
+        result = &mine;  // the transaction's edits are in it: say what it holds
+        break;
+      }
+      loadedDigest_ = d;
+    }
+    // Equal: the snapshot is the table as it was read just now. Else it is
+    // older than a write (one that kept the summary and skipped the lock, or
+    // made after our read of the kernel): read it again, once; a table still
+    // changing is then judged as that fresh read has it.
+    if (loadedDigest_ == want) break;
+    if (attempt > 0) {
+      result = &mine;
+      break;
+    }
+    api_->free(h_);
+    h_ = nullptr;
+    out->reread = true;
+    TableState& st = state(api_->family, table_);
+    if (st.cached.h) {
+      api_->free(st.cached.h);
+      st.cached = Snapshot{};
+    }
+  }
+  for (const char* c = api_->firstChain(h_); c; c = api_->nextChain(h_)) {
+    ChainInfo ci;
+    ci.name = c;
+    ci.builtin = api_->builtin(c, h_) != 0;
+    auto it = result->find(c);
+    if (it != result->end()) ci.hash = it->second;
+    out->chains.push_back(std::move(ci));
+  }
+  kernel.clear();
+  mine.clear();
+  trimHeap();  // the maps' blocks, on this pool thread's arena
   return true;
 }
 

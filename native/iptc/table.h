@@ -74,12 +74,18 @@ struct ChainInfo {
   uint64_t packets = 0, bytes = 0;  // the policy's counters
   unsigned references = 0;
   unsigned rules = 0;
+  // survey(): 32 hex digits hashing the chain's rules as the kernel holds them,
+  // counters aside, jumps by name; "" for a chain with a set match (its rules
+  // read back with set names, which the hash does not see).
+  std::string hash;
 };
 
 struct Dump {
   std::vector<ChainInfo> chains;
   std::vector<uint8_t> rules;  // RuleHeader + entry, chain after chain
   std::map<uint16_t, std::string> sets;  // set index -> name, for the set matches seen
+  bool surveyed = false;                   // chains carry their hash
+  bool reread = false;                     // survey(): the snapshot differed from the kernel's table and was read again
 };
 
 // A failed operation: errno, and which operation (index and kind; or kLoad,
@@ -136,7 +142,14 @@ class Tx {
   bool apply(const Spans& ops, OpError* err);
   // Chains (and, with `rules`, every rule) of the table as it is now in the
   // transaction, or of one chain. False with `err` (ENOENT: no such chain).
-  bool dump(const char* chain, bool rules, Dump* out, OpError* err);
+  // `only` (not null): the chains named there, in table order.
+  bool dump(const char* chain, bool rules, Dump* out, OpError* err, const std::vector<std::string>* only = nullptr);
+  // Every chain with its hash (ChainInfo::hash), no rules, read from the
+  // kernel now: the table is read (IPT_SO_GET_ENTRIES) and hashed, and the
+  // transaction's snapshot is used only if it hashes the same, chain by chain
+  // (else it is read again). A cached snapshot cannot hide a write that kept
+  // the table's size and entry count and did not open the xtables lock.
+  bool survey(Dump* out, OpError* err);
   // Applies `ops`, then replaces the table in the kernel atomically, under the
   // xtables lock. If the table changed since this transaction read it, reads it
   // again and re-applies every operation first.
@@ -159,6 +172,7 @@ class Tx {
   uint64_t loadedGeneration_ = 0;
   Epoch loadedEpoch_;
   std::vector<uint8_t> loadedInfo_;
+  std::string loadedDigest_;  // tableDigest of the snapshot as loaded (unedited), once computed
   bool spent_ = false;
   Spans log_;  // every applied buffer, in order
   std::vector<uint8_t> scratch_;

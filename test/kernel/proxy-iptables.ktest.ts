@@ -3,6 +3,7 @@
 // kube-proxy writes them, and real TCP through a fake CNI (three pods serving
 // HTTP on 8080) plus an off-cluster client on a second bridge.
 import t from 'tap'
+import { execFileSync } from 'node:child_process'
 import { makeNode, numberedPods, sh, tool, type FakeNode } from '../support/cni.mjs'
 import { IptablesProxier, type IptablesProxierOptions } from '../../dist/proxy/iptables/proxier.js'
 import { getSysctl, setSysctl } from '../../dist/sysctl.js'
@@ -10,6 +11,7 @@ import type { SyncReport } from '../../dist/proxy/types.js'
 import { openIptablesDataplane, type IptablesDataplane } from '../../dist/proxy/iptables/dataplane.js'
 import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
 import { changeFeed } from '../support/builders.js'
+import { native } from '../../dist/native.js'
 
 type Json = Record<string, any>
 const NODE = 'node1'
@@ -146,10 +148,40 @@ t.test('nginx-basic reads back as kube-proxy writes it; a resync finds nothing t
 const http = (port: number, extra: Json = {}) => [{ name: 'http', protocol: 'TCP', port, targetPort: 8080, ...extra }]
 const all = pods.map((p) => ({ ip: p.ip }))
 let d: ReturnType<typeof driver>
+
+/** Per full-sync read of a table: the chains the proxier asked to decode, and whether the survey re-read the cached snapshot. */
+let reads: { table: string; decoded: string[]; reread: boolean }[] = []
+/** `real`, its transactions' surveys and reads recorded in `reads`. */
+function spied(real: IptablesDataplane): IptablesDataplane {
+  return {
+    ...real,
+    begin(table) {
+      const tx = real.begin(table)
+      let reread = false
+      return new Proxy(tx, {
+        get(target, prop) {
+          if (prop === 'surveyTable')
+            return async () => {
+              const s = await target.surveyTable!()
+              reread = s.snapshotReread
+              return s
+            }
+          if (prop === 'readChains')
+            return async (chains: readonly string[]) => {
+              reads.push({ table, decoded: [...chains], reread })
+              return target.readChains!(chains)
+            }
+          const v = (target as unknown as Record<string | symbol, unknown>)[prop]
+          return typeof v === 'function' ? v.bind(target) : v
+        },
+      })
+    },
+  }
+}
 const many = (from: string, host: string, n: number, port = 80, f: FakeNode = node) => f.requestMany(from, { host, port, timeoutMs: 3000 }, n)
 
 t.test('traffic', async (t) => {
-  d = driver(dp, '10.244.0.0/16')
+  d = driver(spied(dp), '10.244.0.0/16')
   t.same(await d.proxier.setup(), ['net.ipv4.conf.all.route_localnet'], 'ip_forward was on already (the fake CNI sets it); route_localnet for localhost node ports')
   t.equal(await getSysctl('net.ipv4.conf.all.route_localnet'), 1)
   d.put(
@@ -317,6 +349,40 @@ t.test('traffic', async (t) => {
     tool('iptables-legacy', ['-w', '-t', 'nat', '-D', 'OUTPUT', '-j', 'COUNTED'])
     tool('iptables-legacy', ['-w', '-t', 'nat', '-F', 'COUNTED'])
     tool('iptables-legacy', ['-w', '-t', 'nat', '-X', 'COUNTED'])
+  })
+
+  t.test('drift that neither the table summary nor the xtables lock shows: a resync that decoded nothing still finds it', async (t) => {
+    t.same((await d.sync(true)).errors, [])
+    reads = []
+    const quiet = await d.sync(true)
+    t.equal(quiet.ops.iptables, 0, 'nothing drifted: nothing written')
+    const perPort = (c: string): boolean => /^KUBE-(SVC|SVL|EXT|FW|SEP)-/.test(c)
+    const natReads = reads.filter((r) => r.table === 'nat')
+    t.equal(natReads.length, 1, 'nat read once')
+    t.same(natReads[0]!.decoded.filter(perPort), [], 'no per-port chain decoded: each hashes as when it was last digested')
+    t.ok(natReads[0]!.decoded.includes('KUBE-SERVICES'), 'the shared chains are decoded every time')
+    // One of web's SEP chains: its DNAT to another pod address of the same length,
+    // written by iptables-legacy under another lock file (our lock watch sees no one).
+    const webSep = save('nat').find((l) => /^-A KUBE-SEP-\S+ .*"default\/web:http" .*-j DNAT --to-destination 10\.244\.0\.13:8080$/.test(l))!
+    t.ok(webSep, 'a SEP chain of web')
+    const sepChain = webSep.split(' ')[1]!
+    const good = save('nat').filter((l) => l.startsWith(`-A ${sepChain} `))
+    const info = native.iptc.tableInfo(4, 'nat') as { size: number; entries: number }
+    const args = webSep.replace(`-A ${sepChain} `, '').replace('10.244.0.13:8080', '10.244.0.19:8080').match(/"[^"]*"|\S+/g)!.map((x) => x.replace(/^"|"$/g, ''))
+    execFileSync('iptables-legacy', ['-t', 'nat', '-R', sepChain, String(good.indexOf(webSep) + 1), ...args], { env: { ...process.env, XTABLES_LOCKFILE: '/run/tsproxy-ktest-other.lock' } })
+    t.not(save('nat').filter((l) => l.startsWith(`-A ${sepChain} `)).join('\n'), good.join('\n'), 'the chain drifted')
+    const after = native.iptc.tableInfo(4, 'nat') as { size: number; entries: number }
+    t.same([after.size, after.entries], [info.size, info.entries], "the table's size and entry count are unchanged")
+    reads = []
+    const r = await d.sync(true)
+    t.same(r.errors, [])
+    t.equal(r.repaired.iptables, 1, 'that chain alone repaired')
+    t.same(save('nat').filter((l) => l.startsWith(`-A ${sepChain} `)), good, 'rewritten as it was')
+    const nat = reads.find((x) => x.table === 'nat')!
+    t.equal(nat.reread, true, 'the cached snapshot hashed otherwise than the kernel: read again')
+    t.same(nat.decoded.filter(perPort), [sepChain], 'that chain alone decoded')
+    const again = await d.sync(true)
+    t.equal(again.repaired.iptables, 0, 'then nothing differs')
   })
 
   t.test('status names the ports with their counters', async (t) => {

@@ -21,6 +21,10 @@ export class FakeIptables implements IptablesDataplane {
   readonly conntrackDeletes: unknown[] = []
   /** Make the next commit fail with this error. */
   failNext?: Error
+  /** Whether transactions offer surveyTable/readChains (the hash: the rules' JSON). */
+  surveys = true
+  /** The chains each readChains asked for, in order. */
+  readonly decoded: { table: Table; chains: string[] }[] = []
   /** Packet counters that reads give, by 'table chain index' (0 when absent). */
   readonly packets = new Map<string, number>()
 
@@ -89,13 +93,30 @@ export class FakeIptables implements IptablesDataplane {
       if (tg && 'jump' in tg && !t.has(tg.jump)) throw Object.assign(new Error(`jump to missing chain ${tg.jump}`), { code: 'ENOENT' })
     }
     const self = this
-    return {
-      async readTable() {
-        return [...self.tables[table]].map(([name, rules]) => ({
+    const read = (only?: Set<string>) =>
+      [...self.tables[table]]
+        .filter(([name]) => !only || only.has(name))
+        .map(([name, rules]) => ({
           name,
           builtin: BUILTIN[table].includes(name),
           ruleList: rules.map((r, i) => ({ ...structuredClone(r), counters: { packets: self.packets.get(`${table} ${name} ${i}`) ?? 0, bytes: 0 } })),
         }))
+    const surveys = this.surveys
+      ? {
+          async surveyTable() {
+            const chains = [...self.tables[table]].map(([name, rules]) => ({ name, builtin: BUILTIN[table].includes(name), hash: JSON.stringify(rules) }))
+            return { chains, snapshotReread: false }
+          },
+          async readChains(chains: readonly string[]) {
+            self.decoded.push({ table, chains: [...chains] })
+            return read(new Set(chains))
+          },
+        }
+      : {}
+    return {
+      ...surveys,
+      async readTable() {
+        return read()
       },
       createChain: (c) =>
         edits.push([`createChain ${c}`, (t) => {

@@ -312,6 +312,41 @@ t.test("drift in a port's own chains: the digest disagrees, the port's rules are
   t.same(h.fake.commits, [])
 })
 
+t.test('a full sync decodes only the chains whose survey hash is not the one they were last digested from', async (t) => {
+  const h = harness()
+  h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5', '10.244.0.6']), svc('db', { clusterIP: '10.96.0.20' }), slice('db-a', 'db', ['10.244.0.7']))
+  await h.sync()
+  const perPort = (c: string): boolean => /^KUBE-(SVC|SVL|EXT|FW|SEP)-/.test(c)
+  const decoded = (table: string) => h.fake.decoded.filter((d) => d.table === table).flatMap((d) => d.chains)
+  // Written by the first sync, not yet read back: decoded once.
+  await h.sync(true)
+  const own = [...h.fake.tables.nat.keys()].filter(perPort)
+  t.same(decoded('nat').filter(perPort).sort(), own.sort(), 'every per-port chain decoded once')
+  h.fake.decoded.length = 0
+  const quiet = await h.sync(true)
+  t.equal(quiet.repaired.iptables, 0)
+  t.same(decoded('nat').filter(perPort), [], 'none again: their hashes are the ones digested')
+  t.ok(decoded('nat').includes('KUBE-SERVICES') && decoded('nat').includes('PREROUTING'), 'shared and built-in chains every time')
+  // A DNAT address changed behind our back: that chain's hash changes, it alone is decoded, and it is repaired.
+  const sep = own.find((c) => c.startsWith('KUBE-SEP-'))!
+  const good = structuredClone(h.fake.tables.nat.get(sep)!)
+  const rules = h.fake.tables.nat.get(sep)!
+  rules[1] = { ...rules[1]!, target: { target: 'DNAT', toDestination: '10.244.0.9:80' } }
+  h.fake.decoded.length = 0
+  const r = await h.sync(true)
+  t.equal(r.repaired.iptables, 1, 'that chain repaired')
+  t.same(decoded('nat').filter(perPort), [sep], 'that chain alone decoded')
+  t.same(h.fake.tables.nat.get(sep), good, 'as it was')
+  // Without surveys (another dataplane): the whole table is read, as before.
+  h.fake.surveys = false
+  h.fake.decoded.length = 0
+  h.fake.tables.nat.get(sep)!.length = 0
+  const plain = await h.sync(true)
+  t.equal(plain.repaired.iptables, 1)
+  t.same(h.fake.decoded, [])
+  t.same(h.fake.tables.nat.get(sep), good)
+})
+
 t.test('a failed commit asks for a full sync, which writes it', async (t) => {
   const h = harness()
   h.put(svc('web'), slice('web-a', 'web', ['10.244.0.5']))

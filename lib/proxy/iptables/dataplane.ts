@@ -11,6 +11,10 @@ import type { Table } from './tables.js'
 /** The part of IptablesTransaction the proxier uses (edits apply in order at commit). */
 export interface TableTransaction {
   readTable(): Promise<{ name: string; builtin: boolean; ruleList: (Rule | RuleRecord)[] }[]>
+  /** Every chain with a hash of its rules read from the kernel now (equal hashes, equal rules; '' unknown); reads after it see the same table. */
+  surveyTable?(): Promise<{ chains: { name: string; builtin: boolean; hash: string }[]; snapshotReread: boolean }>
+  /** readTable's chains of those named. */
+  readChains?(chains: readonly string[]): Promise<{ name: string; builtin: boolean; ruleList: (Rule | RuleRecord)[] }[]>
   createChain(chain: string): unknown
   deleteChain(chain: string): unknown
   flushChain(chain: string): unknown

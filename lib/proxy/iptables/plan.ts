@@ -55,6 +55,8 @@ export function countingRules(tx: TableTransaction): { tx: TableTransaction; rul
     rules: () => n,
     tx: {
       readTable: () => tx.readTable(),
+      ...(tx.surveyTable ? { surveyTable: () => tx.surveyTable!() } : {}),
+      ...(tx.readChains ? { readChains: (c: readonly string[]) => tx.readChains!(c) } : {}),
       createChain: (c) => tx.createChain(c),
       deleteChain: (c) => tx.deleteChain(c),
       flushChain: (c) => tx.flushChain(c),

@@ -85,6 +85,14 @@ export class IptablesProxier extends Reconciler implements Proxier {
   /** Per port, what it asks of the kernel: digests of its own chains, its rules in shared chains. */
   readonly #want = new Map<string, PortDigest>()
   readonly #applied: Record<Table, Applied> = { nat: newApplied(), filter: newApplied() }
+  /**
+   * Per table, of each of our per-port chains read at a full sync: the
+   * kernel's hash of its rules (surveyTable) followed by chainDigest of them
+   * as decoded from that same read. A later full sync whose survey shows the
+   * same hash takes the digest without decoding the chain again: who wrote
+   * what does not matter, equal hashes are equal rules.
+   */
+  readonly #seen: Record<Table, Map<string, string>> = { nat: new Map(), filter: new Map() }
   /** Rules in the chains of this mode, per table, as of the last commit (kube-proxy's iptables_total metric). */
   readonly #ruleCount: Record<Table, number> = { nat: 0, filter: 0 }
 
@@ -349,11 +357,45 @@ export class IptablesProxier extends Reconciler implements Proxier {
     // the names of all.
     const kernel = new Map<string, Rule[]>()
     const kernelDigest = new Map<string, string>()
+    const seen = this.#seen[table]
     try {
-      for (const c of await tx.readTable()) {
-        if (c.builtin || fixed.chains.has(c.name) || (SHARED_CHAINS[table] as readonly string[]).includes(c.name)) kernel.set(c.name, c.ruleList.map(plainRule))
-        else if (isOurChain(table, c.name)) kernelDigest.set(c.name, chainDigest(c.ruleList))
-        else kernelDigest.set(c.name, '')
+      const whole = (c: { name: string; builtin: boolean }): boolean => c.builtin || fixed.chains.has(c.name) || (SHARED_CHAINS[table] as readonly string[]).includes(c.name)
+      // A hash per chain, read from the kernel now; a chain whose hash is the
+      // one its rules were digested from last time is not decoded again.
+      const survey = tx.surveyTable ? await tx.surveyTable() : undefined
+      let read: Awaited<ReturnType<TableTransaction['readTable']>>
+      const hashes = new Map<string, string>()
+      if (survey && tx.readChains) {
+        const need: string[] = []
+        const present = new Set<string>()
+        for (const c of survey.chains) {
+          present.add(c.name)
+          if (whole(c)) need.push(c.name)
+          else if (!isOurChain(table, c.name)) kernelDigest.set(c.name, '')
+          else {
+            const m = c.hash === '' ? undefined : seen.get(c.name)
+            if (m !== undefined && m.length > c.hash.length && m.startsWith(c.hash)) kernelDigest.set(c.name, m.slice(c.hash.length))
+            else {
+              need.push(c.name)
+              if (c.hash !== '') hashes.set(c.name, c.hash)
+            }
+          }
+        }
+        for (const c of seen.keys()) if (!present.has(c)) seen.delete(c)
+        read = await tx.readChains(need)
+      } else {
+        seen.clear()
+        read = await tx.readTable()
+      }
+      for (const c of read) {
+        if (whole(c)) kernel.set(c.name, c.ruleList.map(plainRule))
+        else if (isOurChain(table, c.name)) {
+          const digest = chainDigest(c.ruleList)
+          kernelDigest.set(c.name, digest)
+          const h = hashes.get(c.name)
+          if (h !== undefined) seen.set(c.name, h + digest)
+          else seen.delete(c.name)
+        } else kernelDigest.set(c.name, '')
       }
     } catch (e) {
       await tx.abort().catch(() => undefined)
@@ -518,6 +560,7 @@ export class IptablesProxier extends Reconciler implements Proxier {
       }
       this.#want.clear()
       for (const t of TABLES) {
+        this.#seen[t].clear()
         this.#applied[t] = newApplied()
         this.#ruleCount[t] = 0
       }
