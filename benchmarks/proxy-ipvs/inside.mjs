@@ -9,6 +9,8 @@
 //             times spawn → `full sync` / `tsproxy running` log lines, checks the
 //             kernel (/proc/net/ip_vs, `ipset list -t`, `ip addr show dev
 //             kube-ipvs0`), reads the daemon's VmRSS/VmHWM, stops it.
+//   bare      the same state through the library's own batches (ipvs.batch,
+//             ipset.batch, rtnl.batch), nothing else: the floor for the cold sync.
 //   peer      what kube-proxy would exec for the same state: `ipvsadm -R`,
 //             `ipset restore`, `ip -batch` (addresses), checked the same way; then
 //             one `ipvsadm -a` process per endpoint change.
@@ -120,6 +122,73 @@ async function peerWorker(spec, cfg) {
   return { cold, kernel: have, change: stats(samples) }
 }
 
+
+// ---- worker: the same state through the library's own batches ---------------------------
+
+// What the daemon's full sync amounts to in kernel requests, with nothing else: no
+// manifests, no trackers, no diff, no read-back. The daemon's cold sync is set next
+// to it (issue 14: ≤ 2× these bare batches).
+async function bareWorker(spec) {
+  netnsSetup()
+  const cluster = makeCluster(spec.size)
+  const want = expectedState(cluster)
+  const lib = (m) => import(path.join(repoRoot, 'dist', m))
+  const [{ Ipvs }, { IpSet }, { Rtnl }] = await Promise.all([lib('ipvs.js'), lib('ipset.js'), lib('route.js')])
+  const ipvsOps = []
+  const setOps = []
+  const addrOps = []
+  const service = (address, port) => ({ protocol: 'tcp', address, port })
+  const dests = (svc, i) => {
+    for (const ip of cluster.eps[i]) ipvsOps.push({ op: 'addDestination', service: svc, destination: { address: ip, port: 8080, weight: 1, forward: 'masq' } })
+  }
+  for (let i = 0; i < cluster.services; i++) {
+    const vs = service(clusterIP(i), 80)
+    ipvsOps.push({ op: 'addService', service: { ...vs, scheduler: 'rr' } })
+    dests(vs, i)
+    setOps.push({ op: 'add', set: 'KUBE-CLUSTER-IP', entry: { ip: clusterIP(i), protocol: 'tcp', port: 80 } })
+    setOps.push({ op: 'add', set: 'KUBE-IPVS-IPS', entry: { ip: clusterIP(i) } })
+    addrOps.push({ op: 'addAddress', link: 'kube-ipvs0', address: { address: clusterIP(i), noPrefixRoute: true } })
+    if (isNodePort(i)) {
+      const np = service(NODE_IP, nodePortOf(i))
+      ipvsOps.push({ op: 'addService', service: { ...np, scheduler: 'rr' } })
+      dests(np, i)
+      setOps.push({ op: 'add', set: 'KUBE-NODE-PORT-TCP', entry: { port: nodePortOf(i) } })
+    }
+  }
+  const [ipvs, ipset, rtnl] = await Promise.all([Ipvs.open(), IpSet.open(), Rtnl.open()])
+  const timed = async (fn) => {
+    const t0 = performance.now()
+    const r = await fn()
+    return [round2(performance.now() - t0), r]
+  }
+  const failed = (outcomes, what) => {
+    const bad = outcomes.filter((o) => !o.ok).length
+    if (bad) throw new Error(`${what}: ${bad} operations failed`)
+  }
+  const t0 = performance.now()
+  const [ipvsMs, o1] = await timed(() => ipvs.batch(ipvsOps))
+  failed(o1, 'ipvs.batch')
+  const [ipsetMs, o2] = await timed(async () => {
+    // As the daemon's sets (KUBE-IPVS-IPS: every VIP, as the daemon writes it), sized for the count.
+    const maxelem = cluster.services > 65536 ? { maxelem: 262144 } : {}
+    await ipset.create({ name: 'KUBE-CLUSTER-IP', type: 'hash:ip,port', ...maxelem })
+    await ipset.create({ name: 'KUBE-IPVS-IPS', type: 'hash:ip', ...maxelem })
+    await ipset.create({ name: 'KUBE-NODE-PORT-TCP', type: 'bitmap:port', range: [0, 65535] })
+    return ipset.batch(setOps)
+  })
+  failed(o2, 'ipset.batch')
+  const [rtnlMs, o3] = await timed(async () => {
+    await rtnl.addDummy('kube-ipvs0')
+    return rtnl.batch(addrOps)
+  })
+  failed(o3, 'rtnl.batch')
+  const totalMs = round2(performance.now() - t0)
+  await Promise.all([ipvs.close(), ipset.close(), rtnl.close()])
+  const have = kernelState()
+  const bad = diffState(have, want)
+  if (bad) throw new Error(`after the library's batches: ${bad}`)
+  return { ipvsMs, ipsetMs, rtnlMs, totalMs, ops: { ipvs: ipvsOps.length, ipset: setOps.length, rtnl: addrOps.length } }
+}
 
 // ---- worker: the Daemon class in this process: one change at a time ----------------------
 
@@ -299,7 +368,7 @@ async function orchestrate() {
     const cluster = makeCluster(size)
     const dir = `/run/tsproxy-bench-proxy-ipvs/${services}`
     const written = writeManifests(cluster, dir)
-    const res = { services, endpoints, nodePorts: cluster.nodePorts, expected: expectedState(cluster), manifests: written, cold: [], peer: [], changes: null, watch: null, errors: [] }
+    const res = { services, endpoints, nodePorts: cluster.nodePorts, expected: expectedState(cluster), manifests: written, cold: [], bare: [], peer: [], changes: null, watch: null, errors: [] }
     log(sizeHeading(cluster, written))
     const step = stepper(runWorker, res, log)
     for (let r = 0; r < reps; r++) {
@@ -307,6 +376,12 @@ async function orchestrate() {
         const v = step('cold', { size, dir }, (v) =>
           `cold: daemon running after ${v.wallMs.toFixed(0)} ms (full sync seen at ${v.fullSyncSeenMs?.toFixed(0)} ms, logged ${v.syncMs} ms, ${v.fullSyncsBeforeRunning} full sync(s) before running, ops ${JSON.stringify(v.ops)}), RSS ${v.mem.rssMB} MB (peak ${v.mem.hwmMB}, 2 s later ${v.memAfter2s.rssMB}) ✓`)
         if (v) res.cold.push(v)
+        await pause()
+      }
+      if (!only || only.has('bare')) {
+        const v = step('bare', { size }, (v) =>
+          `bare: the library's own batches for the same state, ipvs ${v.ipvsMs} ms + ipset ${v.ipsetMs} ms + rtnl ${v.rtnlMs} ms = ${v.totalMs} ms ✓`)
+        if (v) res.bare.push(v)
         await pause()
       }
       if (!only || only.has('peer')) {
@@ -337,5 +412,5 @@ async function orchestrate() {
 
 // ---- main ----------------------------------------------------------------------------------
 
-const work = { cold: coldWorker, peer: peerWorker, changes: changesWorker, watch: (spec, cfg) => watchWorker(spec, cfg, ipvsMode) }
+const work = { cold: coldWorker, bare: bareWorker, peer: peerWorker, changes: changesWorker, watch: (spec, cfg) => watchWorker(spec, cfg, ipvsMode) }
 if (!(await workerMain('PROXY_IPVS_CONFIG', async (spec, cfg) => ({ value: await work[spec.kind](spec, cfg) })))) await orchestrate()
