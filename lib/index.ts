@@ -38,6 +38,8 @@ export type {
 export { Iptables, IptablesTransaction, LibiptcMissingError, IPTABLES_TABLES, iptablesEncodeRule, iptablesDecodeRule } from './iptables.js'
 export type { CommitStats, IptablesOptions } from './iptables.js'
 export type * from './iptables/model.js'
+export { Nftables, NftTransaction, nftData, NFT_DATATYPES, NFT_HOOKS } from './nftables.js'
+export type * from './nftables/types.js'
 export { Rtnl, alreadyExists, alreadyGone } from './route.js'
 export type { AddressFlag, AddressKey, AddressRecord, AddressScope, AddressSpec, LinkFlag, LinkRecord, LinkRef, OperState, RtnlOp, RtnlOutcome } from './route.js'
 export { Conntrack } from './conntrack.js'
