@@ -161,7 +161,7 @@ export function toWireExpr(at: Where, field: string, value: unknown, setId: SetI
       const xor = r.bytes('xor')!
       if (mask.length !== len) fail(at, `${field}.mask`, mask, `must be len (${len}) bytes long`)
       if (xor.length !== len) fail(at, `${field}.xor`, xor, `must be len (${len}) bytes long`)
-      return { name: 'bitwise', sreg: r.reg('sreg')!, dreg: r.reg('dreg')!, len, mask, xor }
+      return { name: 'bitwise', sreg: r.reg('sreg')!, dreg: r.reg('dreg')!, op: 0, len, mask, xor }
     }
     case 'shift':
       return { name: 'bitwise', sreg: r.reg('sreg')!, dreg: r.reg('dreg')!, len: r.uint('len', 64)!, op: r.name('op', BITWISE_OPS), data: r.bytes('data')! }
@@ -194,6 +194,8 @@ export function toWireExpr(at: Where, field: string, value: unknown, setId: SetI
     }
     case 'nat': {
       if (o.family !== 'ip' && o.family !== 'ip6') fail(at, `${field}.family`, o.family, "must be 'ip' or 'ip6'")
+      // The kernel flags a nat with an address 'map-ips' itself (and reads it back so): said here, a round trip is exact.
+      const flags = o.addrMin === undefined ? r.bits('flags', NAT_FLAGS) : (r.bits('flags', NAT_FLAGS) ?? 0) | NAT_FLAGS.number('map-ips')
       return {
         name: 'nat',
         type: r.name('nat', NAT_TYPES),
@@ -202,7 +204,7 @@ export function toWireExpr(at: Where, field: string, value: unknown, setId: SetI
         ...opt('addrMax', r.reg('addrMax', true)),
         ...opt('protoMin', r.reg('protoMin', true)),
         ...opt('protoMax', r.reg('protoMax', true)),
-        ...opt('flags', r.bits('flags', NAT_FLAGS)),
+        ...opt('flags', flags),
       }
     }
     case 'masq':
@@ -293,10 +295,11 @@ export function fromWireExpr(w: NftRawExpr): NftExpr | { type: 'unknown'; name: 
         type: 'nat',
         nat: named('type', NAT_TYPES),
         family: FAMILIES.name(n('family')) as 'ip',
+        // The kernel copies an unset max register from the min one: left out again.
         ...opt('addrMin', n<number | undefined>('addrMin')),
-        ...opt('addrMax', n<number | undefined>('addrMax')),
+        ...opt('addrMax', x.addrMax === x.addrMin ? undefined : n<number | undefined>('addrMax')),
         ...opt('protoMin', n<number | undefined>('protoMin')),
-        ...opt('protoMax', n<number | undefined>('protoMax')),
+        ...opt('protoMax', x.protoMax === x.protoMin ? undefined : n<number | undefined>('protoMax')),
         ...(x.flags === undefined ? {} : { flags: flagsOf(n('flags'), NAT_FLAGS) }),
       }
     case 'masq':

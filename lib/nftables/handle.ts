@@ -46,6 +46,8 @@ import type {
   NftTableSpec,
 } from './types.js'
 
+/** The kernel's answer to a batch whose generation is stale (Node has no name for it). */
+const ERESTART = 85
 const USER_SET_FLAGS: readonly NftSetFlag[] = ['anonymous', 'constant', 'interval', 'timeout', 'dynamic']
 const FAMILY_NAMES: readonly NftFamily[] = ['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']
 
@@ -398,6 +400,8 @@ export class Nftables {
       const results = await this.#socket.execute('nftables', 0, batch, op, true)
       for (let i = 1; i <= wires.length; i++) if (results[i]!.error !== 0) throw toError(results[i]!, ops[i - 1]!, i - 1)
       // The batch itself refused (a stale generation, the commit failing): no edit to name.
+      if (results[0]!.error === ERESTART && generation !== undefined)
+        throw new NetlinkError({ errno: ERESTART, code: 'ERESTART', op, message: `ERESTART: the ruleset is no longer at generation ${generation}; nothing applied` })
       throwIfFailed(results[0]!, op)
       throwIfFailed(results[wires.length + 1]!, op)
       const end = results[wires.length + 2]!

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "../netlink/codec.h"
@@ -52,19 +53,19 @@ SPECS(kPayload, {NFTA_PAYLOAD_DREG, "dreg", Kind::U32}, {NFTA_PAYLOAD_BASE, "bas
       {NFTA_PAYLOAD_OFFSET, "offset", Kind::U32}, {NFTA_PAYLOAD_LEN, "len", Kind::U32},
       {NFTA_PAYLOAD_SREG, "sreg", Kind::U32}, {NFTA_PAYLOAD_CSUM_TYPE, "csumType", Kind::U32},
       {NFTA_PAYLOAD_CSUM_OFFSET, "csumOffset", Kind::U32}, {NFTA_PAYLOAD_CSUM_FLAGS, "csumFlags", Kind::U32});
-SPECS(kMeta, {NFTA_META_DREG, "dreg", Kind::U32}, {NFTA_META_KEY, "key", Kind::U32}, {NFTA_META_SREG, "sreg", Kind::U32});
+SPECS(kMeta, {NFTA_META_KEY, "key", Kind::U32}, {NFTA_META_DREG, "dreg", Kind::U32}, {NFTA_META_SREG, "sreg", Kind::U32});
 SPECS(kCmp, {NFTA_CMP_SREG, "sreg", Kind::U32}, {NFTA_CMP_OP, "op", Kind::U32}, {NFTA_CMP_DATA, "data", Kind::Value});
 SPECS(kBitwise, {NFTA_BITWISE_SREG, "sreg", Kind::U32}, {NFTA_BITWISE_DREG, "dreg", Kind::U32},
-      {NFTA_BITWISE_LEN, "len", Kind::U32}, {NFTA_BITWISE_MASK, "mask", Kind::Value},
-      {NFTA_BITWISE_XOR, "xor", Kind::Value}, {NFTA_BITWISE_OP, "op", Kind::U32}, {NFTA_BITWISE_DATA, "data", Kind::Value});
-SPECS(kLookup, {NFTA_LOOKUP_SET, "set", Kind::Str}, {NFTA_LOOKUP_SREG, "sreg", Kind::U32},
-      {NFTA_LOOKUP_DREG, "dreg", Kind::U32}, {NFTA_LOOKUP_SET_ID, "setId", Kind::U32},
+      {NFTA_BITWISE_OP, "op", Kind::U32}, {NFTA_BITWISE_LEN, "len", Kind::U32}, {NFTA_BITWISE_MASK, "mask", Kind::Value},
+      {NFTA_BITWISE_XOR, "xor", Kind::Value}, {NFTA_BITWISE_DATA, "data", Kind::Value});
+SPECS(kLookup, {NFTA_LOOKUP_SREG, "sreg", Kind::U32}, {NFTA_LOOKUP_DREG, "dreg", Kind::U32},
+      {NFTA_LOOKUP_SET, "set", Kind::Str}, {NFTA_LOOKUP_SET_ID, "setId", Kind::U32},
       {NFTA_LOOKUP_FLAGS, "flags", Kind::U32});
 SPECS(kImmediate, {NFTA_IMMEDIATE_DREG, "dreg", Kind::U32}, {NFTA_IMMEDIATE_DATA, "data", Kind::Value},
       {NFTA_IMMEDIATE_DATA, "verdict", Kind::Verdict});
-SPECS(kCt, {NFTA_CT_DREG, "dreg", Kind::U32}, {NFTA_CT_KEY, "key", Kind::U32}, {NFTA_CT_DIRECTION, "direction", Kind::U8},
+SPECS(kCt, {NFTA_CT_KEY, "key", Kind::U32}, {NFTA_CT_DREG, "dreg", Kind::U32}, {NFTA_CT_DIRECTION, "direction", Kind::U8},
       {NFTA_CT_SREG, "sreg", Kind::U32});
-SPECS(kFib, {NFTA_FIB_DREG, "dreg", Kind::U32}, {NFTA_FIB_RESULT, "result", Kind::U32}, {NFTA_FIB_FLAGS, "flags", Kind::U32});
+SPECS(kFib, {NFTA_FIB_FLAGS, "flags", Kind::U32}, {NFTA_FIB_RESULT, "result", Kind::U32}, {NFTA_FIB_DREG, "dreg", Kind::U32});
 SPECS(kNumgen, {NFTA_NG_DREG, "dreg", Kind::U32}, {NFTA_NG_MODULUS, "modulus", Kind::U32}, {NFTA_NG_TYPE, "type", Kind::U32},
       {NFTA_NG_OFFSET, "offset", Kind::U32});
 SPECS(kNat, {NFTA_NAT_TYPE, "type", Kind::U32}, {NFTA_NAT_FAMILY, "family", Kind::U32},
@@ -79,10 +80,10 @@ SPECS(kRange, {NFTA_RANGE_SREG, "sreg", Kind::U32}, {NFTA_RANGE_OP, "op", Kind::
       {NFTA_RANGE_FROM_DATA, "from", Kind::Value}, {NFTA_RANGE_TO_DATA, "to", Kind::Value});
 SPECS(kLimit, {NFTA_LIMIT_RATE, "rate", Kind::U64}, {NFTA_LIMIT_UNIT, "unit", Kind::U64}, {NFTA_LIMIT_BURST, "burst", Kind::U32},
       {NFTA_LIMIT_TYPE, "type", Kind::U32}, {NFTA_LIMIT_FLAGS, "flags", Kind::U32});
-SPECS(kDynset, {NFTA_DYNSET_SET_NAME, "set", Kind::Str}, {NFTA_DYNSET_SET_ID, "setId", Kind::U32},
-      {NFTA_DYNSET_OP, "op", Kind::U32}, {NFTA_DYNSET_SREG_KEY, "sregKey", Kind::U32},
-      {NFTA_DYNSET_SREG_DATA, "sregData", Kind::U32}, {NFTA_DYNSET_TIMEOUT, "timeout", Kind::U64},
-      {NFTA_DYNSET_EXPR, "expr", Kind::Expr}, {NFTA_DYNSET_FLAGS, "flags", Kind::U32});
+SPECS(kDynset, {NFTA_DYNSET_SREG_KEY, "sregKey", Kind::U32}, {NFTA_DYNSET_SREG_DATA, "sregData", Kind::U32},
+      {NFTA_DYNSET_OP, "op", Kind::U32}, {NFTA_DYNSET_TIMEOUT, "timeout", Kind::U64},
+      {NFTA_DYNSET_SET_NAME, "set", Kind::Str}, {NFTA_DYNSET_SET_ID, "setId", Kind::U32},
+      {NFTA_DYNSET_FLAGS, "flags", Kind::U32}, {NFTA_DYNSET_EXPR, "expr", Kind::Expr});
 
 #define EXPR(n, s, m) {n, s, sizeof(s) / sizeof(s[0]), m}
 constexpr ExprSpec kExprs[] = {
@@ -100,26 +101,27 @@ SPECS(kTable, {NFTA_TABLE_NAME, "name", Kind::Str}, {NFTA_TABLE_FLAGS, "flags", 
       {NFTA_TABLE_HANDLE, "handle", Kind::U64}, {NFTA_TABLE_USERDATA, "userdata", Kind::Bytes},
       {NFTA_TABLE_USE, "chains", Kind::U32, true});
 SPECS(kChain, {NFTA_CHAIN_TABLE, "table", Kind::Str}, {NFTA_CHAIN_NAME, "name", Kind::Str},
-      {NFTA_CHAIN_HANDLE, "handle", Kind::U64}, {NFTA_CHAIN_POLICY, "policy", Kind::U32},
-      {NFTA_CHAIN_TYPE, "type", Kind::Str}, {NFTA_CHAIN_FLAGS, "flags", Kind::U32},
+      {NFTA_CHAIN_HANDLE, "handle", Kind::U64}, {NFTA_CHAIN_TYPE, "type", Kind::Str},
+      {NFTA_CHAIN_POLICY, "policy", Kind::U32}, {NFTA_CHAIN_FLAGS, "flags", Kind::U32},
       {NFTA_CHAIN_USERDATA, "userdata", Kind::Bytes}, {NFTA_CHAIN_USE, "use", Kind::U32, true});
 SPECS(kHook, {NFTA_HOOK_HOOKNUM, "hook", Kind::U32}, {NFTA_HOOK_PRIORITY, "priority", Kind::I32},
       {NFTA_HOOK_DEV, "device", Kind::Str});
 SPECS(kRule, {NFTA_RULE_TABLE, "table", Kind::Str}, {NFTA_RULE_CHAIN, "chain", Kind::Str},
-      {NFTA_RULE_HANDLE, "handle", Kind::U64}, {NFTA_RULE_POSITION, "position", Kind::U64},
-      {NFTA_RULE_USERDATA, "userdata", Kind::Bytes});
+      {NFTA_RULE_HANDLE, "handle", Kind::U64}, {NFTA_RULE_POSITION, "position", Kind::U64});
+// Sent after the expressions (set: after the description), where nft puts them.
+SPECS(kRuleTail, {NFTA_RULE_USERDATA, "userdata", Kind::Bytes});
+SPECS(kSetTail, {NFTA_SET_USERDATA, "userdata", Kind::Bytes}, {NFTA_SET_HANDLE, "handle", Kind::U64});
 SPECS(kSet, {NFTA_SET_TABLE, "table", Kind::Str}, {NFTA_SET_NAME, "name", Kind::Str},
       {NFTA_SET_FLAGS, "flags", Kind::U32}, {NFTA_SET_KEY_TYPE, "keyType", Kind::U32},
       {NFTA_SET_KEY_LEN, "keyLen", Kind::U32}, {NFTA_SET_DATA_TYPE, "dataType", Kind::U32},
       {NFTA_SET_DATA_LEN, "dataLen", Kind::U32}, {NFTA_SET_POLICY, "policy", Kind::U32},
       {NFTA_SET_ID, "id", Kind::U32}, {NFTA_SET_TIMEOUT, "timeout", Kind::U64},
-      {NFTA_SET_GC_INTERVAL, "gcInterval", Kind::U32}, {NFTA_SET_USERDATA, "userdata", Kind::Bytes},
-      {NFTA_SET_HANDLE, "handle", Kind::U64});
+      {NFTA_SET_GC_INTERVAL, "gcInterval", Kind::U32});
 SPECS(kElemList, {NFTA_SET_ELEM_LIST_TABLE, "table", Kind::Str}, {NFTA_SET_ELEM_LIST_SET, "set", Kind::Str},
       {NFTA_SET_ELEM_LIST_SET_ID, "setId", Kind::U32});
-SPECS(kElem, {NFTA_SET_ELEM_KEY, "key", Kind::Value}, {NFTA_SET_ELEM_KEY_END, "keyEnd", Kind::Value},
+SPECS(kElem, {NFTA_SET_ELEM_FLAGS, "flags", Kind::U32}, {NFTA_SET_ELEM_KEY, "key", Kind::Value}, {NFTA_SET_ELEM_KEY_END, "keyEnd", Kind::Value},
       {NFTA_SET_ELEM_DATA, "data", Kind::Value}, {NFTA_SET_ELEM_DATA, "verdict", Kind::Verdict},
-      {NFTA_SET_ELEM_FLAGS, "flags", Kind::U32}, {NFTA_SET_ELEM_TIMEOUT, "timeout", Kind::U64},
+      {NFTA_SET_ELEM_TIMEOUT, "timeout", Kind::U64},
       {NFTA_SET_ELEM_EXPIRATION, "expiration", Kind::U64, true}, {NFTA_SET_ELEM_USERDATA, "userdata", Kind::Bytes});
 
 // ---- encoding ----
@@ -411,6 +413,7 @@ class NftablesCodec : public Codec {
           }
           b.nestEnd(l);
         }
+        putAll(op, kRuleTail, b);
         break;
       case NFT_MSG_GETSET:
       case NFT_MSG_NEWSET:
@@ -435,6 +438,7 @@ class NftablesCodec : public Codec {
           }
           b.nestEnd(d);
         }
+        putAll(op, kSetTail, b);
         break;
       case NFT_MSG_GETSETELEM:
       case NFT_MSG_NEWSETELEM:
@@ -448,7 +452,8 @@ class NftablesCodec : public Codec {
           for (uint32_t i = 0; i < list.Length(); i++) {
             Napi::Value e = list.Get(i);
             if (!e.IsObject()) refuse(op, "element " + std::to_string(i) + " is not an object");
-            size_t n = b.nestStart(NFTA_LIST_ELEM);
+            // Numbered from 1, as nft numbers them (the kernel reads any type).
+            size_t n = b.nestStart(static_cast<uint16_t>(std::min<uint32_t>(i + 1, NLA_TYPE_MASK)));
             putAll(e.As<Napi::Object>(), kElem, b);
             b.nestEnd(n);
           }
@@ -489,7 +494,7 @@ class NftablesCodec : public Codec {
         Attrs a = m.table(NFTA_RULE_MAX);
         o.Set("kind", "rule");
         o.Set("family", g->nfgen_family);
-        if (!a.has(NFTA_RULE_CHAIN) || !getAll(env, o, a, kRule)) throw Malformed{"rule"};
+        if (!a.has(NFTA_RULE_CHAIN) || !getAll(env, o, a, kRule) || !getAll(env, o, a, kRuleTail)) throw Malformed{"rule"};
         Napi::Array list = Napi::Array::New(env);
         bool ok = true;
         if (a.has(NFTA_RULE_EXPRESSIONS)) {
@@ -510,7 +515,7 @@ class NftablesCodec : public Codec {
         Attrs a = m.table(NFTA_SET_MAX);
         o.Set("kind", "set");
         o.Set("family", g->nfgen_family);
-        if (!a.has(NFTA_SET_NAME) || !getAll(env, o, a, kSet)) throw Malformed{"set"};
+        if (!a.has(NFTA_SET_NAME) || !getAll(env, o, a, kSet) || !getAll(env, o, a, kSetTail)) throw Malformed{"set"};
         if (a.has(NFTA_SET_DESC)) {
           Attrs d = Attrs::ofNest(a.get(NFTA_SET_DESC), NFTA_SET_DESC_MAX);
           if (d.has(NFTA_SET_DESC_SIZE)) o.Set("size", d.be32(NFTA_SET_DESC_SIZE));
@@ -539,7 +544,6 @@ class NftablesCodec : public Codec {
           const nlattr* l = a.get(NFTA_SET_ELEM_LIST_ELEMENTS);
           uint32_t n = 0;
           forEachAttr(payload(l), payloadLen(l), [&](const nlattr* e) {
-            if (attrType(e) != NFTA_LIST_ELEM) return;
             Napi::Object eo = Napi::Object::New(env);
             Attrs ea = Attrs::ofNest(e, NFTA_SET_ELEM_MAX);
             if (!getAll(env, eo, ea, kElem)) ok = false;
