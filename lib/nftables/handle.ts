@@ -91,10 +91,41 @@ interface KnownSet {
   verdict: boolean
 }
 
-/** An edit as queued: its wire request and what to call it in an error. */
+/** An edit as queued: its wire requests (elements go in several) and what to call it in an error. */
 interface Edit {
   op: string
-  wire: NftWireOp
+  wires: NftWireOp[]
+}
+
+/**
+ * Bytes of elements per message: an attribute's length is 16 bits, so the
+ * elements nest of one message holds under 64 KiB; a large addElements goes
+ * in several messages of the same batch.
+ */
+const ELEMENTS_PER_MESSAGE_BYTES = 48 * 1024
+
+/** An element's size on the wire, from above. */
+function elementBytes(e: NftWireElement): number {
+  return 48 + (e.key?.length ?? 0) + (e.data ? e.data.length + 12 : 0) + (e.verdict ? 32 + (e.verdict.chain?.length ?? 0) : 0) + (e.userdata ? e.userdata.length + 8 : 0)
+}
+
+function splitElements<W extends { elements?: NftWireElement[] }>(w: W): W[] {
+  const all = w.elements ?? []
+  const out: W[] = []
+  let cur: NftWireElement[] = []
+  let bytes = 0
+  for (const e of all) {
+    const n = elementBytes(e)
+    if (cur.length && bytes + n > ELEMENTS_PER_MESSAGE_BYTES) {
+      out.push({ ...w, elements: cur })
+      cur = []
+      bytes = 0
+    }
+    cur.push(e)
+    bytes += n
+  }
+  out.push({ ...w, elements: cur })
+  return out
 }
 
 /**
@@ -124,8 +155,8 @@ export class NftTransaction {
     return { op: `nftables.${op}`, index: this.#edits.length }
   }
 
-  #push(at: Where, wire: NftWireOp): this {
-    this.#edits.push({ op: at.op, wire })
+  #push(at: Where, wire: NftWireOp, ...more: NftWireOp[]): this {
+    this.#edits.push({ op: at.op, wires: [wire, ...more] })
     return this
   }
 
@@ -336,14 +367,15 @@ export class NftTransaction {
   /** Adds elements to a set or map (an element already there with the same value is kept). */
   addElements(spec: NftElementsSpec): this {
     const at = this.#at('addElements')
-    return this.#push(at, this.#elements(at, spec, false))
+    const [first, ...rest] = splitElements(this.#elements(at, spec, false))
+    return this.#push(at, first!, ...rest)
   }
 
   /** Deletes elements by key (each must exist). */
   deleteElements(spec: { family: NftFamily; table: string; set: string; elements: Pick<NftElement, 'key' | 'intervalEnd'>[] }): this {
     const at = this.#at('deleteElements')
-    const w = this.#elements(at, spec as NftElementsSpec, true)
-    return this.#push(at, { ...w, cmd: 'delElements' })
+    const [first, ...rest] = splitElements({ ...this.#elements(at, spec as NftElementsSpec, true), cmd: 'delElements' as const })
+    return this.#push(at, first!, ...rest)
   }
 
   /**
@@ -358,11 +390,15 @@ export class NftTransaction {
     only(at, 'options', object(at, 'options', options), ['generation'])
     if (options.generation !== undefined) uint(at, 'options.generation', options.generation, 0xffffffff)
     this.#committed = true
-    return this.#nft._commit(
-      this.#edits.map((e) => e.wire),
-      this.#edits.map((e) => e.op),
-      options.generation,
-    )
+    const wires: NftWireOp[] = []
+    const edits: { op: string; index: number }[] = []
+    this.#edits.forEach((e, index) => {
+      for (const w of e.wires) {
+        wires.push(w)
+        edits.push({ op: e.op, index })
+      }
+    })
+    return this.#nft._commit(wires, edits, options.generation)
   }
 }
 
@@ -392,13 +428,13 @@ export class Nftables {
   }
 
   /** @internal NftTransaction.commit's work. */
-  _commit(wires: NftWireOp[], ops: string[], generation: number | undefined): Promise<NftCommitResult> {
+  _commit(wires: NftWireOp[], edits: { op: string; index: number }[], generation: number | undefined): Promise<NftCommitResult> {
     const op = 'nftables.commit'
     return this.#socket.call(op, async () => {
       if (wires.length === 0) return { generation: await this.#generation(op), messages: 0 }
       const batch: NftWireOp[] = [{ cmd: 'batchBegin', ...(generation === undefined ? {} : { genid: generation }) }, ...wires, { cmd: 'batchEnd' }, { cmd: 'getGen' }]
       const results = await this.#socket.execute('nftables', 0, batch, op, true)
-      for (let i = 1; i <= wires.length; i++) if (results[i]!.error !== 0) throw toError(results[i]!, ops[i - 1]!, i - 1)
+      for (let i = 1; i <= wires.length; i++) if (results[i]!.error !== 0) throw toError(results[i]!, edits[i - 1]!.op, edits[i - 1]!.index)
       // The batch itself refused (a stale generation, the commit failing): no edit to name.
       if (results[0]!.error === ERESTART && generation !== undefined)
         throw new NetlinkError({ errno: ERESTART, code: 'ERESTART', op, message: `ERESTART: the ruleset is no longer at generation ${generation}; nothing applied` })
