@@ -69,8 +69,8 @@ export type NftWireOp =
     })
   | (Common & { cmd: 'delChain'; table: string; name?: string; handle?: number })
   | (Common & { cmd: 'newRule'; table: string; chain: string; expressions: NftWireExpr[]; userdata?: Uint8Array; position?: number; insert?: boolean })
-  /** Without handle: every rule of the chain (flush chain). */
-  | (Common & { cmd: 'delRule'; table: string; chain: string; handle?: number })
+  /** Without handle: every rule of the chain (flush chain); without chain either: of the table (flush table). */
+  | (Common & { cmd: 'delRule'; table: string; chain?: string; handle?: number })
   | (Common & {
       cmd: 'newSet'
       table: string
@@ -97,8 +97,8 @@ export interface NftRawTable {
   kind: 'table'
   family: number
   name: string
-  /** NFTA_TABLE_USE: how many chains it holds. */
-  chains: number
+  /** NFTA_TABLE_USE: how many objects (chains, named sets, ...) it holds. */
+  use: number
   flags: number
   handle: number
   userdata?: Buffer

@@ -215,6 +215,17 @@ export class NftTransaction {
     return this.#push(at, wire)
   }
 
+  /**
+   * Deletes every rule of every chain of a table (as `nft flush table`): chains,
+   * sets and elements stay (flushSet empties a set).
+   */
+  flushTable(spec: { family: NftFamily; name: string }): this {
+    const at = this.#at('flushTable')
+    const o = object(at, 'table', spec)
+    only(at, 'table', o, ['family', 'name'])
+    return this.#push(at, { cmd: 'delRule', family: family(at, 'table.family', o.family), table: name(at, 'table.name', o.name) })
+  }
+
   /** Deletes a chain (it must be empty and unreferenced). */
   deleteChain(spec: { family: NftFamily; table: string; name: string }): this {
     const at = this.#at('deleteChain')
@@ -454,72 +465,112 @@ export class Nftables {
   /** Tables, of one family or all. */
   listTables(family?: NftFamily): Promise<NftTableRecord[]> {
     const op = 'nftables.listTables'
-    const at: Where = { op }
-    const fam = family === undefined ? 0 : familyArg(at, family)
-    return this.#socket.call(op, async () => {
-      const recs = (await this.#socket.request('nftables', fam, { cmd: 'getTables' }, op)) as NftRawTable[]
-      return recs.map((t) => ({
-        family: FAMILIES.name(t.family) as NftFamily,
-        name: t.name,
-        ...commentOf(t.userdata, UDATA_COMMENT),
-        handle: t.handle,
-        chains: t.chains,
-      }))
-    })
+    const fam = family === undefined ? 0 : familyArg({ op }, family)
+    return this.#socket.call(op, () => this.#tables(fam, op))
   }
 
   /** The chains of one table. */
   listChains(family: NftFamily, table: string): Promise<NftChainRecord[]> {
     const op = 'nftables.listChains'
-    const fam = familyArg({ op }, family)
-    return this.#socket.call(op, async () => {
-      const recs = (await this.#socket.request('nftables', fam, { cmd: 'getChains' }, op)) as NftRawChain[]
-      return recs.filter((c) => c.table === table).map((c) => chainRecord(family, c))
-    })
+    familyArg({ op }, family)
+    return this.#socket.call(op, () => this.#chains(family, table, op))
   }
 
   /** The rules of one table, or of one chain of it, in chain order. */
   listRules(family: NftFamily, table: string, chain?: string): Promise<NftRuleRecord[]> {
     const op = 'nftables.listRules'
-    const fam = familyArg({ op }, family)
-    return this.#socket.call(op, async () => {
-      const recs = (await this.#socket.request('nftables', fam, { cmd: 'getRules', table, ...(chain === undefined ? {} : { chain }) }, op)) as NftRawRule[]
-      return recs
-        .filter((r) => r.table === table && (chain === undefined || r.chain === chain))
-        .map((r) => ({
-          family,
-          table: r.table,
-          chain: r.chain,
-          expressions: r.expressions.map(fromWireExpr) as NftExpr[],
-          ...commentOf(r.userdata, UDATA_COMMENT),
-          handle: r.handle,
-        }))
-    })
+    familyArg({ op }, family)
+    return this.#socket.call(op, () => this.#rules(family, table, chain, op))
   }
 
   /** The sets and maps of one table (anonymous ones included, by the names the kernel gave them). */
   listSets(family: NftFamily, table: string): Promise<NftSetRecord[]> {
     const op = 'nftables.listSets'
-    const fam = familyArg({ op }, family)
-    return this.#socket.call(op, async () => {
-      const recs = (await this.#socket.request('nftables', fam, { cmd: 'getSets', table }, op)) as NftRawSet[]
-      return recs.filter((s) => s.table === table).map((s) => setRecord(family, s))
-    })
+    familyArg({ op }, family)
+    return this.#socket.call(op, () => this.#sets(family, table, op))
   }
 
   /** The elements of one set or map. */
   listElements(family: NftFamily, table: string, set: string): Promise<NftElementRecord[]> {
     const op = 'nftables.listElements'
+    familyArg({ op }, family)
+    return this.#socket.call(op, () => this.#elements(family, table, set, op))
+  }
+
+  /**
+   * One table whole: its chains, rules, sets and each set's elements (one dump
+   * each, and one per set); undefined when the table does not exist.
+   */
+  listTable(family: NftFamily, table: string): Promise<NftTableContents | undefined> {
+    const op = 'nftables.listTable'
     const fam = familyArg({ op }, family)
     return this.#socket.call(op, async () => {
-      const recs = (await this.#socket.request('nftables', fam, { cmd: 'getElements', table, set }, op)) as NftRawElements[]
-      return recs.flatMap((r) => r.elements.map(elementRecord))
+      const found = (await this.#tables(fam, op)).find((t) => t.name === table)
+      if (!found) return undefined
+      const chains = await this.#chains(family, table, op)
+      const rules = await this.#rules(family, table, undefined, op)
+      const sets = await this.#sets(family, table, op)
+      const elements: Record<string, NftElementRecord[]> = {}
+      for (const s of sets) elements[s.name] = await this.#elements(family, table, s.name, op)
+      return { table: found, chains, rules, sets, elements }
     })
+  }
+
+  async #tables(fam: number, op: string): Promise<NftTableRecord[]> {
+    const recs = (await this.#socket.request('nftables', fam, { cmd: 'getTables' }, op)) as NftRawTable[]
+    return recs.map((t) => ({
+      family: FAMILIES.name(t.family) as NftFamily,
+      name: t.name,
+      ...commentOf(t.userdata, UDATA_COMMENT),
+      handle: t.handle,
+      use: t.use,
+    }))
+  }
+
+  async #chains(family: NftFamily, table: string, op: string): Promise<NftChainRecord[]> {
+    const recs = (await this.#socket.request('nftables', FAMILIES.number(family), { cmd: 'getChains' }, op)) as NftRawChain[]
+    return recs.filter((c) => c.table === table).map((c) => chainRecord(family, c))
+  }
+
+  async #rules(family: NftFamily, table: string, chain: string | undefined, op: string): Promise<NftRuleRecord[]> {
+    const wire = { cmd: 'getRules' as const, table, ...(chain === undefined ? {} : { chain }) }
+    const recs = (await this.#socket.request('nftables', FAMILIES.number(family), wire, op)) as NftRawRule[]
+    return recs
+      .filter((r) => r.table === table && (chain === undefined || r.chain === chain))
+      .map((r) => ({
+        family,
+        table: r.table,
+        chain: r.chain,
+        expressions: r.expressions.map(fromWireExpr) as NftExpr[],
+        ...commentOf(r.userdata, UDATA_COMMENT),
+        handle: r.handle,
+      }))
+  }
+
+  async #sets(family: NftFamily, table: string, op: string): Promise<NftSetRecord[]> {
+    const recs = (await this.#socket.request('nftables', FAMILIES.number(family), { cmd: 'getSets', table }, op)) as NftRawSet[]
+    return recs.filter((s) => s.table === table).map((s) => setRecord(family, s))
+  }
+
+  async #elements(family: NftFamily, table: string, set: string, op: string): Promise<NftElementRecord[]> {
+    const recs = (await this.#socket.request('nftables', FAMILIES.number(family), { cmd: 'getElements', table, set }, op)) as NftRawElements[]
+    return recs.flatMap((r) => r.elements.map(elementRecord))
   }
 
   close(): Promise<void> {
     return this.#socket.close()
   }
+}
+
+/** What listTable reads: a table and everything in it. */
+export interface NftTableContents {
+  table: NftTableRecord
+  chains: NftChainRecord[]
+  /** In chain order, each chain's rules in their order. */
+  rules: NftRuleRecord[]
+  sets: NftSetRecord[]
+  /** Each set's elements, by set name. */
+  elements: Record<string, NftElementRecord[]>
 }
 
 function familyArg(at: Where, v: unknown): number {

@@ -109,8 +109,8 @@ export interface NftTableSpec {
 
 export interface NftTableRecord extends NftTableSpec {
   handle: number
-  /** How many chains it holds. */
-  chains: number
+  /** The kernel's use count: how many chains and named sets (and other objects) it holds. */
+  use: number
 }
 
 /** What makes a chain a base chain: where it hooks in and its default verdict. */

@@ -99,7 +99,7 @@ constexpr ExprSpec kExprs[] = {
 
 SPECS(kTable, {NFTA_TABLE_NAME, "name", Kind::Str}, {NFTA_TABLE_FLAGS, "flags", Kind::U32},
       {NFTA_TABLE_HANDLE, "handle", Kind::U64}, {NFTA_TABLE_USERDATA, "userdata", Kind::Bytes},
-      {NFTA_TABLE_USE, "chains", Kind::U32, true});
+      {NFTA_TABLE_USE, "use", Kind::U32, true});
 SPECS(kChain, {NFTA_CHAIN_TABLE, "table", Kind::Str}, {NFTA_CHAIN_NAME, "name", Kind::Str},
       {NFTA_CHAIN_HANDLE, "handle", Kind::U64}, {NFTA_CHAIN_TYPE, "type", Kind::Str},
       {NFTA_CHAIN_POLICY, "policy", Kind::U32}, {NFTA_CHAIN_FLAGS, "flags", Kind::U32},
@@ -476,13 +476,14 @@ class NftablesCodec : public Codec {
         o.Set("kind", "table");
         o.Set("family", g->nfgen_family);
         if (!a.has(NFTA_TABLE_NAME) || !getAll(env, o, a, kTable)) throw Malformed{"table"};
+        if (!a.has(NFTA_TABLE_USE)) o.Set("use", 0);
         break;
       }
       case NFT_MSG_NEWCHAIN: {
         Attrs a = m.table(NFTA_CHAIN_MAX);
         o.Set("kind", "chain");
         o.Set("family", g->nfgen_family);
-        if (!a.has(NFTA_CHAIN_NAME) || !getAll(env, o, a, kChain)) throw Malformed{"chain"};
+        if (!a.has(NFTA_CHAIN_TABLE) || !a.has(NFTA_CHAIN_NAME) || !getAll(env, o, a, kChain)) throw Malformed{"chain"};
         o.Set("base", a.has(NFTA_CHAIN_HOOK));
         if (a.has(NFTA_CHAIN_HOOK)) {
           Attrs hk = Attrs::ofNest(a.get(NFTA_CHAIN_HOOK), NFTA_HOOK_MAX);
@@ -494,7 +495,7 @@ class NftablesCodec : public Codec {
         Attrs a = m.table(NFTA_RULE_MAX);
         o.Set("kind", "rule");
         o.Set("family", g->nfgen_family);
-        if (!a.has(NFTA_RULE_CHAIN) || !getAll(env, o, a, kRule) || !getAll(env, o, a, kRuleTail)) throw Malformed{"rule"};
+        if (!a.has(NFTA_RULE_TABLE) || !a.has(NFTA_RULE_CHAIN) || !getAll(env, o, a, kRule) || !getAll(env, o, a, kRuleTail)) throw Malformed{"rule"};
         Napi::Array list = Napi::Array::New(env);
         bool ok = true;
         if (a.has(NFTA_RULE_EXPRESSIONS)) {
@@ -515,7 +516,7 @@ class NftablesCodec : public Codec {
         Attrs a = m.table(NFTA_SET_MAX);
         o.Set("kind", "set");
         o.Set("family", g->nfgen_family);
-        if (!a.has(NFTA_SET_NAME) || !getAll(env, o, a, kSet) || !getAll(env, o, a, kSetTail)) throw Malformed{"set"};
+        if (!a.has(NFTA_SET_TABLE) || !a.has(NFTA_SET_NAME) || !getAll(env, o, a, kSet) || !getAll(env, o, a, kSetTail)) throw Malformed{"set"};
         if (a.has(NFTA_SET_DESC)) {
           Attrs d = Attrs::ofNest(a.get(NFTA_SET_DESC), NFTA_SET_DESC_MAX);
           if (d.has(NFTA_SET_DESC_SIZE)) o.Set("size", d.be32(NFTA_SET_DESC_SIZE));
@@ -537,7 +538,7 @@ class NftablesCodec : public Codec {
         Attrs a = m.table(NFTA_SET_ELEM_LIST_MAX);
         o.Set("kind", "elements");
         o.Set("family", g->nfgen_family);
-        if (!a.has(NFTA_SET_ELEM_LIST_SET) || !getAll(env, o, a, kElemList)) throw Malformed{"elements"};
+        if (!a.has(NFTA_SET_ELEM_LIST_TABLE) || !a.has(NFTA_SET_ELEM_LIST_SET) || !getAll(env, o, a, kElemList)) throw Malformed{"elements"};
         Napi::Array list = Napi::Array::New(env);
         bool ok = true;
         if (a.has(NFTA_SET_ELEM_LIST_ELEMENTS)) {

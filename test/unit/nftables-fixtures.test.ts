@@ -548,7 +548,7 @@ t.test('dumps: rules of one table and chain, sets of a table, elements of a set 
 // Replies, and the round trip to requests
 // =========================================================================================
 
-t.test('a table: its handle, chain count and comment', async (t) => {
+t.test('a table: its handle, use count (3 chains, 3 sets) and comment', async (t) => {
   const rec = decodesTo(hex([
     '44 00 00 00 00 0a 02 00 00 00 00 00 f9 73 00 00',
     '02 00 00 02 06 00 01 00 74 00 00 00 08 00 03 00',
@@ -556,7 +556,7 @@ t.test('a table: its handle, chain count and comment', async (t) => {
     '08 00 02 00 00 00 00 00 0a 00 06 00 00 04 74 62',
     '6c 00 00 00',
   ]))
-  t.strictSame(rec, { kind: 'table', family: 2, name: 't', flags: 0, handle: 1, userdata: '000474626c00', chains: 6 })
+  t.strictSame(rec, { kind: 'table', family: 2, name: 't', flags: 0, handle: 1, userdata: '000474626c00', use: 6 })
 })
 
 t.test('a base chain: hook, priority, type, policy; NFTA_CHAIN_FLAGS = NFT_CHAIN_BASE', async (t) => {
