@@ -121,6 +121,32 @@ t.test('commit sends one batch: begin (with the generation), the edits, end, the
   await nft.close()
 })
 
+t.test('flushes and deletes: their wire requests', async (t) => {
+  const { nft, sent } = await fakeNft()
+  await nft
+    .transaction()
+    .flushTable({ family: 'ip6', name: 'kp' })
+    .flushChain({ family: 'ip', table: 'kp', name: 'c' })
+    .flushSet({ family: 'inet', table: 'kp', name: 's' })
+    .deleteRule({ family: 'ip', table: 'kp', chain: 'c', handle: 12 })
+    .deleteElements({ family: 'ip', table: 'kp', set: 's', elements: [{ key: d.ipv4('10.0.0.0') }, { key: d.ipv4('11.0.0.0'), intervalEnd: true }] })
+    .deleteSet({ family: 'ip', table: 'kp', name: 's' })
+    .deleteChain({ family: 'ip', table: 'kp', name: 'c' })
+    .deleteTable({ family: 'ip', name: 'kp' })
+    .commit()
+  t.strictSame(plain(sent[0]!.ops.slice(1, -2)), plain([
+    { cmd: 'delRule', family: 10, table: 'kp' },
+    { cmd: 'delRule', family: 2, table: 'kp', chain: 'c' },
+    { cmd: 'delElements', family: 1, table: 'kp', set: 's' },
+    { cmd: 'delRule', family: 2, table: 'kp', chain: 'c', handle: 12 },
+    { cmd: 'delElements', family: 2, table: 'kp', set: 's', elements: [{ key: d.ipv4('10.0.0.0') }, { key: d.ipv4('11.0.0.0'), flags: 1 }] },
+    { cmd: 'delSet', family: 2, table: 'kp', name: 's' },
+    { cmd: 'delChain', family: 2, table: 'kp', name: 'c' },
+    { cmd: 'delTable', family: 2, name: 'kp' },
+  ]))
+  await nft.close()
+})
+
 t.test('a large transaction is one socket call, its elements split in messages under 64 KiB', async (t) => {
   const { nft, sent } = await fakeNft()
   const tx = nft.transaction().addSet({ family: 'ip', table: 'kp', name: 'm', key: ['ipv4_addr', 'inet_proto', 'inet_service'], data: 'verdict' })
