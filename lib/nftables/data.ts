@@ -68,6 +68,38 @@ export function ifname(name: string): Uint8Array {
 }
 
 /**
+ * A network ('10.0.0.0/8', or an address: one host) as an interval set holds
+ * it: its first address, and the address after its last flagged as the end
+ * (none when the network reaches the top of the address space).
+ */
+export function cidr(network: string): { key: Uint8Array; intervalEnd?: true }[] {
+  const [addr, len] = network.split('/') as [string, string | undefined]
+  const start = ip(addr)
+  const bits = start.length * 8
+  const prefix = len === undefined ? bits : Number(len)
+  if (!/^\d+$/.test(len ?? String(bits)) || prefix > bits) refuse('cidr', network, `must be an address or address/prefix (prefix 0..${bits})`)
+  for (let i = 0; i < start.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8))
+    start[i]! &= (0xff << (8 - keep)) & 0xff
+  }
+  // The end: the start with every host bit set, plus one (carrying upwards).
+  const end = Uint8Array.from(start)
+  for (let i = 0; i < end.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8))
+    end[i]! |= ~((0xff << (8 - keep)) & 0xff) & 0xff
+  }
+  let i = end.length - 1
+  for (; i >= 0; i--) {
+    if (end[i] === 0xff) end[i] = 0
+    else {
+      end[i]!++
+      break
+    }
+  }
+  return i < 0 ? [{ key: start }] : [{ key: start }, { key: end, intervalEnd: true }]
+}
+
+/**
  * A concatenated key (`ipv4_addr . inet_proto . inet_service`): each field
  * padded to 4 bytes, as the kernel loads a concatenation into consecutive
  * 32-bit registers.

@@ -281,6 +281,16 @@ EOF`)
   )
 })
 
+t.test('an interval set filled with nftData.cidr reads in nft as the networks', { skip }, async (t) => {
+  await nft
+    .transaction()
+    .addTable({ family: F, name: T })
+    .addSet({ family: F, table: T, name: 'cidrs', key: 'ipv4_addr', flags: ['interval'] })
+    .addElements({ family: F, table: T, set: 'cidrs', elements: [...d.cidr('10.0.0.0/8'), ...d.cidr('192.168.1.7'), ...d.cidr('172.16.0.0/12')] })
+    .commit()
+  t.match(nftCli('list', 'set', 'ip', T, 'cidrs'), 'elements = { 10.0.0.0/8, 172.16.0.0/12,\n\t\t\t     192.168.1.7 }')
+})
+
 t.test('a failing transaction leaves the ruleset exactly as before, and names the failing edit', { skip }, async (t) => {
   await kubeProxyShape(nft.transaction()).commit()
   const before = nftCli('list', 'ruleset')

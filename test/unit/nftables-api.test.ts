@@ -73,6 +73,18 @@ t.test('keys: concatenations in 4-byte fields, key types as nft numbers them', a
   t.throws(() => d.ipv4('::1'), ValidationError)
 })
 
+t.test('cidr: a network as an interval set holds it', async (t) => {
+  const rows = (n: string): unknown => d.cidr(n).map((e) => [[...e.key].join(e.key.length === 4 ? '.' : ':'), e.intervalEnd ?? false])
+  t.strictSame(rows('10.0.0.0/8'), [['10.0.0.0', false], ['11.0.0.0', true]])
+  t.strictSame(rows('10.1.2.3/16'), [['10.1.0.0', false], ['10.2.0.0', true]], 'host bits cleared, as the kernel compares')
+  t.strictSame(rows('192.168.1.7'), [['192.168.1.7', false], ['192.168.1.8', true]], 'an address is one host')
+  t.strictSame(rows('10.255.255.255/32'), [['10.255.255.255', false], ['11.0.0.0', true]], 'the end carries')
+  t.strictSame(rows('0.0.0.0/0'), [['0.0.0.0', false]], 'no end past the top of the address space')
+  t.strictSame(d.cidr('fd00::/8').map((e) => e.key[0]), [0xfd, 0xfe])
+  t.throws(() => d.cidr('10.0.0.0/33'), ValidationError)
+  t.throws(() => d.cidr('10.0.0.0/x'), ValidationError)
+})
+
 t.test("user data: nft's TLVs", async (t) => {
   const u = d.udata([{ type: 0, value: 'hi' }, { type: 7, value: Uint8Array.of(1, 2) }])
   t.strictSame([...u], [0, 3, 0x68, 0x69, 0, 7, 2, 1, 2])
