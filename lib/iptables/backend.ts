@@ -6,6 +6,7 @@
 // must agree with us on one, so we look at both and say where KUBE-* chains are.
 import { readFile } from 'node:fs/promises'
 import { native, NETLINK_NETFILTER } from '../native.js'
+import type { NftRawChain } from '../native/nftables.js'
 import { NetlinkSocket } from '../netlink/socket.js'
 import type { Family } from '../validate.js'
 import { enqueue } from './queue.js'
@@ -82,9 +83,9 @@ async function nftTables(): Promise<{ available: boolean; tables: BackendTable[]
     for (const t of tables!.records) {
       if (t.kind !== 'table') continue
       if ((t.family !== NFPROTO_IPV4 && t.family !== NFPROTO_IPV6) || !IPTABLES_TABLES.has(t.name)) continue
-      const mine = (chains!.error ? [] : chains!.records).filter((c) => c.kind === 'chain' && c.family === t.family && c.table === t.name)
+      const mine = (chains!.error ? [] : chains!.records).filter((c): c is NftRawChain => c.kind === 'chain' && c.family === t.family && c.table === t.name)
       // iptables-nft's built-in chains are base chains; the rest are user chains.
-      const user = mine.filter((c) => c.kind === 'chain' && !c.base)
+      const user = mine.filter((c) => !c.base)
       out.push({
         family: t.family === NFPROTO_IPV4 ? 'inet' : 'inet6',
         table: t.name,

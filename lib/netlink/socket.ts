@@ -75,12 +75,13 @@ export class NetlinkSocket {
    * them: the kernel works on one slice while the next is encoded, and timers
    * and sockets keep running during a cold sync of 100k operations. A reply
    * the native decoder could not read whole comes back as its operation's
-   * EBADMSG result, like any kernel error.
+   * EBADMSG result, like any kernel error. `whole`: never sliced (an
+   * nf_tables transaction must reach the kernel as one batch).
    */
-  async execute<C extends Codec>(codec: C, family: number, ops: Codecs[C]['op'][], op: string): Promise<NativeResult<Codecs[C]['record']>[]> {
+  async execute<C extends Codec>(codec: C, family: number, ops: Codecs[C]['op'][], op: string, whole = false): Promise<NativeResult<Codecs[C]['record']>[]> {
     // After close(), only calls begun before it still send (a handle sends only inside a call).
     if (this.#closed || (this.#closing && this.#calls === 0)) throw closedError(op)
-    if (ops.length <= SLICE) return this.#track(() => this.#socket.execute(codec, family, ops))
+    if (whole || ops.length <= SLICE) return this.#track(() => this.#socket.execute(codec, family, ops))
     return this.#track(async () => {
       const pending: Promise<NativeResult<Codecs[C]['record']>[]>[] = []
       for (let i = 0; i < ops.length; i += SLICE) {

@@ -57,6 +57,14 @@ void Collector::finish(size_t slot) {
   pending_--;
 }
 
+void Collector::failFrom(size_t firstSlot, int err) {
+  for (size_t s = firstSlot; s < slots_.size(); s++) {
+    if (done_[s]) continue;
+    results_[slots_[s]].error = err;
+    finish(s);
+  }
+}
+
 void Collector::failPending(int err) {
   for (size_t s = 0; s < slots_.size(); s++) {
     if (done_[s]) continue;
@@ -189,6 +197,7 @@ Socket::Socket(int protocol) {
   getsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &sndActual, &ol);
   // The kernel refuses a sendmsg longer than sk_sndbuf - 32.
   maxChunkBytes_ = std::max<size_t>(4096, std::min<size_t>(512 * 1024, sndActual / 2));
+  sndBuf_ = static_cast<size_t>(sndActual);
   // Only failures are answered one by one now, but a burst may fail whole
   // (all EEXIST, say): their answers must still fit the receive buffer.
   maxChunkMsgs_ = std::max<size_t>(16, static_cast<size_t>(rcv) / 2 / kAckTruesize);
@@ -221,8 +230,16 @@ void Socket::transact(std::vector<uint8_t>& buf, const std::vector<Request>& req
     // only come back EBUSY. A retried request goes alone too.
     chunk.clear();
     size_t bytes = 0;
-    while (next < queue.size() && chunk.size() < maxChunkMsgs_) {
+    const bool batch = reqs[queue[next]].atomic;
+    if (batch) {
+      // A batch goes whole, with the request after it (its end marker), and
+      // nothing else.
+      while (next < queue.size() && reqs[queue[next]].atomic) chunk.push_back(queue[next++]);
+      if (next < queue.size() && !reqs[queue[next]].dump) chunk.push_back(queue[next++]);
+    }
+    while (!batch && next < queue.size() && chunk.size() < maxChunkMsgs_) {
       size_t i = queue[next];
+      if (reqs[i].atomic) break;
       bool alone = reqs[i].dump || results[i].attempts > 0;
       if (!chunk.empty() && (alone || bytes + reqs[i].length > maxChunkBytes_)) break;
       chunk.push_back(i);
@@ -260,9 +277,34 @@ int Socket::runChunk(std::vector<uint8_t>& buf, const std::vector<size_t>& chunk
   size_t ackSlot = SIZE_MAX;
   for (size_t s = 0; s < chunk.size(); s++)
     if (!reqs[chunk[s]].dump) ackSlot = s;
-  std::vector<iovec> iov;
-  iov.reserve(8);
+  // Pieces sent in one sendmsg each: [begin, end) of the chunk. A batch's run
+  // of atomic requests is one, what follows it another.
+  std::vector<std::pair<size_t, size_t>> sends;
+  size_t batchBytes = 0;
   for (size_t s = 0; s < chunk.size(); s++) {
+    bool atomic = reqs[chunk[s]].atomic;
+    if (atomic) batchBytes += reqs[chunk[s]].length;
+    if (sends.empty() || atomic != reqs[chunk[sends.back().first]].atomic)
+      sends.emplace_back(s, s + 1);
+    else
+      sends.back().second = s + 1;
+  }
+  // The kernel refuses a sendmsg longer than its send buffer: grow it for a
+  // large batch (as root; else the send fails with EMSGSIZE, per request).
+  if (batchBytes + 64 > sndBuf_) {
+    int want = static_cast<int>(std::min<size_t>(batchBytes + 4096, INT_MAX / 2));
+    if (setsockopt(fd_, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) == 0) {
+      int got = 0;
+      socklen_t ol = sizeof got;
+      getsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &got, &ol);
+      sndBuf_ = static_cast<size_t>(got);
+    }
+  }
+  std::vector<std::vector<iovec>> iovs(sends.size());
+  size_t piece = 0;
+  for (size_t s = 0; s < chunk.size(); s++) {
+    if (s >= sends[piece].second) piece++;
+    std::vector<iovec>& iov = iovs[piece];
     const Request& q = reqs[chunk[s]];
     uint8_t* p = buf.data() + q.offset;
     auto h = reinterpret_cast<nlmsghdr*>(p);
@@ -289,18 +331,24 @@ int Socket::runChunk(std::vector<uint8_t>& buf, const std::vector<size_t>& chunk
   }
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
-  msghdr m{};
-  m.msg_name = &kernel;
-  m.msg_namelen = sizeof kernel;
-  m.msg_iov = iov.data();
-  m.msg_iovlen = iov.size();
-  ssize_t sent;
-  do sent = ::sendmsg(fd_, &m, 0);
-  while (sent < 0 && errno == EINTR);
-  if (sent < 0) {
-    // Nothing of this chunk reached the kernel (netlink sends are all or nothing).
-    c.failPending(errno);
-    return 0;
+  for (auto& iov : iovs) {
+    msghdr m{};
+    m.msg_name = &kernel;
+    m.msg_namelen = sizeof kernel;
+    m.msg_iov = iov.data();
+    m.msg_iovlen = iov.size();
+    ssize_t sent;
+    do sent = ::sendmsg(fd_, &m, 0);
+    while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+      // Nothing of this piece reached the kernel (netlink sends are all or
+      // nothing), and nothing after it is sent: a batch's end marker must not
+      // go without its batch. What went before is answered as usual.
+      int err = errno;
+      c.failFrom(sends[&iov - iovs.data()].first, err);
+      if (c.complete()) return 0;
+      break;
+    }
   }
 
   while (!c.complete()) {

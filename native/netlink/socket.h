@@ -23,6 +23,12 @@ struct Request {
   size_t offset = 0;
   size_t length = 0;
   bool dump = false;  // NLM_F_DUMP: ends with NLMSG_DONE, not with an ACK
+  // Part of an nfnetlink batch (NFNL_MSG_BATCH_BEGIN .. END): a run of atomic
+  // requests reaches the kernel in one sendmsg, never split, and only its
+  // failures are answered. The request after the run (the family sends one
+  // that is answered, as nf_tables' GETGEN) goes in a sendmsg of its own: its
+  // answer says the kernel is done with the batch.
+  bool atomic = false;
 };
 
 // The outcome of one request.
@@ -56,6 +62,8 @@ class Collector {
   bool complete() const { return pending_ == 0; }
   // Fails every request still waiting (socket error, timeout).
   void failPending(int err);
+  // Fails the requests from `firstSlot` on that have no answer (a send failed).
+  void failFrom(size_t firstSlot, int err);
   // Requests that must be sent again, and why.
   const std::vector<std::pair<size_t, Retry>>& retries() const { return retries_; }
 
@@ -103,6 +111,7 @@ class Socket {
   uint32_t seq_ = 0;
   size_t maxChunkBytes_ = 0;
   size_t maxChunkMsgs_ = 0;
+  size_t sndBuf_ = 0;
   std::vector<uint8_t> rx_;
 };
 

@@ -135,6 +135,23 @@ corpus.nftables.push(
   nlmsg((10 << 8) | 3, 2, 1, 0, Buffer.concat([nfgen(2), attr(1, str('nat')), attr(3, str('KUBE-SERVICES'))])),
   nlmsg((10 << 8) | 3, 2, 1, 0, Buffer.concat([nfgen(10), attr(1, str('filter')), attr(3, str('INPUT')), attr(4 | NEST, Buffer.concat([attr(1, be32(1)), attr(2, be32(0))]))])),
 )
+// Kernel replies recorded from Linux 6.18 (test/unit/nftables-fixtures.test.ts has them commented).
+for (const hex of [
+  // a rule: payload, cmp, jump
+  'cc000000060a020800000000f973000002000002060001007400000007000200723100000c00030000000000000000079c000400340001000c0001007061796c6f6164002400020008000100000000010800020000000001080003000000001008000400000000042c00010008000100636d700020000200080001000000000108000200000000000c000300080001000a000001380001000e000100696d6d656469617465000000240002000800010000000000180002001400020008000100fffffffd0700020065700000',
+  // a rule: meta, cmp, immediate data, nat, a comment
+  '38010000060a020800000000f973000002000002060001007400000007000200723100000c00030000000000000000090c0006000000000000000008f400040024000100090001006d6574610000000014000200080002000000001008000100000000012c00010008000100636d700020000200080001000000000108000200000000000c00030005000100060000002c0001000e000100696d6d6564696174650000001800020008000100000000010c000200080001000a0000012c0001000e000100696d6d6564696174650000001800020008000100000000020c000200060001000050000048000100080001006e6174003c00020008000100000000010800020000000002080003000000000108000400000000010800050000000002080006000000000208000700000000030800070000027800',
+  // a rule: numgen, lookup of an anonymous map
+  'ac000000060a020800000000f973000002000002060001007400000007000200723100000c000300000000000000000b0c000600000000000000000970000400340001000b0001006e756d67656e0000240002000800010000000001080002000000000208000300000000010800040000000000380001000b0001006c6f6f6b75700000280002000b0001005f5f6d6170300000080002000000000108000300000000000800050000000000',
+  // a verdict map
+  'a8000000090a020000000000f973000002000002060001007400000008000200737663000c00100000000000000000040800030000000008080004000000730d080005000000000c08000600ffffff0008000700000000102a000d00000400000000010400000000030800040d00000001000604000000000708737663206d6170000000040009001700130030786666666666666666383235303837343000000800140000000001',
+  // interval elements
+  '280000000c0a020000000000f9730000020000020600010074000000080002007376630004000300',
+  // a verdict map element with a comment
+  '600000000c0a020000000000f973000002000002060001007400000008000200737663003c0003003800010014000100100001000a0000010600000000500000180002001400020008000100fffffffc07000200657000000800060000026500',
+  // the generation
+  '2c0000000f0a000000000000f973000000000002080001000000000208000200000073f9080003006e667400',
+]) corpus.nftables.push(Buffer.from(hex, 'hex'))
 corpus.genl.push(nlmsg(0x10, 0, 1, 0, Buffer.concat([Buffer.from([1, 2, 0, 0]), attr(1, Buffer.from([0x24, 0])), attr(2, str('IPVS')), attr(3, Buffer.from([1, 0, 0, 0])), attr(5, Buffer.from([6, 0, 0, 0]))])))
 
 // The core's own messages: ACKs, errors with extack, capped, DONE (with an error, extack), multipart.
@@ -287,9 +304,33 @@ const SCHEMAS = {
     stats: { kind: S, entries: U, maxEntries: opt(U) },
   },
   nftables: {
-    table: { kind: S, family: U, name: S, chains: U },
-    chain: { kind: S, family: U, table: S, name: S, base: B },
+    table: { kind: S, family: U, name: S, use: U, flags: opt(U), handle: opt(U), userdata: opt('buffer') },
+    chain: {
+      kind: S, family: U, table: S, name: S, base: B, handle: opt(U), hook: opt(U), priority: opt(I), device: opt(S), type: opt(S),
+      policy: opt(U), flags: opt(U), use: opt(U), userdata: opt('buffer'),
+    },
+    rule: { kind: S, family: U, table: S, chain: S, handle: opt(U), position: opt(U), userdata: opt('buffer'), expressions: 'exprs' },
+    set: {
+      kind: S, family: U, table: S, name: S, handle: opt(U), flags: opt(U), keyType: opt(U), keyLen: opt(U), dataType: opt(U), dataLen: opt(U),
+      policy: opt(U), id: opt(U), timeout: opt(U), gcInterval: opt(U), userdata: opt('buffer'), size: opt(U), concat: opt('uints'),
+    },
+    elements: { kind: S, family: U, table: S, set: S, setId: opt(U), elements: 'elements' },
+    gen: { kind: S, id: U },
   },
+}
+const VERDICT = { code: I, chain: opt(S) }
+const ELEMENT = { key: opt('buffer'), keyEnd: opt('buffer'), data: opt('buffer'), verdict: opt('verdict'), flags: opt(U), timeout: opt(U), expiration: opt(U), userdata: opt('buffer') }
+/** An expression: its name, numbers, data as Buffers, a verdict, dynset's one expression. */
+function checkExpr(e, at, out) {
+  if (e === null || typeof e !== 'object' || typeof e.name !== 'string') return out.push(`${at}: not an expression`)
+  for (const [k, x] of Object.entries(e)) {
+    if (k === 'name') continue
+    if (k === 'verdict') check(x, VERDICT, `${at}.${k}`, out)
+    else if (k === 'expr') checkExpr(x, `${at}.${k}`, out)
+    else if (k === 'set') {
+      if (typeof x !== 'string') out.push(`${at}.${k}: not a string`)
+    } else if (!(Buffer.isBuffer(x) || (Number.isInteger(x) && x >= 0))) out.push(`${at}.${k}: neither a number nor a Buffer`)
+  }
 }
 const SET_HEADER = Object.fromEntries(['hashsize', 'maxelem', 'netmask', 'bucketsize', 'initval', 'portFrom', 'portTo', 'size', 'timeout', 'flags', 'elements', 'references', 'memsize'].map((k) => [k, opt(U)]))
 const MEMBER_TEXT = new Set(['ip', 'ip2', 'name', 'comment'])
@@ -310,6 +351,16 @@ function check(v, schema, at, out) {
     else if (t === B && typeof v !== 'boolean') out.push(`${at}: not a boolean`)
     else if (t === 'buffer' && !Buffer.isBuffer(v)) out.push(`${at}: not a Buffer`)
     else if (t === 'header') check(v, SET_HEADER, at, out)
+    else if (t === 'uints') {
+      if (!Array.isArray(v) || v.some((x) => !(Number.isInteger(x) && x >= 0))) out.push(`${at}: not a list of unsigned integers`)
+    } else if (t === 'exprs') {
+      if (!Array.isArray(v)) out.push(`${at}: not a list`)
+      else v.forEach((e, i) => checkExpr(e, `${at}[${i}]`, out))
+    } else if (t === 'elements') {
+      if (!Array.isArray(v)) out.push(`${at}: not a list`)
+      else v.forEach((e, i) => check(e, ELEMENT, `${at}[${i}]`, out))
+    } else if (t === 'verdict') check(v, VERDICT, at, out)
+    else if (t === 'expr') checkExpr(v, at, out)
     else if (t === 'members') checkMembers(v, at, out)
     return
   }
