@@ -63,6 +63,8 @@ function nullDataplane() {
     ipset: {
       create: async () => {}, batch: async (ops) => ok(ops), destroy: async () => {}, listNames: async () => [],
       syncMembers: async (_set, entries) => ({ added: entries.length, deleted: 0, errors: [] }),
+      // A set the kernel has no header for holds any number of entries (the proxier never grows it).
+      header: async () => Promise.reject(Object.assign(new Error('no such set'), { code: 'ENOENT' })), replaceMembers: async () => {},
     },
     rtnl: {
       addDummy: async () => {}, deleteLink: async () => false, getLink: async () => undefined, batch: async (ops) => ok(ops),
