@@ -18,6 +18,7 @@ import { servicePortNameString } from './model/serviceport.js'
 import { SyncRunner } from './runner.js'
 import { applyConntrackSettings, conntrackSettings, type SysctlIO } from './conntrack-settings.js'
 import { getSysctl, setSysctl } from '../sysctl.js'
+import { tuneMalloc, type MallocThresholds } from '../memory.js'
 import { availableParallelism } from 'node:os'
 import { ServiceHealthServer, type ServiceHealth } from './servicehealth.js'
 import { ManifestSource, type ReloadResult } from './sources/manifests.js'
@@ -42,6 +43,39 @@ export interface DaemonOptions {
   nodeName?: string
   /** Where the conntrack settings are read and written (/proc/sys when not given). */
   sysctl?: SysctlIO
+  /**
+   * malloc's thresholds, set process-wide at start (DAEMON_MALLOC_THRESHOLDS when
+   * not given); false leaves them to glibc (mallocThresholdsFromEnv reads the choice).
+   */
+  malloc?: MallocThresholds | false
+}
+
+const MIB = 1024 * 1024
+
+/**
+ * The daemon's malloc thresholds (benchmarks/README.md, ipvs-bulk "malloc"): a
+ * batch's native buffers (an encoded IPVS batch is ~100 bytes per operation:
+ * 2 MB at 20k) stay in the heap instead of each getting a mapping that free()
+ * unmaps and the next sync faults in again, page by page; and up to 32 MiB
+ * freed at the top of a heap stays for the next sync instead of going back to
+ * the kernel after every batch. iptables mode's tables go back as before:
+ * native/iptc calls malloc_trim(0), which ignores the trim threshold, and a
+ * table blob above 4 MiB still gets (and loses) a mapping of its own.
+ */
+export const DAEMON_MALLOC_THRESHOLDS: Readonly<MallocThresholds> = Object.freeze({ trimThreshold: 32 * MIB, mmapThreshold: 4 * MIB })
+
+/**
+ * The daemon's malloc choice from its environment: TSPROXY_MALLOC_TUNING=off
+ * (or 0, false) leaves glibc's defaults, unset or on (1, true) is
+ * DAEMON_MALLOC_THRESHOLDS; so is GLIBC_TUNABLES naming either threshold left
+ * alone (false: the operator chose). Anything else throws, naming the variable.
+ */
+export function mallocThresholdsFromEnv(env: Readonly<Record<string, string | undefined>>): MallocThresholds | false {
+  const v = (env.TSPROXY_MALLOC_TUNING ?? '').trim().toLowerCase()
+  if (v === 'off' || v === '0' || v === 'false') return false
+  if (v !== '' && v !== 'on' && v !== '1' && v !== 'true') throw new Error(`TSPROXY_MALLOC_TUNING=${JSON.stringify(env.TSPROXY_MALLOC_TUNING)}: use "off" to leave malloc's thresholds to glibc, or "on" (the default)`)
+  if (/glibc\.malloc\.(trim|mmap)_threshold=/.test(env.GLIBC_TUNABLES ?? '')) return false
+  return { ...DAEMON_MALLOC_THRESHOLDS }
 }
 
 /** The families to proxy: those of the cluster CIDRs (IPv4 when none is configured). */
@@ -97,6 +131,7 @@ export class Daemon {
   readonly #log: Log
   readonly #manifests: string | undefined
   readonly #dataplaneOption: DaemonOptions['dataplane']
+  readonly #malloc: MallocThresholds | false
   readonly #iptablesDataplaneOption: DaemonOptions['iptablesDataplane']
   readonly #sysctl: SysctlIO | undefined
   #dataplanes: { close(): Promise<void> }[] = []
@@ -126,6 +161,7 @@ export class Daemon {
     this.#dataplaneOption = options.dataplane
     this.#iptablesDataplaneOption = options.iptablesDataplane
     this.#sysctl = options.sysctl
+    this.#malloc = options.malloc ?? { ...DAEMON_MALLOC_THRESHOLDS }
     this.nodeName = options.nodeName ?? nodeNameOf(options.config)
     this.endpoints = new EndpointsChangeTracker({ nodeName: this.nodeName })
     this.metrics = kubeProxyMetrics(this.registry, { mode: options.config.mode })
@@ -133,6 +169,14 @@ export class Daemon {
     // kube-proxy: unhealthy when an update waited more than twice the sync period.
     this.health = new ProxyHealth({ healthTimeout: 2 * this.#periods.max })
     this.#serviceHealth = new ServiceHealthServer(this.#log)
+  }
+
+  /** Before the first kernel buffer is allocated: the choice is logged either way. */
+  #tuneMalloc(): void {
+    const m = this.#malloc
+    if (m === false) return void this.#log('info', 'malloc thresholds left to glibc')
+    if (tuneMalloc(m)) this.#log('info', 'malloc thresholds set', { trimThreshold: m.trimThreshold, mmapThreshold: m.mmapThreshold })
+    else this.#log('info', 'malloc thresholds left to glibc (not glibc, or it refused them)', { trimThreshold: m.trimThreshold, mmapThreshold: m.mmapThreshold })
   }
 
   /** The mode's sync periods (ipvs.* or iptables.*). */
@@ -190,6 +234,7 @@ export class Daemon {
     // The kernel's interfaces first: a missing module (ip_vs, ip_set, conntrack
     // netlink) is one error before anything is written, served or loaded.
     const cidrs = clusterCIDRs(c)
+    this.#tuneMalloc()
     const opened = new Map<Family, IpvsDataplane | IptablesDataplane>()
     for (const family of families(cidrs)) {
       let dp: IpvsDataplane | IptablesDataplane
