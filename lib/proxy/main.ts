@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const { config, options, warnings } = loaded
   if (options.help) {
-    process.stdout.write(`${usage()}\n\nCommands: tsproxy cleanup | tsproxy status\nEnvironment: TSPROXY_LOCK_FILE   the instance lock (default ${INSTANCE_LOCK_FILE})\n             TSPROXY_MALLOC_TUNING=off   leave malloc's trim and mmap thresholds to glibc (README "Memory")\n`)
+    process.stdout.write(`${usage()}\n\nCommands: tsproxy cleanup | tsproxy status\nEnvironment: TSPROXY_LOCK_FILE   the instance lock (default ${INSTANCE_LOCK_FILE})\n             TSPROXY_MALLOC_TUNING=on   set malloc's trim and mmap thresholds (faster big batches, more RSS; README "Memory")\n`)
     return 0
   }
   if (options.version) {

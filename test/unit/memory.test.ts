@@ -81,16 +81,16 @@ t.test('the real addon: glibc takes the thresholds, and blocks below the mmap th
   t.ok(tuned >= 48, `with mmapThreshold 4 MiB: from the heap (less what it had free) (${tuned} MiB)`)
 })
 
-t.test('mallocThresholdsFromEnv: on by default, off when asked, off when GLIBC_TUNABLES chose, else an error', async (t) => {
-  t.same(mallocThresholdsFromEnv({}), DAEMON_MALLOC_THRESHOLDS, 'unset: the daemon\'s thresholds')
-  for (const v of ['on', '1', 'true', 'ON', '']) t.same(mallocThresholdsFromEnv({ TSPROXY_MALLOC_TUNING: v }), DAEMON_MALLOC_THRESHOLDS, `"${v}": on`)
-  for (const v of ['off', '0', 'false', 'Off']) t.equal(mallocThresholdsFromEnv({ TSPROXY_MALLOC_TUNING: v }), false, `"${v}": off`)
-  t.equal(mallocThresholdsFromEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=1000000' }), false, 'GLIBC_TUNABLES with a threshold: left alone')
-  t.same(mallocThresholdsFromEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }), DAEMON_MALLOC_THRESHOLDS, 'GLIBC_TUNABLES without one: on')
+t.test('mallocThresholdsFromEnv: off by default, on when asked unless GLIBC_TUNABLES chose, else an error', async (t) => {
+  t.equal(mallocThresholdsFromEnv({}), false, 'unset: left to glibc')
+  for (const v of ['on', '1', 'true', 'ON']) t.same(mallocThresholdsFromEnv({ TSPROXY_MALLOC_TUNING: v }), DAEMON_MALLOC_THRESHOLDS, `"${v}": on`)
+  for (const v of ['off', '0', 'false', 'Off', '']) t.equal(mallocThresholdsFromEnv({ TSPROXY_MALLOC_TUNING: v }), false, `"${v}": off`)
+  t.equal(mallocThresholdsFromEnv({ TSPROXY_MALLOC_TUNING: 'on', GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=1000000' }), false, 'GLIBC_TUNABLES with a threshold: left alone')
+  t.same(mallocThresholdsFromEnv({ TSPROXY_MALLOC_TUNING: 'on', GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }), DAEMON_MALLOC_THRESHOLDS, 'GLIBC_TUNABLES without one: on')
   t.throws(() => mallocThresholdsFromEnv({ TSPROXY_MALLOC_TUNING: 'yes please' }), /TSPROXY_MALLOC_TUNING="yes please"/, 'anything else names the variable')
 })
 
-t.test('the daemon sets the thresholds at start, or leaves them to glibc when off', async (t) => {
+t.test('the daemon leaves the thresholds to glibc unless given them, then sets them at start', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tsproxy-malloc-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(join(dir, 'empty.yaml'), '')
@@ -107,12 +107,14 @@ t.test('the daemon sets the thresholds at start, or leaves them to glibc when of
     useNativeBinding()
     return { calls, lines }
   }
-  const on = await run('default')
-  t.same(on.calls, [[DAEMON_MALLOC_THRESHOLDS.trimThreshold, DAEMON_MALLOC_THRESHOLDS.mmapThreshold]], 'by default: once, the daemon\'s thresholds')
+  const byDefault = await run('default')
+  t.same(byDefault.calls, [], 'by default: never')
+  t.ok(byDefault.lines.includes('malloc thresholds left to glibc'), 'and says so')
+  const on = await run({ ...DAEMON_MALLOC_THRESHOLDS })
+  t.same(on.calls, [[DAEMON_MALLOC_THRESHOLDS.trimThreshold, DAEMON_MALLOC_THRESHOLDS.mmapThreshold]], 'the daemon\'s thresholds: once')
   t.ok(on.lines.includes('malloc thresholds set'), 'and says so')
   const off = await run(false)
   t.same(off.calls, [], 'malloc: false: never')
-  t.ok(off.lines.includes('malloc thresholds left to glibc'), 'and says so')
   const own = await run({ trimThreshold: 8 * MIB, mmapThreshold: 1 * MIB })
   t.same(own.calls, [[8 * MIB, 1 * MIB]], 'given thresholds are the ones set')
   await t.rejects(run({ trimThreshold: 8 * MIB, mmapThreshold: 64 * MIB }), { name: 'ValidationError', field: 'mmapThreshold' }, 'bad ones stop the start')
