@@ -52,7 +52,7 @@ export function families(cidrs: readonly string[]): Family[] {
 }
 
 function mergeReports(reports: readonly SyncReport[]): SyncReport {
-  const sum = <K extends string>(pick: (r: SyncReport) => Record<K, number>): Record<K, number> => {
+  const sum = <K extends string>(pick: (r: SyncReport) => Partial<Record<K, number>>): Record<K, number> => {
     const out = {} as Record<K, number>
     for (const r of reports) for (const [k, v] of Object.entries(pick(r)) as [K, number][]) out[k] = (out[k] ?? 0) + v
     return out
