@@ -115,7 +115,6 @@ t.test('bad arguments: exit 2 with the reason, and not one sysctl written', asyn
   const ports = run.slice(2)
   const cases: [string, string[], RegExp][] = [
     ['a --manifests path that does not exist', ['--proxy-mode=iptables', '--manifests=/nonexistent', ...ports], /--manifests \/nonexistent: no such file or directory/],
-    ['a mode tsproxy does not implement', ['--proxy-mode=nftables', `--manifests=${MANIFESTS}`, ...ports], /proxy mode "nftables" is not implemented/],
     ['a bad cluster CIDR', ['--proxy-mode=iptables', '--cluster-cidr=10.0.0.0/99', `--manifests=${MANIFESTS}`, ...ports], /cluster-cidr/],
     ['a bad bind address', ['--proxy-mode=iptables', `--manifests=${MANIFESTS}`, '--healthz-bind-address=nowhere', '--metrics-bind-address=127.0.0.1:20991'], /healthz-bind-address/],
     ['a bad scheduler', ['--proxy-mode=ipvs', '--ipvs-scheduler=fastest', `--manifests=${MANIFESTS}`, ...ports], /ipvs-scheduler/],
