@@ -11,7 +11,7 @@ import type { Log, Proxier, SyncReport } from './types.js'
 import { IptablesProxier } from './iptables/proxier.js'
 import { openIptablesDataplane, type IptablesDataplane } from './iptables/dataplane.js'
 import { NftablesProxier } from './nftables/proxier.js'
-import { openNftablesDataplane, type NftablesDataplane } from './nftables/dataplane.js'
+import { noFamilySupport, openNftablesDataplane, type NftablesDataplane } from './nftables/dataplane.js'
 import { TABLE as NFT_TABLE } from './nftables/desired.js'
 import { Nftables } from '../nftables.js'
 import { DUMMY_LINK } from './ipvs/netfilter.js'
@@ -165,7 +165,7 @@ export class Daemon {
           .then((ts) => ts.some((t) => t.name === NFT_TABLE))
           .catch((e: unknown) => {
             // A kernel without nf_tables for this family has no table of ours.
-            if ((e as { code?: string }).code === 'EOPNOTSUPP' || (e as { code?: string }).code === 'EAFNOSUPPORT') return false
+            if (noFamilySupport(e)) return false
             throw e
           })
           .finally(() => nft.close())
@@ -534,6 +534,7 @@ export class Daemon {
     // kube-proxy counts a failed restore as partial or full by the sync it was in; so do we, by commit.
     // IPVS mode rewrites its chains in full syncs only: full failures, no partial metric (as kube-proxy).
     m.iptablesRestoreFailuresTotal?.inc(undefined, report.commitFailures.full)
+    m.nftables?.syncFailuresTotal.inc(undefined, report.commitFailures.full + report.commitFailures.partial)
     if (m.iptables) {
       m.iptables.partialRestoreFailuresTotal.inc(undefined, report.commitFailures.partial)
       const total = { nat: 0, filter: 0 }

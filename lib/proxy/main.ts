@@ -264,9 +264,9 @@ async function cleanup(log: Log): Promise<number> {
       try {
         log('info', 'cleaned up', { family, mode, ...(await clean()) })
       } catch (e) {
-        // A kernel without nf_tables (or without its ip/ip6 family) holds no table of ours.
+        // A kernel without nf_tables at all (no nfnetlink subsystem) holds no table of ours.
         const code = (e as { code?: string }).code ?? ''
-        if (mode === 'nftables' && ['EOPNOTSUPP', 'EAFNOSUPPORT', 'EPROTONOSUPPORT', 'ENOENT'].includes(code)) {
+        if (mode === 'nftables' && ['EPROTONOSUPPORT', 'ENOENT'].includes(code)) {
           log('debug', 'no nf_tables here: nothing to clean up', { family, mode, code })
           continue
         }

@@ -120,6 +120,10 @@ t.test('nftables mode: the same daemon drives the nftables proxier; status names
   const status = await d.status()
   t.same(status.map((s) => [s.service, s.vip, s.scheduler, s.endpoints.map((e) => e.address)]), [['default/web:http', '10.96.0.10:80', 'random', ['10.244.0.11:8080', '10.244.0.12:8080']]])
   t.ok((d.lastSync?.ops.nftables ?? 0) > 0, 'its edits counted as nftables operations')
+  const text = await d.registry.scrape()
+  t.match(text, /^kubeproxy_sync_proxy_rules_nftables_sync_failures_total 0$/m, "kube-proxy's nftables-mode counters")
+  t.match(text, /^kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total 0$/m)
+  t.notMatch(text, /kubeproxy_sync_proxy_rules_iptables_restore_failures_total/, 'not the iptables ones')
 })
 
 t.test('iptables mode: the same daemon drives the iptables proxier; status names the service port', async (t) => {

@@ -241,3 +241,15 @@ t.test('cleanup removes the table and nothing else', async (t) => {
   t.same(await p.cleanup(), { tables: 0 }, 'twice: nothing to do')
   t.notOk(p.synced)
 })
+
+t.test('cleanup on a kernel without nf_tables for the family: nothing to remove', async (t) => {
+  const { fake, p } = setup()
+  fake.listTable = async () => {
+    throw new NetlinkError({ errno: 22, code: 'EINVAL', op: 'nftables.listTable', message: 'EINVAL' })
+  }
+  t.same(await p.cleanup(), { tables: 0 })
+  fake.listTable = async () => {
+    throw new NetlinkError({ errno: 1, code: 'EPERM', op: 'nftables.listTable', message: 'EPERM' })
+  }
+  await t.rejects(p.cleanup(), { code: 'EPERM' }, 'other refusals are errors')
+})

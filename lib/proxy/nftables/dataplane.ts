@@ -30,6 +30,16 @@ export interface NftablesDataplane {
   close(): Promise<void>
 }
 
+/**
+ * Whether a refused read says this kernel has no nf_tables for the family
+ * (the UML box's kernel answers a dump of family ip with EINVAL): then it
+ * holds no table of ours.
+ */
+export function noFamilySupport(e: unknown): boolean {
+  const code = (e as { code?: string } | undefined)?.code ?? ''
+  return ['EINVAL', 'EAFNOSUPPORT', 'EOPNOTSUPP', 'ENOTSUP', 'EPROTONOSUPPORT'].includes(code)
+}
+
 /** Queues `edits` in a transaction of `nft`. */
 export function queue(nft: Nftables, edits: readonly NftEdit[]) {
   const tx = nft.transaction()

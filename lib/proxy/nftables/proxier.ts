@@ -21,7 +21,7 @@ import { nodeAddresses, nodePortSelection, selectNodePortAddresses, type NodePor
 import { Reconciler } from '../reconciler.js'
 import type { ChainStatus, Log, ProxyState, Report } from '../types.js'
 import type { TopologyOptions } from '../model/topology.js'
-import type { NftablesDataplane, NftEdit } from './dataplane.js'
+import { noFamilySupport, type NftablesDataplane, type NftEdit } from './dataplane.js'
 import {
   EMPTY_PORT,
   TABLE,
@@ -418,10 +418,16 @@ export class NftablesProxier extends Reconciler {
 
   // ---- cleanup, status ------------------------------------------------------------------------
 
-  /** Removes this mode's table of this family (nothing else). Resolves whether there was one. */
+  /**
+   * Removes this mode's table of this family (nothing else). Resolves whether
+   * there was one; a kernel without nf_tables for the family has none.
+   */
   cleanup(): Promise<{ tables: number }> {
     return this.exclusive(async () => {
-      const k = await this.#dp.listTable(this.#nft, TABLE)
+      const k = await this.#dp.listTable(this.#nft, TABLE).catch((e: unknown) => {
+        if (noFamilySupport(e)) return undefined
+        throw e
+      })
       if (k) await this.#dp.commit([{ op: 'deleteTable', family: this.#nft, name: TABLE }])
       this.#applied.clear()
       this.#owners.clear()
