@@ -264,10 +264,11 @@ async function cleanup(log: Log): Promise<number> {
       try {
         log('info', 'cleaned up', { family, mode, ...(await clean()) })
       } catch (e) {
-        // A kernel without nf_tables at all (no nfnetlink subsystem) holds no table of ours.
-        const code = (e as { code?: string }).code ?? ''
-        if (mode === 'nftables' && ['EPROTONOSUPPORT', 'ENOENT'].includes(code)) {
-          log('debug', 'no nf_tables here: nothing to clean up', { family, mode, code })
+        // A kernel without nf_tables at all (no nfnetlink subsystem), or without
+        // IPVS (the ip_vs genetlink family missing), holds nothing of that mode.
+        const { code = '', op = '' } = e as { code?: string; op?: string }
+        if ((mode === 'nftables' && ['EPROTONOSUPPORT', 'ENOENT'].includes(code)) || (mode === 'ipvs' && code === 'ENOENT' && op === 'ipvs.open')) {
+          log('debug', `no ${mode} in this kernel: nothing to clean up`, { family, mode, code })
           continue
         }
         log(family === 'inet' ? 'error' : 'warn', 'cleanup failed', { family, mode, error: e })
