@@ -130,7 +130,7 @@ t.test('bad arguments: exit 2 with the reason, and not one sysctl written', asyn
 
 t.test('tsproxy --init-only: the daemon\'s sysctls, no rule, exit 0', async (t) => {
   const mode = existsSync('/proc/net/ip_vs') ? 'ipvs' : 'iptables'
-  once([], ['cleanup']) // a node without tsproxy's state first (exit 1 on a kernel without IPVS)
+  once([], ['cleanup']) // a node without tsproxy's state first
   const keys = ['net.netfilter.nf_conntrack_tcp_timeout_established', 'net.ipv4.ip_forward', ...(mode === 'ipvs' ? ['net.ipv4.vs.conntrack', 'net.ipv4.vs.expire_nodest_conn'] : [])]
   sh(`sysctl -qw ${keys.map((k) => `${k}=${k.endsWith('established') ? 1234 : 0}`).join(' ')}`)
   const rules = (): string => sh('iptables-legacy-save -t nat; iptables-legacy-save -t filter').split('\n').filter((l) => !l.startsWith('#')).join('\n') + (mode === 'ipvs' ? sh('ipvsadm -Sn; ipset save') : '')
