@@ -192,9 +192,20 @@ t.test('traffic', { skip }, async (t) => {
     service('local', { type: 'NodePort', clusterIP: '10.96.0.13', ports: http(80, { nodePort: 30081 }), externalTrafficPolicy: 'Local' }),
     slice('local', [{ ip: pods[0]!.ip }, { ip: pods[1]!.ip, node: 'node2' }, { ip: pods[2]!.ip, node: 'node2' }]),
     service('empty', { clusterIP: '10.96.0.14', ports: http(80) }),
+    service('sticky', { clusterIP: '10.96.0.12', ports: http(80), sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } } }),
+    slice('sticky', all),
   )
   const r = await d.sync()
   t.same(r.errors, [])
+  const again = await d.sync(true)
+  t.equal(again.ops.nftables, undefined, 'read back equal, affinity sets included: a full sync writes nothing')
+
+  t.test('ClientIP affinity sticks', async (t) => {
+    const r = await many('node', '10.96.0.12', 9)
+    t.same(r.errors, [])
+    t.equal(Object.keys(r.counts).length, 1, `one pod answered every request (${JSON.stringify(r.counts)})`)
+    t.match(tool('nft', ['list', 'table', 'ip', 'kube-proxy']), /set affinity-[A-Z2-7]{8}-default\/sticky\/tcp\/http__10\.244\.0\.\d+\/8080 \{\s+type ipv4_addr\s+size \d+\s+flags dynamic,timeout\s+timeout 1m/, 'the affinity sets as kube-proxy makes them')
+  })
 
   t.test('ClusterIP from the node reaches every pod', async (t) => {
     const r = await many('node', '10.96.0.10', 60)

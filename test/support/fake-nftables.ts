@@ -162,7 +162,7 @@ function apply(tables: Map<string, FakeTable>, e: NftEdit, names: Map<string, st
     case 'addRule': {
       const c = t.chains.get(e.spec.chain) ?? fail('ENOENT', 2, op, `no chain ${e.spec.chain}`)
       const expressions: NftExpr[] = e.spec.expressions.map((x) => {
-        if (x.type === 'lookup') {
+        if (x.type === 'lookup' || x.type === 'dynset') {
           const s = setName(x.set)
           if (!t.sets.has(s)) fail('ENOENT', 2, op, `no set ${s}`)
           return { ...x, set: s }
@@ -184,7 +184,10 @@ function apply(tables: Map<string, FakeTable>, e: NftEdit, names: Map<string, st
       return
     }
     case 'deleteSet':
-      if (!t.sets.delete(e.name)) fail('ENOENT', 2, op, `no set ${e.name}`)
+      if (!t.sets.has(e.name)) fail('ENOENT', 2, op, `no set ${e.name}`)
+      for (const c of t.chains.values())
+        for (const r of c.rules) for (const x of r.expressions) if ((x.type === 'lookup' || x.type === 'dynset') && x.set === e.name) fail('EBUSY', 16, op, `set ${e.name} in use`)
+      t.sets.delete(e.name)
       return
     case 'addElements': {
       const s = t.sets.get(setName(e.set)) ?? fail('ENOENT', 2, op, `no set ${e.set}`)

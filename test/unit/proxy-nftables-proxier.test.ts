@@ -253,3 +253,40 @@ t.test('cleanup on a kernel without nf_tables for the family: nothing to remove'
   }
   await t.rejects(p.cleanup(), { code: 'EPERM' }, 'other refusals are errors')
 })
+
+t.test('ClientIP affinity: a dynamic set per endpoint, checked first, updated on the way', async (t) => {
+  const { fake, p } = setup()
+  const sticky = (timeoutSeconds: number) => nginx({ sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds } } })
+  const st = stateOf([sticky(60)], [eps(NGINX_EPS)])
+  const r = await p.sync(st, st.ports.keys())
+  t.same(r.errors, [])
+  const [port] = [...st.ports.values()]
+  const names = portChains(port!)
+  const sets = [...fake.tables.get('ip kube-proxy')!.sets.values()].filter((x) => x.name.startsWith('affinity-'))
+  t.equal(sets.length, 3, 'one set per endpoint')
+  t.same(sets.map((x) => [x.flags, x.timeout, x.key]), Array(3).fill([['dynamic', 'timeout'], 60_000, 'ipv4_addr']))
+  const svc = fake.chain('ip', names.svc)!
+  t.same(svc.slice(1, 4).map((x) => [x.expressions[1], x.expressions[2]]), st.endpoints(port!.key).map((e) => [
+    { type: 'lookup', set: `affinity-${endpointChain(port!, e).slice(9)}`, sreg: 1 },
+    { type: 'verdict', verdict: 'goto', chain: endpointChain(port!, e) },
+  ]), 'ip saddr @affinity-X goto endpoint-X, for each endpoint, before numgen')
+  const ep = fake.chain('ip', endpointChain(port!, st.endpoints(port!.key)[0]!))!
+  t.same(ep[1]!.expressions[1], { type: 'dynset', set: `affinity-${endpointChain(port!, st.endpoints(port!.key)[0]!).slice(9)}`, op: 'update', sregKey: 1 }, 'update @affinity-X { ip saddr }')
+  // Adopted by a new proxier without a write.
+  const p2 = new NftablesProxier(fake, { clusterCIDR: '192.168.0.0/16' })
+  await p2.sync(st, st.ports.keys())
+  t.equal(fake.commits.length, 1)
+  // A new timeout: the sets made again (their chains rewritten first).
+  const st2 = stateOf([sticky(30)], [eps(NGINX_EPS)])
+  const r2 = await p2.sync(st2, st2.ports.keys())
+  t.same(r2.errors, [])
+  t.same([...fake.tables.get('ip kube-proxy')!.sets.values()].filter((x) => x.name.startsWith('affinity-')).map((x) => x.timeout), [30_000, 30_000, 30_000])
+  // A stale set found on a full sync is deleted; affinity off removes them all.
+  const st3 = stateOf([nginx()], [eps(NGINX_EPS)])
+  await p2.sync(st3, st3.ports.keys())
+  t.same([...fake.tables.get('ip kube-proxy')!.sets.keys()].filter((x) => x.startsWith('affinity-')), [])
+  fake.tables.get('ip kube-proxy')!.sets.set('affinity-XXXXXXXX-ns/old/tcp/p__10.0.0.1/80', { family: 'ip', table: 'kube-proxy', name: 'affinity-XXXXXXXX-ns/old/tcp/p__10.0.0.1/80', key: 'ipv4_addr', flags: ['dynamic', 'timeout'], timeout: 1000, elements: new Map() })
+  const fix = await p2.sync(st3, [], { full: true })
+  t.equal(fix.repaired.nftables, 1)
+  t.same([...fake.tables.get('ip kube-proxy')!.sets.keys()].filter((x) => x.startsWith('affinity-')), [])
+})

@@ -152,6 +152,14 @@ export function endpointChain(port: ServicePort, e: Endpoint): string {
   return `endpoint-${hashAndTruncate(`${port.name.namespace}/${port.name.name}/${p}/${port.name.port}__${ip}/${e.port}`)}`
 }
 
+/** An endpoint's affinity set ('affinity-HASH-...', the endpoint chain's base). */
+export function affinitySet(port: ServicePort, e: Endpoint): string {
+  return `affinity-${endpointChain(port, e).slice('endpoint-'.length)}`
+}
+
+/** Whether a set is a port's affinity set. */
+export const isAffinitySet = (name: string): boolean => name.startsWith('affinity-')
+
 /** Whether a chain is one of a service port's (kube-proxy: its name holds a '/'). */
 export const isServiceChain = (name: string): boolean => name.includes('/')
 
@@ -163,14 +171,24 @@ export interface PortElement {
   readonly comment?: string
 }
 
+/** A port's own set: ClientIP affinity, one per endpoint (source addresses, timing out after the affinity timeout). */
+export interface PortSet {
+  readonly name: string
+  readonly key: 'ipv4_addr' | 'ipv6_addr'
+  /** ms. */
+  readonly timeout: number
+}
+
 export interface PortDesired {
   readonly elements: readonly PortElement[]
+  /** Its own sets (affinity), made before its chains. */
+  readonly sets: readonly PortSet[]
   /** Its own chains, in creation order. */
   readonly chains: ReadonlyMap<string, readonly RuleSpec[]>
   readonly noLocalEndpoints: readonly ('internal' | 'external')[]
 }
 
-export const EMPTY_PORT: PortDesired = Object.freeze({ elements: [], chains: new Map(), noLocalEndpoints: [] })
+export const EMPTY_PORT: PortDesired = Object.freeze({ elements: [], sets: [], chains: new Map(), noLocalEndpoints: [] })
 
 export interface PortContext {
   readonly family: Family
@@ -286,7 +304,12 @@ export function desiredOf(port: ServicePort, endpoints: readonly Endpoint[], ctx
     }
     if (hasExternalEndpoints) add(names.ext, r.rule([r.goTo(externalPolicyChain)]))
   }
+  const sticky = port.stickyMaxAgeSeconds > 0
+  const sets: PortSet[] = []
+  if (sticky) for (const e of cat.allReachableEndpoints) sets.push({ name: affinitySet(port, e), key: r.familyLayout(family).addrType, timeout: port.stickyMaxAgeSeconds * 1000 })
   const toEndpoints = (chain: string, list: readonly Endpoint[]): void => {
+    // ClientIP affinity first: a source seen lately goes to the endpoint it went to.
+    if (sticky) for (const e of list) add(chain, r.rule([...r.addrInSet(family, 'saddr', affinitySet(port, e)), r.goTo(epChain.get(e)!)]))
     add(chain, r.numgenVmap(list.map((e) => epChain.get(e)!)))
   }
   if (usesClusterPolicyChain) toEndpoints(names.svc, cat.clusterEndpoints)
@@ -294,9 +317,10 @@ export function desiredOf(port: ServicePort, endpoints: readonly Endpoint[], ctx
   for (const e of cat.allReachableEndpoints) {
     const c = epChain.get(e)!
     add(c, r.rule([...r.addrMatch(family, 'saddr', e.ip), r.jump(MARK_MASQ)]))
+    if (sticky) add(c, r.rule(r.updateSource(family, affinitySet(port, e))))
     add(c, r.rule(r.dnat(family, proto, e.ip, e.port)))
   }
-  return { elements, chains, noLocalEndpoints }
+  return { elements, sets, chains, noLocalEndpoints }
 }
 
 function cidrHas(cidr: string, ip: string): boolean {

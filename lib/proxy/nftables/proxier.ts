@@ -29,8 +29,10 @@ import {
   desiredOf,
   fixedElements,
   fixedLayout,
+  isAffinitySet,
   isServiceChain,
   type ChainShape,
+  type PortSet,
   type PortDesired,
   type PortElement,
 } from './desired.js'
@@ -171,6 +173,10 @@ export class NftablesProxier extends Reconciler {
     }
   }
 
+  #setEdit(x: PortSet): NftEdit {
+    return { op: 'addSet', spec: { ...this.#at(), name: x.name, key: x.key, flags: ['dynamic', 'timeout'], timeout: x.timeout } }
+  }
+
   #element(e: PortElement): NftElement {
     return { key: e.key, ...(e.verdict ? { verdict: e.verdict } : {}), ...(e.comment === undefined ? {} : { comment: e.comment }) }
   }
@@ -183,13 +189,20 @@ export class NftablesProxier extends Reconciler {
     const touched = new Set<string>()
     const chainsBefore = new Map<string, string>()
     const chainsAfter = new Map<string, readonly RuleSpec[]>()
+    const setsBefore = new Map<string, number>()
+    const setsAfter = new Map<string, PortSet>()
+    /** Chains to rewrite whatever their rules: they refer to an affinity set made again. */
+    const rewrite = new Set<string>()
     const saved = new Map<string, PortDesired | undefined>()
     for (const key of keys) {
       const before = this.#applied.get(key) ?? EMPTY_PORT
       saved.set(key, this.#applied.get(key))
       for (const [c, rules] of before.chains) chainsBefore.set(c, digest(rules))
+      for (const x of before.sets) setsBefore.set(x.name, x.timeout)
       const after = this.#desired(key, state)
       for (const [c, rules] of after.chains) chainsAfter.set(c, rules)
+      for (const x of after.sets) setsAfter.set(x.name, x)
+      if (after.sets.some((x) => setsBefore.has(x.name) && setsBefore.get(x.name) !== x.timeout)) for (const c of after.chains.keys()) rewrite.add(c)
       this.#record(key, after, touched)
     }
     report.ports += keys.size
@@ -215,7 +228,7 @@ export class NftablesProxier extends Reconciler {
       if (before === undefined) {
         creates.push({ op: 'addChain', spec: { ...at, name: c } })
         this.#ruleEdits(c, rules, fills)
-      } else if (before !== digest(rules)) {
+      } else if (before !== digest(rules) || rewrite.has(c)) {
         edits.push({ op: 'flushChain', ...at, name: c })
         this.#ruleEdits(c, rules, fills)
       }
@@ -225,7 +238,11 @@ export class NftablesProxier extends Reconciler {
         edits.push({ op: 'flushChain', ...at, name: c })
         removes.push({ op: 'deleteChain', ...at, name: c })
       }
-    edits.push(...creates, ...fills, ...adds, ...removes)
+    // Affinity sets: after the rules that used them are gone, before the rules that use them.
+    const setEdits: NftEdit[] = []
+    for (const [name, timeout] of setsBefore) if (setsAfter.get(name)?.timeout !== timeout) setEdits.push({ op: 'deleteSet', ...at, name })
+    for (const [name, x] of setsAfter) if (setsBefore.get(name) !== x.timeout) setEdits.push(this.#setEdit(x))
+    edits.push(...setEdits, ...creates, ...fills, ...adds, ...removes)
     if (edits.length === 0) return
     try {
       await this.#dp.commit(edits)
@@ -281,7 +298,11 @@ export class NftablesProxier extends Reconciler {
     // What the table should hold.
     const chains = new Map<string, ChainShape>()
     for (const c of fixed.layout.chains) chains.set(c.name, c)
-    for (const p of this.#applied.values()) for (const [name, rules] of p.chains) chains.set(name, { name, rules })
+    const portSets = new Map<string, { set: PortSet; chains: string[] }>()
+    for (const p of this.#applied.values()) {
+      for (const [name, rules] of p.chains) chains.set(name, { name, rules })
+      for (const x of p.sets) portSets.set(x.name, { set: x, chains: [...p.chains.keys()] })
+    }
     const elements = new Map<string, Map<string, NftElement>>()
     for (const s of fixed.layout.sets) elements.set(s.name, new Map())
     for (const [set, els] of fixed.elements) for (const e of els) elements.get(set)!.set(hex(e.key), e)
@@ -311,6 +332,7 @@ export class NftablesProxier extends Reconciler {
         creates.push({ op: 'addChain', spec: { ...at, name: c.name, ...(c.base ? { base: c.base } : {}), ...(c.comment ? { comment: c.comment } : {}) } })
         this.#ruleEdits(c.name, c.rules, fills)
       }
+      for (const x of portSets.values()) edits.push(this.#setEdit(x.set))
       for (const [set, els] of elements) if (els.size > 0) elAdds.push({ op: 'addElements', ...at, set, elements: [...els.values()] })
     } else {
       const k = kernel!
@@ -334,6 +356,25 @@ export class NftablesProxier extends Reconciler {
         }
         kernelRules.get(x.chain)?.push(spec)
       }
+      // Affinity sets: missing ones made, stale ones deleted, one of another shape made again (its chains rewritten).
+      const setEdits: NftEdit[] = []
+      const rewrite = new Set<string>()
+      const kernelSets = new Map(k.sets.map((x) => [x.name, x]))
+      for (const [name, { set: x, chains: cs }] of portSets) {
+        const have = kernelSets.get(name)
+        if (have && have.timeout === x.timeout && JSON.stringify(have.key) === JSON.stringify(x.key) && [...(have.flags ?? [])].sort().join() === 'dynamic,timeout') continue
+        if (have) {
+          setEdits.push({ op: 'deleteSet', ...at, name })
+          for (const c of cs) rewrite.add(c)
+        }
+        setEdits.push(this.#setEdit(x))
+        repaired.push(name)
+      }
+      for (const x of k.sets)
+        if (isAffinitySet(x.name) && !portSets.has(x.name)) {
+          setEdits.push({ op: 'deleteSet', ...at, name: x.name })
+          repaired.push(`${x.name} (stale)`)
+        }
       const norm = (rules: readonly RuleSpec[]): string =>
         digest(rules.map((x) => (x.anon ? { ...x, anon: { name: '__map%d', key: 'integer', verdict: false, interval: false, elements: x.anon.elements } } : x)))
       for (const c of chains.values()) {
@@ -342,7 +383,7 @@ export class NftablesProxier extends Reconciler {
           creates.push({ op: 'addChain', spec: { ...at, name: c.name, ...(c.base ? { base: c.base } : {}), ...(c.comment ? { comment: c.comment } : {}) } })
           this.#ruleEdits(c.name, c.rules, fills)
           repaired.push(c.name)
-        } else if (norm(have) !== norm(c.rules)) {
+        } else if (norm(have) !== norm(c.rules) || (rewrite.has(c.name) && have.length > 0)) {
           edits.push({ op: 'flushChain', ...at, name: c.name })
           this.#ruleEdits(c.name, c.rules, fills)
           repaired.push(c.name)
@@ -354,6 +395,8 @@ export class NftablesProxier extends Reconciler {
           removes.push({ op: 'deleteChain', ...at, name: c.name })
           repaired.push(`${c.name} (stale)`)
         }
+      // After the flushes (rules using a set go first), before the rules.
+      creates.unshift(...setEdits)
       for (const [set, want] of elements) {
         const have = new Map<string, NftElementRecord>()
         for (const e of k.elements[set] ?? []) have.set(hex(e.key), e)
@@ -406,7 +449,7 @@ export class NftablesProxier extends Reconciler {
       const have = sets.get(s.name)
       if (!have || JSON.stringify(have.key) !== JSON.stringify(s.key) || have.data !== s.data || (have.flags ?? []).length > 0 || have.comment !== s.comment) return false
     }
-    for (const s of k.sets) if (!s.name.startsWith('__') && !layout.sets.some((x) => x.name === s.name)) return false
+    for (const s of k.sets) if (!s.name.startsWith('__') && !isAffinitySet(s.name) && !layout.sets.some((x) => x.name === s.name)) return false
     const chains = new Map(k.chains.map((c) => [c.name, c]))
     for (const c of layout.chains) {
       const have = chains.get(c.name)

@@ -104,6 +104,15 @@ export function protoPortVmap(map: string): NftExpr[] {
   ]
 }
 
+/** `update @set { ip saddr }`: the source address into a dynamic set (its timeout refreshed). */
+export function updateSource(family: Family, set: string): NftExpr[] {
+  const f = familyLayout(family)
+  return [
+    { type: 'payload', base: 'network', offset: f.saddr, len: f.len, dreg: 1 },
+    { type: 'dynset', set, op: 'update', sregKey: 1 },
+  ]
+}
+
 /** `fib saddr|daddr type local` (RTN_LOCAL = 2). */
 export function fibLocal(which: 'saddr' | 'daddr'): NftExpr[] {
   return [
