@@ -290,3 +290,37 @@ t.test('ClientIP affinity: a dynamic set per endpoint, checked first, updated on
   t.equal(fix.repaired.nftables, 1)
   t.same([...fake.tables.get('ip kube-proxy')!.sets.keys()].filter((x) => x.startsWith('affinity-')), [])
 })
+
+t.test('LoadBalancer with source ranges and ETP Local: firewall chain, external short-circuits', async (t) => {
+  const lb = serviceOf('lb', { type: 'LoadBalancer', externalIPs: ['198.51.100.7'], loadBalancerSourceRanges: ['203.0.113.0/24'], externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30090 }] }, { namespace: 'default', clusterIP: '10.96.0.20', status: { loadBalancer: { ingress: [{ ip: '198.51.100.10' }] } } })
+  const sl = sliceOf('lb-abc', 'lb', [{ ip: '10.244.0.5', node: NODE }, { ip: '10.244.0.6', node: 'other' }], [{ name: 'http', port: 8080 }], { namespace: 'default' })
+  const [port] = [...servicePortsOf(lb).values()]
+  const all = endpointsOf([sl], NODE).get(port!.key)!
+  const names = portChains(port!)
+  const w = desiredOf(port!, all, { family: 'inet', masqueradeAll: false, clusterCIDR: '10.244.0.0/16', nodeIP: '203.0.113.5' })
+  t.same(
+    w.elements.map((e) => [e.set, e.verdict?.chain ?? '']),
+    [
+      ['cluster-ips', ''],
+      ['service-ips', names.svc],
+      ['service-ips', names.ext],
+      ['service-ips', names.ext],
+      ['firewall-ips', names.fw],
+      ['service-nodeports', names.ext],
+    ],
+  )
+  t.same(w.chains.get(names.ext)!.map((x) => x.comment ?? x.exprs.at(-1)), ['short-circuit pod traffic', 'masquerade local traffic', 'short-circuit local traffic', { type: 'verdict', verdict: 'goto', chain: names.local }])
+  const fw = w.chains.get(names.fw)!
+  t.equal(fw.length, 1)
+  t.same(fw[0]!.exprs.at(-1), { type: 'verdict', verdict: 'drop' })
+  t.equal(fw[0]!.anon!.elements.length, 4, 'the range and, the node being in it, the load-balancer IP: two intervals')
+  t.equal(w.chains.get(names.local)![0]!.anon!.elements.length, 1, 'the local chain: the local endpoint only')
+  // No local endpoint: external traffic dropped, counted.
+  const none = desiredOf(port!, all.filter((e) => !e.isLocal), { family: 'inet', masqueradeAll: false, clusterCIDR: '10.244.0.0/16' })
+  t.same(none.noLocalEndpoints, ['external'])
+  t.same(none.elements.filter((e) => e.set.startsWith('no-endpoint')).map((e) => [e.set, e.verdict]), [
+    ['no-endpoint-services', { verdict: 'drop' }],
+    ['no-endpoint-services', { verdict: 'drop' }],
+    ['no-endpoint-nodeports', { verdict: 'drop' }],
+  ])
+})
