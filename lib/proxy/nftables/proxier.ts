@@ -30,7 +30,6 @@ import {
   fixedElements,
   fixedLayout,
   isAffinitySet,
-  isServiceChain,
   type ChainShape,
   type PortSet,
   type PortDesired,
@@ -389,8 +388,10 @@ export class NftablesProxier extends Reconciler {
           repaired.push(c.name)
         }
       }
+      // The table is ours (kube-proxy's rule: nobody else writes in it): any other chain goes, a service
+      // port's that is no more, or one an older layout had.
       for (const c of k.chains)
-        if (!chains.has(c.name) && isServiceChain(c.name)) {
+        if (!chains.has(c.name)) {
           edits.push({ op: 'flushChain', ...at, name: c.name })
           removes.push({ op: 'deleteChain', ...at, name: c.name })
           repaired.push(`${c.name} (stale)`)
