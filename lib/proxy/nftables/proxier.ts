@@ -282,7 +282,8 @@ export class NftablesProxier extends Reconciler {
     const touched = new Set<string>()
     const keys = new Set([...this.#applied.keys(), ...state.ports.keys()])
     for (const key of keys) this.#record(key, this.#desired(key, state), touched)
-    report.ports += keys.size
+    // Every port is recomputed (the pending changes may have been applied just before: not counted twice).
+    report.ports = Math.max(report.ports, keys.size)
     await this.#readNodePortAddresses(report)
     let kernel: NftTableContents | undefined
     try {
