@@ -192,6 +192,8 @@ t.test('traffic', { skip }, async (t) => {
     service('local', { type: 'NodePort', clusterIP: '10.96.0.13', ports: http(80, { nodePort: 30081 }), externalTrafficPolicy: 'Local' }),
     slice('local', [{ ip: pods[0]!.ip }, { ip: pods[1]!.ip, node: 'node2' }, { ip: pods[2]!.ip, node: 'node2' }]),
     service('empty', { clusterIP: '10.96.0.14', ports: http(80) }),
+    service('ext', { clusterIP: '10.96.0.15', externalIPs: ['198.51.100.7'], ports: http(80) }),
+    slice('ext', all),
     service('sticky', { clusterIP: '10.96.0.12', ports: http(80), sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } } }),
     slice('sticky', all),
   )
@@ -199,6 +201,15 @@ t.test('traffic', { skip }, async (t) => {
   t.same(r.errors, [])
   const again = await d.sync(true)
   t.equal(again.ops.nftables, undefined, 'read back equal, affinity sets included: a full sync writes nothing')
+
+  t.test('externalIP from the node and from off the cluster', async (t) => {
+    const r = await many('node', '198.51.100.7', 30)
+    t.same(r.errors, [])
+    t.ok(Object.keys(r.counts).length > 1, 'from the node, balanced')
+    const o = await many(`${tag}cl`, '198.51.100.7', 6, 80, outside)
+    t.same(o.errors, [], 'from the off-cluster client')
+    t.equal(Object.values(o.counts).reduce((a, b) => a + b, 0), 6)
+  })
 
   t.test('ClientIP affinity sticks', async (t) => {
     const r = await many('node', '10.96.0.12', 9)
