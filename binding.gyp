@@ -18,6 +18,7 @@
         "native/iptc/binding.cc",
         "native/nftables/nftables.cc",
         "native/lock/lock.cc",
+        "native/malloc/malloc.cc",
         "native/compat/libstdcxx.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -49,4 +49,6 @@ export { SYSCTL, SysctlError, ensureSysctl, getSysctl, readSysctl, setSysctl, wr
 export type { SysctlErrorInit, SysctlOptions } from './sysctl.js'
 export { INSTANCE_LOCK_FILE, LockError, LockHeldError, acquireLock, tryLock } from './lock.js'
 export type { AcquireOptions, InstanceLock } from './lock.js'
+export { MAX_MMAP_THRESHOLD, MAX_TRIM_THRESHOLD, tuneMalloc } from './memory.js'
+export type { MallocThresholds } from './memory.js'
 export * as proxy from './proxy/index.js'

@@ -89,6 +89,11 @@ export interface NativeAddon {
   lockFile(path: string): { fd: number } | { errno: number; pid?: number }
   /** Closes the descriptor lockFile gave, which drops the lock. */
   unlockFile(fd: number): void
+  /**
+   * native/malloc: mallopt(M_MMAP_THRESHOLD) then mallopt(M_TRIM_THRESHOLD), process-wide;
+   * true when glibc took both, false without glibc (nothing set) or when it refused one.
+   */
+  setMallocThresholds(trimThreshold: number, mmapThreshold: number): boolean
 }
 
 /** A chain as native/iptc dumps it. */
@@ -196,6 +201,7 @@ export const native: NativeAddon = {
   collect: (codec, dumps, portId, firstSeq, datagrams, ackSlot) => binding().collect(codec, dumps, portId, firstSeq, datagrams, ackSlot),
   lockFile: (path) => binding().lockFile(path),
   unlockFile: (fd) => binding().unlockFile(fd),
+  setMallocThresholds: (trim, mmap) => binding().setMallocThresholds(trim, mmap),
 }
 
 export const NETLINK_GENERIC = 16

@@ -4,6 +4,7 @@
 
 #include "iptc/binding.h"
 #include "lock/binding.h"
+#include "malloc/binding.h"
 #include "netlink/binding.h"
 #include "netlink/codec.h"
 
@@ -32,6 +33,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nl::initBinding(env, exports);
   iptc::initBinding(env, exports);  // libiptc itself is dlopen()ed on first use
   lockfile::initBinding(env, exports);
+  memtune::initBinding(env, exports);
   return exports;
 }
 

@@ -7,6 +7,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { procStatus } from './cluster.mjs'
 import { gcFromLog, gcIn } from './gc.mjs'
 import { round2 } from './stats.mjs'
 
@@ -121,6 +122,22 @@ export async function startUntilRunning(flags, timeoutS = 900, { env } = {}) {
     clearTimeout(timer)
   }
   return d
+}
+
+/**
+ * The daemon's /proc status (procStatus); if it is gone, an error saying how it
+ * ended and its last lines (a crash after `tsproxy running`: V8 out of heap, a
+ * kill), instead of ENOENT on /proc/PID/status.
+ */
+export async function daemonStatus(d) {
+  try {
+    return procStatus(d.proc.pid)
+  } catch (e) {
+    if (e?.code !== 'ENOENT') throw e
+    if (!d.exited) await new Promise((r) => d.proc.once('exit', r))
+    const how = d.exited?.code ?? d.exited?.signal
+    throw new Error(`daemon ended (${how}) after running; last lines: ${d.lines.slice(-8).map((l) => JSON.stringify(l).slice(0, 400)).join(' | ')}`)
+  }
 }
 
 /** SIGTERM, and wait for the exit. */

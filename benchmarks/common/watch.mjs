@@ -23,7 +23,7 @@ import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { CLUSTER_CIDR, NODE, applyChange, makeCluster, procStatus, serviceDoc, sliceDoc } from './cluster.mjs'
 import { GC_ENV, gcFromLog, gcIn, gcTail, nowEpoch } from './gc.mjs'
-import { MAIN, sleep, startUntilRunning, stopDaemon } from './inside.mjs'
+import { MAIN, daemonStatus, sleep, startUntilRunning, stopDaemon } from './inside.mjs'
 import { round2, stats } from './stats.mjs'
 
 /** The daemon's flags on the kube path (no --manifests). */
@@ -68,13 +68,13 @@ export async function watchWorker(spec, cfg, mode) {
     d = await startUntilRunning([...(cfg.daemonNodeFlags ?? []), MAIN, ...mode.flags, ...kubeFlags(kubeconfig, cfg.apiQps ?? 0)], cfg.coldTimeoutS, { env: GC_ENV })
     const cpu = process.cpuUsage(cpu0)
     const daemonCpuS = cpuSecondsOf(d.proc.pid)
-    const mem = procStatus(d.proc.pid)
+    const mem = await daemonStatus(d)
     const fullSyncAt = d.spawnedAt + d.fullSync.at
     const loaded = d.lines.find((l) => l.msg === 'API lists loaded')
     const badCold = mode.checkCold(cluster)
     if (badCold) throw new Error(`after the cold start: ${badCold}`)
     await sleep(2000)
-    const memAfter2s = procStatus(d.proc.pid)
+    const memAfter2s = await daemonStatus(d)
     const gcCold = gcIn(gcFromLog(d.lines), -Infinity, fullSyncAt)
     const cold = {
       storeMs: round2(storeMs),

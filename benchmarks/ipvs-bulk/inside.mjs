@@ -161,8 +161,27 @@ const PROBE_VARIANTS = {
   'probe-ack-errors': { args: ['--ack', 'errors', '--recv', 'recvmsg'], tool: 'raw C, ACK only on error + last of chunk' },
 }
 
+/** Minor page faults of this process so far (getrusage): each one is a host process switch in the box. */
+const minorFaults = () => process.resourceUsage().minorPageFault
+
 async function batchRun(ipvs, size) {
-  return timed(expected(size), () => batchOps(size), (ops) => loopHeld(() => ipvs.batch(ops)), (v) => allOk(v.outcomes))
+  return timed(expected(size), () => batchOps(size), async (ops) => {
+    const f0 = minorFaults()
+    const v = await loopHeld(() => ipvs.batch(ops))
+    v.extra.pageFaults = minorFaults() - f0
+    return v
+  }, (v) => allOk(v.outcomes))
+}
+
+/**
+ * The malloc pair (group a): with spec.malloc, the worker sets the daemon's
+ * thresholds (tuneMalloc, as lib/proxy/daemon.ts does at start) before it
+ * allocates anything of the library; without, glibc's defaults.
+ */
+async function tuneFor(spec) {
+  if (!spec.malloc) return
+  const { tuneMalloc } = await import('../../dist/index.js')
+  if (!tuneMalloc(spec.malloc)) throw new Error('tuneMalloc: glibc did not take the thresholds')
 }
 
 /** Runs one spec; returns [{ id, ms, check, extra? }]. */
@@ -172,8 +191,9 @@ async function worker(spec, cfg) {
   const id = (prefix) => `${prefix}-${label(size)}`
   switch (spec.kind) {
     case 'batch': {
+      await tuneFor(spec)
       const ipvs = await openIpvs(opsOf(size))
-      return [{ id: id('batch'), ...(await batchRun(ipvs, size)) }]
+      return [{ id: id(spec.malloc ? 'batch-malloc' : 'batch'), ...(await batchRun(ipvs, size)) }]
     }
     case 'per-call': {
       const ipvs = await openIpvs(600)
@@ -266,6 +286,7 @@ async function worker(spec, cfg) {
 
 const TOOLS = {
   batch: ['a', 'tsproxy ipvs.batch (one call)'],
+  'batch-malloc': ['a', 'tsproxy ipvs.batch (one call), the daemon\'s malloc thresholds (tuneMalloc)'],
   'per-call': ['b', 'tsproxy, one awaited call per op'],
   'ipvsadm-R': ['c', 'ipvsadm -R (rules on stdin)'],
   'ipvsadm-per-process': ['d', 'one ipvsadm process per op (sh script)'],
@@ -351,7 +372,12 @@ async function orchestrate() {
     log(`-- round ${r + 1} of ${reps}`)
     for (const size of [small, large]) {
       const specs = []
-      if (want('a')) specs.push({ kind: 'batch', size, id: `batch-${label(size)}` })
+      if (want('a')) {
+        // The malloc pair, interleaved: which goes first alternates by round.
+        const pair = [{ kind: 'batch', size, id: `batch-${label(size)}` }]
+        if (cfg.malloc) pair.push({ kind: 'batch', size, malloc: cfg.malloc, id: `batch-malloc-${label(size)}` })
+        specs.push(...(r % 2 ? pair.reverse() : pair))
+      }
       if (want('b')) specs.push({ kind: 'per-call', size, id: `per-call-${label(size)}` })
       if (want('c')) specs.push({ kind: 'restore', size, id: `ipvsadm-R-${label(size)}` })
       if (want('ref') && cfg.probe) for (const v of Object.keys(PROBE_VARIANTS)) specs.push({ kind: 'probe', variant: v, size, id: `${v}-${label(size)}` })
@@ -377,7 +403,7 @@ async function orchestrate() {
 
   const out = {
     env,
-    config: { reps, small, large, list: listing, perProcess: cfg.perProcess ?? 'full' },
+    config: { reps, small, large, list: listing, perProcess: cfg.perProcess ?? 'full', malloc: cfg.malloc ?? null },
     cases: [...results.values()],
   }
   fs.mkdirSync(path.dirname(cfg.out), { recursive: true })

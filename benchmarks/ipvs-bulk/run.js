@@ -9,6 +9,10 @@
 //   --reps N            timed rounds of every case but (d) (default 5; the figure is the median)
 //   --per-process N     one-ipvsadm-per-op case on the first N ops only (default: all 6000)
 //   --only a,b,c,d,e,ref  run only these groups (see README)
+//   --malloc M          group a's pair: our batch without and with malloc thresholds M, in the same
+//                       rounds: "daemon" (default: the daemon's DAEMON_MALLOC_THRESHOLDS),
+//                       TRIM,MMAP in bytes, or "off" (no pair)
+//   --large N           the large size: N services, no destinations (default 20000)
 //   --quick             small sizes (100x5, 2000, list 2000x5), 1 round: a smoke test;
 //                       writes benchmarks/results/ipvs-bulk.quick.tmp instead
 //   --cpu-prof          profile each in-box run's node (--cpu-prof; profiles go to /tmp/tsproxy-ipvs-bulk-prof)
@@ -30,15 +34,29 @@ const REFERENCE_PROBE_US = { '1kx5': 25, '20k': 60 }
 const GOALS = { batchVsProbeMax: 1.5, batchVsRestoreMin: 20 }
 
 function parseArgs(argv) {
-  const o = { reps: 5, perProcess: 'full', timeout: 3600, quick: false, cpuProf: false, only: null, out: null }
+  const o = { reps: 5, perProcess: 'full', timeout: 3600, quick: false, cpuProf: false, only: null, out: null, malloc: 'daemon', large: null }
   parseFlags(argv, import.meta.url, o, {
     '--reps': ['reps', 'number'], '--per-process': ['perProcess', 'string'], '--timeout': ['timeout', 'number'], '--quick': ['quick', true],
     '--cpu-prof': ['cpuProf', true], '--only': ['only', 'words'], '--out': ['out', 'path'],
+    '--malloc': ['malloc', 'string'], '--large': ['large', 'number'],
   })
+  if (o.large !== null && !(Number.isInteger(o.large) && o.large >= 1)) throw new Error('--large must be a count of services')
   if (!(o.reps >= 1)) throw new Error('--reps must be ≥ 1')
   if (o.perProcess !== 'full' && !(Number(o.perProcess) >= 1)) throw new Error('--per-process must be a count or "full"')
   o.out ??= resultsFile('ipvs-bulk', o.quick)
   return o
+}
+
+/** The malloc thresholds of group a's pair, or null (no pair). */
+async function mallocOf(choice) {
+  if (choice === 'off') return null
+  if (choice === 'daemon') {
+    const { DAEMON_MALLOC_THRESHOLDS } = await import('../../dist/proxy/daemon.js')
+    return { ...DAEMON_MALLOC_THRESHOLDS }
+  }
+  const [trimThreshold, mmapThreshold] = choice.split(',').map(Number)
+  if (!Number.isInteger(trimThreshold) || !Number.isInteger(mmapThreshold)) throw new Error('--malloc must be "daemon", "off" or TRIM,MMAP (bytes)')
+  return { trimThreshold, mmapThreshold }
 }
 
 /** probe.c, built once per source version; without cc the probe rows are skipped. */
@@ -68,6 +86,8 @@ function summarize(raw) {
     { what: `ours per call / ours batch, ${S}`, value: ratio(us(`per-call-${S}`), us(`batch-${S}`)) },
     { what: `ours per call / ours batch, ${L}`, value: ratio(us(`per-call-${L}`), us(`batch-${L}`)) },
     { what: `ipvsadm -Sn / ours listServices({destinations}), ${LL}`, value: ratio(ms('list-ipvsadm-Sn'), ms('list-ours-with-dests')) },
+    { what: `ours batch, malloc thresholds / without, ${S}`, value: ratio(us(`batch-malloc-${S}`), us(`batch-${S}`)) },
+    { what: `ours batch, malloc thresholds / without, ${L}`, value: ratio(us(`batch-malloc-${L}`), us(`batch-${L}`)) },
     { what: `ours batch / raw probe (same boot), ${S}`, value: ratio(us(`batch-${S}`), us(`probe-${S}`)), goal: `≤ ${GOALS.batchVsProbeMax}` },
     { what: `ours batch / raw probe (same boot), ${L}`, value: ratio(us(`batch-${L}`), us(`probe-${L}`)), goal: `≤ ${GOALS.batchVsProbeMax}` },
   ]
@@ -89,6 +109,7 @@ function table(summary) {
     const m = c.extraMedians
     if (!c.ok || !m) continue
     if (m.syncMs != null) notes.push(`${c.id}: event loop held ${m.syncMs} ms inside the call (validation + encoding, before anything is sent); longest stall after it ${m.maxLoopDelayMs} ms`)
+    if (m.pageFaults != null) notes.push(`${c.id}: ${m.pageFaults} minor page faults in the batch (median; per round: ${c.extra.map((e) => e.pageFaults).join(', ')})`)
     if (m.recvCalls != null) notes.push(`${c.id}: ${m.sends} sendmsg, ${m.recvCalls} receive calls (${round(m.recvCalls / c.ops, 2)}/op); wall with exec ${m.wallMs} ms`)
   }
   if (notes.length) lines.push('', ...notes)
@@ -105,6 +126,8 @@ async function main() {
     reps: opts.quick ? 1 : opts.reps,
     perProcess: opts.perProcess,
     only: opts.only,
+    malloc: await mallocOf(opts.malloc),
+    ...(opts.large ? { large: { services: opts.large, dests: 0 } } : {}),
     ...(opts.quick
       ? { small: { services: 100, dests: 5 }, large: { services: 2000, dests: 0 }, list: { services: 2000, dests: 5 } }
       : {}),

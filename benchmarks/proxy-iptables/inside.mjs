@@ -35,7 +35,7 @@ import {
   name, procStatus, rewriteGroup, run, writeManifests,
 } from '../common/cluster.mjs'
 import {
-  MAIN, coldRecord, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
+  MAIN, coldRecord, daemonStatus, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
 } from '../common/inside.mjs'
 import { GC_ENV, gcIn, gcRecorder, gcTail, nowEpoch } from '../common/gc.mjs'
 import { round2, stats } from '../common/stats.mjs'
@@ -137,9 +137,9 @@ async function coldWorker(spec, cfg) {
   const cluster = makeCluster(spec.size)
   const flags = [...(cfg.daemonNodeFlags ?? []), MAIN, ...daemonFlags('iptables', spec.dir)]
   const d = await startUntilRunning(flags, cfg.coldTimeoutS, { env: GC_ENV })
-  const memAtRunning = procStatus(d.proc.pid)
+  const memAtRunning = await daemonStatus(d)
   await sleep(2000)
-  const memLater = procStatus(d.proc.pid)
+  const memLater = await daemonStatus(d)
   await stopDaemon(d)
   // Untimed, after the daemon stopped (it leaves the rules): what it wrote.
   const t1 = performance.now()

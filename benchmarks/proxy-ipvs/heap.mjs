@@ -5,7 +5,11 @@
 // proxier) and programs a null dataplane: one that accepts every operation and
 // keeps nothing, so everything left on the heap is the daemon's own.
 //
-//   node benchmarks/proxy-ipvs/heap.mjs [--services N] [--endpoints N] [--changes N] [--snapshot] [--top N] [--json FILE]
+//   node benchmarks/proxy-ipvs/heap.mjs [--services N] [--endpoints N] [--changes N] [--snapshot] [--top N] [--json FILE] [--malloc daemon|off|TRIM,MMAP]
+//
+// --malloc: daemon (default) sets the daemon's malloc thresholds first thing, as
+// tsproxy does (DAEMON_MALLOC_THRESHOLDS); off leaves glibc's (TSPROXY_MALLOC_TUNING=off);
+// TRIM,MMAP (bytes) tries others.
 //
 // Prints the live heap (after a full GC) at each stage, the process RSS, and,
 // with --snapshot, a heap snapshot summary: retained-by-kind table, where a kind
@@ -32,7 +36,7 @@ if (typeof globalThis.gc !== 'function') {
 const { CLUSTER_CIDR, NODE, NODE_IP, OTHER_NODE, makeCluster, writeManifests, rewriteGroup, changedService, newEndpointIP } = await import('../common/cluster.mjs')
 const repoRoot = path.resolve(path.dirname(self), '../..')
 
-const opts = { services: 10000, endpoints: 10, changes: 0, snapshot: false, top: 40, json: null }
+const opts = { services: 10000, endpoints: 10, changes: 0, snapshot: false, top: 40, json: null, malloc: 'daemon' }
 const argv = process.argv.slice(2)
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i]
@@ -42,7 +46,19 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--snapshot') opts.snapshot = true
   else if (a === '--top') opts.top = Number(argv[++i])
   else if (a === '--json') opts.json = argv[++i]
+  else if (a === '--malloc') opts.malloc = argv[++i]
   else throw new Error(`unknown option ${a}`)
+}
+
+const { DAEMON_MALLOC_THRESHOLDS } = await import(path.join(repoRoot, 'dist/proxy/daemon.js'))
+const malloc = opts.malloc === 'off' ? false : opts.malloc === 'daemon' ? { ...DAEMON_MALLOC_THRESHOLDS } : (() => {
+  const [trimThreshold, mmapThreshold] = opts.malloc.split(',').map(Number)
+  if (!Number.isInteger(trimThreshold) || !Number.isInteger(mmapThreshold)) throw new Error('--malloc must be daemon, off or TRIM,MMAP (bytes)')
+  return { trimThreshold, mmapThreshold }
+})()
+if (malloc) {
+  const { tuneMalloc } = await import(path.join(repoRoot, 'dist/memory.js'))
+  if (!tuneMalloc(malloc)) throw new Error('tuneMalloc: glibc did not take the thresholds')
 }
 
 const MB = 2 ** 20
@@ -62,7 +78,11 @@ function nullDataplane() {
     ipvs: { listServices: async () => [], listDestinations: async () => [], batch: async (ops) => ok(ops), setTimeouts: async () => {} },
     ipset: {
       create: async () => {}, batch: async (ops) => ok(ops), destroy: async () => {}, listNames: async () => [],
+      // Keeps nothing, so no set is ever there to read (the proxier then assumes no maxelem).
+      header: async () => { throw Object.assign(new Error('ENOENT: no such set'), { code: 'ENOENT', errno: 2 }) },
       syncMembers: async (_set, entries) => ({ added: entries.length, deleted: 0, errors: [] }),
+      // A set the kernel has no header for holds any number of entries (the proxier never grows it).
+      header: async () => Promise.reject(Object.assign(new Error('no such set'), { code: 'ENOENT' })), replaceMembers: async () => {},
     },
     rtnl: {
       addDummy: async () => {}, deleteLink: async () => false, getLink: async () => undefined, batch: async (ops) => ok(ops),
@@ -120,7 +140,7 @@ const layers = await (async () => {
   return out
 })()
 const afterImport = live()
-const daemon = new Daemon({ config, manifests: dir, log, dataplane: nullDataplane(), nodeName: NODE, sysctl: memSysctl() })
+const daemon = new Daemon({ config, manifests: dir, log, dataplane: nullDataplane(), nodeName: NODE, sysctl: memSysctl(), malloc })
 const t0 = performance.now()
 await daemon.start()
 const startMs = Math.round(performance.now() - t0)
@@ -140,12 +160,12 @@ const afterChanges = live()
 if (errors.length) throw new Error(`daemon logged errors: ${errors.slice(0, 3).join(' | ')}`)
 
 const result = {
-  services: opts.services, endpoints: opts.endpoints, node: process.version, startMs, changes: opts.changes, changesMs,
+  services: opts.services, endpoints: opts.endpoints, node: process.version, malloc, startMs, changes: opts.changes, changesMs,
   peakRssMB: Math.round(hwm * 10) / 10,
   stages: { base, afterImport, afterStart, afterChanges },
   daemonHeapMB: Math.round((afterChanges.heapUsedMB - afterImport.heapUsedMB) * 10) / 10,
 }
-console.log(`${opts.services} services × ${opts.endpoints} endpoints (other node: ${OTHER_NODE}); start ${startMs} ms; node ${process.version}`)
+console.log(`${opts.services} services × ${opts.endpoints} endpoints (other node: ${OTHER_NODE}); start ${startMs} ms; node ${process.version}; malloc ${malloc ? `trim ${malloc.trimThreshold / MB} MiB, mmap ${malloc.mmapThreshold / MB} MiB` : "glibc's"}`)
 console.log(`live heap after GC: before ${afterImport.heapUsedMB} MB, after start ${afterStart.heapUsedMB} MB, after ${opts.changes} changes ${afterChanges.heapUsedMB} MB ` +
   `→ the daemon's ${result.daemonHeapMB} MB; heap total ${afterChanges.heapTotalMB} MB; RSS ${afterChanges.rssMB} MB (peak ${result.peakRssMB} MB)`)
 

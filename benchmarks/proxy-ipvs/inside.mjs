@@ -33,7 +33,7 @@ import {
 import { GC_ENV, gcIn, gcRecorder, gcTail, nowEpoch } from '../common/gc.mjs'
 import { watchWorker } from '../common/watch.mjs'
 import {
-  MAIN, coldRecord, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
+  MAIN, coldRecord, daemonStatus, orchestration, repoRoot, sizeHeading, sleep, startUntilRunning, stepper, stopDaemon, toolVersion, workerMain, writeRaw,
 } from '../common/inside.mjs'
 
 const self = fileURLToPath(import.meta.url)
@@ -46,12 +46,12 @@ async function coldWorker(spec, cfg) {
   const want = expectedState(cluster)
   const flags = [...(cfg.daemonNodeFlags ?? []), MAIN, ...daemonFlags(spec.dir)]
   const d = await startUntilRunning(flags, cfg.coldTimeoutS, { env: GC_ENV })
-  const memAtRunning = procStatus(d.proc.pid)
+  const memAtRunning = await daemonStatus(d)
   const have = kernelState()
   const bad = diffState(have, want)
   // Memory a little later: what the daemon keeps while it runs (a GC may have run).
   await sleep(2000)
-  const memLater = procStatus(d.proc.pid)
+  const memLater = await daemonStatus(d)
   const metricsRes = await fetch('http://127.0.0.1:10249/metrics').then((r) => r.text()).catch(() => '')
   const heapMetric = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(metricsRes)?.[1]
   await stopDaemon(d)

@@ -22,6 +22,7 @@ import { servicePortNameString } from './model/serviceport.js'
 import { SyncRunner } from './runner.js'
 import { applyConntrackSettings, conntrackSettings, type SysctlIO } from './conntrack-settings.js'
 import { getSysctl, setSysctl } from '../sysctl.js'
+import { tuneMalloc, type MallocThresholds } from '../memory.js'
 import { availableParallelism } from 'node:os'
 import { ServiceHealthServer, type ServiceHealth } from './servicehealth.js'
 import { ManifestSource, type ReloadResult } from './sources/manifests.js'
@@ -48,6 +49,41 @@ export interface DaemonOptions {
   nodeName?: string
   /** Where the conntrack settings are read and written (/proc/sys when not given). */
   sysctl?: SysctlIO
+  /**
+   * malloc's thresholds, set process-wide at start; false or not given leaves them
+   * to glibc (main.ts passes mallocThresholdsFromEnv's choice: TSPROXY_MALLOC_TUNING=on).
+   */
+  malloc?: MallocThresholds | false
+}
+
+const MIB = 1024 * 1024
+
+/**
+ * The daemon's malloc thresholds (benchmarks/README.md, ipvs-bulk "malloc"): a
+ * batch's native buffers (an encoded IPVS batch is ~100 bytes per operation:
+ * 2 MB at 20k) stay in the heap instead of each getting a mapping that free()
+ * unmaps and the next sync faults in again, page by page; and up to 32 MiB
+ * freed at the top of a heap stays for the next sync instead of going back to
+ * the kernel after every batch. iptables mode's tables go back as before:
+ * native/iptc calls malloc_trim(0), which ignores the trim threshold, and a
+ * table blob above 4 MiB still gets (and loses) a mapping of its own.
+ */
+export const DAEMON_MALLOC_THRESHOLDS: Readonly<MallocThresholds> = Object.freeze({ trimThreshold: 32 * MIB, mmapThreshold: 4 * MIB })
+
+/**
+ * The daemon's malloc choice from its environment. Off by default: the tuning
+ * makes big batches faster (fewer page faults) but costs RSS (+14 MB at 10k
+ * services), and on a node memory is what is watched. TSPROXY_MALLOC_TUNING=on
+ * (1, true) is DAEMON_MALLOC_THRESHOLDS, unless GLIBC_TUNABLES names either
+ * threshold (the operator chose); off, 0, false or unset leave glibc's.
+ * Anything else throws, naming the variable.
+ */
+export function mallocThresholdsFromEnv(env: Readonly<Record<string, string | undefined>>): MallocThresholds | false {
+  const v = (env.TSPROXY_MALLOC_TUNING ?? '').trim().toLowerCase()
+  if (v === '' || v === 'off' || v === '0' || v === 'false') return false
+  if (v !== 'on' && v !== '1' && v !== 'true') throw new Error(`TSPROXY_MALLOC_TUNING=${JSON.stringify(env.TSPROXY_MALLOC_TUNING)}: use "on" to set the daemon's malloc thresholds, or "off" (the default) to leave them to glibc`)
+  if (/glibc\.malloc\.(trim|mmap)_threshold=/.test(env.GLIBC_TUNABLES ?? '')) return false
+  return { ...DAEMON_MALLOC_THRESHOLDS }
 }
 
 /** The families to proxy: those of the cluster CIDRs (IPv4 when none is configured). */
@@ -103,6 +139,7 @@ export class Daemon {
   readonly #log: Log
   readonly #manifests: string | undefined
   readonly #dataplaneOption: DaemonOptions['dataplane']
+  readonly #malloc: MallocThresholds | false
   readonly #iptablesDataplaneOption: DaemonOptions['iptablesDataplane']
   readonly #nftablesDataplaneOption: DaemonOptions['nftablesDataplane']
   readonly #sysctl: SysctlIO | undefined
@@ -134,6 +171,7 @@ export class Daemon {
     this.#iptablesDataplaneOption = options.iptablesDataplane
     this.#nftablesDataplaneOption = options.nftablesDataplane
     this.#sysctl = options.sysctl
+    this.#malloc = options.malloc ?? false
     this.nodeName = options.nodeName ?? nodeNameOf(options.config)
     this.endpoints = new EndpointsChangeTracker({ nodeName: this.nodeName })
     this.metrics = kubeProxyMetrics(this.registry, { mode: options.config.mode })
@@ -141,6 +179,14 @@ export class Daemon {
     // kube-proxy: unhealthy when an update waited more than twice the sync period.
     this.health = new ProxyHealth({ healthTimeout: 2 * this.#periods.max })
     this.#serviceHealth = new ServiceHealthServer(this.#log)
+  }
+
+  /** Before the first kernel buffer is allocated: the choice is logged either way. */
+  #tuneMalloc(): void {
+    const m = this.#malloc
+    if (m === false) return void this.#log('info', 'malloc thresholds left to glibc')
+    if (tuneMalloc(m)) this.#log('info', 'malloc thresholds set', { trimThreshold: m.trimThreshold, mmapThreshold: m.mmapThreshold })
+    else this.#log('info', 'malloc thresholds left to glibc (not glibc, or it refused them)', { trimThreshold: m.trimThreshold, mmapThreshold: m.mmapThreshold })
   }
 
   /** The mode's sync periods (ipvs.*, iptables.* or nftables.*). */
@@ -217,6 +263,7 @@ export class Daemon {
     // The kernel's interfaces first: a missing module (ip_vs, ip_set, conntrack
     // netlink) is one error before anything is written, served or loaded.
     const cidrs = clusterCIDRs(c)
+    this.#tuneMalloc()
     const opened = new Map<Family, IpvsDataplane | IptablesDataplane | NftablesDataplane>()
     for (const family of families(cidrs)) {
       let dp: IpvsDataplane | IptablesDataplane | NftablesDataplane

@@ -8,7 +8,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { clusterCIDRs, loadConfig, usage, type KubeProxyConfiguration } from './config.js'
 import { splitHostPort } from '../address.js'
-import { Daemon, families, formatStatus, type StatusEntry } from './daemon.js'
+import { Daemon, families, formatStatus, mallocThresholdsFromEnv, type StatusEntry } from './daemon.js'
 import { applyConntrackSettings, conntrackSettings } from './conntrack-settings.js'
 import { getSysctl, setSysctl } from '../sysctl.js'
 import { availableParallelism } from 'node:os'
@@ -37,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const { config, options, warnings } = loaded
   if (options.help) {
-    process.stdout.write(`${usage()}\n\nCommands: tsproxy cleanup | tsproxy status\nEnvironment: TSPROXY_LOCK_FILE   the instance lock (default ${INSTANCE_LOCK_FILE})\n`)
+    process.stdout.write(`${usage()}\n\nCommands: tsproxy cleanup | tsproxy status\nEnvironment: TSPROXY_LOCK_FILE   the instance lock (default ${INSTANCE_LOCK_FILE})\n             TSPROXY_MALLOC_TUNING=on   set malloc's trim and mmap thresholds (faster big batches, more RSS; README "Memory")\n`)
     return 0
   }
   if (options.version) {
@@ -47,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
   const log = makeLogger({ format: config.logging.format === 'text' ? 'text' : 'json', verbosity: config.logging.verbosity })
   if (process.env.TSPROXY_BENCH_GC === '1') logGcPauses(log)
   for (const w of warnings) log('warn', w)
+  let malloc: ReturnType<typeof mallocThresholdsFromEnv> = false
   const command = options.args[0] ?? (options.cleanup ? 'cleanup' : options.initOnly ? 'init-only' : 'run')
   if (options.args.length > 1) return fail(`unexpected arguments: ${options.args.slice(1).join(' ')}`)
   switch (command) {
@@ -64,6 +65,11 @@ async function main(argv: string[]): Promise<number> {
       // Every check of the configuration before the node is taken or the kernel touched.
       const bad = await runProblem(config, options.manifests)
       if (bad) return fail(bad)
+      try {
+        malloc = mallocThresholdsFromEnv(process.env)
+      } catch (e) {
+        return fail((e as Error).message)
+      }
       const refused = await takeNode(log, LOCK_WAIT_MS)
       if (refused !== undefined) return refused
       break
@@ -88,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
   if (config.clientConnection.contentType && config.clientConnection.contentType !== 'application/json')
     log('debug', 'clientConnection.contentType is not spoken: requests are JSON', { contentType: config.clientConnection.contentType })
 
-  const daemon = new Daemon({ config, log, ...source })
+  const daemon = new Daemon({ config, log, malloc, ...source })
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
