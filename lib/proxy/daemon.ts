@@ -10,6 +10,10 @@ import { IpvsProxier } from './ipvs/proxier.js'
 import type { Log, Proxier, SyncReport } from './types.js'
 import { IptablesProxier } from './iptables/proxier.js'
 import { openIptablesDataplane, type IptablesDataplane } from './iptables/dataplane.js'
+import { NftablesProxier } from './nftables/proxier.js'
+import { noFamilySupport, openNftablesDataplane, type NftablesDataplane } from './nftables/dataplane.js'
+import { TABLE as NFT_TABLE } from './nftables/desired.js'
+import { Nftables } from '../nftables.js'
 import { DUMMY_LINK } from './ipvs/netfilter.js'
 import { Iptables } from '../iptables.js'
 import { Rtnl } from '../route.js'
@@ -39,6 +43,8 @@ export interface DaemonOptions {
   dataplane?: IpvsDataplane | ((family: Family) => IpvsDataplane)
   /** The same for iptables mode. */
   iptablesDataplane?: (family: Family) => IptablesDataplane
+  /** The same for nftables mode. */
+  nftablesDataplane?: (family: Family) => NftablesDataplane
   /** This node's name; from the config (hostnameOverride) or the host name when not given. */
   nodeName?: string
   /** Where the conntrack settings are read and written (/proc/sys when not given). */
@@ -88,7 +94,7 @@ export function families(cidrs: readonly string[]): Family[] {
 }
 
 function mergeReports(reports: readonly SyncReport[]): SyncReport {
-  const sum = <K extends string>(pick: (r: SyncReport) => Record<K, number>): Record<K, number> => {
+  const sum = <K extends string>(pick: (r: SyncReport) => Partial<Record<K, number>>): Record<K, number> => {
     const out = {} as Record<K, number>
     for (const r of reports) for (const [k, v] of Object.entries(pick(r)) as [K, number][]) out[k] = (out[k] ?? 0) + v
     return out
@@ -135,6 +141,7 @@ export class Daemon {
   readonly #dataplaneOption: DaemonOptions['dataplane']
   readonly #malloc: MallocThresholds | false
   readonly #iptablesDataplaneOption: DaemonOptions['iptablesDataplane']
+  readonly #nftablesDataplaneOption: DaemonOptions['nftablesDataplane']
   readonly #sysctl: SysctlIO | undefined
   #dataplanes: { close(): Promise<void> }[] = []
   /** One proxier per address family the cluster uses (kube-proxy's dual-stack meta-proxier). */
@@ -162,6 +169,7 @@ export class Daemon {
     this.#kubeApi = options.kubernetes
     this.#dataplaneOption = options.dataplane
     this.#iptablesDataplaneOption = options.iptablesDataplane
+    this.#nftablesDataplaneOption = options.nftablesDataplane
     this.#sysctl = options.sysctl
     this.#malloc = options.malloc ?? false
     this.nodeName = options.nodeName ?? nodeNameOf(options.config)
@@ -181,21 +189,40 @@ export class Daemon {
     else this.#log('info', 'malloc thresholds left to glibc (not glibc, or it refused them)', { trimThreshold: m.trimThreshold, mmapThreshold: m.mmapThreshold })
   }
 
-  /** The mode's sync periods (ipvs.* or iptables.*). */
+  /** The mode's sync periods (ipvs.*, iptables.* or nftables.*). */
   get #periods(): { min: number; max: number } {
-    const p = this.config.mode === 'iptables' ? this.config.iptables : this.config.ipvs
+    const p = this.config.mode === 'iptables' ? this.config.iptables : this.config.mode === 'nftables' ? this.config.nftables : this.config.ipvs
     return { min: p.minSyncPeriod, max: p.syncPeriod }
   }
 
   /**
    * Switching modes removes the other mode's state, as kube-proxy does: IPVS
    * mode's virtual servers, sets, kube-ipvs0 and chains, or iptables mode's
-   * per-service chains. Looked for first (read only), so a restart in the same
-   * mode touches nothing.
+   * per-service chains, or nftables mode's table. Looked for first (read
+   * only), so a restart in the same mode touches nothing.
    */
-  async #leaveMode(other: 'ipvs' | 'iptables', family: Family): Promise<void> {
+  async #leaveMode(other: 'ipvs' | 'iptables' | 'nftables', family: Family): Promise<void> {
     try {
-      if (other === 'iptables') {
+      if (other === 'nftables') {
+        const nft = await Nftables.open()
+        const fam = family === 'inet6' ? 'ip6' : 'ip'
+        const there = await nft
+          .listTables(fam)
+          .then((ts) => ts.some((t) => t.name === NFT_TABLE))
+          .catch((e: unknown) => {
+            // A kernel without nf_tables for this family has no table of ours.
+            if (noFamilySupport(e)) return false
+            throw e
+          })
+          .finally(() => nft.close())
+        if (!there) return
+        const dp = await openNftablesDataplane()
+        try {
+          this.#log('info', 'removing nftables-mode state (the mode changed)', { family, removed: await new NftablesProxier(dp, { family, log: this.#log }).cleanup() })
+        } finally {
+          await dp.close()
+        }
+      } else if (other === 'iptables') {
         const ipt = await Iptables.open({ family })
         const chains = await ipt.listChains('nat')
         if (!chains.some((ch) => /^KUBE-(SVC|SEP|EXT|SVL|FW)-|^KUBE-NODEPORTS$/.test(ch.name))) return
@@ -232,17 +259,20 @@ export class Daemon {
   /** Loads the manifests, programs the kernel (adopting what is there), starts watching and serving. */
   async start(): Promise<void> {
     const c = this.config
-    if (c.mode !== 'ipvs' && c.mode !== 'iptables') throw new Error(`proxy mode "${c.mode}" is not implemented; run with --proxy-mode=ipvs or --proxy-mode=iptables`)
+    if (c.mode !== 'ipvs' && c.mode !== 'iptables' && c.mode !== 'nftables') throw new Error(`proxy mode "${c.mode}" is not implemented; run with --proxy-mode=ipvs, iptables or nftables`)
     // The kernel's interfaces first: a missing module (ip_vs, ip_set, conntrack
     // netlink) is one error before anything is written, served or loaded.
     const cidrs = clusterCIDRs(c)
     this.#tuneMalloc()
-    const opened = new Map<Family, IpvsDataplane | IptablesDataplane>()
+    const opened = new Map<Family, IpvsDataplane | IptablesDataplane | NftablesDataplane>()
     for (const family of families(cidrs)) {
-      let dp: IpvsDataplane | IptablesDataplane
+      let dp: IpvsDataplane | IptablesDataplane | NftablesDataplane
       if (c.mode === 'ipvs') {
         const given = this.#dataplaneOption
         dp = given === undefined ? await openDataplane(family) : typeof given === 'function' ? given(family) : given
+      } else if (c.mode === 'nftables') {
+        const given = this.#nftablesDataplaneOption
+        dp = given ? given(family) : await openNftablesDataplane()
       } else {
         const given = this.#iptablesDataplaneOption
         dp = given ? given(family) : await openIptablesDataplane(family)
@@ -322,8 +352,25 @@ export class Daemon {
     const cidrOf = (family: Family): string => cidrs.find((x) => inFamily(x, family)) ?? ''
     for (const family of families(cidrs)) {
       let proxier: Proxier
-      if (c.mode === 'ipvs') {
-        if (this.#dataplaneOption === undefined) await this.#leaveMode('iptables', family)
+      if (c.mode === 'nftables') {
+        if (this.#nftablesDataplaneOption === undefined) {
+          await this.#leaveMode('ipvs', family)
+          await this.#leaveMode('iptables', family)
+        }
+        proxier = new NftablesProxier(opened.get(family) as NftablesDataplane, {
+          family,
+          masqueradeAll: c.nftables.masqueradeAll,
+          masqueradeBit: c.nftables.masqueradeBit,
+          clusterCIDR: cidrOf(family),
+          nodePortAddresses: c.nodePortAddresses,
+          log: this.#log,
+          ...(nodeZone ? { nodeZone } : {}),
+        })
+      } else if (c.mode === 'ipvs') {
+        if (this.#dataplaneOption === undefined) {
+          await this.#leaveMode('iptables', family)
+          await this.#leaveMode('nftables', family)
+        }
         proxier = new IpvsProxier(opened.get(family) as IpvsDataplane, {
           family,
           scheduler: ipvsScheduler(c),
@@ -338,7 +385,10 @@ export class Daemon {
           ...(nodeZone ? { nodeZone } : {}),
         })
       } else {
-        if (this.#iptablesDataplaneOption === undefined) await this.#leaveMode('ipvs', family)
+        if (this.#iptablesDataplaneOption === undefined) {
+          await this.#leaveMode('ipvs', family)
+          await this.#leaveMode('nftables', family)
+        }
         proxier = new IptablesProxier(opened.get(family) as IptablesDataplane, {
           family,
           masqueradeAll: c.iptables.masqueradeAll,
@@ -531,6 +581,7 @@ export class Daemon {
     // kube-proxy counts a failed restore as partial or full by the sync it was in; so do we, by commit.
     // IPVS mode rewrites its chains in full syncs only: full failures, no partial metric (as kube-proxy).
     m.iptablesRestoreFailuresTotal?.inc(undefined, report.commitFailures.full)
+    m.nftables?.syncFailuresTotal.inc(undefined, report.commitFailures.full + report.commitFailures.partial)
     if (m.iptables) {
       m.iptables.partialRestoreFailuresTotal.inc(undefined, report.commitFailures.partial)
       const total = { nat: 0, filter: 0 }

@@ -17,6 +17,8 @@ import { openDataplane } from './ipvs/dataplane.js'
 import { IpvsProxier } from './ipvs/proxier.js'
 import { IptablesProxier } from './iptables/proxier.js'
 import { openIptablesDataplane } from './iptables/dataplane.js'
+import { NftablesProxier } from './nftables/proxier.js'
+import { openNftablesDataplane } from './nftables/dataplane.js'
 import { makeLogger } from './log.js'
 import { acquireLock, INSTANCE_LOCK_FILE, LockHeldError, type InstanceLock } from '../lock.js'
 import { capabilityMessage, lockFilePath, missingCapabilities } from './preflight.js'
@@ -145,8 +147,8 @@ function logGcPauses(log: Log): void {
  * one that disappears later is waited for (the daemon keeps its rules).
  */
 async function runProblem(config: KubeProxyConfiguration, manifests: string | undefined): Promise<string | undefined> {
-  if (config.mode !== 'ipvs' && config.mode !== 'iptables')
-    return `proxy mode "${config.mode}" is not implemented; run with --proxy-mode=ipvs or --proxy-mode=iptables`
+  if (config.mode !== 'ipvs' && config.mode !== 'iptables' && config.mode !== 'nftables')
+    return `proxy mode "${config.mode}" is not implemented; run with --proxy-mode=ipvs, iptables or nftables`
   if (manifests !== undefined) {
     if (manifests === '') return '--manifests needs a file or directory'
     try {
@@ -234,6 +236,9 @@ async function initOnly(config: KubeProxyConfiguration, log: Log): Promise<numbe
       if (c.mode === 'ipvs') {
         const timeouts = { tcp: c.ipvs.tcpTimeout / 1000, tcpFin: c.ipvs.tcpFinTimeout / 1000, udp: c.ipvs.udpTimeout / 1000 }
         keys = await closing(openDataplane(family), (dp) => new IpvsProxier(dp, { family, strictARP: c.ipvs.strictARP, timeouts, log }).setup())
+      } else if (c.mode === 'nftables') {
+        // nftables mode sets no sysctl; opening nfnetlink has the kernel load nf_tables.
+        keys = await closing(openNftablesDataplane(), (dp) => new NftablesProxier(dp, { family, log }).setup())
       } else {
         const o = { family, localhostNodePorts: c.iptables.localhostNodePorts, nodePortAddresses: c.nodePortAddresses, log }
         keys = await closing(openIptablesDataplane(family), (dp) => new IptablesProxier(dp, o).setup())
@@ -251,7 +256,7 @@ async function initOnly(config: KubeProxyConfiguration, log: Log): Promise<numbe
 }
 
 async function cleanup(log: Log): Promise<number> {
-  // Both families and both modes, whatever the config says: cleanup removes what
+  // Both families and every mode, whatever the config says: cleanup removes what
   // any earlier run made. A chain name both modes use stays while the other
   // mode's rules still jump to it, and goes with the second pass.
   let failed = false
@@ -259,11 +264,19 @@ async function cleanup(log: Log): Promise<number> {
     const modes = {
       iptables: () => closing(openIptablesDataplane(family), (ipt) => new IptablesProxier(ipt, { family, log }).cleanup()),
       ipvs: () => closing(openDataplane(family), (dp) => new IpvsProxier(dp, { family, log }).cleanup()),
+      nftables: () => closing(openNftablesDataplane(), (dp) => new NftablesProxier(dp, { family, log }).cleanup()),
     }
     for (const [mode, clean] of Object.entries(modes)) {
       try {
         log('info', 'cleaned up', { family, mode, ...(await clean()) })
       } catch (e) {
+        // A kernel without nf_tables at all (no nfnetlink subsystem), or without
+        // IPVS (the ip_vs genetlink family missing), holds nothing of that mode.
+        const { code = '', op = '' } = e as { code?: string; op?: string }
+        if ((mode === 'nftables' && ['EPROTONOSUPPORT', 'ENOENT'].includes(code)) || (mode === 'ipvs' && code === 'ENOENT' && op === 'ipvs.open')) {
+          log('debug', `no ${mode} in this kernel: nothing to clean up`, { family, mode, code })
+          continue
+        }
         log(family === 'inet' ? 'error' : 'warn', 'cleanup failed', { family, mode, error: e })
         failed ||= family === 'inet'
       }

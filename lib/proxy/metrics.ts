@@ -393,6 +393,20 @@ export interface KubeProxyMetrics {
   iptablesRestoreFailuresTotal?: Counter
   /** iptables mode only (kube-proxy registers them in that mode). */
   iptables?: IptablesMetrics
+  /** nftables mode only (kube-proxy registers them in that mode). */
+  nftables?: NftablesMetrics
+}
+
+/** kube-proxy's nftables-mode metrics. */
+export interface NftablesMetrics {
+  /** A sync's transaction failed (nothing of it applied). */
+  syncFailuresTotal: Counter
+  /**
+   * Failed deletions of stale chains: kube-proxy deletes them in a later
+   * transaction; tsproxy deletes them in the sync's own, so this stays 0 (a
+   * failure there is a sync failure).
+   */
+  cleanupFailuresTotal: Counter
 }
 
 /** kube-proxy's iptables-mode metrics, as tsproxy's libiptc commits give them meaning. */
@@ -410,7 +424,7 @@ export interface IptablesMetrics {
 }
 
 export interface KubeProxyMetricsOptions {
-  /** The proxy mode: 'iptables' adds kube-proxy's iptables-mode metrics; 'ipvs' its restore-failure counter. */
+  /** The proxy mode: 'iptables' adds kube-proxy's iptables-mode metrics; 'ipvs' its restore-failure counter; 'nftables' its two nftables counters. */
   mode?: string
 }
 
@@ -442,7 +456,7 @@ export function kubeProxyMetrics(registry: Registry, options: KubeProxyMetricsOp
       'Reads of the source that failed, each retry counted; what it held stays applied. By source (manifests, kubernetes) and reason (errno code; list or watch)',
       ['source', 'reason'],
     ),
-    kernelOperationsTotal: registry.counter('tsproxy_kernel_operations_total', 'Kernel operations sent, by subsystem (ipvs, ipset, iptables, route, conntrack, sysctl) and result (ok, error)', ['subsystem', 'result']),
+    kernelOperationsTotal: registry.counter('tsproxy_kernel_operations_total', 'Kernel operations sent, by subsystem (ipvs, ipset, iptables, nftables, route, conntrack, sysctl) and result (ok, error)', ['subsystem', 'result']),
     driftRepairsTotal: registry.counter('tsproxy_drift_repairs_total', 'Kernel objects found changed behind our back and put back, by subsystem', ['subsystem']),
     syncErrorsTotal: registry.counter('tsproxy_sync_errors_total', 'Syncs that failed and will be retried'),
     serviceConflicts: registry.gauge('tsproxy_service_conflicts', 'Service ports denied an address:port (cluster IP, external IP, load-balancer IP or node port) that a service ranking first also asks for'),
@@ -451,6 +465,11 @@ export function kubeProxyMetrics(registry: Registry, options: KubeProxyMetricsOp
     m.iptablesRestoreFailuresTotal = registry.counter('kubeproxy_sync_proxy_rules_iptables_restore_failures_total', alpha('Cumulative proxy iptables restore failures'))
     if (options.mode === 'iptables') m.iptables = iptablesMetrics(registry, m.iptablesRestoreFailuresTotal)
   }
+  if (options.mode === 'nftables')
+    m.nftables = {
+      syncFailuresTotal: registry.counter('kubeproxy_sync_proxy_rules_nftables_sync_failures_total', alpha('Cumulative proxy nftables sync failures')),
+      cleanupFailuresTotal: registry.counter('kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total', alpha('Cumulative proxy nftables cleanup failures')),
+    }
   return m
 }
 

@@ -1,6 +1,6 @@
 // The contracts of the proxy core, whatever the mode (as kube-proxy's
 // pkg/proxy/types.go): what the daemon asks of a proxier, what a proxier reads
-// and reports, the log it writes to. Modes (ipvs/, iptables/) and the daemon
+// and reports, the log it writes to. Modes (ipvs/, iptables/, nftables/) and the daemon
 // depend on this file; it depends on no mode.
 import type { ServiceRecord } from '../ipvs.js'
 import type { Family } from '../validate.js'
@@ -34,18 +34,18 @@ export interface SyncReport {
   /** Service ports recomputed. */
   readonly ports: number
   /** Kernel operations sent, by subsystem. */
-  readonly ops: { ipvs: number; ipset: number; rtnl: number; iptables: number; conntrack: number }
+  readonly ops: { ipvs: number; ipset: number; rtnl: number; iptables: number; conntrack: number; /** nftables mode: edits sent (absent in other modes). */ nftables?: number }
   /** Operations the kernel refused; a refused operation asks for a full sync. */
   readonly errors: readonly Error[]
   /** Objects a full sync found wrong in the kernel and fixed, by subsystem. */
-  readonly repaired: { ipvs: number; ipset: number; rtnl: number; iptables: number }
+  readonly repaired: { ipvs: number; ipset: number; rtnl: number; iptables: number; /** nftables mode: objects repaired (absent in other modes). */ nftables?: number }
   readonly noLocalEndpoints: { internal: number; external: number }
   /** Service ports left without an address:port they ask for, owned by another (claims.ts). */
   readonly conflicts: number
   /** iptables mode: rules appended or inserted by the commits that went through, by table. */
   readonly rulesWritten: { nat: number; filter: number }
   /**
-   * iptables mode: table commits that failed (nothing of them applied): of a
+   * iptables and nftables modes: table commits that failed (nothing of them applied): of a
    * full sync's rewrite (`full`), or of incremental edits (`partial`).
    */
   readonly commitFailures: { full: number; partial: number }

@@ -10,6 +10,7 @@ import { defaultConfig, type KubeProxyConfiguration } from '../../dist/proxy/con
 import type { Log } from '../../dist/proxy/types.js'
 import { FakeDataplane } from '../support/fake-dataplane.js'
 import { FakeIptables } from '../support/fake-iptables.js'
+import { FakeNftables } from '../support/fake-nftables.js'
 
 const service = (name: string, ip: string) =>
   `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: default }\nspec: { clusterIP: ${ip}, ports: [{ name: http, port: 80, targetPort: 8080 }] }\n`
@@ -104,11 +105,25 @@ t.test('bad manifests are logged, counted and skipped; good ones next to them ap
   t.equal(fake.service('tcp/10.96.0.300:80'), undefined, 'nothing of the bad one')
 })
 
-t.test('nftables mode is refused at start, saying what to do', async (t) => {
+t.test('nftables mode: the same daemon drives the nftables proxier; status names the service port', async (t) => {
   const { dir, log, fake } = setup(t)
-  const d = new Daemon({ config: config({ mode: 'nftables' }), manifests: dir, log, dataplane: fake, sysctl: memSysctl() })
-  await t.rejects(d.start(), /proxy mode "nftables" is not implemented; run with --proxy-mode=ipvs or --proxy-mode=iptables/)
-  t.same(fake.writes(), [], 'nothing written')
+  writeFileSync(join(dir, 'web.yaml'), `${service('web', '10.96.0.10')}---\n${slice('web', ['10.244.0.11', '10.244.0.12'])}`)
+  const nft = new FakeNftables()
+  const d = new Daemon({ config: config({ mode: 'nftables' }), manifests: dir, log, nftablesDataplane: () => nft, nodeName: 'n1', sysctl: memSysctl() })
+  t.teardown(() => d.stop())
+  await d.start()
+  t.same(fake.writes(), [], 'nothing written through the IPVS dataplane')
+  const chains = [...nft.tables.get('ip kube-proxy')!.chains.keys()]
+  t.equal(chains.filter((c) => c.startsWith('service-') && c.includes('/')).length, 1, 'a service chain was made')
+  t.equal(chains.filter((c) => c.startsWith('endpoint-')).length, 2, 'and an endpoint chain per endpoint')
+  t.equal(nft.commits.length, 1, 'in one transaction')
+  const status = await d.status()
+  t.same(status.map((s) => [s.service, s.vip, s.scheduler, s.endpoints.map((e) => e.address)]), [['default/web:http', '10.96.0.10:80', 'random', ['10.244.0.11:8080', '10.244.0.12:8080']]])
+  t.ok((d.lastSync?.ops.nftables ?? 0) > 0, 'its edits counted as nftables operations')
+  const text = await d.registry.scrape()
+  t.match(text, /^kubeproxy_sync_proxy_rules_nftables_sync_failures_total 0$/m, "kube-proxy's nftables-mode counters")
+  t.match(text, /^kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total 0$/m)
+  t.notMatch(text, /kubeproxy_sync_proxy_rules_iptables_restore_failures_total/, 'not the iptables ones')
 })
 
 t.test('iptables mode: the same daemon drives the iptables proxier; status names the service port', async (t) => {
