@@ -181,10 +181,10 @@ export class Daemon {
     this.#serviceHealth = new ServiceHealthServer(this.#log)
   }
 
-  /** Before the first kernel buffer is allocated: the choice is logged either way. */
+  /** Before the first kernel buffer is allocated; logged when asked for (the default, glibc's, says nothing). */
   #tuneMalloc(): void {
     const m = this.#malloc
-    if (m === false) return void this.#log('info', 'malloc thresholds left to glibc')
+    if (m === false) return
     if (tuneMalloc(m)) this.#log('info', 'malloc thresholds set', { trimThreshold: m.trimThreshold, mmapThreshold: m.mmapThreshold })
     else this.#log('info', 'malloc thresholds left to glibc (not glibc, or it refused them)', { trimThreshold: m.trimThreshold, mmapThreshold: m.mmapThreshold })
   }
