@@ -8,7 +8,7 @@ import { cidrContains, inFamily } from '../../address.js'
 import { nodePortClaim, serverKey } from '../claims.js'
 import type { Endpoint } from '../model/endpoints.js'
 import { servicePortNameString, type ServicePort } from '../model/serviceport.js'
-import { categorizeEndpoints, type TopologyOptions } from '../model/topology.js'
+import { categorizeEndpoints, portPolicy, type TopologyOptions } from '../model/topology.js'
 import { comment, endpointChain, portChains } from './tables.js'
 
 /** What one service port adds to one table. */
@@ -90,38 +90,19 @@ export function desiredOf(port: ServicePort, endpoints: readonly Endpoint[], ctx
     if (!l) m.set(chain, (l = []))
     l.push(...rules)
   }
-  const noLocalEndpoints: ('internal' | 'external')[] = []
-
-  const hasEndpoints = cat.hasAnyEndpoints
-  const usesClusterPolicyChain = cat.clusterEndpoints.length > 0
-  const usesLocalPolicyChain = cat.localEndpoints.length > 0
-  const accessible = port.nodePort !== 0 || port.loadBalancerVIPs.length > 0 || port.externalIPs.length > 0
-  let hasInternalEndpoints = hasEndpoints
+  const { hasEndpoints, usesClusterPolicyChain, usesLocalPolicyChain, hasInternalEndpoints, hasExternalEndpoints, usesExternalChain, externalIPs, lbIPs, sourceRanges, noLocalEndpoints } =
+    portPolicy(port, family, cat)
   const internalChain = port.internalPolicyLocal ? names.svl : names.svc
-  if (port.internalPolicyLocal && cat.localEndpoints.length === 0) hasInternalEndpoints = false
-  let hasExternalEndpoints = hasEndpoints
   const externalPolicyChain = port.externalPolicyLocal ? names.svl : names.svc
-  if (port.externalPolicyLocal && cat.localEndpoints.length === 0) hasExternalEndpoints = false
-  const usesExternalChain = hasEndpoints && accessible
-  const externalIPs = port.externalIPs.filter((ip) => inFamily(ip, family))
-  const lbIPs = port.loadBalancerVIPs.filter((ip) => inFamily(ip, family))
-  const sourceRanges = port.loadBalancerSourceRanges.filter((r) => inFamily(r, family))
   const usesFWChain = hasEndpoints && lbIPs.length > 0 && sourceRanges.length > 0
   const lbChain = usesFWChain ? names.fw : names.ext
 
   let internalFilter: { target: 'REJECT' | 'DROP'; text: string } | undefined
   let externalFilter: { target: 'REJECT' | 'DROP'; text: string } | undefined
-  if (!hasEndpoints) {
-    internalFilter = externalFilter = { target: 'REJECT', text: `${spn} has no endpoints` }
-  } else {
-    if (!hasInternalEndpoints) {
-      internalFilter = { target: 'DROP', text: `${spn} has no local endpoints` }
-      noLocalEndpoints.push('internal')
-    }
-    if (!hasExternalEndpoints) {
-      externalFilter = { target: 'DROP', text: `${spn} has no local endpoints` }
-      if (accessible) noLocalEndpoints.push('external')
-    }
+  if (!hasEndpoints) internalFilter = externalFilter = { target: 'REJECT', text: `${spn} has no endpoints` }
+  else {
+    if (!hasInternalEndpoints) internalFilter = { target: 'DROP', text: `${spn} has no local endpoints` }
+    if (!hasExternalEndpoints) externalFilter = { target: 'DROP', text: `${spn} has no local endpoints` }
   }
   const filterRule = (r: Rule, f: { target: 'REJECT' | 'DROP' }): Rule => ({ ...r, target: f.target === 'REJECT' ? { target: 'REJECT' } : { target: 'DROP' } })
 

@@ -9,6 +9,8 @@
 //    proxier drops it, or — for external traffic — the load balancer's health
 //    check steers away from this node).
 // Pure: the same inputs give the same lists, in the order of `endpoints`.
+import { inFamily } from '../../address.js'
+import type { Family } from '../../validate.js'
 import type { Endpoint } from './endpoints.js'
 import { usesClusterEndpoints, usesLocalEndpoints, type ServicePort } from './serviceport.js'
 
@@ -90,4 +92,52 @@ export function canUseTopology(endpoints: readonly Endpoint[], port: ServicePort
     if (ep.zoneHints.includes(nodeZone)) hasEndpointForZone = true
   }
   return hasEndpointForZone
+}
+
+/**
+ * The per-port decisions kube-proxy's iptables and nftables modes share
+ * (syncProxyRules): which traffic has endpoints under its policy, whether the
+ * port is reachable from outside the cluster and needs an external chain, and
+ * the port's external IPs, load-balancer IPs and source ranges of `family`.
+ */
+export interface PortPolicy {
+  readonly hasEndpoints: boolean
+  readonly usesClusterPolicyChain: boolean
+  readonly usesLocalPolicyChain: boolean
+  /** Cluster IP traffic has an endpoint (false: internalTrafficPolicy Local without a local one). */
+  readonly hasInternalEndpoints: boolean
+  /** External traffic has an endpoint (false: externalTrafficPolicy Local without a local one). */
+  readonly hasExternalEndpoints: boolean
+  /** A node port, a load-balancer IP or an external IP. */
+  readonly accessible: boolean
+  readonly usesExternalChain: boolean
+  readonly externalIPs: readonly string[]
+  readonly lbIPs: readonly string[]
+  readonly sourceRanges: readonly string[]
+  /** What has endpoints only elsewhere (kube-proxy's "no local endpoints" metric). */
+  readonly noLocalEndpoints: readonly ('internal' | 'external')[]
+}
+
+export function portPolicy(port: ServicePort, family: Family, cat: CategorizedEndpoints): PortPolicy {
+  const hasEndpoints = cat.hasAnyEndpoints
+  const noLocal = cat.localEndpoints.length === 0
+  const hasInternalEndpoints = hasEndpoints && !(port.internalPolicyLocal && noLocal)
+  const hasExternalEndpoints = hasEndpoints && !(port.externalPolicyLocal && noLocal)
+  const accessible = port.nodePort !== 0 || port.loadBalancerVIPs.length > 0 || port.externalIPs.length > 0
+  const noLocalEndpoints: ('internal' | 'external')[] = []
+  if (hasEndpoints && !hasInternalEndpoints) noLocalEndpoints.push('internal')
+  if (hasEndpoints && !hasExternalEndpoints && accessible) noLocalEndpoints.push('external')
+  return {
+    hasEndpoints,
+    usesClusterPolicyChain: cat.clusterEndpoints.length > 0,
+    usesLocalPolicyChain: cat.localEndpoints.length > 0,
+    hasInternalEndpoints,
+    hasExternalEndpoints,
+    accessible,
+    usesExternalChain: hasEndpoints && accessible,
+    externalIPs: port.externalIPs.filter((ip) => inFamily(ip, family)),
+    lbIPs: port.loadBalancerVIPs.filter((ip) => inFamily(ip, family)),
+    sourceRanges: port.loadBalancerSourceRanges.filter((r) => inFamily(r, family)),
+    noLocalEndpoints,
+  }
 }

@@ -10,7 +10,7 @@ import { nftData as d, type NftBaseChain, type NftDatatype, type NftElement, typ
 import type { Family } from '../../validate.js'
 import type { Endpoint } from '../model/endpoints.js'
 import { servicePortNameString, type ServicePort } from '../model/serviceport.js'
-import { categorizeEndpoints, type TopologyOptions } from '../model/topology.js'
+import { categorizeEndpoints, portPolicy, type TopologyOptions } from '../model/topology.js'
 import * as r from './rules.js'
 import type { Proto, RuleSpec } from './rules.js'
 
@@ -216,37 +216,20 @@ export function desiredOf(port: ServicePort, endpoints: readonly Endpoint[], ctx
     if (!l) chains.set(chain, (l = []))
     l.push(...rules)
   }
-  const noLocalEndpoints: ('internal' | 'external')[] = []
   const triple = (ip: string, p: number): Uint8Array => d.concat(r.addrBytes(ip), d.proto(proto), d.port(p))
   const goto = (chain: string): NftVerdict => ({ verdict: 'goto', chain })
-  const hasEndpoints = cat.hasAnyEndpoints
-  const usesClusterPolicyChain = cat.clusterEndpoints.length > 0
-  const usesLocalPolicyChain = cat.localEndpoints.length > 0
-  const accessible = port.nodePort !== 0 || port.loadBalancerVIPs.length > 0 || port.externalIPs.length > 0
-  let hasInternalEndpoints = hasEndpoints
+  const { hasEndpoints, usesClusterPolicyChain, usesLocalPolicyChain, hasInternalEndpoints, hasExternalEndpoints, usesExternalChain, externalIPs, lbIPs, sourceRanges, noLocalEndpoints } =
+    portPolicy(port, family, cat)
   const internalChain = port.internalPolicyLocal ? names.local : names.svc
-  if (port.internalPolicyLocal && cat.localEndpoints.length === 0) hasInternalEndpoints = false
-  let hasExternalEndpoints = hasEndpoints
   const externalPolicyChain = port.externalPolicyLocal ? names.local : names.svc
-  if (port.externalPolicyLocal && cat.localEndpoints.length === 0) hasExternalEndpoints = false
-  const usesExternalChain = hasEndpoints && accessible
-  const externalIPs = port.externalIPs.filter((ip) => inFamily(ip, family))
-  const lbIPs = port.loadBalancerVIPs.filter((ip) => inFamily(ip, family))
-  const sourceRanges = port.loadBalancerSourceRanges.filter((x) => inFamily(x, family))
   const usesFWChain = lbIPs.length > 0 && sourceRanges.length > 0
 
   let internalVerdict: NftVerdict | undefined
   let externalVerdict: NftVerdict | undefined
   if (!hasEndpoints) internalVerdict = externalVerdict = goto(REJECT_CHAIN)
   else {
-    if (!hasInternalEndpoints) {
-      internalVerdict = { verdict: 'drop' }
-      noLocalEndpoints.push('internal')
-    }
-    if (!hasExternalEndpoints) {
-      externalVerdict = { verdict: 'drop' }
-      if (accessible) noLocalEndpoints.push('external')
-    }
+    if (!hasInternalEndpoints) internalVerdict = { verdict: 'drop' }
+    if (!hasExternalEndpoints) externalVerdict = { verdict: 'drop' }
   }
 
   // Every cluster IP is in cluster-ips (cluster-ips-check rejects its other ports).
