@@ -7,26 +7,15 @@
 // has no nf_tables ip/ip6/inet families: there every test is skipped, saying so.
 import { execFileSync } from 'node:child_process'
 import t from 'tap'
-import { Nftables, NetlinkError, ValidationError, nftData as d, type NftExpr, type NftTransaction } from '../../dist/index.js'
+import { Nftables, ValidationError, nftData as d, type NftExpr, type NftTransaction } from '../../dist/index.js'
 import { rejection, rejects } from './support/assert.js'
+import { nftablesUnsupported } from './support/nftables.js'
 import { run } from './support/shell.js'
 
 const nft = await Nftables.open()
 t.teardown(() => nft.close())
 
-/** Whether this kernel has the ip family (the box's has not: EOPNOTSUPP) and the nft tool is installed. */
-async function unsupported(): Promise<string | false> {
-  try {
-    execFileSync('nft', ['--version'], { stdio: 'ignore' })
-  } catch {
-    return 'the nft tool (package nftables) is not installed: it is the oracle'
-  }
-  const err = await rejection(nft.transaction().addTable({ family: 'ip', name: 'tsproxy-probe' }).deleteTable({ family: 'ip', name: 'tsproxy-probe' }).commit())
-  if (err instanceof NetlinkError) return `this kernel has no nf_tables ip family (${err.code}): the host's has`
-  if (err) throw err
-  return false
-}
-const skip = await unsupported()
+const skip = await nftablesUnsupported()
 
 const nftCli = (...args: string[]): string => run('nft', ...args)
 const F = 'ip'

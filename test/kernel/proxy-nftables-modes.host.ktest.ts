@@ -5,37 +5,20 @@
 // table, switching back removes iptables mode's chains; `tsproxy cleanup`
 // removes the table and leaves a foreign one alone.
 import t, { type Test } from 'tap'
-import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
 import { startDaemon, writeManifest, type RunningDaemon } from '../support/daemon.mjs'
-import { Nftables, NetlinkError } from '../../dist/index.js'
-import { rejection } from './support/assert.js'
+import { Nftables } from '../../dist/index.js'
+import { nftablesUnsupported } from './support/nftables.js'
 
 const NODE = 'node1'
 // Pod network namespaces are named on the host, whatever namespace we run in: names of this run's own.
 const tag = `nfm${process.pid % 100000}`
 const pods = [41, 42, 43].map((n, i) => ({ name: `${tag}p${i + 1}`, ip: `10.244.0.${n}` }))
 
-async function unsupported(): Promise<string | false> {
-  try {
-    execFileSync('nft', ['--version'], { stdio: 'ignore' })
-  } catch {
-    return 'the nft tool (package nftables) is not installed: it is the oracle'
-  }
-  const nft = await Nftables.open()
-  try {
-    const err = await rejection(nft.transaction().addTable({ family: 'ip', name: 'tsproxy-probe' }).deleteTable({ family: 'ip', name: 'tsproxy-probe' }).commit())
-    if (err instanceof NetlinkError) return `this kernel has no nf_tables ip family (${err.code}): the host's has`
-    if (err) throw err
-  } finally {
-    await nft.close()
-  }
-  return false
-}
-const skip = await unsupported()
+const skip = await nftablesUnsupported()
 
 const dir = mkdtempSync(join(tmpdir(), 'tsproxy-nft-modes-'))
 const env = { TSPROXY_LOCK_FILE: join(dir, 'tsproxy.lock') }

@@ -8,15 +8,14 @@
 // ETP Local, no-endpoint reject, endpoint removal; cleanup leaving a foreign
 // table alone.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
 import { makeNode, sh, tool, type FakeNode } from '../support/cni.mjs'
 import { NftablesProxier, type NftablesProxierOptions } from '../../dist/proxy/nftables/proxier.js'
 import { openNftablesDataplane, type NftablesDataplane } from '../../dist/proxy/nftables/dataplane.js'
 import type { SyncReport } from '../../dist/proxy/types.js'
 import { parseEndpointSlice, parseService, type EndpointSlice, type ServiceObject } from '../../dist/proxy/model/index.js'
-import { Nftables, NetlinkError } from '../../dist/index.js'
+import { Nftables } from '../../dist/index.js'
 import { changeFeed } from '../support/builders.js'
-import { rejection } from './support/assert.js'
+import { nftablesUnsupported } from './support/nftables.js'
 
 type Json = Record<string, any>
 const NODE = 'node1'
@@ -26,23 +25,7 @@ const tag = `nft${process.pid % 100000}`
 const pods = [11, 12, 13].map((n, i) => ({ name: `${tag}p${i + 1}`, ip: `10.244.0.${n}` }))
 const podName = (i: number): string => pods[i]!.name
 
-async function unsupported(): Promise<string | false> {
-  try {
-    execFileSync('nft', ['--version'], { stdio: 'ignore' })
-  } catch {
-    return 'the nft tool (package nftables) is not installed: it is the oracle'
-  }
-  const nft = await Nftables.open()
-  try {
-    const err = await rejection(nft.transaction().addTable({ family: 'ip', name: 'tsproxy-probe' }).deleteTable({ family: 'ip', name: 'tsproxy-probe' }).commit())
-    if (err instanceof NetlinkError) return `this kernel has no nf_tables ip family (${err.code}): the host's has`
-    if (err) throw err
-  } finally {
-    await nft.close()
-  }
-  return false
-}
-const skip = await unsupported()
+const skip = await nftablesUnsupported()
 
 function service(name: string, spec: Json, namespace = 'default'): ServiceObject {
   return parseService({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec })
