@@ -86,6 +86,9 @@ export function mallocThresholdsFromEnv(env: Readonly<Record<string, string | un
   return { ...DAEMON_MALLOC_THRESHOLDS }
 }
 
+/** The order in which a start removes the other modes' state (as each mode did it before this list). */
+const LEAVE_ORDER = ['ipvs', 'iptables', 'nftables'] as const
+
 /** The families to proxy: those of the cluster CIDRs (IPv4 when none is configured). */
 export function families(cidrs: readonly string[]): Family[] {
   const fams = new Set(cidrs.map((c): Family => (inFamily(c, 'inet6') ? 'inet6' : 'inet')))
@@ -201,7 +204,7 @@ export class Daemon {
    * per-service chains, or nftables mode's table. Looked for first (read
    * only), so a restart in the same mode touches nothing.
    */
-  async #leaveMode(other: 'ipvs' | 'iptables' | 'nftables', family: Family): Promise<void> {
+  async #leaveMode(other: (typeof LEAVE_ORDER)[number], family: Family): Promise<void> {
     try {
       if (other === 'nftables') {
         const nft = await Nftables.open()
@@ -350,13 +353,12 @@ export class Daemon {
     if (ct.length > 0) this.#log('info', 'conntrack settings applied', { keys: ct })
 
     const cidrOf = (family: Family): string => cidrs.find((x) => inFamily(x, family)) ?? ''
+    // The other modes' state goes (unless a test gave this mode's dataplane: then the kernel is not ours).
+    const injected = { nftables: this.#nftablesDataplaneOption, ipvs: this.#dataplaneOption, iptables: this.#iptablesDataplaneOption }[c.mode]
     for (const family of families(cidrs)) {
+      if (injected === undefined) for (const other of LEAVE_ORDER) if (other !== c.mode) await this.#leaveMode(other, family)
       let proxier: Proxier
       if (c.mode === 'nftables') {
-        if (this.#nftablesDataplaneOption === undefined) {
-          await this.#leaveMode('ipvs', family)
-          await this.#leaveMode('iptables', family)
-        }
         proxier = new NftablesProxier(opened.get(family) as NftablesDataplane, {
           family,
           masqueradeAll: c.nftables.masqueradeAll,
@@ -367,10 +369,6 @@ export class Daemon {
           ...(nodeZone ? { nodeZone } : {}),
         })
       } else if (c.mode === 'ipvs') {
-        if (this.#dataplaneOption === undefined) {
-          await this.#leaveMode('iptables', family)
-          await this.#leaveMode('nftables', family)
-        }
         proxier = new IpvsProxier(opened.get(family) as IpvsDataplane, {
           family,
           scheduler: ipvsScheduler(c),
@@ -385,10 +383,6 @@ export class Daemon {
           ...(nodeZone ? { nodeZone } : {}),
         })
       } else {
-        if (this.#iptablesDataplaneOption === undefined) {
-          await this.#leaveMode('ipvs', family)
-          await this.#leaveMode('nftables', family)
-        }
         proxier = new IptablesProxier(opened.get(family) as IptablesDataplane, {
           family,
           masqueradeAll: c.iptables.masqueradeAll,
