@@ -317,6 +317,16 @@ function noSuchLink(op: string, link: LinkRef, index?: number): NetlinkError {
 
 // ---- the handle ---------------------------------------------------------------------------
 
+/** listAddresses on a socket opened for the one read and closed after it (a caller that reads rarely). */
+export async function listAddressesOnce(filter: { link?: LinkRef; family?: Family } = {}): Promise<AddressRecord[]> {
+  const rtnl = await Rtnl.open()
+  try {
+    return await rtnl.listAddresses(filter)
+  } finally {
+    await rtnl.close()
+  }
+}
+
 export class Rtnl {
   readonly #sock: NetlinkSocket
 

@@ -3,7 +3,7 @@
 // fake implements the same for host tests (test/support/fake-iptables.ts).
 import { Conntrack } from '../../conntrack.js'
 import { Iptables, type Rule, type RuleRecord } from '../../iptables.js'
-import { Rtnl, type AddressRecord } from '../../route.js'
+import { listAddressesOnce, type AddressRecord } from '../../route.js'
 import { ensureSysctl, getSysctl } from '../../sysctl.js'
 import type { Family } from '../../validate.js'
 import type { Table } from './tables.js'
@@ -57,15 +57,8 @@ export async function openIptablesDataplane(family: Family = 'inet'): Promise<Ip
     conntrack,
     ensureSysctl: (key, value) => ensureSysctl(key, value),
     getSysctl: (key) => getSysctl(key),
-    async listAddresses(f) {
-      // Opened for the one read: only a nodePortAddresses other than all asks, once a full sync.
-      const rtnl = await Rtnl.open()
-      try {
-        return await rtnl.listAddresses({ family: f })
-      } finally {
-        await rtnl.close()
-      }
-    },
+    // Opened for the one read: only a nodePortAddresses other than all asks, once a full sync.
+    listAddresses: (f) => listAddressesOnce({ family: f }),
     async close() {
       await conntrack.close()
     },

@@ -4,7 +4,7 @@
 // (test/support/fake-nftables.ts).
 import { Conntrack } from '../../conntrack.js'
 import { Nftables, type NftChainSpec, type NftElement, type NftFamily, type NftRuleSpec, type NftSetSpec, type NftTableContents } from '../../nftables.js'
-import { Rtnl, type AddressRecord } from '../../route.js'
+import { listAddressesOnce, type AddressRecord } from '../../route.js'
 import type { Family } from '../../validate.js'
 
 /** One edit of a transaction, in the order the kernel applies them. */
@@ -90,14 +90,7 @@ export async function openNftablesDataplane(): Promise<NftablesDataplane> {
       if (edits.length > 0) await queue(nft, edits).commit()
     },
     conntrack,
-    async listAddresses(f) {
-      const rtnl = await Rtnl.open()
-      try {
-        return await rtnl.listAddresses({ family: f })
-      } finally {
-        await rtnl.close()
-      }
-    },
+    listAddresses: (f) => listAddressesOnce({ family: f }),
     async close() {
       await conntrack.close()
       await nft.close()
